@@ -1,0 +1,251 @@
+"""Reading mammograms (DICOM, PNG, TIFF) into display-ready grey pixels and safe metadata.
+
+Laterality convention (checked on the eight CBIS-DDSM samples, whose tags carry it): in the
+standard display a LEFT breast lies with its chest wall on the image's left side and a RIGHT
+breast with its chest wall on the image's right side (the two views hang back to back).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+
+from hct.errors import MammogramError
+
+MAX_PIXELS = 100_000_000  # images beyond this many pixels are refused
+ImageSource = Union[str, Path, bytes, bytearray, BinaryIO]
+
+_CBIS_NAME = re.compile(r"(LEFT|RIGHT)_(CC|MLO)", re.IGNORECASE)
+_VIEW_ALIASES = {"CC": "CC", "MLO": "MLO", "XCCL": "CC", "XCCM": "CC", "FB": "CC", "SIO": "MLO"}
+
+
+@dataclass(frozen=True)
+class MammogramMeta:
+    """Metadata that is safe to display: never a patient's name, id or birth date."""
+
+    laterality: str  # 'L', 'R'
+    view: str  # 'CC', 'MLO' or '' when unknown
+    photometric: str  # MONOCHROME1 / MONOCHROME2 / the PNG or TIFF mode
+    pixel_spacing: tuple[float, float] | None  # (row, col) mm
+    manufacturer: str
+    bit_depth: int
+    source: str  # the path, or '<bytes>'
+    rows: int
+    cols: int
+    laterality_from: str  # 'tags' or 'image' (inferred from which side the breast lies on)
+    view_from: str  # 'tags' or '' (view cannot be inferred)
+    file_format: str  # 'DICOM', 'PNG', 'TIFF', ...
+
+
+@dataclass(frozen=True)
+class Mammogram:
+    """A mammogram in display orientation: float32 pixels, higher = brighter (denser tissue)."""
+
+    pixels: np.ndarray
+    meta: MammogramMeta
+
+
+def read_mammogram(source: ImageSource) -> Mammogram:
+    """Read a DICOM, PNG or TIFF mammogram from a path, bytes or a binary file-like object.
+
+    Raises :class:`MammogramError` with the reason for any input that is not a readable grey image.
+    """
+    data, name = _read_bytes(source)
+    if not data:
+        raise MammogramError(f"{name} is empty (0 bytes); choose a DICOM, PNG or TIFF mammogram.")
+    if len(data) > 132 and data[128:132] == b"DICM":
+        pixels, tags = _read_dicom(data, name)
+    else:
+        pixels, tags = _read_picture(data, name)
+    rows, cols = pixels.shape
+    laterality, view = tags.pop("laterality"), tags.pop("view")
+    laterality_from = "tags" if laterality else "image"
+    if not laterality:
+        laterality = infer_laterality(pixels)
+    return Mammogram(
+        pixels=pixels,
+        meta=MammogramMeta(
+            laterality=laterality, view=view, rows=rows, cols=cols, source=name,
+            laterality_from=laterality_from, view_from="tags" if view else "", **tags,
+        ),
+    )
+
+
+def read_dicom_tags(path: str | Path) -> dict:
+    """Laterality, view and safe descriptive tags of a DICOM file without decoding its pixels."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except Exception as err:  # pydicom raises many kinds for corrupt files
+        raise MammogramError(f"{path} is not a readable DICOM file ({err}).") from err
+    return _dicom_tags(ds)
+
+
+def infer_laterality(pixels: np.ndarray) -> str:
+    """'L' when the breast lies on the image's left half (chest wall left), else 'R'."""
+    from hct.data.preprocess import breast_mask
+
+    mask = breast_mask(pixels)
+    half = mask.shape[1] // 2
+    return "L" if mask[:, :half].sum() >= mask[:, half:].sum() else "R"
+
+
+def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise MammogramError(f"{path} does not exist or is not a file; check the path.")
+        return path.read_bytes(), str(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "<bytes>"
+    if hasattr(source, "read"):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise MammogramError("The file object returned text; open the mammogram in binary mode.")
+        return bytes(data), str(getattr(source, "name", "<bytes>"))
+    raise MammogramError(f"Cannot read a mammogram from a {type(source).__name__}; pass a path, bytes or a file.")
+
+
+def _check_size(rows: int, cols: int, name: str) -> None:
+    if rows * cols > MAX_PIXELS:
+        raise MammogramError(
+            f"{name} is {rows}x{cols} = {rows * cols / 1e6:.0f} megapixels, beyond the "
+            f"{MAX_PIXELS / 1e6:.0f} megapixel limit; downsample it first."
+        )
+    if rows < 16 or cols < 16:
+        raise MammogramError(f"{name} is only {rows}x{cols} pixels; that is not a mammogram.")
+
+
+def _read_dicom(data: bytes, name: str) -> tuple[np.ndarray, dict]:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except Exception as err:
+        raise MammogramError(f"{name} is a corrupt or truncated DICOM file ({err}); export it again.") from err
+    if "PixelData" not in ds:
+        raise MammogramError(f"{name} is a DICOM file without pixel data (a report or structured data?).")
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None or not syntax.is_transfer_syntax:
+        raise MammogramError(
+            f"{name} uses an unsupported transfer syntax ({syntax or 'none'}); convert it to "
+            "explicit VR little endian, JPEG, JPEG 2000 or RLE."
+        )
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        bits = int(ds.BitsStored)
+    except Exception as err:
+        raise MammogramError(f"{name} lacks a valid Rows/Columns/BitsStored ({err}).") from err
+    _check_size(rows, cols, name)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if samples != 1 or not photometric.startswith("MONOCHROME"):
+        raise MammogramError(f"{name} is a colour image ({photometric}); a mammogram must be greyscale.")
+    if frames != 1:
+        raise MammogramError(f"{name} holds {frames} frames (tomosynthesis?); export one 2-D view.")
+    try:
+        stored = ds.pixel_array
+    except Exception as err:
+        raise MammogramError(
+            f"{name}: its pixel data could not be decoded ({type(err).__name__}: {err}); "
+            f"the file may be truncated or its compression ({syntax.name}) unsupported."
+        ) from err
+    pixels = apply_modality_lut(stored, ds)
+    if "WindowCenter" in ds or "VOILUTSequence" in ds:
+        pixels = apply_voi_lut(pixels, ds)
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if photometric == "MONOCHROME1":
+        pixels = pixels.max() + pixels.min() - pixels
+    if pixels.shape != (rows, cols):
+        raise MammogramError(f"{name}: decoded pixels are {pixels.shape}, not {rows}x{cols}.")
+    tags = _dicom_tags(ds)
+    tags.update(photometric=photometric, bit_depth=bits, file_format="DICOM")
+    return np.ascontiguousarray(pixels), tags
+
+
+def _dicom_tags(ds) -> dict:
+    laterality = ""
+    for key in ("ImageLaterality", "Laterality"):
+        value = str(ds.get(key, "") or "").upper()
+        if value in ("L", "R"):
+            laterality = value
+            break
+    view = _VIEW_ALIASES.get(str(ds.get("ViewPosition", "") or "").upper(), "")
+    for key in ("SeriesDescription", "PatientID", "PatientName"):
+        match = _CBIS_NAME.search(str(ds.get(key, "") or ""))
+        if match:
+            laterality = laterality or match.group(1)[0].upper()
+            view = view or match.group(2).upper()
+            break
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    return dict(
+        laterality=laterality,
+        view=view,
+        pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing else None,
+        manufacturer=str(ds.get("Manufacturer", "") or ""),
+    )
+
+
+def _read_picture(data: bytes, name: str) -> tuple[np.ndarray, dict]:
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return _read_tiff(data, name)
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            _check_size(image.height, image.width, name)
+            mode, fmt = image.mode, image.format or "image"
+            if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA"):
+                raise MammogramError(f"{name} is a colour {fmt} ({mode}); save the mammogram as greyscale.")
+            pixels = np.asarray(image)
+    except MammogramError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise MammogramError(f"{name} is not an image HCT Explorer can read ({err}); use DICOM, PNG or TIFF.") from err
+    except Exception as err:
+        raise MammogramError(f"{name} is a corrupt image ({err}).") from err
+    if pixels.ndim != 2:
+        raise MammogramError(f"{name} has shape {pixels.shape}; a mammogram must be a single grey plane.")
+    bits = 1 if pixels.dtype == bool else pixels.dtype.itemsize * 8
+    return pixels.astype(np.float32), _picture_tags(mode, bits, fmt)
+
+
+def _read_tiff(data: bytes, name: str) -> tuple[np.ndarray, dict]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            shape = page.shape
+            if len(shape) == 3 and shape[-1] in (3, 4) or page.photometric in (2, 3, 5, 6):
+                raise MammogramError(f"{name} is a colour TIFF; save the mammogram as greyscale.")
+            if len(shape) != 2:
+                raise MammogramError(f"{name} has shape {shape}; a mammogram must be a single grey plane.")
+            _check_size(shape[0], shape[1], name)
+            pixels = page.asarray()
+            inverted = page.photometric == 0  # MINISWHITE
+    except MammogramError:
+        raise
+    except Exception as err:
+        raise MammogramError(f"{name} is a corrupt TIFF ({err}).") from err
+    bits = pixels.dtype.itemsize * 8
+    pixels = pixels.astype(np.float32)
+    if inverted:
+        pixels = pixels.max() + pixels.min() - pixels
+    return pixels, _picture_tags("MINISWHITE" if inverted else "MINISBLACK", bits, "TIFF")
+
+
+def _picture_tags(mode: str, bits: int, fmt: str) -> dict:
+    return dict(laterality="", view="", pixel_spacing=None, manufacturer="", photometric=mode,
+                bit_depth=bits, file_format=fmt)

@@ -1,0 +1,242 @@
+"""The paper's evaluation tables: overall AUC, AUC by finding type (Table A1), by finding-size
+threshold (Fig. A2a) and by size tertile (Fig. A2b), and the Table 3 layout.
+
+Every breakdown pits a subset of the malignant images against ALL negative images (label 0, whatever
+their findings). Models are compared on the same images (joined on image_id) and on the same
+bootstrap resamples, so a model's difference to the reference model has a paired interval. A cell
+that cannot be computed (no positives, no negatives, only single-class resamples) is NaN with a
+``reason``; it never raises and never shows a number computed on the wrong images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hct.data.records import FINDING_TYPES
+from hct.errors import EvaluationError
+from hct.eval.auc import auc, resample_aucs
+from hct.eval.predictions import validate_predictions
+
+SIZE_THRESHOLDS = (100, 150, 200, 250, 300, 350, 400)
+TERTILES = ("small", "medium", "large")
+RESULT_COLUMNS = (
+    "model", "n_pos", "n_neg", "auc", "low", "high", "n_skipped",
+    "reference", "difference", "difference_low", "difference_high", "reason",
+)
+
+
+def _examples(values: Sequence[object], limit: int = 3) -> str:
+    return ", ".join(repr(v) for v in list(values)[:limit])
+
+
+def model_names(predictions: pd.DataFrame) -> list[str]:
+    """The models of a predictions table in order of first appearance."""
+    return list(dict.fromkeys(predictions["model"]))
+
+
+def score_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per image_id: label, finding_types, finding_size and one probability column per model.
+
+    Raises EvaluationError when the models were not run on the same images or disagree on a label.
+    """
+    predictions = validate_predictions(predictions)
+    if "stage" in predictions.columns and predictions["stage"].nunique() > 1:
+        raise EvaluationError("the predictions mix patch and image stages; compare one stage at a time (filter on 'stage').")
+    models = model_names(predictions)
+    first = predictions[predictions["model"] == models[0]].set_index("image_id")
+    table = first[["label", "finding_types", "finding_size"]].copy()
+    for name in models:
+        rows = predictions[predictions["model"] == name].set_index("image_id")
+        only_here = rows.index.difference(table.index)
+        only_there = table.index.difference(rows.index)
+        if len(only_here) or len(only_there):
+            raise EvaluationError(
+                f"models {models[0]!r} and {name!r} were not run on the same images: "
+                f"{len(only_there)} image_id(s) only in {models[0]!r} ({_examples(only_there)}), "
+                f"{len(only_here)} only in {name!r} ({_examples(only_here)}); predict every model on the same split."
+            )
+        differ = rows["label"].reindex(table.index) != table["label"]
+        if differ.any():
+            raise EvaluationError(
+                f"models {models[0]!r} and {name!r} disagree on the label of {int(differ.sum())} image(s) "
+                f"({_examples(table.index[differ])}); the predictions come from different manifests."
+            )
+        table[name] = rows["probability"].reindex(table.index)
+    return table
+
+
+def _compare(
+    table: pd.DataFrame,
+    positives: pd.Series,
+    models: Sequence[str],
+    reference: str | None,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+) -> list[dict[str, object]]:
+    """One result row per model for ``positives`` (a mask of malignant images) against all negatives."""
+    subset = table[positives.to_numpy() | (table["label"] == 0).to_numpy()]
+    labels = subset["label"].to_numpy()
+    n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
+    rows = [
+        {"model": m, "n_pos": n_pos, "n_neg": n_neg, "auc": np.nan, "low": np.nan, "high": np.nan, "n_skipped": 0,
+         "reference": reference or "", "difference": np.nan, "difference_low": np.nan, "difference_high": np.nan,
+         "reason": ""}
+        for m in models
+    ]
+    reason = "no malignant images in this subset" if n_pos == 0 else "no negative images" if n_neg == 0 else ""
+    if not reason:
+        aucs, skipped = resample_aucs(labels, subset[list(models)].to_numpy().T, n_boot=n_boot, seed=seed)
+        if aucs.shape[0] == 0:
+            reason = "every bootstrap resample held one class only"
+    if reason:
+        for row in rows:
+            row["reason"] = reason
+        return rows
+    q = [alpha / 2, 1 - alpha / 2]
+    point = {m: auc(labels, subset[m].to_numpy()) for m in models}
+    for j, row in enumerate(rows):
+        row["auc"] = point[row["model"]]
+        row["low"], row["high"] = np.quantile(aucs[:, j], q)
+        row["n_skipped"] = skipped
+        if reference is not None and row["model"] != reference:
+            r = list(models).index(reference)
+            row["difference"] = point[row["model"]] - point[reference]
+            row["difference_low"], row["difference_high"] = np.quantile(aucs[:, j] - aucs[:, r], q)
+    return rows
+
+
+def _breakdown(
+    predictions: pd.DataFrame,
+    subsets: Mapping[object, pd.Series],
+    group: str,
+    reference: str | None,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+    table: pd.DataFrame,
+) -> pd.DataFrame:
+    models = model_names(predictions)
+    if reference is not None and reference not in models:
+        raise EvaluationError(f"reference model {reference!r} is not in the predictions (models: {', '.join(models)}).")
+    rows = []
+    for key, positives in subsets.items():
+        for row in _compare(table, positives, models, reference, n_boot, seed, alpha):
+            rows.append({group: key, **row})
+    return pd.DataFrame(rows, columns=[group, *RESULT_COLUMNS])
+
+
+def overall_auc(predictions: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """AUC with its interval for every model (and stage, when the table has a ``stage`` column)."""
+    predictions = validate_predictions(predictions)
+    keys = ["stage", "model"] if "stage" in predictions.columns else ["model"]
+    frames = []
+    for key, rows in predictions.groupby(keys, sort=False):
+        table = score_table(rows)
+        result = _compare(table, table["label"] == 1, [key[-1]], None, n_boot, seed, alpha)[0]
+        frames.append({**dict(zip(keys, key)), **result})
+    return pd.DataFrame(frames, columns=[*keys, *RESULT_COLUMNS[1:7], "reason"])
+
+
+def finding_type_auc(
+    predictions: pd.DataFrame,
+    reference: str | None = None,
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Table A1: per finding type, malignant images with that type against all negative images."""
+    table = score_table(predictions)
+    types = table["finding_types"].str.split(";")
+    malignant = table["label"] == 1
+    subsets = {t: malignant & types.apply(lambda ts, t=t: t in ts) for t in FINDING_TYPES}
+    return _breakdown(predictions, subsets, "finding_type", reference, n_boot, seed, alpha, table)
+
+
+def finding_size_auc(
+    predictions: pd.DataFrame,
+    reference: str | None = None,
+    thresholds: Sequence[float] = SIZE_THRESHOLDS,
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Fig. A2a: per threshold, malignant images with finding_size < threshold against all negatives.
+
+    Malignant images without a size (NaN) are in no subset.
+    """
+    table = score_table(predictions)
+    malignant = table["label"] == 1
+    subsets = {t: malignant & (table["finding_size"] < t) for t in thresholds}
+    return _breakdown(predictions, subsets, "threshold", reference, n_boot, seed, alpha, table)
+
+
+def size_tertiles(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """Masks of the small, medium and large thirds of the malignant images that have a size.
+
+    Rank-based split: images sorted by (finding_size, image_id) are cut into three parts whose sizes
+    differ by at most one (the first parts take the extra images), so images of tied size at a cut
+    may fall in neighbouring tertiles, always the same way.
+    """
+    sized = table[(table["label"] == 1) & np.isfinite(table["finding_size"])]
+    order = sized.assign(_id=sized.index).sort_values(["finding_size", "_id"], kind="mergesort").index
+    return {name: pd.Series(table.index.isin(part), index=table.index) for name, part in zip(TERTILES, np.array_split(order, 3))}
+
+
+def size_tertile_auc(
+    predictions: pd.DataFrame,
+    reference: str | None = None,
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Fig. A2b: each size tertile of the malignant images against all negatives; the difference
+    columns hold each model's absolute improvement over ``reference``."""
+    table = score_table(predictions)
+    subsets = size_tertiles(table)
+    result = _breakdown(predictions, subsets, "tertile", reference, n_boot, seed, alpha, table)
+    sizes = {name: table.loc[mask.to_numpy(), "finding_size"] for name, mask in subsets.items()}
+    result.insert(1, "size_min", result["tertile"].map(lambda t: sizes[t].min()))
+    result.insert(2, "size_max", result["tertile"].map(lambda t: sizes[t].max()))
+    return result
+
+
+def _format_ci(value: float, low: float, high: float) -> str:
+    return "" if np.isnan(value) else f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
+
+
+def table3(
+    patch: pd.DataFrame | None,
+    image: pd.DataFrame | None,
+    params: Mapping[str, float] | None = None,
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Table 3 layout: one row per model, its parameters (millions) and "AUC [95% CI]" (percent) for the
+    patch and the image models. ``params`` overrides a ``params_millions`` column of the predictions."""
+    stages = {"patch": patch, "image": image}
+    given = {s: validate_predictions(p) for s, p in stages.items() if p is not None}
+    if not given:
+        raise EvaluationError("table3 needs patch or image predictions (or both).")
+    models = list(dict.fromkeys(m for p in given.values() for m in model_names(p)))
+    out = pd.DataFrame({"model": models})
+    known = dict(params or {})
+    for p in given.values():
+        if "params_millions" in p.columns:
+            for name, value in p.groupby("model", sort=False)["params_millions"].first().items():
+                known.setdefault(name, value)
+    out["params_millions"] = out["model"].map(lambda m: known.get(m, np.nan)).astype(float)
+    for stage in stages:
+        results = overall_auc(given[stage], n_boot=n_boot, seed=seed, alpha=alpha).set_index("model") if stage in given else None
+        for column in ("auc", "low", "high"):
+            out[f"{stage}_{column}"] = out["model"].map(results[column]) if results is not None else np.nan
+        out[stage] = [_format_ci(*vals) for vals in out[[f"{stage}_auc", f"{stage}_low", f"{stage}_high"]].to_numpy()]
+    return out

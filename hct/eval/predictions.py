@@ -1,0 +1,222 @@
+"""Predictions tables: one row per (model, image) with the image's label, findings and probability.
+
+Columns (``PREDICTION_COLUMNS``): image_id, patient_id, laterality, view, label (1 malignant, 0 not),
+finding_types (';'-joined), finding_size (float, NaN without a box), probability (of malignancy),
+model, checkpoint_sha256. Optional columns: ``stage`` ("patch" or "image", for Table 3) and
+``params_millions`` (the model's parameter count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from hct.data.records import ImageRecord
+from hct.errors import EvaluationError
+
+if TYPE_CHECKING:  # torch is imported only when predicting
+    import torch
+
+PREDICTION_COLUMNS = (
+    "image_id",
+    "patient_id",
+    "laterality",
+    "view",
+    "label",
+    "finding_types",
+    "finding_size",
+    "probability",
+    "model",
+    "checkpoint_sha256",
+)
+OPTIONAL_COLUMNS = ("stage", "params_millions")
+STAGES = ("patch", "image")
+_TEXT_COLUMNS = ("image_id", "patient_id", "laterality", "view", "finding_types", "model", "checkpoint_sha256", "stage")
+
+Progress = Callable[[int, int], None]
+
+
+def _examples(values: Iterable[object], limit: int = 3) -> str:
+    return ", ".join(repr(v) for v in list(values)[:limit])
+
+
+def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, labelled: bool = True) -> pd.DataFrame:
+    """A normalised copy of a predictions table, or EvaluationError saying what is wrong.
+
+    ``labelled=False`` also accepts label -1 (unknown), e.g. for uploaded images.
+    """
+    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise EvaluationError(
+            f"{source} lacks the column(s) {', '.join(missing)}; a predictions table needs "
+            f"{', '.join(PREDICTION_COLUMNS)} (write it with hct.eval.write_predictions or `python -m hct predict`)."
+        )
+    out = df.copy()
+    for column in _TEXT_COLUMNS:
+        if column in out.columns:
+            out[column] = out[column].fillna("").astype(str)
+    out["finding_size"] = pd.to_numeric(out["finding_size"], errors="coerce").astype(float)
+    if "params_millions" in out.columns:
+        out["params_millions"] = pd.to_numeric(out["params_millions"], errors="coerce").astype(float)
+
+    probability = pd.to_numeric(out["probability"], errors="coerce").astype(float)
+    bad = ~np.isfinite(probability) | (probability < 0) | (probability > 1)
+    if bad.any():
+        raise EvaluationError(
+            f"{source}: {int(bad.sum())} probabilities are missing, NaN or outside [0, 1] "
+            f"(image_id {_examples(out.loc[bad, 'image_id'])}); re-run the predictions for those images."
+        )
+    out["probability"] = probability
+
+    label = pd.to_numeric(out["label"], errors="coerce")
+    allowed = (0, 1, -1) if not labelled else (0, 1)
+    bad = ~label.isin(allowed)
+    if bad.any():
+        raise EvaluationError(
+            f"{source}: {int(bad.sum())} labels are not in {set(allowed)} (image_id {_examples(out.loc[bad, 'image_id'])}); "
+            "use 1 for malignant and 0 for non-malignant images, and evaluate only labelled images."
+        )
+    out["label"] = label.astype(np.int64)
+
+    if (out["model"] == "").any():
+        raise EvaluationError(f"{source}: some rows have no model name; fill the 'model' column.")
+    if "stage" in out.columns:
+        bad = ~out["stage"].isin(STAGES)
+        if bad.any():
+            raise EvaluationError(
+                f"{source}: stage must be one of {', '.join(STAGES)}, got {_examples(out.loc[bad, 'stage'].unique())}."
+            )
+    keys = ["model", "stage", "image_id"] if "stage" in out.columns else ["model", "image_id"]
+    duplicated = out.duplicated(keys, keep=False)
+    if duplicated.any():
+        raise EvaluationError(
+            f"{source}: {int(out.loc[duplicated, 'image_id'].nunique())} image_id(s) appear more than once for one model "
+            f"({_examples(out.loc[duplicated, 'image_id'].unique())}); keep one prediction per image and model."
+        )
+    columns = list(PREDICTION_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in out.columns]
+    return out[columns].reset_index(drop=True)
+
+
+def _is_parquet(path: Path) -> bool:
+    if path.suffix.lower() != ".parquet":
+        return False
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as err:
+        raise EvaluationError(f"{path} is a Parquet file but pyarrow is not installed; pip install pyarrow or use .csv.") from err
+    return True
+
+
+def read_predictions(path: str | Path, *, labelled: bool = True) -> pd.DataFrame:
+    """Read and validate a predictions table from CSV (or Parquet for a ``.parquet`` suffix)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"predictions file {path} does not exist; write it with `python -m hct predict`.")
+    try:
+        if _is_parquet(path):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False, na_values={"finding_size": [""]})
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise EvaluationError(f"cannot read predictions file {path}: {err}; is it a CSV written by write_predictions?") from err
+    return validate_predictions(df, str(path), labelled=labelled)
+
+
+def write_predictions(df: pd.DataFrame, path: str | Path, *, labelled: bool = True) -> Path:
+    """Validate and write a predictions table as CSV (or Parquet for a ``.parquet`` suffix)."""
+    path = Path(path)
+    df = validate_predictions(df, "predictions to write", labelled=labelled)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _is_parquet(path):
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+    return path
+
+
+def batch_records(dataset: Sequence, records: Sequence[ImageRecord], batch_size: int) -> Iterator[tuple[torch.Tensor, list[ImageRecord]]]:
+    """``(images (B,1,H,W), records)`` batches from a dataset whose items are ``(image, label)``."""
+    import torch
+
+    if batch_size < 1:
+        raise EvaluationError(f"batch_size must be at least 1, got {batch_size}.")
+    for start in range(0, len(records), batch_size):
+        stop = min(start + batch_size, len(records))
+        yield torch.stack([dataset[i][0] for i in range(start, stop)]), list(records[start:stop])
+
+
+def predict_batches(
+    model: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, Sequence[ImageRecord]]],
+    *,
+    device: str = "cpu",
+    model_name: str = "",
+    checkpoint_sha256: str = "",
+    total: int | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Run a two-logit classifier over ``(images, records)`` batches; probability = softmax(logits)[:, 1]."""
+    import torch
+
+    model = model.to(device).eval()
+    name = model_name or type(model).__name__
+    rows: list[dict[str, object]] = []
+    with torch.inference_mode():
+        for images, batch in batches:
+            logits = model(images.to(device))
+            if logits.ndim != 2 or logits.shape[1] != 2 or logits.shape[0] != len(batch):
+                raise EvaluationError(
+                    f"the model returned logits of shape {tuple(logits.shape)} for {len(batch)} images; "
+                    "predict needs a classifier with two outputs (not malignant, malignant)."
+                )
+            probabilities = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+            for record, probability in zip(batch, probabilities):
+                rows.append(_row(record, float(probability), name, checkpoint_sha256))
+            if progress is not None:
+                progress(len(rows), total if total is not None else len(rows))
+    return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+
+
+def _row(record: ImageRecord, probability: float, model: str, checkpoint_sha256: str) -> dict[str, object]:
+    return {
+        "image_id": record.image_id,
+        "patient_id": record.patient_id,
+        "laterality": record.laterality,
+        "view": record.view,
+        "label": record.label,
+        "finding_types": ";".join(record.finding_types),
+        "finding_size": float("nan") if record.finding_size is None else float(record.finding_size),
+        "probability": probability,
+        "model": model,
+        "checkpoint_sha256": checkpoint_sha256,
+    }
+
+
+def predict(
+    model: torch.nn.Module,
+    records: Sequence[ImageRecord],
+    *,
+    size: tuple[int, int],
+    batch_size: int = 4,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    model_name: str = "",
+    checkpoint_sha256: str = "",
+) -> pd.DataFrame:
+    """Predictions table of ``model`` over ``records``, read by ``hct.data.MammogramDataset(records, size)``."""
+    from hct.data import MammogramDataset
+
+    records = list(records)
+    return predict_batches(
+        model,
+        batch_records(MammogramDataset(records, size), records, batch_size),
+        device=device,
+        model_name=model_name,
+        checkpoint_sha256=checkpoint_sha256,
+        total=len(records),
+        progress=progress,
+    )

@@ -1,0 +1,114 @@
+"""Every evaluation table and figure of a predictions table, computed at once and written to a folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hct.eval import figures, static_figures
+from hct.eval.auc import auc, roc_curve_points
+from hct.eval.breakdowns import (
+    SIZE_THRESHOLDS,
+    finding_size_auc,
+    finding_type_auc,
+    model_names,
+    overall_auc,
+    score_table,
+    size_tertile_auc,
+    table3,
+)
+from hct.eval.predictions import validate_predictions
+
+
+@dataclass
+class EvaluationReport:
+    """The tables of one evaluation; breakdowns and ROC curves are of the image stage (or all rows)."""
+
+    auc: pd.DataFrame
+    finding_type: pd.DataFrame
+    finding_size: pd.DataFrame
+    size_tertiles: pd.DataFrame
+    table3: pd.DataFrame | None = None
+    roc: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    roc_auc: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate(
+    predictions: pd.DataFrame,
+    *,
+    reference: str | None = None,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    thresholds: Sequence[float] = SIZE_THRESHOLDS,
+    params: Mapping[str, float] | None = None,
+) -> EvaluationReport:
+    """All tables of ``predictions``; differences are against ``reference`` (default: the first model).
+
+    With a ``stage`` column, auc.csv covers every stage, Table 3 is built and the breakdowns use the
+    image stage (the patch stage when there is no image stage).
+    """
+    predictions = validate_predictions(predictions)
+    image = predictions
+    table = None
+    if "stage" in predictions.columns:
+        by_stage = {s: rows for s, rows in predictions.groupby("stage")}
+        image = by_stage.get("image", by_stage.get("patch"))
+        table = table3(by_stage.get("patch"), by_stage.get("image"), params, n_boot=n_boot, seed=seed, alpha=alpha)
+    reference = reference or model_names(image)[0]
+    options = {"n_boot": n_boot, "seed": seed, "alpha": alpha}
+    scores = score_table(image)
+    report = EvaluationReport(
+        auc=overall_auc(predictions, **options),
+        finding_type=finding_type_auc(image, reference, **options),
+        finding_size=finding_size_auc(image, reference, thresholds, **options),
+        size_tertiles=size_tertile_auc(image, reference, **options),
+        table3=table,
+    )
+    labels = scores["label"].to_numpy()
+    if 0 < labels.sum() < labels.size:
+        for model in model_names(image):
+            fpr, tpr, _ = roc_curve_points(labels, scores[model].to_numpy())
+            report.roc[model] = (fpr, tpr)
+            report.roc_auc[model] = auc(labels, scores[model].to_numpy())
+    return report
+
+
+def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
+    """Write the report's CSV tables, PNG figures and offline HTML figures (one shared plotly.min.js)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "auc": report.auc,
+        "finding_type": report.finding_type,
+        "finding_size": report.finding_size,
+        "size_tertiles": report.size_tertiles,
+        "table3": report.table3,
+    }
+    written = []
+    for name, frame in tables.items():
+        if frame is not None:
+            frame.to_csv(out / f"{name}.csv", index=False)
+            written.append(out / f"{name}.csv")
+    plots = {
+        "finding_type": (figures.finding_type_figure(report.finding_type),
+                         lambda p: static_figures.save_finding_type_png(report.finding_type, p)),
+        "finding_size": (figures.size_threshold_figure(report.finding_size),
+                         lambda p: static_figures.save_size_threshold_png(report.finding_size, p)),
+        "size_tertiles": (figures.tertile_figure(report.size_tertiles),
+                          lambda p: static_figures.save_tertile_png(report.size_tertiles, p)),
+    }
+    if report.roc:
+        plots["roc"] = (figures.roc_figure(report.roc, report.roc_auc),
+                        lambda p: static_figures.save_roc_png(report.roc, report.roc_auc, p))
+    for name, (figure, save_png) in plots.items():
+        save_png(out / f"{name}.png")
+        # "directory": the page loads plotly.min.js from beside it, written once, so it works offline.
+        figure.write_html(out / f"{name}.html", include_plotlyjs="directory")
+        written += [out / f"{name}.png", out / f"{name}.html"]
+    written.append(out / "plotly.min.js")
+    return written

@@ -1,0 +1,90 @@
+"""Residual blocks of the ResNet-22 variants: plain (GMIC), deformable (Def-GMIC), AC (HCT).
+
+All are pre-activation blocks as in GMIC: ``BN, ReLU`` first; the residual's 1x1 downsample (no
+BN) takes the pre-activated input.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import DeformConv2d
+
+from hct.models.attention import SpatialAttention
+
+
+def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+
+
+def _downsample(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d | None:
+    if stride == 1 and in_ch == out_ch:
+        return None
+    return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+
+
+class DeformableConv3x3(nn.Module):
+    """A 3x3 deformable convolution (Dai et al.) whose offsets come from a 3x3 convolution.
+
+    The offset convolution starts at zero, so at initialisation it equals a plain 3x3 conv.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
+        super().__init__()
+        self.offset = nn.Conv2d(in_ch, 2 * 3 * 3, 3, stride=stride, padding=1, bias=True)
+        self.conv = DeformConv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.zero_offsets()
+
+    def zero_offsets(self) -> None:
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, self.offset(x))
+
+
+class PreActBlock(nn.Module):
+    """GMIC's BasicBlockV2: BN, ReLU, conv3x3(stride), BN, ReLU, conv3x3, + residual.
+
+    ``deformable=True`` makes the first convolution deformable (Def-GMIC).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, deformable: bool = False) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(in_ch, out_ch, stride)
+        self.conv1 = DeformableConv3x3(in_ch, out_ch, stride) if deformable else conv3x3(in_ch, out_ch, stride)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.conv2 = conv3x3(out_ch, out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(x))
+        residual = x if self.downsample is None else self.downsample(out)
+        out = self.conv1(out)
+        out = self.conv2(self.relu(self.bn2(out)))
+        return out + residual
+
+
+class ACBlock(nn.Module):
+    """Attention-Convolution block (paper, Algorithm 1).
+
+    BN, ReLU, global self-attention over all positions (+ the block input), BN, ReLU, then a 3x3
+    convolution that sets both the stride and the number of output channels, + residual.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, attention: SpatialAttention) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(in_ch, out_ch, stride)
+        self.attention = attention
+        self.bn2 = nn.BatchNorm2d(in_ch)
+        self.conv2 = conv3x3(in_ch, out_ch, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(x))
+        residual = x if self.downsample is None else self.downsample(out)
+        out = self.attention(out) + x
+        out = self.conv2(self.relu(self.bn2(out)))
+        return out + residual

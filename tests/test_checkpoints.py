@@ -1,0 +1,107 @@
+"""Checkpoints: round trip, model card, and refusal of anything that is not what it claims."""
+
+import json
+
+import pytest
+import torch
+
+from hct.checkpoints import find_checkpoints, load_checkpoint, read_card, save_checkpoint
+from hct.errors import CheckpointError
+from hct.models import create_model
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("hct_performer_relu", first_stage_stride=1).eval()
+    card = save_checkpoint(model, tmp_path / "hct", input_size=(128, 96), stage="image", metrics={"test_auc": 0.7})
+    return model, card, tmp_path / "hct.safetensors"
+
+
+def test_round_trip_gives_equal_outputs(saved):
+    model, card, path = saved
+    loaded, loaded_card = load_checkpoint(path)
+    assert loaded_card == card and card.overrides == {"first_stage_stride": 1}
+    assert card.parameters == 1735026 and card.input_size == (128, 96)
+    x = torch.randn(2, 1, 128, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+        torch.testing.assert_close(loaded(x), loaded(x), rtol=0, atol=0)
+
+
+def test_half_precision_storage_casts_back(tmp_path):
+    model = create_model("gmic").eval()
+    save_checkpoint(model, tmp_path / "g", dtype=torch.float16)
+    loaded, card = load_checkpoint(tmp_path / "g.json")
+    assert card.weights_dtype == "float16"
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.randn(1, 1, 128, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=2e-2, atol=2e-2)
+
+
+def test_tampered_weights_are_refused(saved):
+    _, _, path = saved
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its model card"):
+        load_checkpoint(path)
+
+
+def test_truncated_weights_are_refused(saved):
+    _, _, path = saved
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        load_checkpoint(path)
+
+
+def test_corrupt_file_with_matching_hash_is_refused(saved):
+    """Even a card whose sha256 was updated cannot make garbage load."""
+    _, _, path = saved
+    path.write_bytes(b"not a safetensors file at all")
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    import hashlib
+    card["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(path)
+
+
+def test_other_architecture_is_refused(saved):
+    _, _, path = saved
+    with pytest.raises(CheckpointError, match="not gmic"):
+        load_checkpoint(path, architecture="gmic")
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["architecture"], card["overrides"] = "gmic", {}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="does not fit architecture gmic"):
+        load_checkpoint(path)
+
+
+def test_missing_files_are_named(tmp_path, saved):
+    with pytest.raises(CheckpointError, match="no model card"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+    _, _, path = saved
+    path.unlink()
+    with pytest.raises(CheckpointError, match="weights file .* is missing"):
+        load_checkpoint(path)
+
+
+def test_garbage_card_is_refused(saved):
+    _, _, path = saved
+    path.with_suffix(".json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        read_card(path)
+
+
+def test_find_and_cli_list(saved, capsys):
+    from hct.__main__ import main
+
+    _, _, path = saved
+    assert find_checkpoints(path.parent) == [path]
+    assert main(["models", "--checkpoints", str(path.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "hct_performer_relu" in out and "hct.safetensors" in out and "1.735 M" in out

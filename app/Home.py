@@ -1,7 +1,27 @@
-"""HCT Explorer: the Streamlit entry point (``streamlit run app/Home.py``)."""
+"""HCT Explorer: the Streamlit entry point and router (``streamlit run app/Home.py`` from the repo root)."""
 
-import streamlit as st
+import sys
+from pathlib import Path
 
-st.set_page_config(page_title="HCT Explorer", layout="wide")
-st.title("HCT Explorer")
-st.write("Effective receptive fields and explanations of high-resolution mammography models.")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import sidebar  # noqa: E402
+
+PAGES = [
+    st.Page("../pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("../pages/models.py", title="Models", icon=":material/neurology:"),
+    st.Page("../pages/images.py", title="Images", icon=":material/image:"),
+    st.Page("../pages/erf_explorer.py", title="ERF explorer", icon=":material/blur_on:"),
+    st.Page("../pages/attention.py", title="Attention", icon=":material/visibility:"),
+    st.Page("../pages/breakdowns.py", title="Breakdowns", icon=":material/bar_chart:"),
+    st.Page("../pages/training.py", title="Training", icon=":material/model_training:"),
+]
+
+st.set_page_config(page_title="HCT Explorer", page_icon=":material/blur_on:", layout="wide")
+page = st.navigation(PAGES)
+sidebar.render()
+page.run()

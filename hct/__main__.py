@@ -10,8 +10,11 @@ from hct.errors import HCTError
 
 # Each module defines ``add_commands(subparsers)``; a command's handler is stored as ``func``.
 COMMAND_MODULES = (
+    "hct.data.cli",
     "hct.models.cli",
+    "hct.explain.cli",
     "hct.eval.cli",
+    "hct.train.cli",
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -129,9 +130,14 @@ def _read_dicom(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(io.BytesIO(data))
     except Exception as err:
         raise MammogramError(f"{name} is a corrupt or truncated DICOM file ({err}); export it again.") from err
+    ended_early = [w for w in caught if "End of file" in str(w.message) or "truncated" in str(w.message).lower()]
+    if ended_early:
+        raise MammogramError(f"{name} is a truncated DICOM file ({ended_early[0].message}); copy it again in full.")
     if "PixelData" not in ds:
         raise MammogramError(f"{name} is a DICOM file without pixel data (a report or structured data?).")
     syntax = ds.file_meta.get("TransferSyntaxUID")

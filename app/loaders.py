@@ -1,0 +1,182 @@
+"""Process-wide cached resources: the device, models (loaded once, read-only, eval mode) and images."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from hct.checkpoints import ModelCard, find_checkpoints, load_checkpoint, read_card
+from hct.data import Mammogram, Preprocessed, parse_size, preprocess, read_mammogram
+from hct.data.preprocess import resize
+from hct.devices import resolve_device
+from hct.errors import HCTError
+from hct.models import DISPLAY_NAMES, create_model, list_models
+from hct.train.jobs import DEFAULT_STORE, JobStore
+
+from app.state import ImageItem
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the app can load: a shipped/trained checkpoint, or a registry architecture at random init."""
+
+    key: str
+    label: str
+    architecture: str
+    checkpoint: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.checkpoint is not None
+
+
+def device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return resolve_device("auto").type
+
+
+def model_choices() -> list[ModelChoice]:
+    """Every checkpoint found (with a readable card), then each architecture at random initialisation."""
+    choices = []
+    for path in [*find_checkpoints(), *job_checkpoints()]:
+        try:
+            card = read_card(path)
+        except HCTError:
+            continue
+        name = DISPLAY_NAMES.get(card.architecture, card.architecture)
+        stem = path.stem if path.parent.name == "checkpoints" else f"{path.parent.name}/{path.stem}"
+        choices.append(ModelChoice(f"ckpt:{stem}", f"{name} — {stem}", card.architecture, str(path)))
+    choices += [ModelChoice(f"init:{a}", f"{DISPLAY_NAMES[a]} (random init)", a) for a in list_models()]
+    return choices
+
+
+def choice(key: str) -> ModelChoice:
+    for item in model_choices():
+        if item.key == key:
+            return item
+    raise HCTError(f"model {key!r} is no longer available; pick another on the Models page")
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded() -> dict[str, str]:
+    """Keys of the models held on the device by this process, with their device."""
+    return {}
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def load_model(key: str) -> tuple[torch.nn.Module, ModelCard | None]:
+    """The model for ``key`` on the device in eval mode, loaded once per process (read-only)."""
+    item = choice(key)
+    if item.checkpoint:
+        model, card = load_checkpoint(item.checkpoint, device=device())
+    else:
+        torch.manual_seed(0)
+        model, card = create_model(item.architecture).to(device()).eval(), None
+    for param in model.parameters():
+        param.requires_grad_(False)
+    _loaded()[key] = device()
+    return model, card
+
+
+def unload_model(key: str) -> None:
+    load_model.clear(key)
+    _loaded().pop(key, None)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def loaded_models() -> dict[str, str]:
+    return dict(_loaded())
+
+
+def training_curve(checkpoint: str) -> list[dict]:
+    """The rows of ``<name>.metrics.jsonl`` (or a training run's ``metrics.jsonl``) next to a checkpoint."""
+    path = Path(checkpoint).with_suffix(".metrics.jsonl")
+    if not path.is_file():
+        path = Path(checkpoint).parent / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _read(key: str, _source: bytes | str) -> Mammogram:
+    return read_mammogram(_source)
+
+
+def read_image(item: ImageItem) -> Mammogram:
+    """The item's mammogram, read once per process (treat the pixels as read-only)."""
+    return _read(item.key, item.source)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _preprocessed(key: str, size: tuple[int, int], _item: ImageItem) -> Preprocessed:
+    return preprocess(read_image(_item), size)
+
+
+def preprocessed(item: ImageItem, size: str) -> Preprocessed:
+    """The item as a model input of ``size`` (``HxW``), computed once per process."""
+    return _preprocessed(item.key, parse_size(size), item)
+
+
+DISPLAY_ROWS = 1024  # images are drawn at most this tall
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _display(key: str, _item: ImageItem) -> np.ndarray:
+    pixels = read_image(_item).pixels
+    rows, cols = pixels.shape
+    if rows <= DISPLAY_ROWS:
+        return pixels
+    return resize(pixels, (DISPLAY_ROWS, max(1, round(cols * DISPLAY_ROWS / rows)))).numpy()
+
+
+def display_pixels(item: ImageItem) -> np.ndarray:
+    """The item's pixels scaled down (library resize) to at most DISPLAY_ROWS rows, for drawing only."""
+    return _display(item.key, item)
+
+
+def with_tags(item: ImageItem) -> ImageItem:
+    """The item with laterality and view filled from its image (tags, or inferred from the image)."""
+    meta = read_image(item).meta
+    record = replace(item.record, laterality=item.record.laterality or meta.laterality,
+                     view=item.record.view or meta.view)
+    return replace(item, record=record)
+
+
+def metadata_row(item: ImageItem) -> dict:
+    """The metadata that matters, never a patient-identifying tag."""
+    meta = read_image(item).meta
+    spacing = "x".join(f"{v:.3f}" for v in meta.pixel_spacing) if meta.pixel_spacing else "—"
+    return {"image": item.name, "laterality": meta.laterality, "view": meta.view or "?",
+            "size (rows x cols)": f"{meta.rows} x {meta.cols}", "manufacturer": meta.manufacturer or "—",
+            "bit depth": meta.bit_depth, "format": meta.file_format, "pixel spacing (mm)": spacing,
+            "label": {1: "malignant", 0: "non-malignant"}.get(item.record.label, "unknown")}
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> JobStore:
+    return JobStore(path)
+
+
+def job_store() -> JobStore:
+    """The training job store (``HCT_APP_JOB_STORE`` or ``runs/jobs.sqlite``), shared by all sessions."""
+    return _store(os.environ.get("HCT_APP_JOB_STORE", str(DEFAULT_STORE)))
+
+
+def job_checkpoints() -> list[Path]:
+    """Checkpoints written by succeeded training jobs (they appear on the Models page)."""
+    return [Path(j.checkpoint) for j in job_store().list()
+            if j.state == "succeeded" and j.checkpoint and Path(j.checkpoint).with_suffix(".json").is_file()]

@@ -1,0 +1,32 @@
+"""Choosing the compute device: CUDA when present, else CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from hct.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when a GPU is available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but no CUDA GPU is available; use 'cpu' or 'auto'")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'") from err
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable name: the GPU's model, or the CPU's with its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"CPU {model} ({torch.get_num_threads()} threads)".replace("  ", " ")

@@ -1,0 +1,77 @@
+"""Attention: one mammogram, one model — the malignancy probability, attribution overlays, where an HCT
+position attends, and the single-image ERF."""
+
+import streamlit as st
+
+from hct.explain import METHODS, attention_map, erf_curves, heatmap_overlay
+from hct.explain.attention_maps import upsample
+
+from app import loaders, state, widgets
+
+st.title("Attention")
+items = state.images()
+if not items:
+    st.info("No image selected: choose one on the Images page.")
+    st.stop()
+cols = st.columns(3)
+item = cols[0].selectbox("Image", items, format_func=lambda i: f"{i.name} ({i.record.laterality}-{i.record.view})")
+model_key = widgets.model_picker("Model", multi=False, key="attn-model", default=["init:hct_performer_relu"])
+size = cols[1].selectbox("Resolution (HxW)", state.size_options(), index=state.size_options().index(state.default_size()))
+methods = cols[2].multiselect("Attribution methods", METHODS, default=["gradcam", "saliency"],
+                              help="Integrated gradients and occlusion take many forward passes: slow on a CPU.")
+widgets.untrained_note([model_key])
+
+model_card = widgets.run_safely(lambda: loaders.load_model(model_key), "Loading the model")
+image = widgets.run_safely(lambda: loaders.preprocessed(item, size), f"Reading {item.name}")
+if model_card is None or image is None:
+    st.stop()
+model = model_card[0]
+pixels = image.tensor[0].numpy()
+opacity = st.slider("Heat-map opacity", 0.0, 1.0, 0.45)
+
+tabs = st.tabs(["Attributions", "Attention of a position", "Single-image ERF"])
+with tabs[0]:
+    attributions = {}
+    with st.status("Explaining…", expanded=False) as status:
+        for method in methods:
+            status.update(label=f"Explaining: {method}")
+            attributions[method] = widgets.run_safely(
+                lambda m=method: widgets.attribution(model_key, item.key, size, m, item), method)
+        status.update(label="Explained", state="complete")
+    done = {m: a for m, a in attributions.items() if a is not None}
+    if done:
+        st.metric("Malignancy probability", f"{next(iter(done.values())).probability:.1%}")
+    for column, (method, attr) in zip(st.columns(max(len(done), 1)), done.items()):
+        column.plotly_chart(heatmap_overlay(pixels, attr.heatmap, opacity, title=method.replace("_", " ")),
+                            key=f"attr-{method}")
+
+with tabs[1]:
+    layers = list(model.attention_layers())
+    if not layers:
+        st.info(f"{loaders.choice(model_key).label} has no attention layers: attention maps need an HCT model.")
+    else:
+        clicked = widgets.clicked_point("attn-click")
+        if clicked is not None:
+            st.session_state["attn-row"], st.session_state["attn-col"] = (min(int(v), s - 1) for v, s in zip(clicked, pixels.shape))
+        cols = st.columns(4)
+        layer = cols[0].selectbox("Layer", layers)
+        head = cols[1].selectbox("Head", ["mean", *range(model.config.heads)])
+        row = cols[2].number_input("Query row", 0, pixels.shape[0] - 1, pixels.shape[0] // 2, key="attn-row")
+        col = cols[3].number_input("Query column", 0, pixels.shape[1] - 1, pixels.shape[1] // 2, key="attn-col")
+        result = widgets.run_safely(lambda: attention_map(model, image, (row, col), layer=layer), "The attention map")
+        if result is not None:
+            heat = result.upsampled if head == "mean" else upsample(result.heads[head], pixels.shape)
+            st.caption("Click a point on the image (or type its row and column) to see where that position attends.")
+            st.plotly_chart(heatmap_overlay(pixels, heat, opacity, title=f"{layer}, head {head}", marker=result.query_input),
+                            key="attn-click", on_select="rerun", selection_mode="points")
+
+with tabs[2]:
+    if st.button("Compute the ERF of this image"):
+        st.session_state["attn-erf"] = widgets.run_safely(lambda: widgets.erf(model_key, [item], size), "The ERF")
+    result = st.session_state.get("attn-erf")
+    if result is not None and result.shape == pixels.shape:
+        st.plotly_chart(heatmap_overlay(pixels, result.sqrt_map, opacity, title="sqrt |ERF| of the centre output position",
+                                        marker=result.input_centre), key="attn-erf-map")
+        left, right = st.columns(2)
+        left.plotly_chart(erf_curves([result], "columns", band=None), key="attn-erf-cols")
+        right.plotly_chart(erf_curves([result], "rows", band=None), key="attn-erf-rows")

@@ -1,0 +1,72 @@
+"""Images: choose the session's image set (upload, built-in samples, phantom or manifest) and browse it."""
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from hct.data import builtin_samples, read_manifest
+from hct.data.phantom import MANIFEST_NAME
+
+from app import loaders, state, widgets
+
+st.title("Images")
+st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
+           "Uploads stay in memory; nothing is written to disk.")
+
+source = st.radio("Source", ["Built-in samples", "Upload", "Phantom data set", "Manifest"], horizontal=True)
+records = None
+if source == "Upload":
+    files = st.file_uploader("DICOM, PNG or TIFF mammograms", accept_multiple_files=True)
+    if files and st.button("Use these images", type="primary"):
+        items = []
+        for file in files:
+            item = widgets.run_safely(lambda f=file: loaders.with_tags(state.upload_item(f.name, f.getvalue())),
+                                      f"Reading {file.name}")
+            if item is not None:
+                items.append(item)
+        if items:
+            state.set_images(items)
+            st.success(f"{len(items)} of {len(files)} files selected.")
+elif source == "Built-in samples":
+    records = builtin_samples()
+else:
+    label = "Phantom folder (holds manifest.csv)" if source == "Phantom data set" else "Manifest CSV path"
+    path = st.text_input(label, placeholder="/data/phantom" if source == "Phantom data set" else "/data/manifest.csv")
+    if path:
+        manifest = Path(path) / MANIFEST_NAME if source == "Phantom data set" else Path(path)
+        records = widgets.run_safely(lambda: read_manifest(manifest), f"Reading {manifest}")
+
+if records:
+    cols = st.columns([1, 1, 1, 2])
+    n = cols[0].number_input("N images", 1, len(records), min(len(records), 8))
+    seed = cols[1].number_input("Seed", 0, 10_000, 0)
+    split = cols[2].selectbox("Split", ["any", *sorted({r.split for r in records if r.split})])
+    pool = [r for r in records if split == "any" or r.split == split]
+    if cols[3].button(f"Use {min(n, len(pool))} of {len(pool)} images", type="primary"):
+        chosen = pool if n >= len(pool) else random.Random(seed).sample(pool, n)
+        state.set_images([state.record_item(r) for r in chosen])
+
+items = state.images()
+st.subheader(f"Selected: {len(items)} images")
+rows = [row for row in (widgets.run_safely(lambda i=i: loaders.metadata_row(i), f"Reading {i.name}") for i in items) if row]
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+if not items:
+    st.stop()
+
+exams = state.complete_exams(items)
+view = st.radio("View", ["Four-view exam", "One image"] if exams else ["One image"], horizontal=True)
+if view == "Four-view exam":
+    exam = st.selectbox("Exam", list(exams))
+    shown = exams[exam]
+else:
+    shown = [st.selectbox("Image", items, format_func=lambda i: i.name)]
+low, high = widgets.pixel_range(loaders.display_pixels(shown[0]))
+level = st.slider("Level", low, high, (low + high) / 2)
+window = st.slider("Window", 1.0, max(high - low, 1.0), max(high - low, 1.0))
+for column, item in zip(st.columns(len(shown)), shown):
+    with column:
+        title = f"{item.record.laterality}-{item.record.view}" if len(shown) > 1 else item.name
+        st.plotly_chart(widgets.image_figure(loaders.display_pixels(item), window, level, title,
+                                             height=420 if len(shown) > 1 else 720), key=f"img-{item.key}")

@@ -1,0 +1,69 @@
+"""Models: one card per checkpoint, the random-init architectures, and loading or unloading them."""
+
+import pandas as pd
+import streamlit as st
+
+from hct.checkpoints import read_card
+from hct.errors import HCTError
+from hct.models import DISPLAY_NAMES, model_config
+
+from app import loaders, widgets
+
+st.title("Models")
+loaded = loaders.loaded_models()
+
+
+def load_controls(key: str) -> None:
+    if key in loaded:
+        if st.button("Unload", key=f"unload-{key}"):
+            loaders.unload_model(key)
+            st.rerun()
+    elif st.button(f"Load on {loaders.device().upper()}", key=f"load-{key}"):
+        if widgets.run_safely(lambda: loaders.load_model(key), "Loading the model") is not None:
+            st.rerun()
+
+
+def attention_kind(architecture: str, overrides: dict) -> str:
+    mixer = model_config(architecture, **{k: v for k, v in overrides.items() if k != "mixer"}).mixer
+    return {"conv": "none (CNN)", "deformable": "deformable conv"}.get(mixer, mixer.replace("_", "-"))
+
+
+choices = loaders.model_choices()
+checkpoints = [c for c in choices if c.trained]
+if not checkpoints:
+    st.info("No checkpoints in `checkpoints/` yet. Trained weights will ship there; until then the app uses "
+            "the architectures below at random initialisation (and says so wherever they are used).")
+for item in checkpoints:
+    with st.container(border=True):
+        try:
+            card = read_card(item.checkpoint)
+        except HCTError as err:
+            st.error(f"{item.label}: {err}")
+            continue
+        st.subheader(item.label)
+        m = card.metrics
+        auc = (f"{m['test_auc']:.3f} [{m.get('test_auc_low', float('nan')):.3f}, {m.get('test_auc_high', float('nan')):.3f}]"
+               if "test_auc" in m else "not evaluated")
+        cols = st.columns(4)
+        cols[0].metric("Parameters", f"{card.parameters / 1e6:.2f} M")
+        cols[1].metric("Test AUC [95% CI]", auc)
+        cols[2].metric("Stage", card.stage or "—")
+        cols[3].metric("Input", "x".join(map(str, card.input_size)) if card.input_size else "—")
+        st.markdown(f"**Architecture** {DISPLAY_NAMES.get(card.architecture, card.architecture)} · "
+                    f"**attention** {attention_kind(card.architecture, card.overrides)} · "
+                    f"**training data** {card.training_data or '—'} · **code** `{card.code_version}`")
+        if card.training:
+            st.caption(", ".join(f"{k}: {v}" for k, v in card.training.items() if not isinstance(v, dict)))
+        figure = widgets.training_curves_figure(loaders.training_curve(item.checkpoint))
+        if figure is not None:
+            st.plotly_chart(figure, key=f"curve-{item.key}")
+        load_controls(item.key)
+
+st.subheader("Architectures at random initialisation")
+for item in (c for c in choices if not c.trained):
+    cols = st.columns([3, 2, 2, 1])
+    cols[0].markdown(f"**{item.label}**")
+    cols[1].markdown(f"attention: {attention_kind(item.architecture, {})}")
+    cols[2].markdown("on device" if item.key in loaded else "not loaded")
+    with cols[3]:
+        load_controls(item.key)

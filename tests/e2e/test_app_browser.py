@@ -1,0 +1,83 @@
+"""End to end in a real browser: start the app as the README says, compute an ERF of two models on the
+built-in samples, check the curves are drawn, and save a screenshot of every page."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "artifacts" / "screenshots"
+PAGES = ["models", "images", "erf_explorer", "attention", "breakdowns", "training"]
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = dict(os.environ, HCT_APP_MAX_SIZE="128x96",
+               HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"))
+    streamlit = Path(sys.executable).parent / "streamlit"
+    process = subprocess.Popen([str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"streamlit did not start: {process.stdout.read().decode()[-2000:]}")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_erf_of_two_models_in_the_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1500, "height": 2200})
+        page.goto(server)
+        expect(page.get_by_role("heading", name="HCT Explorer")).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=SHOTS / "home.png", full_page=True)
+
+        page.goto(f"{server}/erf_explorer")
+        expect(page.get_by_role("heading", name="ERF explorer")).to_be_visible(timeout=60_000)
+        page.get_by_label("N images").fill("2")
+        page.get_by_role("button", name="Compute ERF").click()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=180_000)
+        curves = page.locator(".js-plotly-plot .scatterlayer .trace")
+        expect(curves.first).to_be_attached(timeout=60_000)
+        assert curves.count() >= 4  # two models x (band + curve) on the first curve plot at least
+        page.wait_for_timeout(1500)
+        page.screenshot(path=SHOTS / "erf_explorer.png", full_page=True)
+
+        for name in PAGES:
+            if name == "erf_explorer":
+                continue
+            page.goto(f"{server}/{name}")
+            page.wait_for_timeout(4000 if name in ("attention", "images") else 2000)
+            page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
+            page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+        browser.close()

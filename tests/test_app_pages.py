@@ -1,0 +1,126 @@
+"""Every page of the Streamlit app under AppTest: renders on the built-in data, main widgets, main action."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
+
+
+@pytest.fixture()
+def app(monkeypatch, tmp_path):
+    monkeypatch.setenv("HCT_APP_MAX_SIZE", "64x48")
+    monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
+    at = AppTest.from_file(HOME, default_timeout=240)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def open_page(at: AppTest, name: str) -> AppTest:
+    at.switch_page(f"../pages/{name}.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_home_lists_models_and_samples(app):
+    assert app.title[0].value == "HCT Explorer"
+    assert len(app.dataframe) == 2
+    assert len(app.dataframe[1].value) == 8  # the built-in samples
+    assert len(app.dataframe[0].value) >= 5  # the checkpoints, then the five architectures
+    assert any("Device:" in e.value for e in [*app.sidebar.warning, *app.sidebar.success])
+
+
+def test_models_page_loads_a_model(app):
+    at = open_page(app, "models")
+    load = next(b for b in at.button if b.label.startswith("Load on"))
+    load.click().run()
+    assert not at.exception and not at.error
+    assert any(b.label == "Unload" for b in at.button)
+    assert any("random init" in m.value for m in at.sidebar.markdown)
+
+
+def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
+    at = open_page(app, "images")
+    assert len(at.dataframe[0].value) == 8
+    assert "patient_id" not in at.dataframe[0].value.columns
+    assert at.radio[1].options == ["Four-view exam", "One image"]
+    assert len(at.get("plotly_chart")) == 4
+    at.radio[0].set_value("Manifest").run()
+    at.text_input[0].set_value("/nonexistent/manifest.csv").run()
+    assert at.error and "does not exist" in at.error[0].value
+    assert not at.exception
+
+
+def test_erf_explorer_computes_two_models(app):
+    at = open_page(app, "erf_explorer")
+    assert at.multiselect[0].value == ["init:gmic", "init:hct_performer_relu"]
+    at.number_input[0].set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 3  # maps, curves over columns, curves over rows
+    metrics = at.dataframe[0].value
+    assert list(metrics.columns) == ["gmic (all, N=2)", "hct_performer_relu (all, N=2)"]
+    assert len(at.get("download_button")) == 3
+    at.toggle[0].set_value(True).run()
+    assert not at.exception
+
+
+def test_erf_explorer_left_subset(app):
+    at = open_page(app, "erf_explorer")
+    at.radio[0].set_value("left")
+    at.number_input[0].set_value(1)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert "N=1" in at.dataframe[0].value.columns[0]
+
+
+def test_attention_page_probability_overlays_and_erf(app):
+    at = open_page(app, "attention")
+    assert at.metric[0].value.endswith("%")
+    assert at.number_input(key="attn-row").value == 32
+    at.number_input(key="attn-row").set_value(10).run()
+    assert not at.exception and not at.error
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2 + 1 + 3  # two overlays, attention, ERF map and curves
+
+
+def test_breakdowns_computes_predictions_and_figures(app):
+    at = open_page(app, "breakdowns")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 4
+    assert len(at.dataframe[0].value) == 2
+
+
+def test_breakdowns_reports_a_missing_file(app):
+    at = open_page(app, "breakdowns")
+    at.radio[0].set_value("CSV path").run()
+    at.text_input[0].set_value("/nonexistent.csv").run()
+    assert at.error and not at.exception
+
+
+def test_training_form_validates_and_launches(app, tmp_path):
+    at = open_page(app, "training")
+    at.text_input[0].set_value(str(tmp_path / "missing.csv"))
+    at.button[0].click().run()
+    assert at.error and not at.exception  # the bad manifest is reported, not raised
+    from hct.data import generate_phantom
+
+    generate_phantom(8, tmp_path / "phantom", size=(128, 96))
+    at.text_input[0].set_value(str(tmp_path / "phantom" / "manifest.csv"))
+    at.number_input[1].set_value(32)  # patch size
+    at.number_input[4].set_value(1)  # max steps
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.success and "queued" in at.success[-1].value
+    jobs = at.dataframe[0].value
+    assert len(jobs) == 1 and jobs["state"].iloc[0] in ("queued", "running", "succeeded", "failed")
+    from app import loaders
+
+    job = loaders.job_store().list()[0]
+    if not job.finished:
+        loaders.job_store().cancel(job.id)

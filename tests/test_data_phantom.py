@@ -1,0 +1,144 @@
+"""Phantom generator, preprocessing round trips, splits, patches, datasets and the data CLI."""
+
+import filecmp
+
+import numpy as np
+import pytest
+import torch
+
+from hct.__main__ import main
+from hct.data import (
+    MammogramDataset, PatchDataset, assign_splits, breast_mask, generate_phantom, infer_laterality, make_loader,
+    make_record, preprocess, read_mammogram, read_manifest, sample_patches,
+)
+from hct.data.preprocess import crop_box
+
+SIZE = (256, 192)
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    out = tmp_path_factory.mktemp("phantom")
+    return out, generate_phantom(24, out, size=SIZE, seed=7, malignant_fraction=0.5)
+
+
+def test_phantom_is_deterministic_by_seed(phantom, tmp_path):
+    out, records = phantom
+    again = generate_phantom(8, tmp_path / "a", size=SIZE, seed=7, malignant_fraction=0.5)
+    other = generate_phantom(8, tmp_path / "b", size=SIZE, seed=8, malignant_fraction=0.5)
+    for first, second in zip(records[:8], again):
+        assert (first.image_id, first.label, first.finding_boxes) == (second.image_id, second.label, second.finding_boxes)
+        assert filecmp.cmp(first.path, second.path, shallow=False)
+    assert not all(filecmp.cmp(a.path, b.path, shallow=False) for a, b in zip(again, other))
+
+
+def test_phantom_dicoms_carry_tags_that_match_the_image(phantom):
+    _, records = phantom
+    for record in records[:8]:
+        image = read_mammogram(record.path)
+        meta = image.meta
+        assert (meta.laterality, meta.view, meta.laterality_from) == (record.laterality, record.view, "tags")
+        assert meta.photometric == "MONOCHROME2" and meta.bit_depth == 16 and image.pixels.shape == SIZE
+        assert infer_laterality(image.pixels) == record.laterality
+
+
+def test_phantom_records_manifest_and_findings(phantom):
+    out, records = phantom
+    assert read_manifest(out / "manifest.csv") == records
+    assert {r.laterality + r.view for r in records} == {"LCC", "LMLO", "RCC", "RMLO"}
+    malignant = [r for r in records if r.label == 1]
+    assert 0 < len(malignant) < len(records)
+    assert all(r.finding_boxes and r.finding_types for r in malignant)
+    for record in malignant:  # the finding sits inside the breast
+        mask = breast_mask(read_mammogram(record.path).pixels)
+        r0, c0, r1, c1 = record.finding_boxes[0]
+        assert mask[(r0 + r1) // 2, (c0 + c1) // 2]
+        assert 50 * SIZE[0] / 1664 * 0.5 <= record.finding_size <= 500 * SIZE[0] / 1664 * 1.5
+    by_breast = {}
+    for record in records:  # a breast's finding shows in both of its views
+        by_breast.setdefault((record.patient_id, record.laterality), set()).add(record.finding_types)
+    assert all(len(types) == 1 for types in by_breast.values())
+
+
+def test_preprocess_round_trips_boxes_and_heatmaps(phantom):
+    _, records = phantom
+    right = next(r for r in records if r.laterality == "R" and r.finding_boxes)
+    left = next(r for r in records if r.laterality == "L")
+    size = (128, 96)
+    prepared = preprocess(read_mammogram(right.path), size=size)
+    assert prepared.flipped and not preprocess(read_mammogram(left.path), size=size).flipped
+    assert prepared.tensor.shape == (1, *size) and prepared.tensor.dtype == torch.float32
+    assert abs(float(prepared.tensor.mean())) < 1e-4 and abs(float(prepared.tensor.std()) - 1) < 1e-3
+    assert prepared.mask[:, :10].mean() > prepared.mask[:, -10:].mean()  # chest wall on the left
+    box = right.finding_boxes[0]
+    model_box = prepared.to_model(box)
+    back = prepared.to_original_box(model_box)
+    assert all(abs(a - b) <= 1 for a, b in zip(back, box))
+    heatmap = np.zeros(size, dtype=np.float32)
+    m0, n0, m1, n1 = (int(round(v)) for v in model_box)
+    heatmap[m0:m1, n0:n1] = 1
+    restored = prepared.to_original(heatmap)
+    assert restored.shape == SIZE
+    rows, cols = np.nonzero(restored > 0.5)
+    r0, c0, r1, c1 = box
+    tolerance = 2 / min(prepared.scale) + 1
+    assert abs(rows.min() - r0) <= tolerance and abs(rows.max() + 1 - r1) <= tolerance
+    assert abs(cols.min() - c0) <= tolerance and abs(cols.max() + 1 - c1) <= tolerance
+
+
+def test_crop_box_grows_to_aspect_away_from_chest_wall():
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[20:80, 0:30] = True
+    assert crop_box(mask, (200, 100)) == (20, 0, 80, 30)
+    assert crop_box(mask, (60, 60)) == (20, 0, 80, 60)
+
+
+def test_splits_are_patient_level_and_about_80_10_10():
+    records = [make_record(image_id=f"{p}-{v}", path="x", patient_id=f"P{p}") for p in range(200) for v in range(4)]
+    split = assign_splits(records, seed=3)
+    patients = {s: {r.patient_id for r in split if r.split == s} for s in ("train", "val", "test")}
+    assert not (patients["train"] & patients["val"]) and not (patients["train"] & patients["test"])
+    assert not (patients["val"] & patients["test"])
+    assert [len(patients[s]) for s in ("train", "val", "test")] == [160, 20, 20]
+    assert split == assign_splits(records, seed=3) and split != assign_splits(records, seed=4)
+
+
+def test_patches_and_datasets(phantom, tmp_path):
+    _, records = phantom
+    image_size, patch = (128, 96), 32
+    patches = sample_patches(records, image_size=image_size, negatives_per_image=2, jitter=2, seed=0,
+                             cache_dir=tmp_path)
+    positives = [p for p in patches if p.label == 1]
+    negatives = [p for p in patches if p.label == 0]
+    assert len(positives) == sum(len(r.finding_boxes) for r in records if r.label == 1)
+    assert len(negatives) == 2 * sum(r.label == 0 for r in records)
+    for p in negatives:
+        mask = preprocess(read_mammogram(p.record.path), size=image_size).mask
+        assert mask[p.centre]
+    assert len(list(tmp_path.glob("*.npz"))) == len(records)
+    dataset = PatchDataset(patches, image_size=image_size, patch_size=patch, cache_dir=tmp_path, augment=True)
+    tensor, label = dataset[0]
+    assert tensor.shape == (1, patch, patch) and label in (0, 1)
+    images = MammogramDataset(records[:4], size=image_size, cache_dir=tmp_path)
+    cached = images[0][0]
+    fresh = preprocess(read_mammogram(records[0].path), size=image_size).tensor
+    torch.testing.assert_close(cached, fresh)
+    batch, labels = next(iter(make_loader(images, batch_size=4, shuffle=False, workers=0)))
+    assert batch.shape == (4, 1, *image_size) and labels.tolist() == [r.label for r in records[:4]]
+
+
+def test_cli_phantom_and_read(tmp_path, capsys):
+    assert main(["phantom", "--n", "4", "--out", str(tmp_path), "--size", "128x96", "--workers", "1"]) == 0
+    records = read_manifest(tmp_path / "manifest.csv")
+    assert len(records) == 4
+    assert main(["read", records[0].path]) == 0
+    assert '"laterality": "L"' in capsys.readouterr().out
+    assert main(["phantom", "--n", "4", "--out", str(tmp_path), "--size", "12"]) == 2
+
+
+@pytest.mark.slow
+def test_phantom_half_resolution_parallel_matches_serial(tmp_path):
+    serial = generate_phantom(8, tmp_path / "s", size=(1664, 1280), seed=1, workers=1)
+    parallel = generate_phantom(8, tmp_path / "p", size=(1664, 1280), seed=1, workers=2)
+    for a, b in zip(serial, parallel):
+        assert filecmp.cmp(a.path, b.path, shallow=False) and a.finding_boxes == b.finding_boxes

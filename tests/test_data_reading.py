@@ -1,0 +1,172 @@
+"""Reading mammograms: real CBIS-DDSM samples, crafted DICOMs, PNG/TIFF, and every kind of bad input."""
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+import tifffile
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from hct.data import builtin_samples, infer_laterality, read_mammogram
+from hct.data import reading
+from hct.errors import MammogramError
+
+
+@pytest.fixture(scope="module")
+def samples():
+    records = builtin_samples()
+    return [(record, read_mammogram(record.path)) for record in records]
+
+
+def make_dicom(pixels: np.ndarray, **tags) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MG"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+RAMP = np.tile(np.arange(0, 1000, 10, dtype=np.uint16), (64, 1))  # 64 x 100, values 0..990
+
+
+def test_samples_have_tags_and_laterality_inference_agrees(samples):
+    assert len(samples) == 8
+    for record, mammogram in samples:
+        meta = mammogram.meta
+        assert meta.laterality_from == "tags" and meta.view in ("CC", "MLO")
+        assert record.laterality == meta.laterality and record.view == meta.view
+        assert infer_laterality(mammogram.pixels) == meta.laterality, record.image_id
+        assert mammogram.pixels.dtype == np.float32 and mammogram.pixels.shape == (meta.rows, meta.cols)
+    assert sorted(r.label for r, _ in samples) == [0] * 4 + [1] * 4
+
+
+def test_sample_metadata_holds_no_patient_identifiers(samples):
+    for _, mammogram in samples:
+        text = repr(mammogram.meta)
+        assert "P_00" not in text and "Mass-Test" not in text
+        assert not any("patient" in name.lower() for name in vars(mammogram.meta))
+
+
+def test_monochrome1_is_inverted():
+    image = read_mammogram(make_dicom(RAMP, PhotometricInterpretation="MONOCHROME1"))
+    np.testing.assert_array_equal(image.pixels, 990 - RAMP.astype(np.float32))
+    assert image.meta.source == "<bytes>"
+
+
+def test_rescale_slope_and_intercept_applied():
+    image = read_mammogram(make_dicom(RAMP, RescaleSlope="2", RescaleIntercept="-10"))
+    np.testing.assert_allclose(image.pixels, RAMP * 2.0 - 10)
+
+
+def test_voi_window_applied():
+    pixels = read_mammogram(make_dicom(RAMP, WindowCenter="500", WindowWidth="200")).pixels[0]
+    values = dict(zip(RAMP[0].tolist(), pixels.tolist()))
+    assert values[300] == values[0] == pixels.min()
+    assert values[700] == values[990] == pixels.max() == 65535
+    inside = [values[v] for v in range(410, 600, 10)]
+    assert all(a < b for a, b in zip(inside, inside[1:]))
+
+
+def test_laterality_and_view_from_tags_and_file_object():
+    data = make_dicom(RAMP, ImageLaterality="R", ViewPosition="MLO", PixelSpacing=["0.07", "0.07"])
+    meta = read_mammogram(io.BytesIO(data)).meta
+    assert (meta.laterality, meta.view, meta.laterality_from, meta.pixel_spacing) == ("R", "MLO", "tags", (0.07, 0.07))
+
+
+def test_cbis_name_strings_give_laterality_and_view():
+    meta = read_mammogram(make_dicom(RAMP, PatientID="Calc-Test_P_00038_LEFT_CC")).meta
+    assert (meta.laterality, meta.view) == ("L", "CC")
+
+
+def test_png_and_tiff_8_and_16_bit(tmp_path):
+    blob = np.zeros((64, 48), dtype=np.uint16)
+    blob[10:50, :20] = 40000  # breast on the image's left
+    Image.fromarray(blob).save(tmp_path / "a16.png")
+    Image.fromarray((blob // 256).astype(np.uint8)).save(tmp_path / "a8.png")
+    tifffile.imwrite(tmp_path / "a16.tif", blob)
+    for name, bits, top in (("a16.png", 16, 40000), ("a8.png", 8, 156), ("a16.tif", 16, 40000)):
+        image = read_mammogram(tmp_path / name)
+        assert image.meta.bit_depth == bits and image.pixels.max() == top
+        assert image.meta.laterality == "L" and image.meta.laterality_from == "image"
+
+
+def _sample_bytes(samples) -> bytes:
+    with open(samples[0][0].path, "rb") as handle:
+        return handle.read()
+
+
+def _modified_sample(samples, change) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(_sample_bytes(samples)))
+    change(ds)
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("case, words", [
+    ("empty", "empty"),
+    ("truncated", "truncated"),
+    ("no_pixels", "without pixel data"),
+    ("unknown_syntax", "transfer syntax"),
+    ("text", "not an image"),
+    ("colour_png", "colour"),
+    ("colour_dicom", "colour"),
+])
+def test_bad_input_raises_mammogram_error(samples, case, words):
+    def drop_pixels(ds):
+        del ds.PixelData
+
+    def unknown_syntax(ds):
+        ds.file_meta.TransferSyntaxUID = "1.2.3.4.5.6.7"
+
+    def colour(ds):
+        ds.SamplesPerPixel = 3
+        ds.PhotometricInterpretation = "RGB"
+
+    if case == "empty":
+        data = b""
+    elif case == "truncated":
+        data = _sample_bytes(samples)[:1_000_000]
+    elif case == "no_pixels":
+        data = _modified_sample(samples, drop_pixels)
+    elif case == "unknown_syntax":
+        data = _modified_sample(samples, unknown_syntax)
+    elif case == "text":
+        data = b"hello, this is not a mammogram" * 10
+    elif case == "colour_png":
+        out = io.BytesIO()
+        Image.new("RGB", (64, 64), (200, 10, 10)).save(out, format="PNG")
+        data = out.getvalue()
+    else:
+        data = make_dicom(RAMP, SamplesPerPixel=3, PhotometricInterpretation="RGB")
+    with pytest.raises(MammogramError, match=words):
+        read_mammogram(data)
+
+
+def test_size_limit(monkeypatch):
+    monkeypatch.setattr(reading, "MAX_PIXELS", 1000)
+    with pytest.raises(MammogramError, match="megapixel limit"):
+        read_mammogram(make_dicom(RAMP))
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(MammogramError, match="does not exist"):
+        read_mammogram(tmp_path / "nope.dcm")

@@ -1,0 +1,73 @@
+"""``python -m hct eval`` writes every table and figure, offline-ready."""
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hct.__main__
+from hct.errors import EvaluationError
+from hct.eval import cli, write_predictions
+
+
+def synthetic(model, shift, stage=None, seed=0):
+    rng = np.random.default_rng(seed)
+    n_pos, n_neg = 40, 80
+    labels = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
+    types = np.array(["mass", "calcifications", "architectural_distortion", "focal_asymmetry"])
+    score = 1 / (1 + np.exp(-(labels * shift + rng.normal(0, 1, labels.size))))
+    df = pd.DataFrame({
+        "image_id": [f"img{i:03d}" for i in range(labels.size)], "patient_id": "", "laterality": "L", "view": "CC",
+        "label": labels, "finding_types": np.where(labels == 1, types[np.arange(labels.size) % 4], ""),
+        "finding_size": np.where(labels == 1, rng.uniform(50, 450, labels.size), np.nan),
+        "probability": score, "model": model, "checkpoint_sha256": "",
+    })
+    return df.assign(stage=stage) if stage else df
+
+
+def run(argv):
+    parser = argparse.ArgumentParser()
+    cli.add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_eval_is_registered():
+    assert "hct.eval.cli" in hct.__main__.COMMAND_MODULES
+
+
+def test_cli_writes_tables_and_offline_figures(tmp_path):
+    a = write_predictions(synthetic("GMIC", 1.0), tmp_path / "a.csv")
+    b = write_predictions(synthetic("HCT", 2.0, seed=1), tmp_path / "b.csv")
+    out = tmp_path / "out"
+    assert run(["eval", "--predictions", str(a), str(b), "--reference-model", "GMIC", "--out", str(out), "--n-boot", "50"]) == 0
+    for name in ("auc.csv", "finding_type.csv", "finding_size.csv", "size_tertiles.csv", "plotly.min.js",
+                 "finding_type.png", "finding_size.html", "size_tertiles.png", "roc.html"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "table3.csv").exists()
+    html = (out / "finding_size.html").read_text()
+    assert "plotly.min.js" in html and "cdn.plot.ly" not in html
+    sizes = pd.read_csv(out / "finding_size.csv")
+    assert len(sizes) == 14 and sizes.loc[sizes["model"] == "HCT", "difference"].notna().all()
+
+
+def test_cli_table3_with_stages(tmp_path):
+    frames = [synthetic(m, s, stage, seed=i) for i, (m, s) in enumerate([("GMIC", 1.0), ("HCT", 2.0)])
+              for stage in ("patch", "image")]
+    path = write_predictions(pd.concat(frames, ignore_index=True), tmp_path / "all.csv")
+    out = tmp_path / "out"
+    run(["eval", "--predictions", str(path), "--out", str(out), "--n-boot", "30", "--params", "GMIC=2.80", "HCT=1.73"])
+    table = pd.read_csv(out / "table3.csv").set_index("model")
+    assert table.loc["HCT", "params_millions"] == 1.73
+    assert table[["patch", "image"]].notna().all().all()
+    assert len(pd.read_csv(out / "auc.csv")) == 4
+
+
+def test_cli_errors_are_evaluation_errors(tmp_path, capsys):
+    a = write_predictions(synthetic("GMIC", 1.0), tmp_path / "a.csv")
+    b = write_predictions(synthetic("HCT", 2.0).iloc[5:], tmp_path / "b.csv")
+    with pytest.raises(EvaluationError, match="not run on the same images"):
+        run(["eval", "--predictions", str(a), str(b), "--out", str(tmp_path / "o"), "--n-boot", "10"])
+    with pytest.raises(SystemExit):
+        run(["eval", "--predictions", str(a), "--out", str(tmp_path), "--params", "GMIC"])

@@ -1,0 +1,137 @@
+"""ERF engine against facts that do not depend on it: convolution supports, theoretical receptive
+fields, batched = one by one, a CNN's centred Gaussian ERF versus attention's global, content-led one."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hct.errors import ConfigError, HCTError
+from hct.explain import ComputationCancelled, compute_erf, curve_band, erf_metrics, select_subset
+from hct.models import create_model, list_models
+
+
+def _positive_conv_stack(k: int) -> nn.Sequential:
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(k):
+        conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        nn.init.uniform_(conv.weight, 0.5, 1.5)
+        layers.append(conv)
+    return nn.Sequential(*layers)
+
+
+def test_single_conv_erf_is_its_kernel_on_3x3():
+    conv = _positive_conv_stack(1)
+    x = torch.randn(2, 1, 11, 11)
+    result = compute_erf(conv, x, feature_fn=conv)
+    assert result.position == (5, 5)
+    support = np.argwhere(result.map != 0)
+    assert support.min(0).tolist() == [4, 4] and support.max(0).tolist() == [6, 6]
+    # d out[5,5] / d x[5+di, 5+dj] = w[1+di, 1+dj] (cross-correlation), for every image.
+    np.testing.assert_allclose(result.map[4:7, 4:7], conv[0].weight[0, 0].detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_stack_of_k_convs_has_2k_plus_1_support(k):
+    stack = _positive_conv_stack(k)
+    result = compute_erf(stack, torch.randn(1, 1, 25, 25), feature_fn=stack, position=(12, 12))
+    rows, cols = np.nonzero(result.map)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (12 - k, 12 + k, 12 - k, 12 + k)
+    assert np.count_nonzero(result.map) == (2 * k + 1) ** 2
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_batched_equals_one_by_one(name):
+    torch.manual_seed(1)
+    model = create_model(name)
+    x = torch.randn(3, 1, 256, 256)
+    batched = compute_erf(model, x, batch_size=3)
+    single = compute_erf(model, x, batch_size=1)
+    scale = np.abs(single.image_maps).max()
+    assert np.abs(batched.image_maps - single.image_maps).max() <= 1e-4 * scale
+    np.testing.assert_allclose(batched.map, single.image_maps.mean(0), atol=1e-5 * scale)
+
+
+def test_engine_matches_straightforward_backward_and_leaves_model_alone():
+    torch.manual_seed(2)
+    model = create_model("hct_performer_relu").train()
+    x = torch.randn(2, 1, 256, 256)
+    result = compute_erf(model, x, position=(1, 0))
+    assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
+    model.eval()
+    for i in range(2):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        model.features(xi)[:, :, 1, 0].sum().backward()
+        np.testing.assert_allclose(result.image_maps[i], xi.grad[0, 0].numpy(), atol=1e-5 * np.abs(result.map).max())
+
+
+def test_gmic_at_init_is_centred_and_gaussian():
+    torch.manual_seed(0)
+    result = compute_erf(create_model("gmic"), torch.randn(4, 1, 384, 384), reduction="mean_abs")
+    metrics = erf_metrics(result)
+    assert abs(metrics["offset_row_frac"]) < 0.03 and abs(metrics["offset_col_frac"]) < 0.03
+    assert metrics["gaussian_r2_over_rows"] > 0.8 and metrics["gaussian_r2_over_columns"] > 0.8
+
+
+def _blob_image(row: int, col: int, seed: int, size: int = 512) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.full((1, size, size), -1.0)
+    x[0, row:row + 160, col:col + 160] = 1 + 0.5 * torch.randn(160, 160, generator=g)
+    return x
+
+
+def test_cnn_erf_is_local_and_attention_erf_global_and_led_by_content():
+    # GMIC's theoretical receptive field is 883 px (7x7/2 stem, pool, 20 3x3 convs): from output
+    # (0, 0) no pixel beyond row/col 441 can matter. Global attention reaches everything, and at
+    # initialisation already weights far positions by their content.
+    x = torch.stack([_blob_image(340, 340, 1), _blob_image(340, 10, 2)])
+    far = np.zeros((512, 512), bool)
+    far[460:, :] = far[:, 460:] = True
+    torch.manual_seed(0)
+    gmic = compute_erf(create_model("gmic"), x, position=(0, 0), reduction="mean_abs")
+    assert np.abs(gmic.image_maps[:, far]).max() == 0
+    torch.manual_seed(0)
+    hct = compute_erf(create_model("hct_performer_relu"), x, position=(0, 0), reduction="mean_abs")
+    far_maps = hct.image_maps * far
+    assert (far_maps.sum(axis=(1, 2)) > 0.005 * hct.image_maps.sum(axis=(1, 2))).all()
+    bottom_right = far_maps[:, 340:, 340:].sum(axis=(1, 2)) / far_maps.sum(axis=(1, 2))
+    assert bottom_right[0] > 1.3 * bottom_right[1]  # image 0 has its content there, image 1 not
+
+
+def test_subsets_progress_cancel_and_curves():
+    conv = _positive_conv_stack(2)
+    x = torch.randn(4, 1, 20, 30)
+    seen = []
+    result = compute_erf(conv, x, feature_fn=conv, lateralities=["L", "R", "R", "L"], subset="right",
+                         progress=lambda done, total: seen.append((done, total)))
+    assert result.indices == [1, 2] and result.n == 2 and seen == [(1, 2), (2, 2)]
+    assert result.curve_over_columns.shape == (30,) and result.curve_over_rows.shape == (20,)
+    np.testing.assert_allclose(result.curve_over_columns, result.map.sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(result.sqrt_curve_over_rows, np.sqrt(np.abs(result.map.sum(axis=1))), rtol=1e-6)
+    low, high = curve_band(result, "columns", n_boot=200)
+    assert (low <= result.curve_over_columns + 1e-6).all() and (high >= result.curve_over_columns - 1e-6).all()
+    with pytest.raises(ComputationCancelled):
+        compute_erf(conv, x, feature_fn=conv, cancel=lambda: True)
+    assert issubclass(ComputationCancelled, HCTError)
+    with pytest.raises(ConfigError):
+        select_subset(None, "left", 4)
+    with pytest.raises(ConfigError):
+        select_subset(["R", "R"], "left", 2)
+    with pytest.raises(ConfigError):
+        compute_erf(conv, x, feature_fn=conv, position=(50, 0))
+
+
+def test_mean_abs_and_masks_from_preprocessed_like_items():
+    conv = _positive_conv_stack(1)
+
+    class Item:
+        def __init__(self, tensor, mask):
+            self.tensor, self.mask = tensor, mask
+
+    masks = [np.zeros((9, 9), bool), np.ones((9, 9), bool)]
+    items = [Item(torch.randn(1, 9, 9), m) for m in masks]
+    signed = compute_erf(conv, items, feature_fn=conv, reduction="mean")
+    absolute = compute_erf(conv, items, feature_fn=conv, reduction="mean_abs")
+    np.testing.assert_allclose(absolute.map, np.abs(signed.image_maps).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(signed.mask, 0.5)

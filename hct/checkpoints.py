@@ -182,3 +182,12 @@ def find_checkpoints(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob(f"*{WEIGHTS_SUFFIX}") if p.with_suffix(CARD_SUFFIX).is_file())
+
+
+def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighResNet, ModelCard | None]:
+    """A checkpoint path, or a registry name for a randomly initialised model (card ``None``)."""
+    if spec in list_models():
+        return create_model(spec).to(device).eval(), None
+    if not (Path(spec).exists() or _paths(spec)[1].exists()):
+        raise CheckpointError(f"model {spec!r} is neither a registered name ({list_models()}) nor a checkpoint file")
+    return load_checkpoint(spec, device=device)

@@ -71,3 +71,33 @@ def test_cli_errors_are_evaluation_errors(tmp_path, capsys):
         run(["eval", "--predictions", str(a), str(b), "--out", str(tmp_path / "o"), "--n-boot", "10"])
     with pytest.raises(SystemExit):
         run(["eval", "--predictions", str(a), "--out", str(tmp_path), "--params", "GMIC"])
+
+
+def test_predict_then_eval_on_a_phantom(tmp_path):
+    """`predict` over a labelled phantom data set writes a table that `eval` accepts."""
+    from hct.__main__ import main
+    from hct.checkpoints import save_checkpoint
+    from hct.data import generate_phantom
+    from hct.eval import read_predictions
+    from hct.models import create_model
+
+    generate_phantom(12, tmp_path / "phantom", size=(128, 96), seed=3, malignant_fraction=0.5)
+    save_checkpoint(create_model("gmic"), tmp_path / "gmic", input_size=(128, 96), stage="image")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--checkpoint", str(tmp_path / "gmic.safetensors"), "hct_performer_relu",
+                 "--data", str(tmp_path / "phantom"), "--size", "128x96", "--out", str(out)]) == 0
+    table = read_predictions(out)
+    assert len(table) == 24 and set(table["model"]) == {"gmic", "hct_performer_relu"}
+    assert set(table["label"]) == {0, 1}
+    sha = table.loc[table["model"] == "gmic", "checkpoint_sha256"].unique()
+    assert len(sha) == 1 and len(sha[0]) == 64
+    assert main(["eval", "--predictions", str(out), "--n-boot", "50", "--out", str(tmp_path / "eval")]) == 0
+    assert (tmp_path / "eval" / "auc.csv").is_file()
+
+
+def test_predict_rejects_unknown_source(tmp_path, capsys):
+    from hct.__main__ import main
+
+    assert main(["predict", "--checkpoint", "gmic", "--data", str(tmp_path / "nope"), "--size", "64x64",
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert "is not 'samples', a manifest .csv or a folder" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from hct.data.preprocess import FULL_SIZE, HALF_SIZE, Preprocessed, breast_mask,
 from hct.data.reading import MAX_PIXELS, Mammogram, MammogramMeta, infer_laterality, read_mammogram
 from hct.data.records import FINDING_TYPES, LATERALITIES, SPLITS, VIEWS, Box, ImageRecord, box_size
 from hct.data.samples import builtin_samples
+from hct.data.sources import load_records
 from hct.data.splits import assign_splits
 from hct.data.vindr import read_vindr_mammo
 
@@ -18,7 +19,7 @@ __all__ = [
     "FINDING_TYPES", "FULL_SIZE", "HALF_SIZE", "LATERALITIES", "MAX_PIXELS", "SPLITS", "VIEWS", "Box",
     "ClinicalEvent", "ImageRecord", "Mammogram", "MammogramDataset", "MammogramMeta", "Patch", "PatchDataset",
     "Preprocessed", "assign_splits", "augment", "box_size", "breast_mask", "builtin_samples", "extract_patch",
-    "generate_phantom", "infer_laterality", "label_exam", "load_preprocessed", "make_loader", "make_record",
+    "generate_phantom", "infer_laterality", "label_exam", "load_preprocessed", "load_records", "make_loader", "make_record",
     "parse_size", "preprocess", "read_cbis_ddsm", "read_mammogram", "read_manifest", "read_optimam",
     "read_vindr_mammo", "sample_patches", "write_manifest",
 ]

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from hct.data.manifest import make_record, write_manifest
 from hct.data.records import FINDING_TYPES, ImageRecord
@@ -98,8 +96,16 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], exponent: float) 
 
 
 def _upsample(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    tensor = torch.from_numpy(array)[None, None]
-    return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+    """Bilinear resize in numpy (no torch: worker processes are forked, and forked OpenMP can hang)."""
+    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        low = np.minimum(position.astype(int), n_in - 2) if n_in > 1 else np.zeros(n_out, dtype=int)
+        return low, np.minimum(low + 1, n_in - 1), (position - low).astype(np.float32)
+
+    r0, r1, fr = axis(size[0], array.shape[0])
+    c0, c1, fc = axis(size[1], array.shape[1])
+    rows = array[r0] * (1 - fr[:, None]) + array[r1] * fr[:, None]
+    return rows[:, c0] * (1 - fc) + rows[:, c1] * fc
 
 
 def _render(plan: _ImagePlan, size: tuple[int, int]) -> tuple[np.ndarray, list[tuple[str, tuple[int, int, int, int]]]]:

@@ -13,26 +13,15 @@ import numpy as np
 import plotly.offline
 import torch
 
+from hct.checkpoints import load_model as load_model_spec
+from hct.data import load_records, parse_size
+from hct.devices import resolve_device
 from hct.errors import ConfigError
 from hct.explain.attention_maps import attention_map
 from hct.explain.attribution import METHODS, attribute
 from hct.explain.erf import SUBSETS, ERFResult, compute_erf
 from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
 from hct.explain.metrics import erf_metrics
-
-IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"HxW"`` -> ``(H, W)``."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"size must be HxW such as 1664x1280, got {text!r}") from None
-    if height < 1 or width < 1:
-        raise ConfigError(f"size must be positive, got {text!r}")
-    return height, width
-
 
 def parse_pair(text: str, what: str) -> tuple[int, int]:
     try:
@@ -42,45 +31,19 @@ def parse_pair(text: str, what: str) -> tuple[int, int]:
     return row, col
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("CUDA was asked for but no GPU is available; use --device cpu")
-    return torch.device(name)
-
-
 def load_model(spec: str, device: torch.device) -> tuple[torch.nn.Module, str]:
-    """A registry name (random initialisation) or a checkpoint path -> (model, label)."""
-    from hct.models import create_model, list_models
-
-    if spec in list_models():
+    """A registry name (random initialisation, said on stderr) or a checkpoint path -> (model, label)."""
+    model, card = load_model_spec(spec, device=device)
+    if card is None:
         print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
               file=sys.stderr)
-        return create_model(spec).to(device).eval(), spec
-    if not Path(spec).exists():
-        raise ConfigError(f"model {spec!r} is neither a registered name ({list_models()}) nor an existing checkpoint")
-    from hct.checkpoints import load_checkpoint
-
-    model, card = load_checkpoint(spec, device=device)
+        return model, spec
     return model, f"{card.architecture}-{Path(spec).stem}"
 
 
 def image_sources(images: str) -> list[tuple[str, str | None]]:
-    """``(path, laterality or None)`` for ``samples``, a manifest ``.csv`` or a folder of images."""
-    from hct.data import builtin_samples, read_manifest
-
-    if images == "samples":
-        return [(str(r.path), r.laterality or None) for r in builtin_samples()]
-    path = Path(images)
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return [(str(r.path), r.laterality or None) for r in read_manifest(path)]
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {path}")
-        return [(str(p), None) for p in files]
-    raise ConfigError(f"--images must be a folder, a manifest .csv or 'samples'; {images!r} is none of these")
+    """``(path, laterality or None)`` of every image of ``images`` (see ``hct.data.load_records``)."""
+    return [(str(r.path), r.laterality or None) for r in load_records(images)]
 
 
 def sample_images(sources: list[tuple[str, str | None]], n: int, subset: str, seed: int) -> tuple[list[str], list[str]]:

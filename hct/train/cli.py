@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from hct.errors import ConfigError
-
 
 def _train(args: argparse.Namespace) -> int:
     from hct.train.jobs import write_status
@@ -74,21 +72,19 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    from hct.models import list_models
-    from hct.train.zoo import ZooConfig, build_zoo
+    from hct.train.zoo import ZooConfig, build_zoo, zoo_config_from_file
 
-    models = list_models() if args.models == ["all"] else args.models
-    unknown = sorted(set(models) - set(list_models()))
-    if unknown:
-        raise ConfigError(f"Unknown model(s) {unknown}; choose from {list_models()} or 'all'.")
-    zoo = ZooConfig(
-        out=str(args.out), phantom_dir=str(args.phantom_dir), n_images=args.n_images, image_size=args.image_size,
-        patch_size=args.patch_size, epochs_patch=args.epochs_patch, epochs_image=args.epochs_image,
-        batch_patch=args.batch_patch, batch_image=args.batch_image, micro_batch=args.micro_batch,
-        lr_patch=args.lr_patch, lr_image=args.lr_image, device=args.device, models=tuple(models),
-        time_budget_s=args.time_budget_s, optimizer=args.optimizer, seed=args.seed, workers=args.workers,
-        runs_dir=str(args.runs_dir) if args.runs_dir else None,
-    )
+    if args.config:
+        zoo = zoo_config_from_file(args.config)
+    else:
+        zoo = ZooConfig(
+            out=str(args.out), phantom_dir=str(args.phantom_dir), n_images=args.n_images, image_size=args.image_size,
+            patch_size=args.patch_size, epochs_patch=args.epochs_patch, epochs_image=args.epochs_image,
+            batch_patch=args.batch_patch, batch_image=args.batch_image, micro_batch=args.micro_batch,
+            lr_patch=args.lr_patch, lr_image=args.lr_image, device=args.device, models=tuple(args.models),
+            time_budget_s=args.time_budget_s, optimizer=args.optimizer, seed=args.seed, workers=args.workers,
+            runs_dir=str(args.runs_dir) if args.runs_dir else None,
+        )
     for entry in build_zoo(zoo):
         print(json.dumps(entry))
     return 0
@@ -120,6 +116,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     cancel.set_defaults(func=_jobs_cancel)
 
     zoo = subparsers.add_parser("zoo", help="rebuild the shipped checkpoints: phantom data, patch + image training, test AUC")
+    zoo.add_argument("--config", type=Path, help="JSON file of these settings (e.g. configs/zoo.json); other options ignored")
     zoo.add_argument("--out", type=Path, default=Path("checkpoints"), help="where <model>.safetensors/.json go")
     zoo.add_argument("--phantom-dir", type=Path, default=Path("data/phantom"), help="phantom data set (made if absent)")
     zoo.add_argument("--n-images", type=int, default=600)

@@ -180,9 +180,10 @@ def _check_resumable(out_dir: Path, config: TrainConfig) -> None:
 
 
 def _build_model(config: TrainConfig) -> HighResNet:
+    torch.manual_seed(random_key(config.seed, -2))  # initial weights (and Performer projections) by seed
     model = create_model(config.model, **config.overrides)
     if config.init_checkpoint:
-        source, card = load_checkpoint(config.init_checkpoint, architecture=config.model)
+        source, _ = load_checkpoint(config.init_checkpoint, architecture=config.model)
         model.load_state_dict(source.state_dict())
     return model
 

@@ -22,7 +22,7 @@ from hct.data import generate_phantom, parse_size
 from hct.errors import ConfigError
 from hct.eval import bootstrap_auc
 from hct.models import list_models
-from hct.train.config import TrainConfig
+from hct.train.config import OPTIMIZERS, TrainConfig
 from hct.train.data import load_bank
 from hct.train.loop import machine_name, predict_bank, train
 
@@ -52,6 +52,28 @@ class ZooConfig:
     seed: int = 0
     workers: int = 4
     runs_dir: str | None = None
+
+
+    def __post_init__(self) -> None:
+        models = tuple(list_models()) if tuple(self.models) in ((), ("all",)) else tuple(self.models)
+        unknown = sorted(set(models) - set(list_models()))
+        if unknown:
+            raise ConfigError(f"Unknown model(s) {unknown}; choose from {list_models()} or 'all'.")
+        object.__setattr__(self, "models", models)
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer {self.optimizer!r}: use one of {OPTIMIZERS}.")
+
+
+def zoo_config_from_file(path: str | Path) -> ZooConfig:
+    """A :class:`ZooConfig` from a JSON object of its fields (unknown keys refused)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"Zoo config {path} is not a readable JSON file: {err}") from err
+    known = set(ZooConfig.__dataclass_fields__)
+    if not isinstance(data, dict) or set(data) - known:
+        raise ConfigError(f"Zoo config {path} must be a JSON object with keys among {sorted(known)}.")
+    return ZooConfig(**data)
 
 
 def _stage_lines(path: Path, stage: str) -> list[str]:

@@ -1,0 +1,34 @@
+"""Where images come from on the command line: ``samples``, a manifest, a phantom folder, a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hct.data.manifest import make_record, read_manifest
+from hct.data.phantom import MANIFEST_NAME
+from hct.data.records import ImageRecord
+from hct.data.samples import builtin_samples
+from hct.errors import ConfigError
+
+IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".tif", ".tiff")
+
+
+def load_records(source: str | Path) -> list[ImageRecord]:
+    """Records of ``source``: ``"samples"`` (the built-in CBIS-DDSM DICOMs), a manifest ``.csv``, a
+    folder holding a ``manifest.csv`` (a phantom data set), or a folder of DICOM/PNG/TIFF images
+    (unlabelled; laterality and view are read from each file when it is used)."""
+    if str(source) == "samples":
+        return builtin_samples()
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return read_manifest(path)
+    if path.is_dir() and (path / MANIFEST_NAME).is_file():
+        return read_manifest(path / MANIFEST_NAME)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) and no {MANIFEST_NAME} under {path}")
+        return [make_record(image_id=str(p.relative_to(path).with_suffix("")), path=str(p)) for p in files]
+    raise ConfigError(
+        f"{str(source)!r} is not 'samples', a manifest .csv or a folder; give one of these (see `python -m hct phantom`)"
+    )

@@ -1,0 +1,98 @@
+"""Data set adapters (manifest, CBIS-DDSM, VinDr-Mammo, OMI-DB) on fixtures in each set's real layout."""
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from hct.data import (
+    ClinicalEvent, builtin_samples, label_exam, make_record, read_cbis_ddsm, read_manifest, read_optimam,
+    read_vindr_mammo, write_manifest,
+)
+from hct.errors import ConfigError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "data"
+EXAM = datetime.date(2020, 1, 1)
+
+
+def days(n: int) -> datetime.date:
+    return EXAM + datetime.timedelta(days=n)
+
+
+@pytest.mark.parametrize("events, label", [
+    ([ClinicalEvent(days(200), "biopsy", "malignant")], 1),
+    ([ClinicalEvent(days(200), "biopsy", "benign"), ClinicalEvent(days(300), "biopsy", "malignant")], 1),
+    ([ClinicalEvent(days(400), "biopsy", "malignant")], None),  # malignant, but after 12 months
+    ([ClinicalEvent(days(100), "biopsy", "benign")], 0),
+    ([ClinicalEvent(days(740), "imaging", "normal")], 0),
+    ([ClinicalEvent(days(700), "imaging", "normal")], None),  # follow-up under 24 months
+    ([ClinicalEvent(days(500), "biopsy", "malignant"), ClinicalEvent(days(740), "imaging", "normal")], None),
+    ([ClinicalEvent(days(-30), "biopsy", "malignant")], None),  # before the exam
+    ([], None),
+])
+def test_label_exam_follows_the_paper_rule(events, label):
+    assert label_exam(EXAM, events) == label
+
+
+def test_manifest_round_trip_with_relative_paths(tmp_path):
+    records = [
+        make_record(image_id="a", path=str(tmp_path / "img" / "a.dcm"), patient_id="p1", laterality="L", view="CC",
+                    label=1, finding_types=("mass", "calcifications"), finding_boxes=[(1, 2, 31, 42)], split="train"),
+        make_record(image_id="b", path="/elsewhere/b.png", patient_id="p2", label=0),
+    ]
+    path = write_manifest(records, tmp_path / "manifest.csv")
+    assert "img/a.dcm" in path.read_text() and str(tmp_path) not in path.read_text()
+    assert read_manifest(path) == records
+    assert records[0].finding_size == pytest.approx((30 * 40) ** 0.5)
+
+
+def test_manifest_rejects_bad_values(tmp_path):
+    (tmp_path / "m.csv").write_text("image_id,path,laterality\nx,x.dcm,Q\n")
+    with pytest.raises(ConfigError, match="laterality"):
+        read_manifest(tmp_path / "m.csv")
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_manifest(tmp_path / "missing.csv")
+
+
+def test_cbis_ddsm_case_descriptions():
+    csvs = sorted((FIXTURES / "cbis_ddsm").glob("*.csv"))
+    records = {r.image_id: r for r in read_cbis_ddsm(csvs, "/cbis")}
+    assert len(records) == 5  # two abnormalities of one image give one record
+    left_cc = records["Mass-Test_P_00016_LEFT_CC"]
+    assert (left_cc.label, left_cc.laterality, left_cc.view, left_cc.patient_id) == (1, "L", "CC", "P_00016")
+    assert left_cc.path.startswith("/cbis/Mass-Test_P_00016_LEFT_CC/")
+    assert records["Mass-Test_P_00016_LEFT_MLO"].finding_types == ("mass", "architectural_distortion")
+    benign = records["Mass-Test_P_00017_RIGHT_CC"]
+    assert benign.label == 0 and benign.finding_types == ("mass", "focal_asymmetry")
+    assert records["Calc-Test_P_00038_LEFT_CC"].finding_types == ("calcifications",)
+    assert records["Calc-Test_P_00038_RIGHT_MLO"].label == 0
+
+
+def test_vindr_mammo_annotations():
+    csv = FIXTURES / "vindr" / "finding_annotations.csv"
+    records = {r.image_id: r for r in read_vindr_mammo(csv, "/vindr")}
+    im01 = records["im01"]
+    assert im01.label == 1 and im01.path == "/vindr/s01/im01.dicom" and im01.split == "train"
+    assert im01.finding_types == ("mass", "calcifications")  # the BI-RADS 2 mass is left out
+    assert im01.finding_boxes == ((1200, 1000, 1451, 1300),)
+    assert records["im02"].label == 0 and records["im02"].finding_boxes == ()
+    assert records["im03"].label == 0 and records["im03"].split == "test"
+    assert read_vindr_mammo(csv, "/vindr", malignant_birads=(4, 5))[2].label == 1
+
+
+def test_optimam_through_omidb():
+    records = {r.image_id: r for r in read_optimam(FIXTURES / "omidb" / "data", "/omidb")}
+    # optm1: left breast malignant biopsy 36 days after the 2015 exam; right breast normal 2017 follow-up;
+    # the 2017 exam has no follow-up (excluded). optm2: right benign biopsy; left has no follow-up (excluded).
+    assert {k: v.label for k, v in records.items()} == {
+        "1.2.826.1.1.1": 1, "1.2.826.1.2.1": 1, "1.2.826.1.3.1": 0, "1.2.826.3.1.1": 0}
+    marked = records["1.2.826.1.1.1"]
+    assert marked.finding_types == ("mass",) and marked.finding_boxes == ((300, 120, 380, 180),)
+    assert marked.path == "/omidb/optm1/1.2.826.1/1.2.826.1.1.1.dcm" and marked.patient_id == "optm1"
+
+
+def test_builtin_samples_records():
+    records = builtin_samples()
+    assert [r.patient_id for r in records] == ["sfm-benign-0"] * 4 + ["sfm-malign-0"] * 4
+    assert {(r.laterality, r.view) for r in records[:4]} == {("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")}
+    assert all(Path(r.path).is_file() for r in records)

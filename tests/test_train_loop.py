@@ -19,6 +19,7 @@ from hct.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = [128, 96]
+MODEL = "gmic"
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +104,14 @@ def _free_port():
 
 @pytest.mark.slow
 def test_torchrun_two_processes_train_the_single_process_model(manifest, tmp_path):
-    settings = dict(stage="patch", patch_size=32, batch_size=8, micro_batch=2, epochs=2, max_steps=4,
-                    model="hct_performer_relu", device="cpu")
-    single = train(_config(manifest, tmp_path / "single", **settings), progress=False)
+    settings = dict(stage="patch", patch_size=32, batch_size=8, micro_batch=2, epochs=2, max_steps=1,
+                    model=MODEL, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each torchrun worker: CPU kernels pick their algorithm by thread count
+    try:
+        single = train(_config(manifest, tmp_path / "single", **settings), progress=False)
+    finally:
+        torch.set_num_threads(threads)
     config_path = _write(tmp_path / "ddp.json", _config(manifest, tmp_path / "ddp", **settings))
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
@@ -114,8 +120,8 @@ def test_torchrun_two_processes_train_the_single_process_model(manifest, tmp_pat
         cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads((tmp_path / "ddp" / "result.json").read_text())["steps"] == single.steps == 4
+    assert json.loads((tmp_path / "ddp" / "result.json").read_text())["steps"] == single.steps == 1
     a, b = _weights(tmp_path / "single"), _weights(tmp_path / "ddp")
     parameters = {name for name, _ in load_checkpoint(tmp_path / "single" / "last")[0].named_parameters()}
     for name in parameters:  # BatchNorm running statistics are rank 0's under gloo (see hct.train.distributed)
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)

@@ -43,7 +43,10 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, height, width = x.shape
-        return _to_map(self.mix(_to_tokens(x), height, width), height, width)
+        # Attention runs in float32 even under bf16 autocast: the random-feature exponentials and
+        # Nystrom's iterative pseudo-inverse lose too much in bf16, and this layer is cheap.
+        with torch.autocast(x.device.type, enabled=False):
+            return _to_map(self.mix(_to_tokens(x.float()), height, width), height, width)
 
     def mix(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
         raise NotImplementedError

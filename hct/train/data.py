@@ -14,6 +14,7 @@ unbroken single-process run draws.
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
 import hashlib
 import os
 from dataclasses import dataclass
@@ -131,7 +132,9 @@ def build_bank(records: list[ImageRecord], size: tuple[int, int], cache_dir: str
         raise ConfigError("The manifest lists no images.")
     tasks = [(record, tuple(size), cache_dir) for record in records]
     if workers > 1:
-        with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: preprocessing uses torch, and torch's thread pool does not survive a fork
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn) as pool:
             prepared = list(pool.map(_prepare, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
     else:
         prepared = [_prepare(task) for task in tasks]

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The GPU session: train the shipped checkpoints (python -m hct zoo) and run the CUDA benchmarks.
+# Written for the lent H100/H200 machine (no internet; missing pure-Python wheels carried in .whl/);
+# results go to $OUT (or ./gpu-out). Each part has its own time limit so one failure costs no other.
+set -u
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" >> "$OUT/gpu.txt" 2>&1
+
+# 1. The model zoo at 1664x1280 (half the paper's resolution), ~50 s of training per model.
+timeout "${ZOO_LIMIT:-330}" python3 -m hct zoo --out "$OUT/zoo" --phantom-dir /tmp/phantom --n-images 600 \
+    --image-size 1664x1280 --patch-size 256 --epochs-patch 8 --epochs-image 12 --batch-patch 64 --batch-image 16 \
+    --device cuda --models all --time-budget-s "${ZOO_BUDGET:-50}" --workers 16 > "$OUT/zoo.log" 2>&1
+tar czf "$OUT/zoo.tgz" -C "$OUT" zoo && rm -rf "$OUT/zoo"
+
+# 2. Benchmarks on CUDA.
+{
+    timeout 55 python3 bench/models.py --device cuda --tokens 1000 2000 4000 8000 16000
+    timeout 40 python3 bench/models.py --device cuda --amp --tokens 1000
+} > "$OUT/bench_models_cuda.md" 2>&1
+timeout 100 python3 bench/erf.py --device cuda --n 100 --sizes 3328x2560 --repeats 1 > "$OUT/bench_erf_cuda.md" 2>&1
+timeout 45 python3 bench/train.py --device cuda --steps 5 > "$OUT/bench_train_cuda.md" 2>&1
+ls -la "$OUT"

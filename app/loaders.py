@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from hct.devices import resolve_device
 from hct.errors import HCTError
 from hct.models import DISPLAY_NAMES, create_model, list_models
 from hct.train.jobs import DEFAULT_STORE, JobStore
+from hct.train.loop import read_metrics
 
 from app.state import ImageItem
 
@@ -98,17 +98,7 @@ def loaded_models() -> dict[str, str]:
 def training_curve(checkpoint: str) -> list[dict]:
     """The rows of ``<name>.metrics.jsonl`` (or a training run's ``metrics.jsonl``) next to a checkpoint."""
     path = Path(checkpoint).with_suffix(".metrics.jsonl")
-    if not path.is_file():
-        path = Path(checkpoint).parent / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return read_metrics(path if path.is_file() else Path(checkpoint).parent / "metrics.jsonl")
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -119,23 +119,6 @@ def training_curves_figure(rows: Sequence[dict], title: str = "Training curves")
     return fig
 
 
-def curves_table(results: Sequence[ERFResult]) -> pd.DataFrame:
-    """The aggregate curves of several ERFs in long form (model, curve, position, erf, sqrt_erf), for CSV."""
-    frames = []
-    for r in results:
-        for curve, values, roots in (("over_columns", r.curve_over_columns, r.sqrt_curve_over_columns),
-                                     ("over_rows", r.curve_over_rows, r.sqrt_curve_over_rows)):
-            frames.append(pd.DataFrame({"model": r.model_name, "subset": r.subset, "n": r.n, "curve": curve,
-                                        "position": np.arange(values.size), "erf": values, "sqrt_erf": roots}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def figures_html(figures: Sequence[go.Figure]) -> str:
-    """One self-contained HTML page (plotly.js inlined once) holding ``figures``."""
-    parts = [fig.to_html(full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(figures)]
-    return "<html><head><meta charset='utf-8'><title>HCT Explorer</title></head><body>" + "".join(parts) + "</body></html>"
-
-
 def png_bytes(figure) -> bytes:
     """A matplotlib figure as PNG bytes."""
     buffer = io.BytesIO()

@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating timed rounds; the best counts")
     args = parser.parse_args()
+    # Both procedures in full float32 (the engine switches TF32 off itself), so the maps compare.
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

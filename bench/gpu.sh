@@ -14,12 +14,14 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 
 # 1. The model zoo at 1664x1280 (half the paper's resolution), ~50 s of training per model.
 timeout "${ZOO_LIMIT:-330}" python3 -m hct zoo --out "$OUT/zoo" --phantom-dir /tmp/phantom --n-images 600 \
-    --image-size 1664x1280 --patch-size 256 --epochs-patch 8 --epochs-image 12 --batch-patch 64 --batch-image 16 \
+    --image-size 1664x1280 --patch-size 256 --epochs-patch ${EPOCHS_PATCH:-8} --epochs-image ${EPOCHS_IMAGE:-12} --batch-patch 64 --batch-image 16 \
     --device cuda --models all --time-budget-s "${ZOO_BUDGET:-50}" --workers 16 > "$OUT/zoo.log" 2>&1
-tar czf "$OUT/zoo.tgz" -C "$OUT" zoo && rm -rf "$OUT/zoo"
+# two archives: what comes back from the device is at most 16 MB a file
+(cd "$OUT/zoo" && tar czf ../zoo_cnn.tgz gmic.* def_gmic.* && tar czf ../zoo_hct.tgz hct_*) && rm -rf "$OUT/zoo"
 
-# 2. Benchmarks on CUDA.
-{
+[ -n "${SKIP_BENCH:-}" ] && exit 0
+# 2. Benchmarks on CUDA (SKIP_MODELS_BENCH=1 skips bench/models.py).
+[ -n "${SKIP_MODELS_BENCH:-}" ] || {
     timeout 55 python3 bench/models.py --device cuda --tokens 1000 2000 4000 8000 16000
     timeout 40 python3 bench/models.py --device cuda --amp --tokens 1000
 } > "$OUT/bench_models_cuda.md" 2>&1

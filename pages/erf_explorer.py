@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from hct.explain import SUBSETS, erf_curves, erf_heatmaps, erf_metrics, erf_summary_figure, select_subset
+from hct.explain import SUBSETS, curves_frame, erf_curves, erf_heatmaps, erf_metrics, erf_summary_figure, select_subset
+from hct.reports import figures_html
 
 from app import loaders, state, widgets
 
@@ -61,9 +62,9 @@ metrics = pd.DataFrame({f"{r.model_name} ({r.subset}, N={r.n})": erf_metrics(r) 
 st.dataframe(metrics, width="stretch")
 
 cols = st.columns(3)
-cols[0].download_button("Curves (CSV)", lambda: widgets.curves_table(results).to_csv(index=False),
+cols[0].download_button("Curves (CSV)", lambda: curves_frame(results).to_csv(index=False),
                         file_name="erf_curves.csv", mime="text/csv")
-cols[1].download_button("Figures (HTML)", lambda: widgets.figures_html([erf_heatmaps(results, sqrt), *curves]),
+cols[1].download_button("Figures (HTML)", lambda: figures_html([erf_heatmaps(results, sqrt), *curves], "HCT Explorer: ERF"),
                         file_name="erf.html", mime="text/html")
 cols[2].download_button("Figure (PNG)", lambda: widgets.png_bytes(erf_summary_figure(results)),
                         file_name="erf.png", mime="image/png")

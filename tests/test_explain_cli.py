@@ -26,8 +26,7 @@ def test_erf_command_writes_maps_curves_metrics_and_figures(image_dir, tmp_path,
                  "--size", "256x256", "--out", str(out)])
     assert code == 0
     assert "random initialisation" in capsys.readouterr().err
-    for name in ("erf_gmic_all.npz", "erf_hct_performer_relu_all.npz", "erf_curves_over_columns.csv",
-                 "erf_curves_over_rows.csv", "erf_metrics.csv", "erf.png", "erf.html", "plotly.min.js"):
+    for name in ("erf_gmic_all.npz", "erf_hct_performer_relu_all.npz", "erf_curves.csv", "erf_metrics.csv", "erf.png", "erf.html", "plotly.min.js"):
         assert (out / name).stat().st_size > 0, name
     data = np.load(out / "erf_gmic_all.npz")
     assert data["map"].shape == (256, 256) and data["image_curves_over_columns"].shape == (2, 256)

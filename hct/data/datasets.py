@@ -13,13 +13,22 @@ from hct.data.preprocess import FULL_SIZE, parse_size
 from hct.data.records import ImageRecord
 
 
-def augment(tensor: torch.Tensor, generator: torch.Generator | None = None, noise_std: float = 0.05) -> torch.Tensor:
-    """Random horizontal and vertical flips and additive Gaussian noise (the paper's augmentation)."""
-    if torch.rand((), generator=generator) < 0.5:
-        tensor = tensor.flip(-1)
-    if torch.rand((), generator=generator) < 0.5:
-        tensor = tensor.flip(-2)
-    return tensor + noise_std * torch.randn(tensor.shape, generator=generator)
+def augment(batch: torch.Tensor, key: int, flips: bool = True, noise_std: float = 0.05) -> torch.Tensor:
+    """The paper's augmentation of a ``(B, C, H, W)`` batch: random horizontal/vertical flips and Gaussian noise (std uniform in [0, noise_std]) per sample,
+    drawn on the batch's device from a generator seeded by ``key``."""
+    generator = torch.Generator(device=batch.device).manual_seed(key)
+    draws = torch.rand(batch.shape[0], 3, generator=generator, device=batch.device)
+    if flips:
+        batch = torch.where((draws[:, 0] < 0.5).view(-1, 1, 1, 1), batch.flip(-1), batch)
+        batch = torch.where((draws[:, 1] < 0.5).view(-1, 1, 1, 1), batch.flip(-2), batch)
+    if noise_std > 0:
+        noise = torch.randn(batch.shape, generator=generator, device=batch.device, dtype=batch.dtype)
+        batch = batch + noise * (draws[:, 2] * noise_std).view(-1, 1, 1, 1)
+    return batch
+
+
+def _augment_one(tensor: torch.Tensor) -> torch.Tensor:
+    return augment(tensor[None], key=int(torch.randint(2**62, ()))).squeeze(0)
 
 
 class MammogramDataset(Dataset):
@@ -35,7 +44,7 @@ class MammogramDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         record = self.records[index]
         tensor = load_preprocessed(record.path, self.size, self.cache_dir).tensor
-        return (augment(tensor) if self.augment else tensor), record.label
+        return (_augment_one(tensor) if self.augment else tensor), record.label
 
 
 class PatchDataset(Dataset):
@@ -53,7 +62,7 @@ class PatchDataset(Dataset):
         patch = self.patches[index]
         tensor = load_preprocessed(patch.record.path, self.image_size, self.cache_dir).tensor
         window = extract_patch(tensor, patch.centre, self.patch_size)
-        return (augment(window) if self.augment else window), patch.label
+        return (_augment_one(window) if self.augment else window), patch.label
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int = 2) -> DataLoader:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hct.eval import figures, static_figures
+from hct.reports import write_figures_html
 from hct.eval.auc import auc, roc_curve_points
 from hct.eval.breakdowns import (
     SIZE_THRESHOLDS,
@@ -107,8 +108,7 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
                         lambda p: static_figures.save_roc_png(report.roc, report.roc_auc, p))
     for name, (figure, save_png) in plots.items():
         save_png(out / f"{name}.png")
-        # "directory": the page loads plotly.min.js from beside it, written once, so it works offline.
-        figure.write_html(out / f"{name}.html", include_plotlyjs="directory")
-        written += [out / f"{name}.png", out / f"{name}.html"]
-    written.append(out / "plotly.min.js")
+        html, script = write_figures_html([figure], out / f"{name}.html", name.replace("_", " ").capitalize())
+        written += [out / f"{name}.png", html]
+    written.append(script)
     return written

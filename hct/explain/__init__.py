@@ -7,7 +7,7 @@ from hct.explain.attribution import (
     occlusion_window, saliency,
 )
 from hct.explain.erf import (
-    REDUCTIONS, SUBSETS, ComputationCancelled, ERFResult, compute_erf, curve_band, erf_from_maps,
+    REDUCTIONS, SUBSETS, ComputationCancelled, ERFResult, compute_erf, curve_band, curves_frame, erf_from_maps,
     input_gradients, output_position, select_subset,
 )
 from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
@@ -15,7 +15,7 @@ from hct.explain.metrics import AREA_SHARES, area_shares, erf_metrics, gaussian_
 
 __all__ = [
     "AREA_SHARES", "METHODS", "REDUCTIONS", "SUBSETS", "AttentionMap", "Attribution", "ComputationCancelled",
-    "ERFResult", "area_shares", "attention_map", "attribute", "compute_erf", "curve_band", "erf_curves",
+    "ERFResult", "area_shares", "attention_map", "attribute", "compute_erf", "curve_band", "curves_frame", "erf_curves",
     "erf_from_maps", "erf_heatmaps", "erf_metrics", "erf_summary_figure", "gaussian_fit_r2", "gradcam",
     "heatmap_overlay", "input_gradients", "integrated_gradients", "layer_input", "malignancy_probability",
     "occlusion", "occlusion_window", "output_position", "saliency", "select_subset",

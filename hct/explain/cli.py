@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import plotly.offline
 import torch
 
 from hct.checkpoints import load_model as load_model_spec
@@ -19,9 +18,10 @@ from hct.devices import resolve_device
 from hct.errors import ConfigError
 from hct.explain.attention_maps import attention_map
 from hct.explain.attribution import METHODS, attribute
-from hct.explain.erf import SUBSETS, ERFResult, compute_erf
+from hct.explain.erf import SUBSETS, ERFResult, compute_erf, curves_frame
 from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
 from hct.explain.metrics import erf_metrics
+from hct.reports import write_figures_html
 
 def parse_pair(text: str, what: str) -> tuple[int, int]:
     try:
@@ -100,15 +100,9 @@ def write_erf_outputs(results: list[ERFResult], out: Path) -> list[Path]:
                             input_centre=np.array(r.input_centre), stride=np.array(r.stride),
                             mask=r.mask if r.mask is not None else np.zeros(0), reduction=r.reduction, n=r.n)
         written.append(path)
-    for axis in ("columns", "rows"):
-        path = out / f"erf_curves_over_{axis}.csv"
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow([axis[:-1]] + [f"{r.model_name}{suffix}" for r in results for suffix in ("", "_sqrt")])
-            curves = [getattr(r, f"{prefix}curve_over_{axis}") for r in results for prefix in ("", "sqrt_")]
-            for i in range(len(curves[0])):
-                writer.writerow([i] + [f"{c[i]:.9g}" for c in curves])
-        written.append(path)
+    path = out / "erf_curves.csv"
+    curves_frame(results).to_csv(path, index=False)
+    written.append(path)
     metrics = [{"model": r.model_name, "subset": r.subset, "n": r.n, "position": f"{r.position[0]},{r.position[1]}",
                 **erf_metrics(r)} for r in results]
     path = out / "erf_metrics.csv"
@@ -122,20 +116,8 @@ def write_erf_outputs(results: list[ERFResult], out: Path) -> list[Path]:
     written.append(path)
     figures = [erf_heatmaps(results), erf_heatmaps(results, sqrt=True)]
     figures += [erf_curves(results, axis, sqrt) for sqrt in (False, True) for axis in ("columns", "rows")]
-    written += write_html_report(figures, out / "erf.html", "Effective receptive field")
+    written += write_figures_html(figures, out / "erf.html", "Effective receptive field")
     return written
-
-
-def write_html_report(figures, path: Path, title: str) -> list[Path]:
-    """One HTML page of plotly figures using a local ``plotly.min.js`` beside it (works offline)."""
-    script = path.parent / "plotly.min.js"
-    if not script.exists():
-        script.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
-    body = "\n".join(fig.to_html(full_html=False, include_plotlyjs=False) for fig in figures)
-    path.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>'
-                    f'<script src="plotly.min.js"></script></head><body><h1>{title}</h1>\n{body}</body></html>',
-                    encoding="utf-8")
-    return [path, script]
 
 
 def run_erf(args: argparse.Namespace) -> int:
@@ -186,7 +168,7 @@ def run_explain(args: argparse.Namespace) -> int:
         arrays["original"] = result.original
     np.savez_compressed(out / f"{stem}.npz", **arrays)
     written = [out / f"{stem}.npz"]
-    written += write_html_report([heatmap_overlay(image, heatmap, title=title, marker=marker)],
+    written += write_figures_html([heatmap_overlay(image, heatmap, title=title, marker=marker)],
                                  out / f"{stem}.html", title)
     written.append(_overlay_png(image, heatmap, title, out / f"{stem}.png"))
     for path in written:

@@ -14,8 +14,8 @@ unbroken single-process run draws.
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 import hashlib
+import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +134,8 @@ def build_bank(records: list[ImageRecord], size: tuple[int, int], cache_dir: str
     if workers > 1:
         # spawn, not fork: preprocessing uses torch, and torch's thread pool does not survive a fork
         spawn = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn, initializer=torch.set_num_threads,
+                                                    initargs=(1,)) as pool:
             prepared = list(pool.map(_prepare, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
     else:
         prepared = [_prepare(task) for task in tasks]
@@ -171,17 +172,3 @@ def load_bank(manifest: str | Path, size: tuple[int, int], cache_dir: str | Path
     torch.save(dict(bank.__dict__), partial)
     os.replace(partial, file)
     return bank
-
-
-def augment(batch: torch.Tensor, key: int, flips: bool, noise_std: float) -> torch.Tensor:
-    """Random horizontal/vertical flips and Gaussian noise (std uniform in [0, noise_std]) per sample,
-    drawn on the batch's device from a generator seeded by ``key``."""
-    generator = torch.Generator(device=batch.device).manual_seed(key)
-    draws = torch.rand(batch.shape[0], 3, generator=generator, device=batch.device)
-    if flips:
-        batch = torch.where((draws[:, 0] < 0.5).view(-1, 1, 1, 1), batch.flip(-1), batch)
-        batch = torch.where((draws[:, 1] < 0.5).view(-1, 1, 1, 1), batch.flip(-2), batch)
-    if noise_std > 0:
-        noise = torch.randn(batch.shape, generator=generator, device=batch.device, dtype=batch.dtype)
-        batch = batch + noise * (draws[:, 2] * noise_std).view(-1, 1, 1, 1)
-    return batch

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hct.errors import ConfigError
+from hct.train.loop import read_metrics
 
 DEFAULT_STORE = Path("runs/jobs.sqlite")
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -273,13 +274,4 @@ class JobStore:
 
     def metrics(self, job_id: int) -> list[dict]:
         """The job's metrics lines so far (for plotting while it runs)."""
-        path = Path(self.get(job_id).metrics_file)
-        if not path.is_file():
-            return []
-        lines = []
-        for line in path.read_text().splitlines():
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line being written
-        return lines
+        return read_metrics(self.get(job_id).metrics_file)

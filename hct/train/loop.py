@@ -30,7 +30,8 @@ from hct.errors import ConfigError
 from hct.models import HighResNet, create_model
 from hct.train.asam import ASAM, frozen_bn_stats
 from hct.train.config import TrainConfig, load_config
-from hct.train.data import ImageBank, augment, load_bank, random_key
+from hct.data import augment
+from hct.train.data import ImageBank, load_bank, random_key
 from hct.train.distributed import DistContext, barrier, broadcast_int, setup, teardown
 
 CONFIG_NAME, METRICS_NAME, RESUME_NAME, RESULT_NAME = "config.json", "metrics.jsonl", "resume.pt", "result.json"
@@ -134,6 +135,20 @@ def _auc(labels: torch.Tensor, scores: torch.Tensor) -> float | None:
     return float(roc_auc_score(labels, scores.numpy())) if len(set(labels.tolist())) == 2 else None
 
 
+def read_metrics(path: str | Path) -> list[dict]:
+    """The lines of a ``metrics.jsonl`` so far ([] when absent); stops at a line still being written."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return entries
+
+
 class _Metrics:
     """``metrics.jsonl``: appended and flushed one line at a time (rank 0 only)."""
 
@@ -144,12 +159,8 @@ class _Metrics:
         """Drop lines written after the resume point (step lines past ``step``, epoch lines past ``epoch``)."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = []
-        for line in self.path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                entry = json.loads(line)
-                if ("val_auc" in entry and entry["epoch"] <= epoch) or ("loss" in entry and entry["step"] <= step):
-                    kept.append(line + "\n")
+        kept = [json.dumps(entry) + "\n" for entry in read_metrics(self.path)
+                if ("val_auc" in entry and entry["epoch"] <= epoch) or ("loss" in entry and entry["step"] <= step)]
         partial = self.path.with_name(f".{self.path.name}.tmp")
         partial.write_text("".join(kept))
         os.replace(partial, self.path)

@@ -103,22 +103,6 @@ def untrained_note(keys: Sequence[str]) -> None:
                 "architecture's wiring, not learned behaviour.")
 
 
-def training_curves_figure(rows: Sequence[dict], title: str = "Training curves") -> go.Figure | None:
-    """Every numeric series of metrics.jsonl rows against ``epoch`` (else ``step``, else the row number)."""
-    if not rows:
-        return None
-    x_key = next((k for k in ("epoch", "step") if k in rows[0]), None)
-    fig = go.Figure()
-    names = [k for k in rows[-1] if k != x_key and isinstance(rows[-1][k], (int, float)) and not isinstance(rows[-1][k], bool)]
-    for name in names:
-        points = [(r.get(x_key, i), r[name]) for i, r in enumerate(rows) if isinstance(r.get(name), (int, float))]
-        fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=name,
-                        yaxis="y2" if "auc" in name else "y")
-    fig.update_layout(title=title, xaxis_title=x_key or "record", yaxis_title="loss",
-                      yaxis2=dict(title="AUC", overlaying="y", side="right", range=[0, 1]), height=320)
-    return fig
-
-
 def png_bytes(figure) -> bytes:
     """A matplotlib figure as PNG bytes."""
     buffer = io.BytesIO()

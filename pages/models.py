@@ -6,6 +6,7 @@ import streamlit as st
 from hct.checkpoints import read_card
 from hct.errors import HCTError
 from hct.models import DISPLAY_NAMES, model_config
+from hct.train.figures import training_curves_figure
 
 from app import loaders, widgets
 
@@ -54,7 +55,7 @@ for item in checkpoints:
                     f"**training data** {card.training_data or '—'} · **code** `{card.code_version}`")
         if card.training:
             st.caption(", ".join(f"{k}: {v}" for k, v in card.training.items() if not isinstance(v, dict)))
-        figure = widgets.training_curves_figure(loaders.training_curve(item.checkpoint))
+        figure = training_curves_figure(loaders.training_curve(item.checkpoint))
         if figure is not None:
             st.plotly_chart(figure, key=f"curve-{item.key}")
         load_controls(item.key)

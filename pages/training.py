@@ -8,6 +8,7 @@ import streamlit as st
 from hct.errors import HCTError
 from hct.models import DISPLAY_NAMES, list_models
 from hct.train import STAGE_DEFAULTS, TrainConfig
+from hct.train.figures import training_curves_figure
 
 from app import loaders, state, widgets
 
@@ -62,7 +63,7 @@ def jobs_panel() -> None:
         "optimiser": j.config.get("optimizer"), "device": j.gpu or "", "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created)),
         "checkpoint": j.checkpoint or "", "error": (j.error or "")[-200:]} for j in jobs]), hide_index=True, width="stretch")
     job = st.selectbox("Follow job", jobs, format_func=lambda j: f"{j.id}: {j.config.get('model')} {j.config.get('stage')} ({j.state})")
-    figure = widgets.training_curves_figure(store.metrics(job.id), title=f"Job {job.id}: loss and validation AUC")
+    figure = training_curves_figure(store.metrics(job.id), title=f"Job {job.id}: loss and validation AUC")
     if figure is not None:
         st.plotly_chart(figure, key=f"job-curve-{job.id}")
     if not job.finished and st.button("Cancel job", key=f"cancel-{job.id}"):

@@ -39,7 +39,8 @@ def test_models_page_loads_a_model(app):
     load.click().run()
     assert not at.exception and not at.error
     assert any(b.label == "Unload" for b in at.button)
-    assert any("random init" in m.value for m in at.sidebar.markdown)
+    # the first card is a shipped checkpoint; once loaded it is listed in the sidebar
+    assert any("GMIC" in m.value and "cpu" in m.value for m in at.sidebar.markdown)
 
 
 def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
@@ -56,7 +57,7 @@ def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
 
 def test_erf_explorer_computes_two_models(app):
     at = open_page(app, "erf_explorer")
-    assert at.multiselect[0].value == ["init:gmic", "init:hct_performer_relu"]
+    assert at.multiselect[0].value == ["ckpt:gmic", "ckpt:hct_performer_relu"]  # the shipped checkpoints
     at.number_input[0].set_value(2)
     at.button[0].click().run()
     assert not at.exception and not at.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -102,7 +103,7 @@ def training_curve(checkpoint: str) -> list[dict]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _read(key: str, _source: bytes | str) -> Mammogram:
+def _read(key: str, _source: io.BytesIO | str) -> Mammogram:
     return read_mammogram(_source)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 
@@ -25,8 +26,13 @@ class ImageItem:
     data: bytes | None = None
 
     @property
-    def source(self) -> bytes | str:
-        return self.data if self.data is not None else self.record.path
+    def source(self) -> io.BytesIO | str:
+        """What ``read_mammogram`` reads: the path, or the upload in memory under its file name."""
+        if self.data is None:
+            return self.record.path
+        stream = io.BytesIO(self.data)
+        stream.name = self.name
+        return stream
 
 
 def upload_item(name: str, data: bytes) -> ImageItem:

@@ -2,6 +2,11 @@
 # The GPU session: train the shipped checkpoints (python -m hct zoo) and run the CUDA benchmarks.
 # Written for the lent H100/H200 machine (no internet; missing pure-Python wheels carried in .whl/);
 # results go to $OUT (or ./gpu-out). Each part has its own time limit so one failure costs no other.
+# The device image lacks these pure-Python wheels; fetch them into .whl/ (git-ignored) beforehand with
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl performer-pytorch local-attention hyper-connections \
+#     torch-einops-utils axial-positional-embedding nystrom-attention pydicom captum plotly
+# and carry .whl with the run.
 set -u
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1

@@ -126,7 +126,7 @@ def _modified_sample(samples, change) -> bytes:
     ("truncated", "truncated"),
     ("no_pixels", "without pixel data"),
     ("unknown_syntax", "transfer syntax"),
-    ("text", "not an image"),
+    ("text", "neither a DICOM file nor a PNG or TIFF"),
     ("colour_png", "colour"),
     ("colour_dicom", "colour"),
 ])
@@ -170,3 +170,15 @@ def test_size_limit(monkeypatch):
 def test_missing_path(tmp_path):
     with pytest.raises(MammogramError, match="does not exist"):
         read_mammogram(tmp_path / "nope.dcm")
+
+
+@pytest.mark.parametrize("syntax", [pydicom.uid.RLELossless, pydicom.uid.JPEG2000Lossless])
+def test_compressed_dicoms_decode_exactly(syntax):
+    """RLE and JPEG 2000 (through the pylibjpeg plugins) decode to the pixels that were encoded."""
+    pixels = np.random.default_rng(0).integers(0, 4000, (64, 48)).astype(np.uint16)
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(pixels, BitsStored=12, HighBit=11)))
+    ds.compress(syntax)
+    out = io.BytesIO()
+    ds.save_as(out)
+    assert pydicom.dcmread(io.BytesIO(out.getvalue())).file_meta.TransferSyntaxUID == syntax
+    np.testing.assert_array_equal(read_mammogram(out.getvalue()).pixels, pixels)

@@ -218,7 +218,7 @@ def _read_picture(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     except MammogramError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise MammogramError(f"{name} is not an image HCT Explorer can read ({err}); use DICOM, PNG or TIFF.") from err
+        raise MammogramError(f"{name} is neither a DICOM file nor a PNG or TIFF picture; use DICOM, PNG or TIFF.") from err
     except Exception as err:
         raise MammogramError(f"{name} is a corrupt image ({err}).") from err
     if pixels.ndim != 2:

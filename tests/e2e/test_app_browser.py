@@ -81,3 +81,32 @@ def test_erf_of_two_models_in_the_browser(server):
             page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
             page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
         browser.close()
+
+
+def test_bad_uploads_get_clear_errors_in_the_browser(server, tmp_path):
+    """A text file and a truncated DICOM: one clear message each, no traceback, a good file still taken."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from hct.data import builtin_samples
+
+    sample = Path(builtin_samples()[0].path).read_bytes()
+    (tmp_path / "notes.txt").write_text("not a mammogram")
+    (tmp_path / "truncated.dcm").write_bytes(sample[:4096])
+    (tmp_path / "good.dcm").write_bytes(sample)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1500, "height": 2200})
+        page.goto(f"{server}/images")
+        expect(page.get_by_role("heading", name="Images", exact=True)).to_be_visible(timeout=60_000)
+        page.get_by_text("Upload", exact=True).click()
+        page.locator("input[type=file]").set_input_files([tmp_path / n for n in ("notes.txt", "truncated.dcm", "good.dcm")])
+        page.get_by_role("button", name="Use these images").click()
+        errors = page.locator("[data-testid='stAlertContentError']")
+        expect(errors).to_have_count(2, timeout=120_000)
+        texts = " ".join(errors.all_inner_texts())
+        assert "notes.txt" in texts and "truncated.dcm" in texts
+        expect(page.get_by_text("1 of 3 files selected.")).to_be_visible(timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        page.screenshot(path=SHOTS / "images_bad_uploads.png", full_page=True)
+        browser.close()

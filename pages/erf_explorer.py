@@ -6,7 +6,7 @@ import streamlit as st
 from hct.explain import SUBSETS, curves_frame, erf_curves, erf_heatmaps, erf_metrics, erf_summary_figure, select_subset
 from hct.reports import figures_html
 
-from app import loaders, state, widgets
+from app import state, widgets
 
 RESULTS = "erf_results"
 st.title("ERF explorer")

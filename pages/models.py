@@ -1,6 +1,5 @@
 """Models: one card per checkpoint, the random-init architectures, and loading or unloading them."""
 
-import pandas as pd
 import streamlit as st
 
 from hct.checkpoints import read_card

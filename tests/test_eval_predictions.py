@@ -1,6 +1,5 @@
 """Predictions tables: validation, CSV/Parquet round trips and batched prediction with a tiny model."""
 
-import importlib.util
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,6 @@ def test_csv_round_trip_keeps_ids_text_and_missing_sizes(tmp_path):
     assert back["finding_size"].iloc[0] == 123.5 and back["finding_size"].iloc[1:].isna().all()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="pyarrow not installed")
 def test_parquet_round_trip(tmp_path):
     back = read_predictions(write_predictions(table(), tmp_path / "p.parquet"))
     pd.testing.assert_frame_equal(back, read_predictions(write_predictions(table(), tmp_path / "p.csv")))

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from hct.checkpoints import load_checkpoint
 from hct.data import generate_phantom
-from hct.train import TrainConfig, train
+from hct.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = [128, 96]

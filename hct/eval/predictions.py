@@ -102,13 +102,7 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
 
 
 def _is_parquet(path: Path) -> bool:
-    if path.suffix.lower() != ".parquet":
-        return False
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as err:
-        raise EvaluationError(f"{path} is a Parquet file but pyarrow is not installed; pip install pyarrow or use .csv.") from err
-    return True
+    return path.suffix.lower() == ".parquet"
 
 
 def read_predictions(path: str | Path, *, labelled: bool = True) -> pd.DataFrame:

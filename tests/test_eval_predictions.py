@@ -1,6 +1,5 @@
 """Predictions tables: validation, CSV/Parquet round trips and batched prediction with a tiny model."""
 
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -62,7 +62,8 @@ with tabs[1]:
         if result is not None:
             heat = result.upsampled if head == "mean" else upsample(result.heads[head], pixels.shape)
             st.caption("Click a point on the image (or type its row and column) to see where that position attends.")
-            st.plotly_chart(heatmap_overlay(pixels, heat, opacity, title=f"{layer}, head {head}", marker=result.query_input),
+            st.plotly_chart(heatmap_overlay(pixels, heat, opacity, title=f"{layer}, head {head}", marker=result.query_input,
+                                            click_grid=max(1, min(pixels.shape) // 40)),
                             key="attn-click", on_select="rerun", selection_mode="points")
 
 with tabs[2]:

@@ -73,3 +73,16 @@ def test_attention_map_of_a_model():
         attention_map(create_model("gmic"), image, query=(0, 0))
     with pytest.raises(ConfigError):
         attention_map(model, image, query=(999, 0))
+
+
+def test_overlay_click_grid_covers_the_image_and_heat_map_takes_no_clicks():
+    import numpy as np
+
+    from hct.explain import heatmap_overlay
+
+    image = np.zeros((40, 30), dtype=np.float32)
+    fig = heatmap_overlay(image, image + 1, click_grid=10, marker=(5, 5))
+    grid = next(t for t in fig.data if t.name == "click to query")
+    assert sorted(set(grid.y)) == [5, 15, 25, 35] and sorted(set(grid.x)) == [5, 15, 25]
+    assert fig.data[1].hoverinfo == "skip"
+    assert all(t.name != "click to query" for t in heatmap_overlay(image, image).data)

@@ -110,3 +110,29 @@ def test_bad_uploads_get_clear_errors_in_the_browser(server, tmp_path):
         assert page.locator("[data-testid='stException']").count() == 0
         page.screenshot(path=SHOTS / "images_bad_uploads.png", full_page=True)
         browser.close()
+
+
+def test_clicking_the_image_moves_the_attention_query(server):
+    """On the Attention page, a click on the HCT attention map sets the query position to that point."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1500, "height": 2200})
+        page.goto(f"{server}/attention")
+        expect(page.get_by_role("heading", name="Attention", exact=True)).to_be_visible(timeout=60_000)
+        page.get_by_role("tab", name="Attention of a position").click()
+        row_input = page.get_by_label("Query row")
+        expect(row_input).to_be_visible(timeout=120_000)
+        before = (row_input.input_value(), page.get_by_label("Query column").input_value())
+        plot = page.locator(".js-plotly-plot").filter(has=page.locator(".scatterlayer")).last
+        expect(plot).to_be_visible(timeout=60_000)
+        box = plot.locator(".nsewdrag").first.bounding_box()
+        # the image is centred in the plot area (equal axis scales): upper part, a little left of centre
+        page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.2)
+        expect(row_input).not_to_have_value(before[0], timeout=60_000)
+        after = (int(row_input.input_value()), int(page.get_by_label("Query column").input_value()))
+        assert after != tuple(map(int, before)) and after[0] < int(before[0])
+        page.screenshot(path=SHOTS / "attention_click.png", full_page=True)
+        browser.close()

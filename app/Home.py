@@ -23,5 +23,6 @@ PAGES = [
 
 st.set_page_config(page_title="HCT Explorer", page_icon=":material/blur_on:", layout="wide")
 page = st.navigation(PAGES)
-sidebar.render()
+models_slot = sidebar.render()
 page.run()
+sidebar.show_models(models_slot)  # not reached when a page stops early; the slot then keeps the earlier list

@@ -9,16 +9,26 @@ from hct.devices import describe_device, resolve_device
 from app import loaders
 
 
-def render() -> None:
+def render() -> st.delta_generator.DeltaGenerator:
+    """The device note and, in the returned slot, the models on the device (see :func:`show_models`)."""
     with st.sidebar:
         name = describe_device(resolve_device("auto"))
         if loaders.device() == "cuda":
             st.success(f"Device: CUDA — {name}")
         else:
             st.warning(f"Device: {name}. No GPU found: keep the resolution and N small.")
-        loaded = loaders.loaded_models()
-        labels = {c.key: c.label for c in loaders.model_choices()}
         st.caption("Models on the device")
+        slot = st.empty()
+    show_models(slot)
+    return slot
+
+
+def show_models(slot: st.delta_generator.DeltaGenerator) -> None:
+    """List the models held on the device in ``slot`` (filled again after the page ran, so a model
+    the page loaded shows at once)."""
+    loaded = loaders.loaded_models()
+    labels = {c.key: c.label for c in loaders.model_choices()}
+    with slot.container():
         if loaded:
             for key, where in loaded.items():
                 st.markdown(f"- {labels.get(key, key)} · `{where}`")

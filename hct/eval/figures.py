@@ -17,6 +17,12 @@ def _error_bars(rows: pd.DataFrame, value: str, low: str, high: str) -> dict[str
     return {"type": "data", "symmetric": False, "array": rows[high] - rows[value], "arrayminus": rows[value] - rows[low]}
 
 
+def _auc_range(rows: pd.DataFrame, top: float) -> list[float]:
+    """From 0.5 (chance) to ``top``, extended down to show a bar or interval below chance."""
+    lowest = float(np.nanmin(rows["low"])) if len(rows) else 0.5
+    return [min(0.5, np.floor(lowest * 20) / 20), top]
+
+
 def finding_type_figure(table: pd.DataFrame) -> go.Figure:
     """AUC by finding type (Table A1), one bar per model with its 95% CI."""
     fig = go.Figure()
@@ -27,7 +33,8 @@ def finding_type_figure(table: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x}: AUC %{y:.3f}<br>%{customdata[0]} positives, %{customdata[1]} negatives",
         )
     fig.update_layout(barmode="group", title="AUC by finding type (positives vs all negatives)",
-                      xaxis_title="finding type", yaxis_title="AUC", yaxis_range=[0.5, 1])
+                      xaxis_title="finding type", yaxis_title="AUC",
+                      yaxis_range=_auc_range(table.dropna(subset=["auc"]), 1.02))
     return fig
 
 
@@ -57,7 +64,7 @@ def tertile_figure(table: pd.DataFrame) -> go.Figure:
         fig.add_bar(name=model, x=rows["tertile"], y=rows["auc"], text=text, textposition="outside",
                     error_y=_error_bars(rows, "auc", "low", "high"))
     fig.update_layout(barmode="group", title="AUC by finding-size tertile (labels: improvement over the reference)",
-                      xaxis_title="size tertile", yaxis_title="AUC", yaxis_range=[0.5, 1.05])
+                      xaxis_title="size tertile", yaxis_title="AUC", yaxis_range=_auc_range(rows_all, 1.05))
     return fig
 
 

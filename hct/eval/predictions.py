@@ -172,7 +172,9 @@ def predict_batches(
                 rows.append(_row(record, float(probability), name, checkpoint_sha256))
             if progress is not None:
                 progress(len(rows), total if total is not None else len(rows))
-    return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+    table["params_millions"] = sum(p.numel() for p in model.parameters()) / 1e6  # for the Table 3 layout
+    return table
 
 
 def _row(record: ImageRecord, probability: float, model: str, checkpoint_sha256: str) -> dict[str, object]:

@@ -38,7 +38,8 @@ def load_model(spec: str, device: torch.device) -> tuple[torch.nn.Module, str]:
         print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
               file=sys.stderr)
         return model, spec
-    return model, f"{card.architecture}-{Path(spec).stem}"
+    stem = Path(spec).with_suffix("").name
+    return model, stem if stem == card.architecture else f"{card.architecture}-{stem}"
 
 
 def image_sources(images: str) -> list[tuple[str, str | None]]:

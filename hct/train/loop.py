@@ -14,7 +14,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,12 @@ from torch import nn
 from tqdm import tqdm
 
 from hct.checkpoints import load_checkpoint, save_checkpoint
+from hct.data import augment
+from hct.devices import describe_device
 from hct.errors import ConfigError
 from hct.models import HighResNet, create_model
 from hct.train.asam import ASAM, frozen_bn_stats
 from hct.train.config import TrainConfig, load_config
-from hct.data import augment
 from hct.train.data import ImageBank, load_bank, random_key
 from hct.train.distributed import DistContext, barrier, broadcast_int, setup, teardown
 
@@ -61,19 +61,6 @@ class TrainResult:
     def from_dict(cls, data: dict) -> "TrainResult":
         paths = {"out_dir", "best_checkpoint", "last_checkpoint", "metrics_path"}
         return cls(**{k: (Path(v) if k in paths else v) for k, v in data.items()})
-
-
-def machine_name(device: torch.device) -> str:
-    """The GPU's name on CUDA, else the CPU model and core count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model} ({os.cpu_count()} CPUs)"
 
 
 def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
@@ -307,7 +294,7 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
                           f"{'patch images' if patches else 'images'} at {config.input_size[0]}x{config.input_size[1]})",
             metrics={"val_auc": val_auc, "val_loss": val_loss, "best_val_auc": best_auc},
             training={"config": config.to_dict(), "epochs_completed": epoch, "epochs_planned": config.epochs,
-                      "steps": global_step, "time_s": round(elapsed(), 1), "machine": machine_name(device),
+                      "steps": global_step, "time_s": round(elapsed(), 1), "machine": describe_device(device),
                       "processes": ctx.world, "stopped_by_time_budget": stopped},
         )
 

@@ -19,12 +19,13 @@ import torch
 
 from hct.checkpoints import load_checkpoint, save_checkpoint
 from hct.data import generate_phantom, parse_size
+from hct.devices import describe_device
 from hct.errors import ConfigError
 from hct.eval import bootstrap_auc
 from hct.models import list_models
 from hct.train.config import OPTIMIZERS, TrainConfig
 from hct.train.data import load_bank
-from hct.train.loop import machine_name, predict_bank, train
+from hct.train.loop import predict_bank, train
 
 PATCH_SHARE = 1 / 3  # of a model's time budget, for its patch stage; the image stage gets the rest
 
@@ -136,7 +137,7 @@ def build_zoo(zoo: ZooConfig, progress: bool = True) -> list[dict]:
         save_checkpoint(
             model, out / name, dtype=torch.float16, input_size=tuple(size), stage="image",
             training_data=data_text, metrics=metrics,
-            training={"stages": stages, "time_s": total_s, "machine": machine_name(image_cfg.resolved_device()),
+            training={"stages": stages, "time_s": total_s, "machine": describe_device(image_cfg.resolved_device()),
                       "optimizer": zoo.optimizer, "seed": zoo.seed, "command": "python -m hct zoo",
                       "zoo": {k: (list(v) if isinstance(v, tuple) else v) for k, v in zoo.__dict__.items()}},
         )

@@ -1,6 +1,6 @@
 """Data throughput: decode + preprocess of the built-in DICOMs (full and half size), phantom generation.
 
-Run from the repository root: ``PYTHONPATH=. /work/venv/bin/python bench/data.py [--phantom-n 200] [--workers 2]``; prints a Markdown table.
+Run from the repository root: ``python bench/data.py [--phantom-n 200] [--workers 2]``; prints a Markdown table.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One timed step is what ``hct.train`` does per step on in-memory data: forward, cross entropy,
 backward, Adam (bf16 autocast and channels_last on CUDA). Usage:
-    PYTHONPATH=. python bench/train.py --device cpu --steps 3
+    python bench/train.py --device cpu --steps 3
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from hct.data import ImageRecord, builtin_samples, parse_size
 
 IMAGES_KEY = "hct_images"
 SIZES = ("416x320", "832x640", "1664x1280", "3328x2560")
-DEFAULT_SIZE = "832x640"  # an ERF of two models over 4 images in ~25 s on 2 CPU cores (bench/RESULTS.md)
+DEFAULT_SIZE = "1664x1280"  # the shipped checkpoints' resolution; an ERF of two models over 8 images takes ~7 s on 2 CPU cores (bench/RESULTS.md)
 
 
 @dataclass(frozen=True)

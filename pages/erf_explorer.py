@@ -19,7 +19,7 @@ with st.form("erf"):
                                   default=["init:gmic", "init:hct_performer_relu"])
     cols = st.columns(3)
     subset = cols[0].radio("Breasts", SUBSETS, horizontal=True)
-    n = cols[1].number_input("N images", 1, max(len(items), 1), min(4, len(items)))
+    n = cols[1].number_input("N images", 1, max(len(items), 1), min(8, len(items)))
     size = cols[2].selectbox("Resolution (HxW)", state.size_options(), index=state.size_options().index(state.default_size()))
     compute = st.form_submit_button("Compute ERF", type="primary")
 widgets.untrained_note(models)

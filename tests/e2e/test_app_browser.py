@@ -1,5 +1,5 @@
 """End to end in a real browser: start the app as the README says, compute an ERF of two models on the
-built-in samples, check the curves are drawn, and save a screenshot of every page."""
+built-in samples, reject bad uploads, click to query attention, and save a screenshot of every page."""
 
 import os
 import socket
@@ -10,6 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from hct.data import builtin_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -49,90 +52,77 @@ def server(tmp_path_factory):
     process.wait(timeout=20)
 
 
-def test_erf_of_two_models_in_the_browser(server):
-    from playwright.sync_api import expect, sync_playwright
-
+@pytest.fixture()
+def page():
+    """A page of headless Debian chromium, driven by Playwright (never a downloaded browser)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
                                                                      "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1500, "height": 2200})
-        page.goto(server)
-        expect(page.get_by_role("heading", name="HCT Explorer")).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=SHOTS / "home.png", full_page=True)
-
-        page.goto(f"{server}/erf_explorer")
-        expect(page.get_by_role("heading", name="ERF explorer")).to_be_visible(timeout=60_000)
-        page.get_by_label("N images").fill("2")
-        page.get_by_role("button", name="Compute ERF").click()
-        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=180_000)
-        curves = page.locator(".js-plotly-plot .scatterlayer .trace")
-        expect(curves.first).to_be_attached(timeout=60_000)
-        assert curves.count() >= 4  # two models x (band + curve) on the first curve plot at least
-        page.wait_for_timeout(1500)
-        page.screenshot(path=SHOTS / "erf_explorer.png", full_page=True)
-
-        for name in PAGES:
-            if name == "erf_explorer":
-                continue
-            page.goto(f"{server}/{name}")
-            page.wait_for_timeout(4000 if name in ("attention", "images") else 2000)
-            page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
-            page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+        yield browser.new_page(viewport={"width": 1500, "height": 2200})
         browser.close()
 
 
-def test_bad_uploads_get_clear_errors_in_the_browser(server, tmp_path):
+def test_erf_of_two_models_in_the_browser(server, page):
+    page.goto(server)
+    expect(page.get_by_role("heading", name="HCT Explorer")).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=SHOTS / "home.png", full_page=True)
+
+    page.goto(f"{server}/erf_explorer")
+    expect(page.get_by_role("heading", name="ERF explorer")).to_be_visible(timeout=60_000)
+    page.get_by_label("N images").fill("2")
+    page.get_by_role("button", name="Compute ERF").click()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=180_000)
+    curves = page.locator(".js-plotly-plot .scatterlayer .trace")
+    expect(curves.first).to_be_attached(timeout=60_000)
+    assert curves.count() >= 4  # two models x (band + curve) on the first curve plot at least
+    page.wait_for_timeout(1500)
+    page.screenshot(path=SHOTS / "erf_explorer.png", full_page=True)
+
+    for name in PAGES:
+        if name == "erf_explorer":
+            continue
+        page.goto(f"{server}/{name}")
+        page.wait_for_timeout(4000 if name in ("attention", "images") else 2000)
+        page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
+        page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def test_bad_uploads_get_clear_errors_in_the_browser(server, page, tmp_path):
     """A text file and a truncated DICOM: one clear message each, no traceback, a good file still taken."""
-    from playwright.sync_api import expect, sync_playwright
-
-    from hct.data import builtin_samples
-
     sample = Path(builtin_samples()[0].path).read_bytes()
     (tmp_path / "notes.txt").write_text("not a mammogram")
     (tmp_path / "truncated.dcm").write_bytes(sample[:4096])
     (tmp_path / "good.dcm").write_bytes(sample)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                                     "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1500, "height": 2200})
-        page.goto(f"{server}/images")
-        expect(page.get_by_role("heading", name="Images", exact=True)).to_be_visible(timeout=60_000)
-        page.get_by_text("Upload", exact=True).click()
-        page.locator("input[type=file]").set_input_files([tmp_path / n for n in ("notes.txt", "truncated.dcm", "good.dcm")])
-        page.get_by_role("button", name="Use these images").click()
-        errors = page.locator("[data-testid='stAlertContentError']")
-        expect(errors).to_have_count(2, timeout=120_000)
-        texts = " ".join(errors.all_inner_texts())
-        assert "notes.txt" in texts and "truncated.dcm" in texts
-        expect(page.get_by_text("1 of 3 files selected.")).to_be_visible(timeout=60_000)
-        assert page.locator("[data-testid='stException']").count() == 0
-        page.screenshot(path=SHOTS / "images_bad_uploads.png", full_page=True)
-        browser.close()
+    page.goto(f"{server}/images")
+    expect(page.get_by_role("heading", name="Images", exact=True)).to_be_visible(timeout=60_000)
+    page.get_by_text("Upload", exact=True).click()
+    page.locator("input[type=file]").set_input_files([tmp_path / n for n in ("notes.txt", "truncated.dcm", "good.dcm")])
+    page.get_by_role("button", name="Use these images").click()
+    errors = page.locator("[data-testid='stAlertContentError']")
+    expect(errors).to_have_count(2, timeout=120_000)
+    texts = " ".join(errors.all_inner_texts())
+    assert "notes.txt" in texts and "truncated.dcm" in texts
+    expect(page.get_by_text("1 of 3 files selected.")).to_be_visible(timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=SHOTS / "images_bad_uploads.png", full_page=True)
 
 
-def test_clicking_the_image_moves_the_attention_query(server):
+def test_clicking_the_image_moves_the_attention_query(server, page):
     """On the Attention page, a click on the HCT attention map sets the query position to that point."""
-    from playwright.sync_api import expect, sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                                     "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1500, "height": 2200})
-        page.goto(f"{server}/attention")
-        expect(page.get_by_role("heading", name="Attention", exact=True)).to_be_visible(timeout=60_000)
-        page.get_by_role("tab", name="Attention of a position").click()
-        row_input = page.get_by_label("Query row")
-        expect(row_input).to_be_visible(timeout=120_000)
-        before = (row_input.input_value(), page.get_by_label("Query column").input_value())
-        plot = page.locator(".js-plotly-plot").filter(has=page.locator(".scatterlayer")).last
-        expect(plot).to_be_visible(timeout=60_000)
-        box = plot.locator(".nsewdrag").first.bounding_box()
-        # the image is centred in the plot area (equal axis scales): upper part, a little left of centre
-        page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.2)
-        expect(row_input).not_to_have_value(before[0], timeout=60_000)
-        after = (int(row_input.input_value()), int(page.get_by_label("Query column").input_value()))
-        assert after != tuple(map(int, before)) and after[0] < int(before[0])
-        page.screenshot(path=SHOTS / "attention_click.png", full_page=True)
-        browser.close()
+    page.goto(f"{server}/attention")
+    expect(page.get_by_role("heading", name="Attention", exact=True)).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name="Attention of a position").click()
+    row_input = page.get_by_label("Query row")
+    expect(row_input).to_be_visible(timeout=120_000)
+    before = (row_input.input_value(), page.get_by_label("Query column").input_value())
+    plot = page.locator(".js-plotly-plot").filter(has=page.locator(".scatterlayer")).last
+    expect(plot).to_be_visible(timeout=60_000)
+    box = plot.locator(".nsewdrag").first.bounding_box()
+    # the image is centred in the plot area (equal axis scales): upper part, a little left of centre
+    page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.2)
+    expect(row_input).not_to_have_value(before[0], timeout=60_000)
+    after = (int(row_input.input_value()), int(page.get_by_label("Query column").input_value()))
+    assert after != tuple(map(int, before)) and after[0] < int(before[0])
+    page.screenshot(path=SHOTS / "attention_click.png", full_page=True)

@@ -39,11 +39,6 @@ def run_safely(work: Callable[[], T], what: str) -> T | None:
     return None
 
 
-def cancel_button(key: str) -> None:
-    """A Cancel button for the computation that follows it (a click stops it at the next image)."""
-    st.button("Cancel", key=key, help="Stops the computation; partial results are discarded.")
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _cached_erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: str,
                 _items: Sequence[ImageItem]) -> ERFResult:

@@ -96,3 +96,13 @@ def test_builtin_samples_records():
     assert [r.patient_id for r in records] == ["sfm-benign-0"] * 4 + ["sfm-malign-0"] * 4
     assert {(r.laterality, r.view) for r in records[:4]} == {("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")}
     assert all(Path(r.path).is_file() for r in records)
+
+
+def test_clinical_event_refuses_unknown_kind_or_outcome():
+    import datetime
+
+    from hct.data import ClinicalEvent
+    from hct.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="outcome one of"):
+        ClinicalEvent(datetime.date(2020, 1, 1), "biopsy", "malignent")

@@ -32,6 +32,12 @@ class ClinicalEvent:
     kind: str  # 'biopsy' or 'imaging'
     outcome: str  # 'malignant', 'benign' or 'normal'
 
+    def __post_init__(self) -> None:
+        # a misspelt kind or outcome would silently change the label: refuse it
+        if self.kind not in EVENT_KINDS or self.outcome not in OUTCOMES:
+            raise ConfigError(f"clinical event ({self.kind!r}, {self.outcome!r}): kind must be one of {EVENT_KINDS} "
+                              f"and outcome one of {OUTCOMES}")
+
 
 def label_exam(exam_date: datetime.date, events: list[ClinicalEvent]) -> int | None:
     """The paper's label of a breast's screening exam: 1, 0, or None (excluded)."""

@@ -29,8 +29,9 @@ DEFAULT_STORE = Path("runs/jobs.sqlite")
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 PATH_KEYS = ("manifest", "out_dir", "init_checkpoint", "cache_dir")
 TAIL_CHARS = 2000
-_SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, state TEXT NOT NULL, command TEXT NOT NULL, config TEXT NOT NULL,
+_SCHEMA = f"""CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, state TEXT NOT NULL CHECK (state IN {STATES}),
+    command TEXT NOT NULL, config TEXT NOT NULL,
     log_file TEXT NOT NULL, metrics_file TEXT NOT NULL, status_file TEXT NOT NULL, checkpoint TEXT,
     created REAL NOT NULL, started REAL, ended REAL, pid INTEGER, start_token TEXT, gpu TEXT, error TEXT)"""
 _CHILDREN: dict[int, subprocess.Popen] = {}  # processes this interpreter started, reaped on poll
@@ -58,7 +59,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("succeeded", "failed", "cancelled")
+        return self.state in STATES[2:]  # succeeded, failed, cancelled
 
 
 def write_status(path: str | Path, state: str, **fields) -> None:

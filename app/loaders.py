@@ -11,12 +11,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from hct.checkpoints import ModelCard, find_checkpoints, load_checkpoint, read_card
+from hct.checkpoints import load_checkpoint
+from hct.weights import ModelCard, find_checkpoints, read_card
 from hct.data import Mammogram, Preprocessed, parse_size, preprocess, read_mammogram
 from hct.data.preprocess import resize
 from hct.devices import resolve_device
 from hct.errors import HCTError
-from hct.models import DISPLAY_NAMES, create_model, list_models
+from hct.models import create_model, display_name, list_models
 from hct.train.jobs import DEFAULT_STORE, JobStore
 from hct.train.loop import read_metrics
 
@@ -50,10 +51,10 @@ def model_choices() -> list[ModelChoice]:
             card = read_card(path)
         except HCTError:
             continue
-        name = DISPLAY_NAMES.get(card.architecture, card.architecture)
+        name = display_name(card.architecture)
         stem = path.stem if path.parent.name == "checkpoints" else f"{path.parent.name}/{path.stem}"
         choices.append(ModelChoice(f"ckpt:{stem}", f"{name} — {stem}", card.architecture, str(path)))
-    choices += [ModelChoice(f"init:{a}", f"{DISPLAY_NAMES[a]} (random init)", a) for a in list_models()]
+    choices += [ModelChoice(f"init:{a}", f"{display_name(a)} (random init)", a) for a in list_models()]
     return choices
 
 

@@ -27,7 +27,7 @@ def straightforward(model, images: torch.Tensor) -> np.ndarray:
     grads = []
     for image in images:
         x = image[None].clone().requires_grad_(True)
-        features = model.features(x)
+        features = model.forward_features(x)
         ci, cj = features.shape[2] // 2, features.shape[3] // 2
         features[:, :, ci, cj].sum().backward()
         grads.append(x.grad[0].sum(0).cpu().numpy())

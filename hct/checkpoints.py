@@ -1,103 +1,20 @@
-"""Save and load model weights with their model card, safely.
+"""Models to and from checkpoints: save a model with its card, load one, or resolve what a user named.
 
-A checkpoint is two files side by side: ``NAME.safetensors`` (the weights; safetensors never runs
-code) and ``NAME.json`` (the model card: architecture and overrides, parameter count, input
-resolution, training data, metrics, code version and the sha256 of the weights file). Loading checks
-the sha256 before reading a byte of the weights, so a truncated or tampered file is refused.
+The files themselves (safetensors weights, JSON model card, sha256 check) are :mod:`hct.weights`;
+building a model from them is :func:`hct.models.create_model` with ``checkpoint_path``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import subprocess
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from hct import __version__
 from hct.errors import CheckpointError
-from hct.models import HighResNet, count_parameters, create_model, list_models
-
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-WEIGHTS_SUFFIX, CARD_SUFFIX = ".safetensors", ".json"
-
-
-@dataclass
-class ModelCard:
-    """What a checkpoint is: enough to rebuild the model and to judge its numbers."""
-
-    architecture: str
-    overrides: dict = field(default_factory=dict)
-    parameters: int = 0
-    input_size: tuple[int, int] | None = None
-    stage: str = ""  # "patch" or "image"
-    training_data: str = ""
-    metrics: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)  # config, epochs, time, machine
-    code_version: str = ""
-    weights_sha256: str = ""
-    weights_dtype: str = "float32"
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, sort_keys=True, default=list)
-
-    @classmethod
-    def from_dict(cls, data: dict, source: Path) -> "ModelCard":
-        known = set(cls.__dataclass_fields__)
-        missing = {"architecture", "weights_sha256"} - set(data)
-        if missing:
-            raise CheckpointError(f"model card {source} lacks {sorted(missing)}; it was not written by hct.checkpoints")
-        card = cls(**{k: v for k, v in data.items() if k in known})
-        if card.input_size is not None:
-            card.input_size = tuple(card.input_size)
-        return card
-
-
-def code_version() -> str:
-    """The package version plus the git commit when run from a checkout."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{__version__}+{commit}" if commit else __version__
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """``(weights, card)`` for a path given with either suffix or none."""
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX) else path
-    return stem.with_suffix(WEIGHTS_SUFFIX), stem.with_suffix(CARD_SUFFIX)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_models, model_spec
+from hct.weights import ModelCard, atomic_write, checkpoint_paths, code_version, file_sha256, read_card
 
 
 def save_checkpoint(
@@ -105,38 +22,24 @@ def save_checkpoint(
 ) -> ModelCard:
     """Save ``model``'s weights (floating tensors cast to ``dtype``) and its model card.
 
-    ``card_fields`` fill the :class:`ModelCard` (input_size, stage, training_data, metrics, training).
+    ``card_fields`` fill the :class:`ModelCard` (input_size, stage, training_data, metrics, training,
+    preprocessing).
     """
-    weights_path, card_path = _paths(path)
+    weights_path, card_path = checkpoint_paths(path)
     state = {
         k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
         for k, v in model.state_dict().items()
     }
-    config = model.config.to_dict()
-    reference = create_model(model.name).config.to_dict()
+    config, reference = model.config.to_dict(), model_spec(model.name).config.to_dict()
     overrides = {k: v for k, v in config.items() if reference[k] != v}
-    _atomic_write(weights_path, lambda tmp: save_file(state, str(tmp), metadata={"architecture": model.name}))
+    atomic_write(weights_path, lambda tmp: save_file(state, str(tmp), metadata={"architecture": model.name}))
     card = ModelCard(
         architecture=model.name, overrides=overrides, parameters=count_parameters(model),
         code_version=code_version(), weights_sha256=file_sha256(weights_path),
-        weights_dtype=str(dtype).removeprefix("torch."), **card_fields,
+        weights_dtype=str(dtype).removeprefix("torch."), architecture_version=ARCHITECTURE_VERSION, **card_fields,
     )
-    _atomic_write(card_path, lambda tmp: tmp.write_text(card.to_json()))
+    atomic_write(card_path, lambda tmp: tmp.write_text(card.to_json()))
     return card
-
-
-def read_card(path: str | os.PathLike) -> ModelCard:
-    """The model card of a checkpoint, without loading its weights."""
-    _, card_path = _paths(path)
-    if not card_path.is_file():
-        raise CheckpointError(f"no model card at {card_path}: a checkpoint needs its .json card next to the weights")
-    try:
-        data = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"model card {card_path} is not valid JSON ({err}); restore it from the original checkpoint") from err
-    if not isinstance(data, dict):
-        raise CheckpointError(f"model card {card_path} is not a JSON object")
-    return ModelCard.from_dict(data, card_path)
 
 
 def load_checkpoint(
@@ -145,50 +48,23 @@ def load_checkpoint(
     """Load a checkpoint into a fresh model in eval mode on ``device``; weights are cast to float32.
 
     Raises :class:`CheckpointError` naming the file when it is missing, corrupt, truncated, tampered
-    with (sha256 mismatch), or for another architecture than ``architecture`` (when given).
+    with (sha256 mismatch), of another network layout, or for another architecture than
+    ``architecture`` (when given).
     """
-    weights_path, card_path = _paths(path)
-    card = read_card(card_path)
-    if not weights_path.is_file():
-        raise CheckpointError(f"weights file {weights_path} is missing (its card {card_path.name} exists)")
+    card = read_card(path)
     if architecture is not None and card.architecture != architecture:
-        raise CheckpointError(f"{weights_path} holds a {card.architecture} model, not {architecture}")
+        raise CheckpointError(f"{checkpoint_paths(path)[0]} holds a {card.architecture} model, not {architecture}")
     if card.architecture not in list_models():
-        raise CheckpointError(f"{card_path} names an unknown architecture {card.architecture!r}; known: {list_models()}")
-    actual = file_sha256(weights_path)
-    if actual != card.weights_sha256:
-        raise CheckpointError(
-            f"{weights_path} does not match its model card (sha256 {actual[:12]}... expected "
-            f"{card.weights_sha256[:12]}...): the file is truncated, corrupt or was modified; do not use it"
-        )
-    try:
-        model = create_model(card.architecture, **card.overrides)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{card_path} has invalid overrides {card.overrides}: {err}") from err
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{weights_path} is not a readable safetensors file: {err}") from err
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{weights_path} does not fit architecture {card.architecture}: {err}") from err
+        raise CheckpointError(f"{checkpoint_paths(path)[1]} names an unknown architecture {card.architecture!r}; "
+                              f"known: {list_models()}")
+    model = create_model(card.architecture, checkpoint_path=path)
     return model.to(device).eval(), card
-
-
-def find_checkpoints(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[Path]:
-    """Weights files that have a model card next to them, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob(f"*{WEIGHTS_SUFFIX}") if p.with_suffix(CARD_SUFFIX).is_file())
 
 
 def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighResNet, ModelCard | None]:
     """A checkpoint path, or a registry name for a randomly initialised model (card ``None``)."""
     if spec in list_models():
         return create_model(spec).to(device).eval(), None
-    if not (Path(spec).exists() or _paths(spec)[1].exists()):
+    if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
         raise CheckpointError(f"model {spec!r} is neither a registered name ({list_models()}) nor a checkpoint file")
     return load_checkpoint(spec, device=device)

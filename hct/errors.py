@@ -20,3 +20,7 @@ class ConfigError(HCTError):
 
 class EvaluationError(HCTError):
     """Predictions cannot be evaluated as asked (one class only, NaN scores, mismatched ids...)."""
+
+
+class UnknownModelError(ConfigError, ValueError):
+    """A model name or override the registry does not know; the message lists the known ones."""

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from hct.checkpoints import read_card
+from hct.weights import read_card
 from hct.errors import HCTError
-from hct.models import DISPLAY_NAMES, model_config
+from hct.models import display_name, model_config
 from hct.train.figures import training_curves_figure
 
 from app import loaders, widgets
@@ -49,7 +49,7 @@ for item in checkpoints:
         cols[1].metric("Test AUC [95% CI]", auc)
         cols[2].metric("Stage", card.stage or "—")
         cols[3].metric("Input", "x".join(map(str, card.input_size)) if card.input_size else "—")
-        st.markdown(f"**Architecture** {DISPLAY_NAMES.get(card.architecture, card.architecture)} · "
+        st.markdown(f"**Architecture** {display_name(card.architecture)} · "
                     f"**attention** {attention_kind(card.architecture, card.overrides)} · "
                     f"**training data** {card.training_data or '—'} · **code** `{card.code_version}`")
         if card.training:

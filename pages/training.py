@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hct.errors import HCTError
-from hct.models import DISPLAY_NAMES, list_models
+from hct.models import display_name, list_models
 from hct.train import STAGE_DEFAULTS, TrainConfig
 from hct.train.figures import training_curves_figure
 
@@ -19,7 +19,7 @@ st.caption(f"Jobs run as `python -m hct train` processes, one per device; their 
 
 with st.form("train"):
     cols = st.columns(4)
-    model = cols[0].selectbox("Model", list_models(), format_func=DISPLAY_NAMES.get)
+    model = cols[0].selectbox("Model", list_models(), format_func=display_name)
     stage = cols[1].selectbox("Stage", list(STAGE_DEFAULTS), help="patch: 512x512 patches; image: full images")
     optimizer = cols[2].selectbox("Optimiser", ["adam", "asam"], format_func={"adam": "Adam", "asam": "Adam + ASAM (rho 0.05)"}.get)
     epochs = cols[3].number_input("Epochs", 1, 1000, 80)

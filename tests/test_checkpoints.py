@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from hct.checkpoints import find_checkpoints, load_checkpoint, read_card, save_checkpoint
+from hct.checkpoints import load_checkpoint, load_model, save_checkpoint
+from hct.weights import find_checkpoints, read_card
 from hct.errors import CheckpointError
 from hct.models import create_model
 
@@ -22,7 +23,7 @@ def test_round_trip_gives_equal_outputs(saved):
     model, card, path = saved
     loaded, loaded_card = load_checkpoint(path)
     assert loaded_card == card and card.overrides == {"first_stage_stride": 1}
-    assert card.parameters == 1735026 and card.input_size == (128, 96)
+    assert card.parameters == 1_737_010 and card.input_size == (128, 96)
     x = torch.randn(2, 1, 128, 96)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
@@ -104,4 +105,40 @@ def test_find_and_cli_list(saved, capsys):
     assert find_checkpoints(path.parent) == [path]
     assert main(["models", "--checkpoints", str(path.parent)]) == 0
     out = capsys.readouterr().out
-    assert "hct_performer_relu" in out and "hct.safetensors" in out and "1.735 M" in out
+    assert "hct_performer_relu" in out and "hct.safetensors" in out and "1.737 M" in out
+
+
+def test_checkpoint_of_the_first_layout_gets_a_clear_error(saved):
+    _, _, path = saved
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["architecture_version"] = 1
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="network layout 1.*layout 2"):
+        load_checkpoint(path)
+
+
+def test_missing_keys_are_named_never_a_partial_load(saved):
+    from safetensors.torch import load_file, save_file
+
+    from hct.weights import file_sha256
+
+    _, _, path = saved
+    state = load_file(str(path))
+    state.pop("stages.3.0.attention.attn.to_q.bias")
+    save_file(state, str(path))
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["weights_sha256"] = file_sha256(path)
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="missing .*to_q.bias"):
+        load_checkpoint(path)
+
+
+def test_load_model_takes_a_name_or_a_checkpoint(saved):
+    model, card = load_model("gmic")
+    assert card is None and model.name == "gmic" and not model.training
+    _, saved_card, path = saved
+    loaded, card = load_model(str(path))
+    assert card == saved_card and loaded.pretrained_cfg["weights_sha256"] == card.weights_sha256
+    with pytest.raises(CheckpointError, match="neither a registered name"):
+        load_model("resnet50")

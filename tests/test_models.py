@@ -3,12 +3,15 @@
 import pytest
 import torch
 
-from hct.models import count_parameters, create_model, list_models
+from hct.errors import UnknownModelError
+from hct.models import MODEL_SPECS, count_parameters, create_model, list_models
 
 PAPER_PARAMS_M = {
     "gmic": 2.80, "def_gmic": 2.89,
     "hct_performer_relu": 1.73, "hct_performer_softmax": 1.73, "hct_nystrom": 1.73,
 }
+# The official code's exact counts (nyukat/GMIC modules.py; whiterabbit-ai/hct hct_base.py, q/k/v with bias).
+OFFICIAL_PARAMS = {"gmic": 2_800_050, "hct_performer_relu": 1_737_010, "hct_performer_softmax": 1_737_010}
 
 
 @pytest.fixture(scope="module", params=list_models())
@@ -23,6 +26,19 @@ def test_registry_lists_the_paper_models():
 
 def test_parameter_counts_match_table_3(model):
     assert count_parameters(model) / 1e6 == pytest.approx(PAPER_PARAMS_M[model.name], abs=0.03)
+    if model.name in OFFICIAL_PARAMS:
+        assert count_parameters(model) == OFFICIAL_PARAMS[model.name]
+
+
+def test_stem_pools_without_padding_as_the_official_code():
+    """At 3328x2560 the map after the stem's max-pool is 831x639 (GMIC's and HCT's first_pool_padding=0)."""
+    model = create_model("gmic").eval()
+    with torch.no_grad():
+        assert model.forward_stem(torch.zeros(1, 1, 3328, 2560)).shape[-2:] == (831, 639)
+
+
+def test_every_stage_opens_with_a_shortcut_convolution(model):
+    assert all(stage[0].downsample is not None and stage[1].downsample is None for stage in model.stages)
 
 
 @pytest.mark.parametrize("size", [(128, 128), (192, 160), (200, 136)])
@@ -30,7 +46,7 @@ def test_output_and_feature_shapes(model, size):
     model.eval()
     x = torch.randn(2, 1, *size)
     with torch.no_grad():
-        logits, feats = model(x), model.features(x)
+        logits, feats = model(x), model.forward_features(x)
     assert logits.shape == (2, 2)
     stride = 64 if model.name in ("gmic", "def_gmic") else 128
     assert model.output_stride == stride
@@ -69,9 +85,9 @@ def test_overrides():
     assert m(torch.randn(1, 2, 64, 64)).shape == (1, 3)
     assert len(create_model("def_gmic", num_deform_stages=0).state_dict()) == len(create_model("gmic").state_dict())
     assert create_model("gmic").attention_layers() == {}
-    with pytest.raises(ValueError, match="unknown override"):
+    with pytest.raises(UnknownModelError, match="unknown override"):
         create_model("gmic", depth=3)
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(UnknownModelError, match="unknown model 'resnet50'; choose one of .*'gmic'"):
         create_model("resnet50")
 
 
@@ -86,3 +102,27 @@ def test_performer_projection_is_a_saved_buffer():
     keys = [k for k in m.state_dict() if k.endswith("projection_matrix")]
     assert len(keys) == 4
     assert all(not k.endswith("projection_matrix") for k, _ in m.named_parameters())
+
+
+def test_timm_interface_features_then_head(model):
+    model.eval()
+    x = torch.randn(1, 1, 128, 128)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        torch.testing.assert_close(model.forward_head(features), model(x))
+        assert model.forward_head(features, pre_logits=True).shape == (1, 256)
+
+
+def test_pretrained_loads_the_shipped_checkpoint_with_its_card():
+    model = create_model("hct_performer_relu", pretrained=True)
+    cfg = model.pretrained_cfg
+    assert cfg["pretrained"] and cfg["file"] == MODEL_SPECS["hct_performer_relu"].checkpoint
+    assert cfg["input_size"] == (1664, 1280) and len(cfg["weights_sha256"]) == 64
+    assert "test_auc" in cfg and cfg["training_data"]
+    assert create_model("gmic").pretrained_cfg["pretrained"] is False
+
+
+def test_one_spec_per_model_with_name_and_colour():
+    assert list(MODEL_SPECS) == list_models()
+    assert MODEL_SPECS["gmic"].colour != MODEL_SPECS["hct_performer_relu"].colour
+    assert MODEL_SPECS["def_gmic"].display_name == "Def-GMIC"

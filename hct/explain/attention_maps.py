@@ -49,7 +49,7 @@ def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def layer_input(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The feature map ``layer`` receives when ``model.features`` runs on ``x`` (no grad, stops there)."""
+    """The feature map ``layer`` receives when ``model.forward_features`` runs on ``x`` (no grad, stops there)."""
     captured = {}
 
     def hook(_module, args):
@@ -59,7 +59,7 @@ def layer_input(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Te
     handle = layer.register_forward_pre_hook(hook)
     try:
         with torch.no_grad():
-            getattr(model, "features", model)(x)
+            getattr(model, "forward_features", model)(x)
     except _Captured:
         pass
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hct.checkpoints import load_model as load_model_spec
+from hct.checkpoints import load_model
 from hct.data import load_records, parse_size
 from hct.devices import resolve_device
 from hct.errors import ConfigError
@@ -31,9 +31,9 @@ def parse_pair(text: str, what: str) -> tuple[int, int]:
     return row, col
 
 
-def load_model(spec: str, device: torch.device) -> tuple[torch.nn.Module, str]:
+def model_and_label(spec: str, device: torch.device) -> tuple[torch.nn.Module, str]:
     """A registry name (random initialisation, said on stderr) or a checkpoint path -> (model, label)."""
-    model, card = load_model_spec(spec, device=device)
+    model, card = load_model(spec, device=device)
     if card is None:
         print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
               file=sys.stderr)
@@ -134,7 +134,7 @@ def run_erf(args: argparse.Namespace) -> int:
     images = LazyImages(paths, size)
     results = []
     for spec in args.models:
-        model, label = load_model(spec, device)
+        model, label = model_and_label(spec, device)
         results.append(compute_erf(model, images, position=position, lateralities=sides, subset=args.subset,
                                    reduction=args.reduction, batch_size=batch, keep_image_maps=False,
                                    model_name=label, progress=_progress(label)))
@@ -147,7 +147,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from hct.data import preprocess, read_mammogram
 
     device = resolve_device(args.device)
-    model, label = load_model(args.model, device)
+    model, label = model_and_label(args.model, device)
     pre = preprocess(read_mammogram(args.image), size=parse_size(args.size))
     image = pre.tensor[0].numpy()
     out = Path(args.out)

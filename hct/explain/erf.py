@@ -193,7 +193,7 @@ def compute_erf(model: nn.Module, images: Sequence, *, position: str | tuple[int
 
     ``images``: a ``(N, C, H, W)`` tensor or a sequence of ``(C, H, W)`` tensors or of objects with
     ``.tensor`` and ``.mask`` (``hct.data.Preprocessed``); a lazy sequence keeps memory to one batch.
-    ``feature_fn`` maps ``(B, C, H, W)`` to the output feature map (default ``model.features``, else
+    ``feature_fn`` maps ``(B, C, H, W)`` to the output feature map (default ``model.forward_features``, else
     ``model`` itself). ``subset`` keeps ``all`` images or the ``left``/``right`` breasts given
     ``lateralities``. ``reduction``: ``"mean"`` (default: the signed mean gradient, as Luo et al.
     and the paper) or ``"mean_abs"``. ``batch_size``: ``"auto"`` (1 on CPU, memory-bound on CUDA)
@@ -208,7 +208,7 @@ def compute_erf(model: nn.Module, images: Sequence, *, position: str | tuple[int
     chosen = select_subset(lateralities, subset, len(images))
     if masks is not None and len(masks) != len(images):
         raise ConfigError(f"got {len(masks)} masks for {len(images)} images; give one mask per image")
-    fn = feature_fn or getattr(model, "features", model)
+    fn = feature_fn or getattr(model, "forward_features", model)
     first, _ = _image_and_mask(images[chosen[0]])
     device, dtype = _model_device(model, first.device)
     total = len(chosen)

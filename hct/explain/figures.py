@@ -10,14 +10,15 @@ from matplotlib.figure import Figure as MplFigure
 from plotly.subplots import make_subplots
 
 from hct.explain.erf import ERFResult, curve_band
+from hct.models import MODEL_SPECS
 
 # Paper colours: GMIC blue, Def-GMIC green, HCT orange; more models cycle the rest.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-MODEL_COLOURS = {"gmic": "#1f77b4", "def_gmic": "#2ca02c", "hct_performer_relu": "#ff7f0e"}
 
 
 def _colour(result: ERFResult, index: int) -> str:
-    return MODEL_COLOURS.get(result.model_name, PALETTE[index % len(PALETTE)])
+    spec = MODEL_SPECS.get(result.model_name)
+    return spec.colour if spec else PALETTE[index % len(PALETTE)]
 
 
 def _label(result: ERFResult) -> str:

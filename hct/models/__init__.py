@@ -1,10 +1,14 @@
-"""Model zoo: GMIC, Def-GMIC and HCT (Performer-RELU, Performer-Softmax, Nystrom)."""
+"""Model zoo: GMIC, Def-GMIC and HCT (Performer-RELU, Performer-Softmax, Nystrom), timm-style."""
 
 from hct.models.attention import ATTENTION_KINDS, SpatialAttention
-from hct.models.network import HighResNet, NetworkConfig
-from hct.models.registry import DISPLAY_NAMES, count_parameters, create_model, list_models, model_config
+from hct.models.network import ARCHITECTURE_VERSION, HighResNet, NetworkConfig
+from hct.models.registry import (
+    DEFAULT_INPUT_SIZE, MODEL_SPECS, ModelSpec, count_parameters, create_model, display_name, list_models,
+    model_config, model_spec,
+)
 
 __all__ = [
-    "ATTENTION_KINDS", "DISPLAY_NAMES", "HighResNet", "NetworkConfig", "SpatialAttention",
-    "count_parameters", "create_model", "list_models", "model_config",
+    "ARCHITECTURE_VERSION", "ATTENTION_KINDS", "DEFAULT_INPUT_SIZE", "HighResNet", "MODEL_SPECS", "ModelSpec",
+    "NetworkConfig", "SpatialAttention", "count_parameters", "create_model", "display_name", "list_models",
+    "model_config", "model_spec",
 ]

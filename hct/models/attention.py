@@ -9,14 +9,15 @@ features the forward pass uses, in time linear in the number of positions.
 
 from __future__ import annotations
 
-import threading
+import math
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from nystrom_attention import NystromAttention as _Nystrom
 from performer_pytorch import SelfAttention as _PerformerSelfAttention
-from performer_pytorch.performer_pytorch import generalized_kernel, softmax_kernel
+from performer_pytorch.performer_pytorch import FastAttention, generalized_kernel, softmax_kernel
 from torch import nn
 
 ATTENTION_KINDS = ("performer_relu", "performer_softmax", "nystrom")
@@ -72,9 +73,10 @@ class PerformerAttention(SpatialAttention):
     """FAVOR+ linear attention (Choromanski et al.), as used by HCT.
 
     ``kernel="relu"`` is Performer-RELU (generalized attention, ``f = ReLU``, ``h = 1``);
-    ``kernel="softmax"`` is Performer-Softmax (positive orthogonal random features). The random
-    projection is a buffer: it is saved with the weights and never redrawn, so a loaded model is
-    deterministic.
+    ``kernel="softmax"`` is Performer-Softmax (positive orthogonal random features). As in the
+    official HCT code, q/k/v have biases and the ``m = d log d`` random projection rows all have
+    norm ``sqrt(d)`` (``ortho_scaling=1``). The projection is a buffer: it is saved with the weights
+    and never redrawn, so a loaded model is deterministic.
     """
 
     def __init__(self, dim: int, heads: int = 8, dropout: float = 0.1, kernel: str = "relu") -> None:
@@ -83,9 +85,11 @@ class PerformerAttention(SpatialAttention):
             raise ValueError(f"unknown Performer kernel {kernel!r}; use 'relu' or 'softmax'")
         self.kind = f"performer_{kernel}"
         self.attn = _PerformerSelfAttention(
-            dim, heads=heads, dim_head=dim // heads, dropout=dropout,
+            dim, heads=heads, dim_head=dim // heads, dropout=dropout, qkv_bias=True,
             generalized_attention=kernel == "relu", kernel_fn=nn.ReLU(),
         )
+        self.attn.fast_attention = FastAttention(dim // heads, ortho_scaling=1, generalized_attention=kernel == "relu",
+                                                 kernel_fn=nn.ReLU())
 
     def mix(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return self.attn(tokens)
@@ -109,9 +113,10 @@ class PerformerAttention(SpatialAttention):
 class NystromAttention(SpatialAttention):
     """Nystromformer attention with ``q = max(H, W)`` landmarks, decided per input (paper, Sec. 3).
 
-    The iterative pseudo-inverse of ``nystrom-attention`` normalises by maxima over the whole
-    batch, which would make one image's output depend on the others; images are therefore mixed
-    one at a time, so a prediction never depends on what else is in the batch.
+    The parameters are those of ``nystrom-attention``'s layer; the mixing is computed here so that
+    each image's iterative pseudo-inverse is scaled by its own maxima (the library scales by maxima
+    over the whole batch, which would make one image's output depend on the others). For a batch of
+    one both give the same result; a batch gives each image what it would get alone.
     """
 
     kind = "nystrom"
@@ -119,26 +124,49 @@ class NystromAttention(SpatialAttention):
     def __init__(self, dim: int, heads: int = 8, dropout: float = 0.1) -> None:
         super().__init__(dim, heads)
         self.attn = _Nystrom(dim, dim_head=dim // heads, heads=heads, dropout=dropout)
-        # ``num_landmarks`` is read inside the library's forward; set it per call under a lock so
-        # that concurrent callers with different resolutions do not race.
-        self._landmarks_lock = threading.Lock()
 
-    def _run(self, tokens: torch.Tensor, height: int, width: int, **kwargs):
-        with self._landmarks_lock:
-            self.attn.num_landmarks = max(height, width)
-            return self.attn(tokens, **kwargs)
+    def _matrices(self, tokens: torch.Tensor, landmarks: int):
+        """``(attn1, attn2_inv, attn3, v, n)`` of the Nystrom approximation, per image."""
+        attn, n = self.attn, tokens.shape[1]
+        padding = (-n) % landmarks
+        if padding:
+            tokens = F.pad(tokens, (0, 0, padding, 0))
+        q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in attn.to_qkv(tokens).chunk(3, dim=-1))
+        q = q * attn.scale
+        group = math.ceil(n / landmarks)
+        q_land = q.unflatten(2, (landmarks, group)).sum(3) / group
+        k_land = k.unflatten(2, (landmarks, group)).sum(3) / group
+        attn1 = (q @ k_land.transpose(-1, -2)).softmax(dim=-1)
+        attn2 = (q_land @ k_land.transpose(-1, -2)).softmax(dim=-1)
+        attn3 = (q_land @ k.transpose(-1, -2)).softmax(dim=-1)
+        return attn1, _pinv_per_image(attn2, attn.pinv_iterations), attn3, v, n
 
     def mix(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        return torch.cat([self._run(t[None], height, width) for t in tokens])
+        attn1, attn2_inv, attn3, v, n = self._matrices(tokens, max(height, width))
+        out = (attn1 @ attn2_inv) @ (attn3 @ v)
+        if self.attn.residual:
+            out = out + self.attn.res_conv(v)
+        return self.attn.to_out(rearrange(out, "b h n d -> b n (h d)"))[:, -n:]
 
     def attention_rows(self, tokens: torch.Tensor, index: int, height: int, width: int) -> torch.Tensor:
-        rows = []
-        for t in tokens:
-            _, (attn1, attn2_inv, attn3) = self._run(t[None], height, width, return_attn_matrices=True)
-            rows.append((attn1[:, :, index : index + 1] @ attn2_inv @ attn3)[:, :, 0])
-        rows = torch.cat(rows)
+        attn1, attn2_inv, attn3, _, n = self._matrices(tokens, max(height, width))
+        row = attn1.shape[2] - n + index  # padding sits in front
+        rows = (attn1[:, :, row:row + 1] @ attn2_inv @ attn3)[:, :, 0, -n:]
         # The Nystrom matrix approximates a row-stochastic matrix; normalise the tiny deviation.
         return rows / rows.sum(dim=-1, keepdim=True)
+
+
+def _pinv_per_image(x: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Moore-Penrose iterative pseudo-inverse of ``(B, heads, m, m)``, initial scale per image."""
+    absolute = x.abs()
+    col = absolute.sum(dim=-1).amax(dim=(-2, -1))
+    row = absolute.sum(dim=-2).amax(dim=(-2, -1))
+    z = x.transpose(-1, -2) / (col * row).view(-1, 1, 1, 1)
+    eye = torch.eye(x.shape[-1], device=x.device, dtype=x.dtype)
+    for _ in range(iterations):
+        xz = x @ z
+        z = 0.25 * z @ (13 * eye - (xz @ (15 * eye - (xz @ (7 * eye - xz)))))
+    return z
 
 
 def build_attention(kind: str, dim: int, heads: int = 8, dropout: float = 0.1) -> SpatialAttention:

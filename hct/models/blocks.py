@@ -1,7 +1,8 @@
 """Residual blocks of the ResNet-22 variants: plain (GMIC), deformable (Def-GMIC), AC (HCT).
 
-All are pre-activation blocks as in GMIC: ``BN, ReLU`` first; the residual's 1x1 downsample (no
-BN) takes the pre-activated input.
+All are pre-activation blocks as in GMIC: ``BN, ReLU`` first. A stage's first block has a 1x1
+shortcut convolution (no BN) on the pre-activated input, whatever its stride, as GMIC's and HCT's
+``_make_layer`` build it; the other blocks add their input unchanged.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
 
 
-def _downsample(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d | None:
-    if stride == 1 and in_ch == out_ch:
+def _shortcut(in_ch: int, out_ch: int, stride: int, shortcut: bool) -> nn.Conv2d | None:
+    if not shortcut:
+        if stride != 1 or in_ch != out_ch:
+            raise ValueError(f"a block from {in_ch} to {out_ch} channels at stride {stride} needs a shortcut convolution")
         return None
     return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
 
@@ -46,14 +49,16 @@ class DeformableConv3x3(nn.Module):
 class PreActBlock(nn.Module):
     """GMIC's BasicBlockV2: BN, ReLU, conv3x3(stride), BN, ReLU, conv3x3, + residual.
 
-    ``deformable=True`` makes the first convolution deformable (Def-GMIC).
+    ``shortcut`` gives the residual a 1x1 convolution (a stage's first block); ``deformable=True``
+    makes the first convolution deformable (Def-GMIC).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, deformable: bool = False) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = False,
+                 deformable: bool = False) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _downsample(in_ch, out_ch, stride)
+        self.downsample = _shortcut(in_ch, out_ch, stride, shortcut)
         self.conv1 = DeformableConv3x3(in_ch, out_ch, stride) if deformable else conv3x3(in_ch, out_ch, stride)
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.conv2 = conv3x3(out_ch, out_ch)
@@ -73,11 +78,12 @@ class ACBlock(nn.Module):
     convolution that sets both the stride and the number of output channels, + residual.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, attention: SpatialAttention) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, attention: SpatialAttention,
+                 shortcut: bool = False) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _downsample(in_ch, out_ch, stride)
+        self.downsample = _shortcut(in_ch, out_ch, stride, shortcut)
         self.attention = attention
         self.bn2 = nn.BatchNorm2d(in_ch)
         self.conv2 = conv3x3(in_ch, out_ch, stride)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hct.models.registry import DISPLAY_NAMES, count_parameters, create_model, list_models
+from hct.models.registry import count_parameters, create_model, display_name, list_models
 
 
 def _list(args: argparse.Namespace) -> int:
-    from hct.checkpoints import find_checkpoints, read_card
+    from hct.weights import find_checkpoints, read_card
 
     print(f"{'model':<24}{'name':<26}{'params (M)':>11}  {'mixer':<18}{'output stride':>13}")
     for name in list_models():
         model = create_model(name)
-        print(f"{name:<24}{DISPLAY_NAMES[name]:<26}{count_parameters(model) / 1e6:>11.3f}  "
+        print(f"{name:<24}{display_name(name):<26}{count_parameters(model) / 1e6:>11.3f}  "
               f"{model.config.mixer:<18}{model.output_stride:>13}")
     checkpoints = find_checkpoints(args.checkpoints)
     print(f"\ncheckpoints in {args.checkpoints}: {len(checkpoints) or 'none'}")
@@ -28,7 +28,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from hct.checkpoints import CHECKPOINT_DIR
+    from hct.weights import CHECKPOINT_DIR
 
     parser = subparsers.add_parser("models", help="list the models and the checkpoints found")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="folder of checkpoints")

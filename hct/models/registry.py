@@ -1,58 +1,134 @@
-"""A timm-style model registry: ``create_model(name, **overrides)`` and ``list_models()``."""
+"""A timm-style model registry: one :class:`ModelSpec` per architecture, ``create_model`` and ``list_models``."""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+import os
+from dataclasses import dataclass, fields, replace
 
-from hct.models.network import HighResNet, NetworkConfig
+from hct.errors import CheckpointError, UnknownModelError
+from hct.models.network import ARCHITECTURE_VERSION, HighResNet, NetworkConfig
+from hct.weights import CHECKPOINT_DIR, ModelCard, read_weights
+
+DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped checkpoints' input
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the project knows of one architecture: its config, its name in figures and tables,
+    its colour (the paper's: GMIC blue, Def-GMIC green, HCT orange) and its shipped checkpoint."""
+
+    name: str
+    display_name: str
+    colour: str
+    config: NetworkConfig
+
+    @property
+    def checkpoint(self) -> str:
+        """The shipped checkpoint that ``create_model(name, pretrained=True)`` loads."""
+        return str(CHECKPOINT_DIR / f"{self.name}.safetensors")
+
 
 # The paper's five architectures. HCT's reference setting strides its first stage (more compact).
-_DEFAULTS: dict[str, NetworkConfig] = {
-    "gmic": NetworkConfig(mixer="conv", num_special_stages=0, first_stage_stride=1),
-    "def_gmic": NetworkConfig(mixer="deformable", num_special_stages=2, first_stage_stride=1),
-    "hct_performer_relu": NetworkConfig(mixer="performer_relu", num_special_stages=2, first_stage_stride=2),
-    "hct_performer_softmax": NetworkConfig(mixer="performer_softmax", num_special_stages=2, first_stage_stride=2),
-    "hct_nystrom": NetworkConfig(mixer="nystrom", num_special_stages=2, first_stage_stride=2),
-}
+MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("gmic", "GMIC", "#1f77b4", NetworkConfig(mixer="conv", num_mixer_stages=0, first_stage_stride=1)),
+    ModelSpec("def_gmic", "Def-GMIC", "#2ca02c",
+              NetworkConfig(mixer="deformable", num_mixer_stages=2, first_stage_stride=1)),
+    ModelSpec("hct_performer_relu", "HCT (Performer-RELU)", "#ff7f0e",
+              NetworkConfig(mixer="performer_relu", num_mixer_stages=2, first_stage_stride=2)),
+    ModelSpec("hct_performer_softmax", "HCT (Performer-Softmax)", "#d62728",
+              NetworkConfig(mixer="performer_softmax", num_mixer_stages=2, first_stage_stride=2)),
+    ModelSpec("hct_nystrom", "HCT (Nystrom)", "#9467bd",
+              NetworkConfig(mixer="nystrom", num_mixer_stages=2, first_stage_stride=2)),
+)}
 
 # Friendly override names: AC stages for HCT, deformable stages for Def-GMIC.
-_ALIASES = {"num_ac_stages": "num_special_stages", "num_deform_stages": "num_special_stages"}
-
-DISPLAY_NAMES = {
-    "gmic": "GMIC",
-    "def_gmic": "Def-GMIC",
-    "hct_performer_relu": "HCT (Performer-RELU)",
-    "hct_performer_softmax": "HCT (Performer-Softmax)",
-    "hct_nystrom": "HCT (Nystrom)",
-}
+_ALIASES = {"num_ac_stages": "num_mixer_stages", "num_deform_stages": "num_mixer_stages"}
 
 
 def list_models() -> list[str]:
     """Names accepted by :func:`create_model`."""
-    return list(_DEFAULTS)
+    return list(MODEL_SPECS)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name``; :class:`UnknownModelError` lists the known names."""
+    if name not in MODEL_SPECS:
+        raise UnknownModelError(f"unknown model {name!r}; choose one of {list_models()}")
+    return MODEL_SPECS[name]
+
+
+def display_name(name: str) -> str:
+    """The architecture's name in figures and tables (the name itself when it is not registered)."""
+    return MODEL_SPECS[name].display_name if name in MODEL_SPECS else name
 
 
 def model_config(name: str, **overrides) -> NetworkConfig:
     """The configuration ``create_model(name, **overrides)`` builds."""
-    if name not in _DEFAULTS:
-        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
+    base = model_spec(name).config
     allowed = {f.name for f in fields(NetworkConfig)} - {"mixer"}
     resolved = {}
     for key, value in overrides.items():
         key = _ALIASES.get(key, key)
         if key not in allowed:
-            raise ValueError(f"unknown override {key!r} for {name}; allowed: {sorted(allowed | set(_ALIASES))}")
+            raise UnknownModelError(f"unknown override {key!r} for {name}; allowed: {sorted(allowed | set(_ALIASES))}")
         resolved[key] = value
-    return replace(_DEFAULTS[name], **resolved)
+    return replace(base, **resolved)
 
 
-def create_model(name: str, **overrides) -> HighResNet:
-    """Build model ``name`` (see :func:`list_models`) with optional overrides.
+def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.PathLike | None = None,
+                 **overrides) -> HighResNet:
+    """Build model ``name`` (see :func:`list_models`), as timm's ``create_model`` does.
 
+    ``pretrained=True`` loads the shipped checkpoint of ``name``; ``checkpoint_path`` loads another
+    (its card must name this architecture). The checkpoint's card becomes ``model.pretrained_cfg``.
     Overrides: ``num_classes``, ``in_chans``, ``first_stage_stride``, ``num_ac_stages`` (HCT) or
     ``num_deform_stages`` (Def-GMIC), ``drop_rate`` (before the classifier), ``attn_drop``, ``heads``.
     """
-    return HighResNet(model_config(name, **overrides), name=name)
+    path = checkpoint_path or (model_spec(name).checkpoint if pretrained else None)
+    if path is None:
+        model = HighResNet(model_config(name, **overrides), name=name)
+        model.pretrained_cfg = {"architecture": name, "input_size": DEFAULT_INPUT_SIZE, "pretrained": False}
+        return model
+    state, card = read_weights(path)
+    if card.architecture != name:
+        raise CheckpointError(f"{path} holds a {card.architecture} model, not {name}")
+    _check_layout(card, path)
+    model = HighResNet(model_config(name, **{**card.overrides, **overrides}), name=name)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not fit architecture {name}: {_key_mismatch(model, state) or err}") from err
+    model.pretrained_cfg = pretrained_cfg(card, path)
+    return model
+
+
+def pretrained_cfg(card: ModelCard, path: str | os.PathLike) -> dict:
+    """A model's ``pretrained_cfg`` from its card: input size, training data, test AUC, sha256."""
+    metrics = card.metrics
+    return {"architecture": card.architecture, "pretrained": True, "file": str(path),
+            "input_size": card.input_size or DEFAULT_INPUT_SIZE, "training_data": card.training_data,
+            "test_auc": metrics.get("test_auc"), "test_auc_ci": (metrics.get("test_auc_low"), metrics.get("test_auc_high")),
+            "weights_sha256": card.weights_sha256, "preprocessing": card.preprocessing}
+
+
+def _check_layout(card: ModelCard, path) -> None:
+    if card.architecture_version != ARCHITECTURE_VERSION:
+        raise CheckpointError(
+            f"{path} was saved for network layout {card.architecture_version}; this version builds layout "
+            f"{ARCHITECTURE_VERSION} (the official HCT/GMIC layout: stem max-pool without padding, q/k/v bias, "
+            "a 1x1 shortcut in every stage's first block), so its weights do not fit. Retrain it "
+            "(python -m hct zoo) or import official weights (python -m hct import-official)."
+        )
+
+
+def _key_mismatch(model: HighResNet, state: dict) -> str:
+    expected, given = set(model.state_dict()), set(state)
+    parts = []
+    if expected - given:
+        parts.append(f"missing {sorted(expected - given)[:4]}")
+    if given - expected:
+        parts.append(f"unexpected {sorted(given - expected)[:4]}")
+    return "; ".join(parts)
 
 
 def count_parameters(model) -> int:

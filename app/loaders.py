@@ -114,13 +114,13 @@ def read_image(item: ImageItem) -> Mammogram:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _preprocessed(key: str, size: tuple[int, int], _item: ImageItem) -> Preprocessed:
-    return preprocess(read_image(_item), size)
+def _preprocessed(key: str, size: tuple[int, int], mode: str, _item: ImageItem) -> Preprocessed:
+    return preprocess(read_image(_item), size, mode)
 
 
-def preprocessed(item: ImageItem, size: str) -> Preprocessed:
-    """The item as a model input of ``size`` (``HxW``), computed once per process."""
-    return _preprocessed(item.key, parse_size(size), item)
+def preprocessed(item: ImageItem, size: str, mode: str = "canonical") -> Preprocessed:
+    """The item as a model input of ``size`` (``HxW``) in preprocessing ``mode``, computed once per process."""
+    return _preprocessed(item.key, parse_size(size), mode, item)
 
 
 DISPLAY_ROWS = 1024  # images are drawn at most this tall

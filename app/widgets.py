@@ -45,7 +45,7 @@ def _cached_erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: 
     label = loaders.choice(model_key).label
     bar = st.progress(0.0, text=f"{label}: starting")
     model, _ = loaders.load_model(model_key)
-    images = [loaders.preprocessed(item, size) for item in _items]
+    images = [loaders.preprocessed(item, size, "acquired") for item in _items]
     lateralities = [loaders.read_image(item).meta.laterality for item in _items]
     return compute_erf(model, images, lateralities=lateralities, subset=subset, keep_image_maps=False,
                        model_name=loaders.choice(model_key).architecture, cancel=state.stop_requested,

@@ -1,5 +1,6 @@
 """Mammograms in, model inputs and labelled records out: reading, preprocessing, data sets."""
 
+from hct.data.breast import breast_mask, breast_side, infer_laterality
 from hct.data.cache import load_preprocessed
 from hct.data.cbis_ddsm import read_cbis_ddsm
 from hct.data.datasets import MammogramDataset, PatchDataset, augment, make_loader
@@ -7,8 +8,8 @@ from hct.data.manifest import make_record, read_manifest, write_manifest
 from hct.data.optimam import ClinicalEvent, label_exam, read_optimam
 from hct.data.patches import Patch, extract_patch, sample_patches
 from hct.data.phantom import generate_phantom
-from hct.data.preprocess import FULL_SIZE, HALF_SIZE, Preprocessed, breast_mask, parse_size, preprocess
-from hct.data.reading import MAX_PIXELS, Mammogram, MammogramMeta, infer_laterality, read_mammogram
+from hct.data.preprocess import FULL_SIZE, HALF_SIZE, MODES, Preprocessed, parse_size, preprocess, preprocessing_info
+from hct.data.reading import MAX_PIXELS, Mammogram, MammogramMeta, read_mammogram
 from hct.data.records import FINDING_TYPES, LATERALITIES, SPLITS, VIEWS, Box, ImageRecord, box_size
 from hct.data.samples import builtin_samples
 from hct.data.sources import load_records
@@ -16,10 +17,10 @@ from hct.data.splits import assign_splits
 from hct.data.vindr import read_vindr_mammo
 
 __all__ = [
-    "FINDING_TYPES", "FULL_SIZE", "HALF_SIZE", "LATERALITIES", "MAX_PIXELS", "SPLITS", "VIEWS", "Box",
+    "FINDING_TYPES", "FULL_SIZE", "HALF_SIZE", "LATERALITIES", "MAX_PIXELS", "MODES", "SPLITS", "VIEWS", "Box",
     "ClinicalEvent", "ImageRecord", "Mammogram", "MammogramDataset", "MammogramMeta", "Patch", "PatchDataset",
-    "Preprocessed", "assign_splits", "augment", "box_size", "breast_mask", "builtin_samples", "extract_patch",
+    "Preprocessed", "assign_splits", "augment", "box_size", "breast_mask", "breast_side", "builtin_samples", "extract_patch",
     "generate_phantom", "infer_laterality", "label_exam", "load_preprocessed", "load_records", "make_loader", "make_record",
-    "parse_size", "preprocess", "read_cbis_ddsm", "read_mammogram", "read_manifest", "read_optimam",
+    "parse_size", "preprocess", "preprocessing_info", "read_cbis_ddsm", "read_mammogram", "read_manifest", "read_optimam",
     "read_vindr_mammo", "sample_patches", "write_manifest",
 ]

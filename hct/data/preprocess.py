@@ -1,4 +1,11 @@
-"""Preprocessing a mammogram for a model: orient, mask, crop, resize, normalise; and the way back.
+"""Preprocessing a mammogram for a model, and the way back.
+
+Two modes. ``canonical`` (classification and training): flip so the chest wall is on the image's
+left, crop to the breast, resize to the model size. ``acquired`` (the ERF study, paper Sec. 4): keep
+the image as acquired, no flip and no crop, resized to fit the model size with the aspect ratio
+kept (padded with background), so a right breast lies on the other side from a left one. In both,
+everything outside the breast (burned-in labels, view markers, rulers) is cleared to the background
+value unless ``clear_background=False``, and the result is normalised to zero mean, unit std.
 
 Each step is a plain function; :func:`preprocess` composes them and records what it did, so that a
 heat map at model resolution can be drawn on the original image (:meth:`Preprocessed.to_original`)
@@ -12,72 +19,57 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
+from hct.data.breast import breast_mask, breast_side
 from hct.data.reading import Mammogram
 from hct.data.records import Box
 from hct.errors import ConfigError
 
 FULL_SIZE = (3328, 2560)
 HALF_SIZE = (1664, 1280)
-CHEST_WALL_SIDES = ("left", "right")
+MODES = ("canonical", "acquired")
+# 2: background cleared outside the breast and the acquired mode added; 1: crop only, never cleared.
+PREPROCESSING_VERSION = 2
 
 
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold: the grey level that maximises the between-class variance."""
-    values = np.asarray(values, dtype=np.float64).ravel()
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return lo
-    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight0 = np.cumsum(hist)
-    weight1 = weight0[-1] - weight0
-    sum0 = np.cumsum(hist * centres)
-    mean0 = sum0 / np.maximum(weight0, 1)
-    mean1 = (sum0[-1] - sum0) / np.maximum(weight1, 1)
-    between = weight0 * weight1 * (mean0 - mean1) ** 2
-    return float(edges[int(np.argmax(between[:-1])) + 1])
+def preprocessing_info(mode: str, clear_background: bool) -> dict:
+    """How inputs were made, as recorded in a model card (``ModelCard.preprocessing``)."""
+    return {"mode": mode, "clear_background": clear_background, "version": PREPROCESSING_VERSION}
 
 
-def breast_mask(pixels: np.ndarray, work_side: int = 512) -> np.ndarray:
-    """Boolean breast mask: Otsu foreground, largest connected component, holes filled.
-
-    Computed on a strided copy at most ``work_side`` pixels a side, then scaled back (nearest).
-    """
-    rows, cols = pixels.shape
-    step = max(1, int(np.ceil(max(rows, cols) / work_side)))
-    small = np.asarray(pixels[::step, ::step], dtype=np.float32)
-    foreground = small > otsu_threshold(small)
-    labels, count = ndimage.label(foreground)
-    if count == 0:
-        return np.zeros((rows, cols), dtype=bool)
-    sizes = np.bincount(labels.ravel())[1:]
-    largest = ndimage.binary_fill_holes(labels == int(np.argmax(sizes)) + 1)
-    row_index = np.minimum(np.arange(rows) // step, largest.shape[0] - 1)
-    col_index = np.minimum(np.arange(cols) // step, largest.shape[1] - 1)
-    return largest[np.ix_(row_index, col_index)]
+def clear_outside(pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """``pixels`` with everything outside ``mask`` set to the background level (the median outside
+    the breast), and that level. Nothing outside the mask: the image and its minimum, unchanged."""
+    outside = ~mask
+    if not outside.any():
+        return pixels, float(pixels.min())
+    background = float(np.median(pixels[outside][:: max(1, int(outside.sum()) // 200_000)]))
+    return np.where(mask, pixels, np.float32(background)).astype(np.float32, copy=False), background
 
 
-def breast_side(mask: np.ndarray) -> str:
-    """'left' or 'right': the image side holding most of the breast (where the chest wall is)."""
-    half = mask.shape[1] // 2
-    return "left" if mask[:, :half].sum() >= mask[:, half:].sum() else "right"
-
-
-def orient(pixels: np.ndarray, mask: np.ndarray, chest_wall: str = "left") -> tuple[np.ndarray, np.ndarray, bool]:
-    """Flip left-right so the chest wall is on ``chest_wall``; returns (pixels, mask, flipped)."""
-    if chest_wall not in CHEST_WALL_SIDES:
-        raise ConfigError(f"chest_wall must be one of {CHEST_WALL_SIDES}, not {chest_wall!r}.")
-    if breast_side(mask) == chest_wall:
+def orient(pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Flip left-right so the chest wall is on the image's left; returns (pixels, mask, flipped)."""
+    if breast_side(mask) == "L":
         return pixels, mask, False
     return pixels[:, ::-1], mask[:, ::-1], True
 
 
-def crop_box(mask: np.ndarray, size: tuple[int, int], chest_wall: str = "left") -> Box:
+def letterbox_box(shape: tuple[int, int], size: tuple[int, int]) -> Box:
+    """The whole image grown symmetrically to the aspect ratio of ``size`` (extends past the image)."""
+    rows, cols = shape
+    aspect = size[0] / size[1]
+    if rows / cols < aspect:
+        grow = int(round(cols * aspect)) - rows
+        return (-(grow // 2), 0, rows - grow // 2 + grow, cols)
+    grow = int(round(rows / aspect)) - cols
+    return (0, -(grow // 2), rows, cols - grow // 2 + grow)
+
+
+def crop_box(mask: np.ndarray, size: tuple[int, int]) -> Box:
     """The breast's bounding box grown to the aspect ratio of ``size`` (may extend past the image).
 
-    Rows grow symmetrically; columns grow away from the chest wall. An empty mask gives the image.
+    Rows grow symmetrically; columns grow away from the chest wall (on the left). An empty mask
+    gives the image.
     """
     rows, cols = mask.shape
     if not mask.any():
@@ -93,11 +85,7 @@ def crop_box(mask: np.ndarray, size: tuple[int, int], chest_wall: str = "left") 
         row0 -= grow // 2
         row1 = row0 + height + grow
     else:
-        new_width = int(round(height / aspect))
-        if chest_wall == "left":
-            col1 = col0 + new_width
-        else:
-            col0 = col1 - new_width
+        col1 = col0 + int(round(height / aspect))
     return (row0, col0, row1, col1)
 
 
@@ -154,6 +142,13 @@ class Preprocessed:
     flipped: bool  # the original was flipped left-right
     crop_box: Box  # in the (flipped) original's pixels; may extend past the image
     original_shape: tuple[int, int]
+    mode: str = "canonical"
+    cleared: bool = True  # everything outside the breast was set to the background level
+
+    def describe(self) -> str:
+        """The mode in words, for figure titles."""
+        what = "as acquired" if self.mode == "acquired" else "canonical (chest wall left, cropped)"
+        return f"{what}, {'background cleared' if self.cleared else 'background kept'}"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -199,16 +194,27 @@ class Preprocessed:
 def preprocess(
     image: Mammogram | np.ndarray,
     size: tuple[int, int] | str = HALF_SIZE,
-    chest_wall: str = "left",
+    mode: str = "canonical",
+    clear_background: bool = True,
 ) -> Preprocessed:
-    """Orient (chest wall on ``chest_wall``), mask, crop to the breast, resize to ``size``, normalise."""
+    """A model input of ``size`` in ``mode`` (see the module docstring), and how it was made."""
+    if mode not in MODES:
+        raise ConfigError(f"Preprocessing mode {mode!r} is unknown; use one of {MODES}.")
     size = parse_size(size)
     pixels = image.pixels if isinstance(image, Mammogram) else np.asarray(image, dtype=np.float32)
     mask = breast_mask(pixels)
-    oriented, oriented_mask, flipped = orient(pixels, mask, chest_wall)
-    box = crop_box(oriented_mask, size, chest_wall)
-    background = float(oriented[~oriented_mask].mean()) if (~oriented_mask).any() else float(oriented.min())
-    tensor = normalise(resize(crop(oriented, box, fill=background), size))
-    model_mask = resize(crop(oriented_mask.astype(np.float32), box), size).numpy() > 0.5
+    if clear_background:
+        shown, background = clear_outside(pixels, mask)
+    else:
+        shown = pixels
+        background = float(pixels[~mask].mean()) if (~mask).any() else float(pixels.min())
+    flipped = False
+    if mode == "canonical":
+        shown, mask, flipped = orient(shown, mask)
+        box = crop_box(mask, size)
+    else:
+        box = letterbox_box(pixels.shape, size)
+    tensor = normalise(resize(crop(shown, box, fill=background), size))
+    model_mask = resize(crop(mask.astype(np.float32), box), size).numpy() > 0.5
     return Preprocessed(tensor=tensor[None].contiguous(), mask=model_mask, flipped=flipped, crop_box=box,
-                        original_shape=tuple(pixels.shape))
+                        original_shape=tuple(pixels.shape), mode=mode, cleared=clear_background)

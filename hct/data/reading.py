@@ -16,6 +16,7 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
+from hct.data.breast import infer_laterality
 from hct.errors import MammogramError
 
 MAX_PIXELS = 100_000_000  # images beyond this many pixels are refused
@@ -86,15 +87,6 @@ def read_dicom_tags(path: str | Path) -> dict:
     except Exception as err:  # pydicom raises many kinds for corrupt files
         raise MammogramError(f"{path} is not a readable DICOM file ({err}).") from err
     return _dicom_tags(ds)
-
-
-def infer_laterality(pixels: np.ndarray) -> str:
-    """'L' when the breast lies on the image's left half (chest wall left), else 'R'."""
-    from hct.data.preprocess import breast_mask
-
-    mask = breast_mask(pixels)
-    half = mask.shape[1] // 2
-    return "L" if mask[:, :half].sum() >= mask[:, half:].sum() else "R"
 
 
 def _read_bytes(source: ImageSource) -> tuple[bytes, str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 FINDING_TYPES = ("mass", "calcifications", "architectural_distortion", "focal_asymmetry")
 LATERALITIES = ("L", "R")
+SIDE_NAMES = {"L": "left", "R": "right"}  # laterality -> the word used for ERF subsets and figures
 VIEWS = ("CC", "MLO")
 SPLITS = ("train", "val", "test")
 

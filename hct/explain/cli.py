@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from hct.checkpoints import load_model
-from hct.data import load_records, parse_size
+from hct.data import MODES, load_records, parse_size
 from hct.devices import resolve_device
 from hct.errors import ConfigError
 from hct.explain.attention_maps import attention_map
 from hct.explain.attribution import METHODS, attribute
-from hct.explain.erf import SUBSETS, ERFResult, compute_erf, curves_frame
+from hct.explain.erf import SUBSETS, ERFResult, compute_erf, curves_frame, subset_laterality
 from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
 from hct.explain.metrics import erf_metrics
 from hct.reports import write_figures_html
@@ -51,7 +51,7 @@ def sample_images(sources: list[tuple[str, str | None]], n: int, subset: str, se
     """``n`` random images of ``subset`` (lateralities missing from a source are read from the file)."""
     from hct.data import read_mammogram
 
-    wanted = {"left": "L", "right": "R"}.get(subset)
+    wanted = subset_laterality(subset)
     order = list(range(len(sources)))
     random.Random(seed).shuffle(order)
     paths, sides = [], []
@@ -71,8 +71,9 @@ def sample_images(sources: list[tuple[str, str | None]], n: int, subset: str, se
 class LazyImages(Sequence):
     """Preprocessed images read on access, so only one batch is ever in memory."""
 
-    def __init__(self, paths: list[str], size: tuple[int, int]) -> None:
-        self.paths, self.size = paths, size
+    def __init__(self, paths: list[str], size: tuple[int, int], mode: str = "acquired",
+                 clear_background: bool = True) -> None:
+        self.paths, self.size, self.mode, self.clear_background = paths, size, mode, clear_background
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -80,7 +81,7 @@ class LazyImages(Sequence):
     def __getitem__(self, index: int):
         from hct.data import preprocess, read_mammogram
 
-        return preprocess(read_mammogram(self.paths[index]), size=self.size)
+        return preprocess(read_mammogram(self.paths[index]), self.size, self.mode, self.clear_background)
 
 
 def _progress(label: str):
@@ -131,7 +132,7 @@ def run_erf(args: argparse.Namespace) -> int:
     paths, sides = sample_images(image_sources(args.images), args.n, args.subset, args.seed)
     if len(paths) < args.n:
         print(f"only {len(paths)} {args.subset} images available (asked for {args.n})", file=sys.stderr)
-    images = LazyImages(paths, size)
+    images = LazyImages(paths, size, args.mode, not args.keep_background)
     results = []
     for spec in args.models:
         model, label = model_and_label(spec, device)
@@ -148,7 +149,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, label = model_and_label(args.model, device)
-    pre = preprocess(read_mammogram(args.image), size=parse_size(args.size))
+    pre = preprocess(read_mammogram(args.image), parse_size(args.size), clear_background=not args.keep_background)
     image = pre.tensor[0].numpy()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,6 +200,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--subset", choices=SUBSETS, default="all", help="all, left or right breasts")
     p.add_argument("--size", default="1664x1280", help="model input HxW (full resolution: 3328x2560)")
     p.add_argument("--position", default="centre", help="output feature-map position: centre or ROW,COL")
+    p.add_argument("--mode", choices=MODES, default="acquired",
+                   help="preprocessing: acquired (no flip, no crop: the paper's ERF study) or canonical")
+    p.add_argument("--keep-background", action="store_true",
+                   help="keep what lies outside the breast (labels, markers) instead of clearing it")
     p.add_argument("--reduction", choices=("mean", "mean_abs"), default="mean",
                    help="mean of signed gradients (paper) or of their absolute values")
     p.add_argument("--batch-size", default="auto", help="'auto' or an int")
@@ -214,6 +219,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--size", default="1664x1280", help="model input HxW")
     p.add_argument("--query", default=None, help="attention: query ROW,COL in input pixels (default: centre)")
     p.add_argument("--layer", default=None, help="attention: layer name (default: the first attention layer)")
+    p.add_argument("--keep-background", action="store_true",
+                   help="keep what lies outside the breast (labels, markers) instead of clearing it")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_explain)

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 from torchvision.ops import DeformConv2d
 
+from hct.data.records import SIDE_NAMES
 from hct.errors import ConfigError, HCTError
 
-SUBSETS = ("all", "left", "right")
+SUBSETS = ("all", *SIDE_NAMES.values())
 REDUCTIONS = ("mean", "mean_abs")
-_SUBSET_LATERALITY = {"left": "L", "right": "R"}
 _CUDA_MAX_BATCH = 32
 
 
@@ -77,6 +77,13 @@ class ERFResult:
         return self.map.shape
 
 
+def subset_laterality(subset: str) -> str | None:
+    """The laterality (``'L'``/``'R'``) an ERF subset keeps; ``None`` for ``all``."""
+    if subset not in SUBSETS:
+        raise ConfigError(f"unknown ERF subset {subset!r}; choose one of {SUBSETS}")
+    return next((side for side, name in SIDE_NAMES.items() if name == subset), None)
+
+
 def select_subset(lateralities: Sequence[str] | None, subset: str, count: int) -> list[int]:
     """Indices of the images in ``subset`` (``all``, ``left`` or ``right`` breasts)."""
     if subset not in SUBSETS:
@@ -86,7 +93,7 @@ def select_subset(lateralities: Sequence[str] | None, subset: str, count: int) -
     if lateralities is None or len(lateralities) != count:
         raise ConfigError(f"subset {subset!r} needs one laterality ('L'/'R') per image; "
                           f"got {'none' if lateralities is None else len(lateralities)} for {count} images")
-    wanted = _SUBSET_LATERALITY[subset]
+    wanted = subset_laterality(subset)
     chosen = [i for i, side in enumerate(lateralities) if str(side).upper()[:1] == wanted]
     if not chosen:
         raise ConfigError(f"no {subset} breast among the {count} images (lateralities: {sorted(set(lateralities))}); "

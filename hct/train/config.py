@@ -55,6 +55,7 @@ class TrainConfig:
     max_steps: int | None = None
     time_budget_s: float | None = None
     balance_classes: bool = False
+    clear_background: bool = True
     flips: bool = True
     noise_std: float = 0.05
     log_every: int = 10
@@ -145,7 +146,7 @@ class TrainConfig:
         expect(self.device in DEVICES, f"device {self.device!r} (use {', '.join(DEVICES)})")
         for name in ("bf16", "channels_last"):
             expect(getattr(self, name) in (None, True, False), f"{name} {getattr(self, name)!r} (true, false or null)")
-        for name in ("balance_classes", "flips"):
+        for name in ("balance_classes", "clear_background", "flips"):
             expect(isinstance(getattr(self, name), bool), f"{name} {getattr(self, name)!r} (true or false)")
         if not problems and self.resolved_batch % self.resolved_micro_batch:
             problems.append(f"micro_batch {self.resolved_micro_batch} does not divide batch_size {self.resolved_batch}")

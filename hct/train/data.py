@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from hct.data import load_preprocessed, read_manifest
+from hct.data.preprocess import PREPROCESSING_VERSION
 from hct.data.records import ImageRecord
 from hct.errors import ConfigError
 
-BANK_VERSION = "1"
+BANK_VERSION = "2"
 CANDIDATE_GRID = 8  # negative-patch centres are breast pixels on this grid (model-input pixels)
 
 
@@ -106,9 +107,9 @@ class ImageBank:
         return out
 
 
-def _prepare(args: tuple[ImageRecord, tuple[int, int], str | None]) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    record, size, cache_dir = args
-    prepared = load_preprocessed(record.path, size, cache_dir)
+def _prepare(args: tuple[ImageRecord, tuple[int, int], str | None, bool]) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    record, size, cache_dir, clear_background = args
+    prepared = load_preprocessed(record.path, size, cache_dir, clear_background=clear_background)
     tensor = prepared.tensor[0]
     mask = prepared.mask
     fill = float(tensor[~torch.from_numpy(mask)].median()) if (~mask).any() else float(tensor.min())
@@ -119,18 +120,19 @@ def _prepare(args: tuple[ImageRecord, tuple[int, int], str | None]) -> tuple[np.
     return tensor.numpy().astype(np.float16), fill, boxes, candidates.astype(np.int64)
 
 
-def _manifest_key(manifest: Path, size: tuple[int, int]) -> str:
+def _manifest_key(manifest: Path, size: tuple[int, int], clear_background: bool) -> str:
     digest = hashlib.sha256(manifest.read_bytes())
-    digest.update(f"{BANK_VERSION}|{manifest.resolve()}|{size}".encode())
+    digest.update(f"{BANK_VERSION}|{PREPROCESSING_VERSION}|{manifest.resolve()}|{size}|{clear_background}".encode())
     return digest.hexdigest()[:24]
 
 
 def build_bank(records: list[ImageRecord], size: tuple[int, int], cache_dir: str | None = None,
-               workers: int = 0) -> ImageBank:
-    """Decode and preprocess ``records`` at ``size`` (``workers`` processes) into an :class:`ImageBank`."""
+               workers: int = 0, clear_background: bool = True) -> ImageBank:
+    """Decode and preprocess ``records`` at ``size`` (canonical mode; ``workers`` processes) into an
+    :class:`ImageBank`."""
     if not records:
         raise ConfigError("The manifest lists no images.")
-    tasks = [(record, tuple(size), cache_dir) for record in records]
+    tasks = [(record, tuple(size), cache_dir, clear_background) for record in records]
     if workers > 1:
         # spawn, not fork: preprocessing uses torch, and torch's thread pool does not survive a fork
         spawn = multiprocessing.get_context("spawn")
@@ -158,15 +160,15 @@ def build_bank(records: list[ImageRecord], size: tuple[int, int], cache_dir: str
 
 
 def load_bank(manifest: str | Path, size: tuple[int, int], cache_dir: str | Path | None = None,
-              workers: int = 0) -> ImageBank:
+              workers: int = 0, clear_background: bool = True) -> ImageBank:
     """The bank of ``manifest`` at ``size``, read from ``cache_dir`` (default: ``cache/`` next to the
     manifest) when an up-to-date copy is there, else built and saved there atomically."""
     manifest = Path(manifest)
     cache = Path(cache_dir) if cache_dir is not None else manifest.parent / "cache"
-    file = cache / f"bank-{_manifest_key(manifest, size)}.pt"
+    file = cache / f"bank-{_manifest_key(manifest, size, clear_background)}.pt"
     if file.is_file():
         return ImageBank(**torch.load(file, weights_only=True))
-    bank = build_bank(read_manifest(manifest), size, str(cache), workers)
+    bank = build_bank(read_manifest(manifest), size, str(cache), workers, clear_background)
     cache.mkdir(parents=True, exist_ok=True)
     partial = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     torch.save(dict(bank.__dict__), partial)

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hct.checkpoints import load_checkpoint, save_checkpoint
-from hct.data import augment
+from hct.data import augment, preprocessing_info
 from hct.devices import describe_device
 from hct.errors import ConfigError
 from hct.models import HighResNet, create_model
@@ -223,7 +223,7 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
     if bank is None:
         if not ctx.is_main:
             barrier(ctx)  # rank 0 builds the cache first
-        bank = load_bank(config.manifest, config.input_size, config.cache_dir, config.workers)
+        bank = load_bank(config.manifest, config.input_size, config.cache_dir, config.workers, config.clear_background)
         if ctx.is_main:
             barrier(ctx)
     bank = bank.to(device)
@@ -293,6 +293,7 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
             training_data=f"{config.manifest} ({len(train_items)} train / {len(val_items)} val "
                           f"{'patch images' if patches else 'images'} at {config.input_size[0]}x{config.input_size[1]})",
             metrics={"val_auc": val_auc, "val_loss": val_loss, "best_val_auc": best_auc},
+            preprocessing=preprocessing_info("canonical", config.clear_background),
             training={"config": config.to_dict(), "epochs_completed": epoch, "epochs_planned": config.epochs,
                       "steps": global_step, "time_s": round(elapsed(), 1), "machine": describe_device(device),
                       "processes": ctx.world, "stopped_by_time_budget": stopped},

@@ -34,7 +34,7 @@ def _import_official(args: argparse.Namespace) -> int:
 
     card = import_official(args.file, args.model, args.out, first_stage_stride=args.first_stage_stride,
                            overwrite=args.overwrite)
-    stages = card.overrides.get("num_mixer_stages", model_config(card.architecture).num_mixer_stages)
+    stages = model_config(card.architecture, **card.overrides).num_mixer_stages
     print(f"imported {args.file} as {card.architecture} ({stages} AC stages, {card.parameters:,} parameters, "
           f"overrides {card.overrides or 'none'})")
     print(f"wrote {checkpoint_paths(args.out)[0]} and its card {checkpoint_paths(args.out)[1].name}")

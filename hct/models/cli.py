@@ -1,11 +1,13 @@
-"""``python -m hct models``: the registered architectures and the checkpoints found."""
+"""``python -m hct models`` (the registered architectures and the checkpoints found) and
+``python -m hct import-official`` (official HCT weights as a checkpoint)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from hct.models.registry import count_parameters, create_model, display_name, list_models
+from hct.models.registry import count_parameters, create_model, display_name, list_models, model_config
+from hct.weights import checkpoint_paths
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -27,9 +29,36 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_official(args: argparse.Namespace) -> int:
+    from hct.models.official import import_official
+
+    card = import_official(args.file, args.model, args.out, first_stage_stride=args.first_stage_stride,
+                           overwrite=args.overwrite)
+    stages = model_config(card.architecture, **card.overrides).num_mixer_stages
+    print(f"imported {args.file} as {card.architecture} ({stages} AC stages, {card.parameters:,} parameters, "
+          f"overrides {card.overrides or 'none'})")
+    print(f"wrote {checkpoint_paths(args.out)[0]} and its card {checkpoint_paths(args.out)[1].name}")
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    from hct.models.official import OFFICIAL_MODELS
     from hct.weights import CHECKPOINT_DIR
 
     parser = subparsers.add_parser("models", help="list the models and the checkpoints found")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="folder of checkpoints")
     parser.set_defaults(func=_list)
+
+    parser = subparsers.add_parser(
+        "import-official", help="convert a state dict saved by the official HCT code into a checkpoint",
+        description="Convert torch.save(model.state_dict(), FILE) of the official HCT code (whiterabbit-ai/hct "
+                    "HCTBase) into a checkpoint with its model card. The file is read with weights_only=True.")
+    parser.add_argument("file", type=Path, help="the official state-dict file")
+    parser.add_argument("--model", required=True, choices=OFFICIAL_MODELS,
+                        help="the Performer kernel the weights were trained with (use_performer_RELU True or False)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="checkpoint to write, e.g. checkpoints/NAME.safetensors")
+    parser.add_argument("--first-stage-stride", type=int, default=2, choices=(1, 2),
+                        help="the official first_layer_stride (not recorded in the file; default 2)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
+    parser.set_defaults(func=_import_official)

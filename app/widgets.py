@@ -14,7 +14,7 @@ import torch
 
 from hct.data import ImageRecord, parse_size
 from hct.errors import HCTError
-from hct.eval import EvaluationReport, evaluate, predict
+from hct.eval import BootstrapOptions, EvaluationReport, evaluate, predict
 from hct.explain import Attribution, ComputationCancelled, ERFResult, attribute, compute_erf
 
 from app import loaders, state
@@ -136,7 +136,7 @@ def predictions_for(model_key: str, image_keys: tuple[str, ...], size: str, _rec
 @st.cache_data(show_spinner="Bootstrapping AUCs…", max_entries=16)
 def evaluation(predictions: pd.DataFrame, n_boot: int) -> EvaluationReport:
     """Every evaluation table of a predictions table, cached by its content."""
-    return evaluate(predictions, n_boot=n_boot)
+    return evaluate(predictions, bootstrap=BootstrapOptions(n_boot))
 
 
 def log_tail(path: str, chars: int = 4000) -> str:

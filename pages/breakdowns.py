@@ -53,7 +53,7 @@ if report.table3 is not None:
     st.subheader("Table 3")
     st.dataframe(report.table3, hide_index=True, width="stretch")
 st.subheader("AUC [95% CI]")
-st.dataframe(report.auc, hide_index=True, width="stretch")
+st.dataframe(report.overall, hide_index=True, width="stretch")
 left, right = st.columns(2)
 left.plotly_chart(finding_type_figure(report.finding_type), key="bd-type")
 right.plotly_chart(roc_figure(report.roc, report.roc_auc), key="bd-roc")

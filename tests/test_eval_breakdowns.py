@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from hct.errors import EvaluationError
 from hct.eval import (
+    BootstrapOptions,
     bootstrap_auc,
     finding_size_auc,
     finding_type_auc,
@@ -61,7 +62,7 @@ def cell(table, key_column, key, model):
      ("architectural_distortion", ["p3"]), ("focal_asymmetry", ["p4"])],
 )
 def test_finding_type_members(finding_type, positives):
-    table = finding_type_auc(predictions(), "A", n_boot=200)
+    table = finding_type_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     for model, column in (("A", 4), ("B", 5)):
         row = cell(table, "finding_type", finding_type, model)
         assert (row["n_pos"], row["n_neg"]) == (len(positives), 4)
@@ -77,14 +78,14 @@ def test_finding_type_members(finding_type, positives):
      (400, ["p1", "p2", "p3", "p5"])],
 )
 def test_size_threshold_members_exclude_unsized(threshold, positives):
-    table = finding_size_auc(predictions(), "A", n_boot=200)
+    table = finding_size_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     row = cell(table, "threshold", threshold, "B")
     assert row["n_pos"] == len(positives) and row["n_neg"] == 4
     assert row["auc"] == pytest.approx(expected_auc(positives, 5))
 
 
 def test_tertiles_split_sized_malignant_images():
-    table = size_tertile_auc(predictions(), "A", n_boot=200)
+    table = size_tertile_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     # sized malignant: p1 80, p2 120, p3 260, p5 390 -> 2 / 1 / 1 (first part takes the extra image)
     for tertile, positives, lo, hi in (("small", ["p1", "p2"], 80, 120), ("medium", ["p3"], 260, 260),
                                         ("large", ["p5"], 390, 390)):
@@ -94,7 +95,7 @@ def test_tertiles_split_sized_malignant_images():
 
 
 def test_breakdown_ci_equals_bootstrap_on_the_subset():
-    table = finding_size_auc(predictions(), "A", thresholds=[300], n_boot=300, seed=4)
+    table = finding_size_auc(predictions(), "A", thresholds=[300], bootstrap=BootstrapOptions(300, seed=4))
     ids = ["n1", "n2", "n3", "n4", "p1", "p2", "p3"]  # the subset, in table order
     chosen = [r for r in ROWS if r[0] in ids]
     labels = [r[1] for r in chosen]
@@ -108,12 +109,12 @@ def test_breakdown_ci_equals_bootstrap_on_the_subset():
 
 def test_empty_subsets_are_nan_with_reason():
     rows = [r for r in ROWS if r[0] != "p4"]
-    table = finding_type_auc(predictions(rows), "A", n_boot=50)
+    table = finding_type_auc(predictions(rows), "A", bootstrap=BootstrapOptions(50))
     row = cell(table, "finding_type", "focal_asymmetry", "B")
     assert np.isnan(row["auc"]) and np.isnan(row["difference"]) and "no malignant" in row["reason"]
-    small = finding_size_auc(predictions(), "A", thresholds=[50], n_boot=50)
+    small = finding_size_auc(predictions(), "A", thresholds=[50], bootstrap=BootstrapOptions(50))
     assert small["auc"].isna().all() and (small["reason"] != "").all()
-    no_negatives = finding_type_auc(predictions([r for r in ROWS if r[1] == 1]), n_boot=50)
+    no_negatives = finding_type_auc(predictions([r for r in ROWS if r[1] == 1]), bootstrap=BootstrapOptions(50))
     assert no_negatives["auc"].isna().all() and (no_negatives["reason"] == "no negative images").all()
 
 
@@ -141,17 +142,17 @@ def test_duplicate_ids_nan_scores_and_label_conflicts_raise():
     with pytest.raises(EvaluationError, match="disagree on the label"):
         score_table(bad)
     with pytest.raises(EvaluationError, match="reference model 'C'"):
-        finding_type_auc(df, "C", n_boot=10)
+        finding_type_auc(df, "C", bootstrap=BootstrapOptions(10))
 
 
 def test_overall_and_table3():
     df = predictions()
-    overall = overall_auc(df, n_boot=100).set_index("model")
+    overall = overall_auc(df, bootstrap=BootstrapOptions(100)).set_index("model")
     assert overall.loc["A", "auc"] == pytest.approx(roc_auc_score([r[1] for r in ROWS], [r[4] for r in ROWS]))
     patch = df.assign(stage="patch", params_millions=df["model"].map({"A": 2.80, "B": 1.73}))
-    table = table3(patch, df.assign(stage="image"), {"B": 1.5}, n_boot=100).set_index("model")
+    table = table3(patch, df.assign(stage="image"), {"B": 1.5}, bootstrap=BootstrapOptions(100)).set_index("model")
     assert table.loc["A", "params_millions"] == 2.80 and table.loc["B", "params_millions"] == 1.5
     value, low, high = table.loc["A", ["image_auc", "image_low", "image_high"]]
     assert value == pytest.approx(overall.loc["A", "auc"])
     assert table.loc["A", "image"] == f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
-    assert table3(None, df, n_boot=20)["patch"].eq("").all()
+    assert table3(None, df, bootstrap=BootstrapOptions(20))["patch"].eq("").all()

@@ -17,8 +17,8 @@ import pandas as pd
 
 from hct.data.records import FINDING_TYPES
 from hct.errors import EvaluationError
-from hct.eval.auc import auc, resample_aucs
-from hct.eval.predictions import validate_predictions
+from hct.eval.predictions import format_examples, validate_predictions
+from hct.eval.roc import BootstrapOptions, resample_aucs, roc_auc
 
 SIZE_THRESHOLDS = (100, 150, 200, 250, 300, 350, 400)
 TERTILES = ("small", "medium", "large")
@@ -26,10 +26,6 @@ RESULT_COLUMNS = (
     "model", "n_pos", "n_neg", "auc", "low", "high", "n_skipped",
     "reference", "difference", "difference_low", "difference_high", "reason",
 )
-
-
-def _examples(values: Sequence[object], limit: int = 3) -> str:
-    return ", ".join(repr(v) for v in list(values)[:limit])
 
 
 def model_names(predictions: pd.DataFrame) -> list[str]:
@@ -55,14 +51,14 @@ def score_table(predictions: pd.DataFrame) -> pd.DataFrame:
         if len(only_here) or len(only_there):
             raise EvaluationError(
                 f"models {models[0]!r} and {name!r} were not run on the same images: "
-                f"{len(only_there)} image_id(s) only in {models[0]!r} ({_examples(only_there)}), "
-                f"{len(only_here)} only in {name!r} ({_examples(only_here)}); predict every model on the same split."
+                f"{len(only_there)} image_id(s) only in {models[0]!r} ({format_examples(only_there)}), "
+                f"{len(only_here)} only in {name!r} ({format_examples(only_here)}); predict every model on the same split."
             )
         differ = rows["label"].reindex(table.index) != table["label"]
         if differ.any():
             raise EvaluationError(
                 f"models {models[0]!r} and {name!r} disagree on the label of {int(differ.sum())} image(s) "
-                f"({_examples(table.index[differ])}); the predictions come from different manifests."
+                f"({format_examples(table.index[differ])}); the predictions come from different manifests."
             )
         table[name] = rows["probability"].reindex(table.index)
     return table
@@ -73,9 +69,7 @@ def _compare(
     positives: pd.Series,
     models: Sequence[str],
     reference: str | None,
-    n_boot: int,
-    seed: int,
-    alpha: float,
+    bootstrap: BootstrapOptions,
 ) -> list[dict[str, object]]:
     """One result row per model for ``positives`` (a mask of malignant images) against all negatives."""
     subset = table[positives.to_numpy() | (table["label"] == 0).to_numpy()]
@@ -89,23 +83,22 @@ def _compare(
     ]
     reason = "no malignant images in this subset" if n_pos == 0 else "no negative images" if n_neg == 0 else ""
     if not reason:
-        aucs, skipped = resample_aucs(labels, subset[list(models)].to_numpy().T, n_boot=n_boot, seed=seed)
+        aucs, skipped = resample_aucs(labels, subset[list(models)].to_numpy().T, n_boot=bootstrap.n_boot, seed=bootstrap.seed)
         if aucs.shape[0] == 0:
             reason = "every bootstrap resample held one class only"
     if reason:
         for row in rows:
             row["reason"] = reason
         return rows
-    q = [alpha / 2, 1 - alpha / 2]
-    point = {m: auc(labels, subset[m].to_numpy()) for m in models}
+    point = {m: roc_auc(labels, subset[m].to_numpy()) for m in models}
     for j, row in enumerate(rows):
         row["auc"] = point[row["model"]]
-        row["low"], row["high"] = np.quantile(aucs[:, j], q)
+        row["low"], row["high"] = bootstrap.interval(aucs[:, j])
         row["n_skipped"] = skipped
         if reference is not None and row["model"] != reference:
             r = list(models).index(reference)
             row["difference"] = point[row["model"]] - point[reference]
-            row["difference_low"], row["difference_high"] = np.quantile(aucs[:, j] - aucs[:, r], q)
+            row["difference_low"], row["difference_high"] = bootstrap.interval(aucs[:, j] - aucs[:, r])
     return rows
 
 
@@ -114,9 +107,7 @@ def _breakdown(
     subsets: Mapping[object, pd.Series],
     group: str,
     reference: str | None,
-    n_boot: int,
-    seed: int,
-    alpha: float,
+    bootstrap: BootstrapOptions,
     table: pd.DataFrame,
 ) -> pd.DataFrame:
     models = model_names(predictions)
@@ -124,19 +115,19 @@ def _breakdown(
         raise EvaluationError(f"reference model {reference!r} is not in the predictions (models: {', '.join(models)}).")
     rows = []
     for key, positives in subsets.items():
-        for row in _compare(table, positives, models, reference, n_boot, seed, alpha):
+        for row in _compare(table, positives, models, reference, bootstrap):
             rows.append({group: key, **row})
     return pd.DataFrame(rows, columns=[group, *RESULT_COLUMNS])
 
 
-def overall_auc(predictions: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+def overall_auc(predictions: pd.DataFrame, *, bootstrap: BootstrapOptions = BootstrapOptions()) -> pd.DataFrame:
     """AUC with its interval for every model (and stage, when the table has a ``stage`` column)."""
     predictions = validate_predictions(predictions)
     keys = ["stage", "model"] if "stage" in predictions.columns else ["model"]
     frames = []
     for key, rows in predictions.groupby(keys, sort=False):
         table = score_table(rows)
-        result = _compare(table, table["label"] == 1, [key[-1]], None, n_boot, seed, alpha)[0]
+        result = _compare(table, table["label"] == 1, [key[-1]], None, bootstrap)[0]
         frames.append({**dict(zip(keys, key)), **result})
     return pd.DataFrame(frames, columns=[*keys, *RESULT_COLUMNS[1:7], "reason"])
 
@@ -145,16 +136,14 @@ def finding_type_auc(
     predictions: pd.DataFrame,
     reference: str | None = None,
     *,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
     """Table A1: per finding type, malignant images with that type against all negative images."""
     table = score_table(predictions)
     types = table["finding_types"].str.split(";")
     malignant = table["label"] == 1
     subsets = {t: malignant & types.apply(lambda ts, t=t: t in ts) for t in FINDING_TYPES}
-    return _breakdown(predictions, subsets, "finding_type", reference, n_boot, seed, alpha, table)
+    return _breakdown(predictions, subsets, "finding_type", reference, bootstrap, table)
 
 
 def finding_size_auc(
@@ -162,9 +151,7 @@ def finding_size_auc(
     reference: str | None = None,
     thresholds: Sequence[float] = SIZE_THRESHOLDS,
     *,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
     """Fig. A2a: per threshold, malignant images with finding_size < threshold against all negatives.
 
@@ -173,7 +160,7 @@ def finding_size_auc(
     table = score_table(predictions)
     malignant = table["label"] == 1
     subsets = {t: malignant & (table["finding_size"] < t) for t in thresholds}
-    return _breakdown(predictions, subsets, "threshold", reference, n_boot, seed, alpha, table)
+    return _breakdown(predictions, subsets, "threshold", reference, bootstrap, table)
 
 
 def size_tertiles(table: pd.DataFrame) -> dict[str, pd.Series]:
@@ -192,15 +179,13 @@ def size_tertile_auc(
     predictions: pd.DataFrame,
     reference: str | None = None,
     *,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
     """Fig. A2b: each size tertile of the malignant images against all negatives; the difference
     columns hold each model's absolute improvement over ``reference``."""
     table = score_table(predictions)
     subsets = size_tertiles(table)
-    result = _breakdown(predictions, subsets, "tertile", reference, n_boot, seed, alpha, table)
+    result = _breakdown(predictions, subsets, "tertile", reference, bootstrap, table)
     sizes = {name: table.loc[mask.to_numpy(), "finding_size"] for name, mask in subsets.items()}
     result.insert(1, "size_min", result["tertile"].map(lambda t: sizes[t].min()))
     result.insert(2, "size_max", result["tertile"].map(lambda t: sizes[t].max()))
@@ -216,9 +201,7 @@ def table3(
     image: pd.DataFrame | None,
     params: Mapping[str, float] | None = None,
     *,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
     """Table 3 layout: one row per model, its parameters (millions) and "AUC [95% CI]" (percent) for the
     patch and the image models. ``params`` overrides a ``params_millions`` column of the predictions."""
@@ -235,7 +218,7 @@ def table3(
                 known.setdefault(name, value)
     out["params_millions"] = out["model"].map(lambda m: known.get(m, np.nan)).astype(float)
     for stage in stages:
-        results = overall_auc(given[stage], n_boot=n_boot, seed=seed, alpha=alpha).set_index("model") if stage in given else None
+        results = overall_auc(given[stage], bootstrap=bootstrap).set_index("model") if stage in given else None
         for column in ("auc", "low", "high"):
             out[f"{stage}_{column}"] = out["model"].map(results[column]) if results is not None else np.nan
         out[stage] = [_format_ci(*vals) for vals in out[[f"{stage}_auc", f"{stage}_low", f"{stage}_high"]].to_numpy()]

@@ -40,7 +40,8 @@ _TEXT_COLUMNS = ("image_id", "patient_id", "laterality", "view", "finding_types"
 Progress = Callable[[int, int], None]
 
 
-def _examples(values: Iterable[object], limit: int = 3) -> str:
+def format_examples(values: Iterable[object], limit: int = 3) -> str:
+    """The first ``limit`` values, quoted, for an error message."""
     return ", ".join(repr(v) for v in list(values)[:limit])
 
 
@@ -68,7 +69,7 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
     if bad.any():
         raise EvaluationError(
             f"{source}: {int(bad.sum())} probabilities are missing, NaN or outside [0, 1] "
-            f"(image_id {_examples(out.loc[bad, 'image_id'])}); re-run the predictions for those images."
+            f"(image_id {format_examples(out.loc[bad, 'image_id'])}); re-run the predictions for those images."
         )
     out["probability"] = probability
 
@@ -77,7 +78,7 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
     bad = ~label.isin(allowed)
     if bad.any():
         raise EvaluationError(
-            f"{source}: {int(bad.sum())} labels are not in {set(allowed)} (image_id {_examples(out.loc[bad, 'image_id'])}); "
+            f"{source}: {int(bad.sum())} labels are not in {set(allowed)} (image_id {format_examples(out.loc[bad, 'image_id'])}); "
             "use 1 for malignant and 0 for non-malignant images, and evaluate only labelled images."
         )
     out["label"] = label.astype(np.int64)
@@ -88,14 +89,14 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
         bad = ~out["stage"].isin(STAGES)
         if bad.any():
             raise EvaluationError(
-                f"{source}: stage must be one of {', '.join(STAGES)}, got {_examples(out.loc[bad, 'stage'].unique())}."
+                f"{source}: stage must be one of {', '.join(STAGES)}, got {format_examples(out.loc[bad, 'stage'].unique())}."
             )
     keys = ["model", "stage", "image_id"] if "stage" in out.columns else ["model", "image_id"]
     duplicated = out.duplicated(keys, keep=False)
     if duplicated.any():
         raise EvaluationError(
             f"{source}: {int(out.loc[duplicated, 'image_id'].nunique())} image_id(s) appear more than once for one model "
-            f"({_examples(out.loc[duplicated, 'image_id'].unique())}); keep one prediction per image and model."
+            f"({format_examples(out.loc[duplicated, 'image_id'].unique())}); keep one prediction per image and model."
         )
     columns = list(PREDICTION_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in out.columns]
     return out[columns].reset_index(drop=True)

@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 
 from hct.eval import figures, static_figures
-from hct.reports import write_figures_html
-from hct.eval.auc import auc, roc_curve_points
 from hct.eval.breakdowns import (
     SIZE_THRESHOLDS,
     finding_size_auc,
@@ -23,13 +21,19 @@ from hct.eval.breakdowns import (
     table3,
 )
 from hct.eval.predictions import validate_predictions
+from hct.eval.roc import BootstrapOptions, roc_auc, roc_curve_points
+from hct.reports import write_figures_html
 
 
 @dataclass
 class EvaluationReport:
-    """The tables of one evaluation; breakdowns and ROC curves are of the image stage (or all rows)."""
+    """The tables of one evaluation; breakdowns and ROC curves are of the image stage (or all rows).
 
-    auc: pd.DataFrame
+    ``overall`` holds every model's (and stage's) AUC with its interval, ``roc`` each model's ROC curve
+    (false- and true-positive rates) and ``roc_auc`` its AUC.
+    """
+
+    overall: pd.DataFrame
     finding_type: pd.DataFrame
     finding_size: pd.DataFrame
     size_tertiles: pd.DataFrame
@@ -42,9 +46,7 @@ def evaluate(
     predictions: pd.DataFrame,
     *,
     reference: str | None = None,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    bootstrap: BootstrapOptions = BootstrapOptions(),
     thresholds: Sequence[float] = SIZE_THRESHOLDS,
     params: Mapping[str, float] | None = None,
 ) -> EvaluationReport:
@@ -59,15 +61,14 @@ def evaluate(
     if "stage" in predictions.columns:
         by_stage = {s: rows for s, rows in predictions.groupby("stage")}
         image = by_stage.get("image", by_stage.get("patch"))
-        table = table3(by_stage.get("patch"), by_stage.get("image"), params, n_boot=n_boot, seed=seed, alpha=alpha)
+        table = table3(by_stage.get("patch"), by_stage.get("image"), params, bootstrap=bootstrap)
     reference = reference or model_names(image)[0]
-    options = {"n_boot": n_boot, "seed": seed, "alpha": alpha}
     scores = score_table(image)
     report = EvaluationReport(
-        auc=overall_auc(predictions, **options),
-        finding_type=finding_type_auc(image, reference, **options),
-        finding_size=finding_size_auc(image, reference, thresholds, **options),
-        size_tertiles=size_tertile_auc(image, reference, **options),
+        overall=overall_auc(predictions, bootstrap=bootstrap),
+        finding_type=finding_type_auc(image, reference, bootstrap=bootstrap),
+        finding_size=finding_size_auc(image, reference, thresholds, bootstrap=bootstrap),
+        size_tertiles=size_tertile_auc(image, reference, bootstrap=bootstrap),
         table3=table,
     )
     labels = scores["label"].to_numpy()
@@ -75,7 +76,7 @@ def evaluate(
         for model in model_names(image):
             fpr, tpr, _ = roc_curve_points(labels, scores[model].to_numpy())
             report.roc[model] = (fpr, tpr)
-            report.roc_auc[model] = auc(labels, scores[model].to_numpy())
+            report.roc_auc[model] = roc_auc(labels, scores[model].to_numpy())
     return report
 
 
@@ -84,7 +85,7 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = {
-        "auc": report.auc,
+        "auc": report.overall,
         "finding_type": report.finding_type,
         "finding_size": report.finding_size,
         "size_tertiles": report.size_tertiles,

@@ -13,6 +13,7 @@ from hct.eval import (
     finding_type_auc,
     overall_auc,
     paired_bootstrap_auc_difference,
+    params_millions,
     score_table,
     size_tertile_auc,
     table3,
@@ -150,9 +151,13 @@ def test_overall_and_table3():
     overall = overall_auc(df, bootstrap=BootstrapOptions(100)).set_index("model")
     assert overall.loc["A", "auc"] == pytest.approx(roc_auc_score([r[1] for r in ROWS], [r[4] for r in ROWS]))
     patch = df.assign(stage="patch", params_millions=df["model"].map({"A": 2.80, "B": 1.73}))
-    table = table3(patch, df.assign(stage="image"), {"B": 1.5}, bootstrap=BootstrapOptions(100)).set_index("model")
+    staged = overall_auc(pd.concat([patch, df.assign(stage="image")]), bootstrap=BootstrapOptions(100))
+    table = table3(staged, {**params_millions(patch), "B": 1.5}).set_index("model")
     assert table.loc["A", "params_millions"] == 2.80 and table.loc["B", "params_millions"] == 1.5
     value, low, high = table.loc["A", ["image_auc", "image_low", "image_high"]]
     assert value == pytest.approx(overall.loc["A", "auc"])
     assert table.loc["A", "image"] == f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
-    assert table3(None, df, bootstrap=BootstrapOptions(20))["patch"].eq("").all()
+    image_only = table3(staged[staged["stage"] == "image"])
+    assert image_only["patch"].eq("").all() and image_only["params_millions"].isna().all()
+    with pytest.raises(EvaluationError, match="'stage' column"):
+        table3(overall.reset_index())

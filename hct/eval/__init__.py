@@ -6,6 +6,7 @@ from hct.eval.breakdowns import (
     finding_size_auc,
     finding_type_auc,
     overall_auc,
+    params_millions,
     score_table,
     size_tertile_auc,
     size_tertiles,
@@ -37,7 +38,7 @@ from hct.eval.roc import (
 __all__ = [
     "AUCDifference", "AUCResult", "BootstrapOptions", "EvaluationReport", "PREDICTION_COLUMNS", "SIZE_THRESHOLDS",
     "TERTILES", "batch_records", "bootstrap_auc", "bootstrap_indices", "evaluate", "finding_size_auc",
-    "finding_type_auc", "iter_bootstrap_indices", "overall_auc", "paired_bootstrap_auc_difference", "predict",
+    "finding_type_auc", "iter_bootstrap_indices", "overall_auc", "paired_bootstrap_auc_difference", "params_millions", "predict",
     "predict_batches", "read_predictions", "resample_aucs", "roc_auc", "roc_curve_points", "score_table",
     "size_tertile_auc", "size_tertiles", "table3", "validate_predictions", "write_predictions", "write_report",
 ]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from hct.data.records import FINDING_TYPES
 from hct.errors import EvaluationError
-from hct.eval.predictions import format_examples, validate_predictions
+from hct.eval.predictions import STAGES, format_examples, validate_predictions
 from hct.eval.roc import BootstrapOptions, resample_aucs, roc_auc
 
 SIZE_THRESHOLDS = (100, 150, 200, 250, 300, 350, 400)
@@ -196,30 +196,28 @@ def _format_ci(value: float, low: float, high: float) -> str:
     return "" if np.isnan(value) else f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
 
 
-def table3(
-    patch: pd.DataFrame | None,
-    image: pd.DataFrame | None,
-    params: Mapping[str, float] | None = None,
-    *,
-    bootstrap: BootstrapOptions = BootstrapOptions(),
-) -> pd.DataFrame:
-    """Table 3 layout: one row per model, its parameters (millions) and "AUC [95% CI]" (percent) for the
-    patch and the image models. ``params`` overrides a ``params_millions`` column of the predictions."""
-    stages = {"patch": patch, "image": image}
-    given = {s: validate_predictions(p) for s, p in stages.items() if p is not None}
-    if not given:
-        raise EvaluationError("table3 needs patch or image predictions (or both).")
-    models = list(dict.fromkeys(m for p in given.values() for m in model_names(p)))
-    out = pd.DataFrame({"model": models})
-    known = dict(params or {})
-    for p in given.values():
-        if "params_millions" in p.columns:
-            for name, value in p.groupby("model", sort=False)["params_millions"].first().items():
-                known.setdefault(name, value)
-    out["params_millions"] = out["model"].map(lambda m: known.get(m, np.nan)).astype(float)
-    for stage in stages:
-        results = overall_auc(given[stage], bootstrap=bootstrap).set_index("model") if stage in given else None
+def params_millions(predictions: pd.DataFrame) -> dict[str, float]:
+    """Each model's parameter count (millions) from a predictions table's ``params_millions`` column."""
+    if "params_millions" not in predictions.columns:
+        return {}
+    return predictions.groupby("model", sort=False)["params_millions"].first().dropna().to_dict()
+
+
+def table3(overall: pd.DataFrame, params: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Table 3 layout: one row per model, its parameters (millions) and "AUC [95% CI]" (percent) of the
+    patch and the image models.
+
+    ``overall`` holds AUC rows with a ``stage`` column (``overall_auc`` of staged predictions); ``params``
+    maps a model to its parameters in millions.
+    """
+    if "stage" not in overall.columns:
+        raise EvaluationError("Table 3 needs AUC rows with a 'stage' column (patch or image); "
+                              "add a stage column to the predictions.")
+    out = pd.DataFrame({"model": list(dict.fromkeys(overall["model"]))})
+    out["params_millions"] = out["model"].map(lambda m: (params or {}).get(m, np.nan)).astype(float)
+    for stage in STAGES:
+        rows = overall[overall["stage"] == stage].set_index("model")
         for column in ("auc", "low", "high"):
-            out[f"{stage}_{column}"] = out["model"].map(results[column]) if results is not None else np.nan
+            out[f"{stage}_{column}"] = out["model"].map(rows[column]).astype(float)
         out[stage] = [_format_ci(*vals) for vals in out[[f"{stage}_auc", f"{stage}_low", f"{stage}_high"]].to_numpy()]
     return out

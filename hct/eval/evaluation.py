@@ -16,6 +16,7 @@ from hct.eval.breakdowns import (
     finding_type_auc,
     model_names,
     overall_auc,
+    params_millions,
     score_table,
     size_tertile_auc,
     table3,
@@ -56,16 +57,17 @@ def evaluate(
     image stage (the patch stage when there is no image stage).
     """
     predictions = validate_predictions(predictions)
+    overall = overall_auc(predictions, bootstrap=bootstrap)
     image = predictions
     table = None
     if "stage" in predictions.columns:
         by_stage = {s: rows for s, rows in predictions.groupby("stage")}
         image = by_stage.get("image", by_stage.get("patch"))
-        table = table3(by_stage.get("patch"), by_stage.get("image"), params, bootstrap=bootstrap)
+        table = table3(overall, {**params_millions(predictions), **(params or {})})
     reference = reference or model_names(image)[0]
     scores = score_table(image)
     report = EvaluationReport(
-        overall=overall_auc(predictions, bootstrap=bootstrap),
+        overall=overall,
         finding_type=finding_type_auc(image, reference, bootstrap=bootstrap),
         finding_size=finding_size_auc(image, reference, thresholds, bootstrap=bootstrap),
         size_tertiles=size_tertile_auc(image, reference, bootstrap=bootstrap),

@@ -11,6 +11,7 @@ from hct.eval import (
     bootstrap_auc,
     finding_size_auc,
     finding_type_auc,
+    negatives_note,
     overall_auc,
     paired_bootstrap_auc_difference,
     params_millions,
@@ -21,7 +22,7 @@ from hct.eval import (
 
 # image_id, label, finding_types, finding_size, score A, score B
 ROWS = [
-    ("n1", 0, "mass", 50.0, 0.30, 0.20),  # a negative with a (benign) finding still counts as a negative
+    ("n1", 0, "mass", 50.0, 0.30, 0.20),  # benign finding: a negative in Table 3, left out of the breakdowns
     ("n2", 0, "", np.nan, 0.10, 0.50),
     ("n3", 0, "", np.nan, 0.55, 0.30),
     ("n4", 0, "calcifications", 300.0, 0.20, 0.10),
@@ -31,7 +32,7 @@ ROWS = [
     ("p4", 1, "focal_asymmetry", np.nan, 0.40, 0.70),
     ("p5", 1, "mass", 390.0, 0.95, 0.80),
 ]
-NEGATIVES = ["n1", "n2", "n3", "n4"]
+NEGATIVES = ["n2", "n3"]  # the breakdowns' negatives: no finding at all
 
 
 def predictions(rows=ROWS, models=("A", "B")):
@@ -66,7 +67,7 @@ def test_finding_type_members(finding_type, positives):
     table = finding_type_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     for model, column in (("A", 4), ("B", 5)):
         row = cell(table, "finding_type", finding_type, model)
-        assert (row["n_pos"], row["n_neg"]) == (len(positives), 4)
+        assert (row["n_pos"], row["n_neg"], row["n_excluded"]) == (len(positives), 2, 2)
         assert row["auc"] == pytest.approx(expected_auc(positives, column))
     row = cell(table, "finding_type", finding_type, "B")
     assert row["difference"] == pytest.approx(expected_auc(positives, 5) - expected_auc(positives, 4))
@@ -81,7 +82,7 @@ def test_finding_type_members(finding_type, positives):
 def test_size_threshold_members_exclude_unsized(threshold, positives):
     table = finding_size_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     row = cell(table, "threshold", threshold, "B")
-    assert row["n_pos"] == len(positives) and row["n_neg"] == 4
+    assert row["n_pos"] == len(positives) and row["n_neg"] == 2
     assert row["auc"] == pytest.approx(expected_auc(positives, 5))
 
 
@@ -97,7 +98,7 @@ def test_tertiles_split_sized_malignant_images():
 
 def test_breakdown_ci_equals_bootstrap_on_the_subset():
     table = finding_size_auc(predictions(), "A", thresholds=[300], bootstrap=BootstrapOptions(300, seed=4))
-    ids = ["n1", "n2", "n3", "n4", "p1", "p2", "p3"]  # the subset, in table order
+    ids = ["n2", "n3", "p1", "p2", "p3"]  # the subset, in table order
     chosen = [r for r in ROWS if r[0] in ids]
     labels = [r[1] for r in chosen]
     single = bootstrap_auc(labels, [r[5] for r in chosen], n_boot=300, seed=4)
@@ -117,6 +118,25 @@ def test_empty_subsets_are_nan_with_reason():
     assert small["auc"].isna().all() and (small["reason"] != "").all()
     no_negatives = finding_type_auc(predictions([r for r in ROWS if r[1] == 1]), bootstrap=BootstrapOptions(50))
     assert no_negatives["auc"].isna().all() and (no_negatives["reason"] == "no negative images").all()
+    only_benign = finding_type_auc(predictions([r for r in ROWS if r[0] not in NEGATIVES]), bootstrap=BootstrapOptions(50))
+    assert (only_benign["reason"] == "no negative images (2 non-malignant images with a finding are left out)").all()
+
+
+def test_negatives_follow_the_paper():
+    """Table 3: malignant vs all non-malignant; Table A1 / Fig. A2: malignant vs no finding at all."""
+    rows = [("p", 1, "mass", 120.0, 0.6, 0.6), ("clean", 0, "", np.nan, 0.2, 0.2),
+            ("benign", 0, "mass", 120.0, 0.9, 0.9)]
+    df = predictions(rows)
+    options = BootstrapOptions(200)
+    overall = overall_auc(df, bootstrap=options).set_index("model")
+    assert overall.loc["A", ["n_pos", "n_neg", "auc"]].tolist() == [1, 2, 0.5]  # 0.6 beats 0.2, not 0.9
+    for table, key, value in ((finding_type_auc(df, bootstrap=options), "finding_type", "mass"),
+                              (finding_size_auc(df, thresholds=[150], bootstrap=options), "threshold", 150),
+                              (size_tertile_auc(df, bootstrap=options), "tertile", "small")):
+        row = cell(table, key, value, "A")
+        assert (row["n_pos"], row["n_neg"], row["n_excluded"], row["auc"]) == (1, 1, 1, 1.0)  # the benign image left out
+        note = negatives_note(table)
+        assert "the 1 images with no finding" in note and "1 non-malignant images with benign findings" in note
 
 
 def test_mismatched_ids_name_count_and_examples():

@@ -23,11 +23,12 @@ def synthetic(model, shift, stage=None, seed=0):
     return df.assign(stage=stage) if stage else df
 
 
-def test_cli_writes_tables_and_offline_figures(tmp_path):
+def test_cli_writes_tables_and_offline_figures(tmp_path, capsys):
     a = write_predictions(synthetic("GMIC", 1.0), tmp_path / "a.csv")
     b = write_predictions(synthetic("HCT", 2.0, seed=1), tmp_path / "b.csv")
     out = tmp_path / "out"
     assert main(["eval", "--predictions", str(a), str(b), "--reference-model", "GMIC", "--out", str(out), "--n-boot", "50"]) == 0
+    assert "Negatives: the 80 images with no finding at all" in capsys.readouterr().out
     for name in ("auc.csv", "finding_type.csv", "finding_size.csv", "size_tertiles.csv", "plotly.min.js",
                  "finding_type.png", "finding_size.html", "size_tertiles.png", "roc.html"):
         assert (out / name).stat().st_size > 0, name

@@ -1,11 +1,14 @@
 """The paper's evaluation tables: overall AUC, AUC by finding type (Table A1), by finding-size
 threshold (Fig. A2a) and by size tertile (Fig. A2b), and the Table 3 layout.
 
-Every breakdown pits a subset of the malignant images against ALL negative images (label 0, whatever
-their findings). Models are compared on the same images (joined on image_id) and on the same
-bootstrap resamples, so a model's difference to the reference model has a paired interval. A cell
-that cannot be computed (no positives, no negatives, only single-class resamples) is NaN with a
-``reason``; it never raises and never shows a number computed on the wrong images.
+Negatives follow the paper. The overall AUC (Table 3) pits every malignant image against every
+non-malignant one. The breakdowns (Table A1, Fig. A2) pit a subset of the malignant images against
+the images with no finding at all: a non-malignant image with a (benign) finding is left out of both
+classes, and each row counts those images in ``n_excluded``. Models are compared on the same images
+(joined on image_id) and on the same bootstrap resamples, so a model's difference to the reference
+model has a paired interval. A cell that cannot be computed (no positives, no negatives, only
+single-class resamples) is NaN with a ``reason``; it never raises and never shows a number computed
+on the wrong images.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from hct.eval.roc import BootstrapOptions, resample_aucs, roc_auc
 SIZE_THRESHOLDS = (100, 150, 200, 250, 300, 350, 400)
 TERTILES = ("small", "medium", "large")
 RESULT_COLUMNS = (
-    "model", "n_pos", "n_neg", "auc", "low", "high", "n_skipped",
+    "model", "n_pos", "n_neg", "n_excluded", "auc", "low", "high", "n_skipped",
     "reference", "difference", "difference_low", "difference_high", "reason",
 )
+OVERALL_COLUMNS = ("n_pos", "n_neg", "auc", "low", "high", "n_skipped", "reason")
 
 
 def model_names(predictions: pd.DataFrame) -> list[str]:
@@ -64,24 +68,33 @@ def score_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def no_finding(table: pd.DataFrame) -> pd.Series:
+    """The breakdowns' negatives: non-malignant images with no finding at all (Table A1, Fig. A2)."""
+    return (table["label"] == 0) & (table["finding_types"] == "")
+
+
 def _compare(
     table: pd.DataFrame,
     positives: pd.Series,
+    negatives: pd.Series,
     models: Sequence[str],
     reference: str | None,
     bootstrap: BootstrapOptions,
 ) -> list[dict[str, object]]:
-    """One result row per model for ``positives`` (a mask of malignant images) against all negatives."""
-    subset = table[positives.to_numpy() | (table["label"] == 0).to_numpy()]
+    """One result row per model for ``positives`` against ``negatives`` (masks of malignant and
+    non-malignant images); the other non-malignant images are counted as excluded."""
+    subset = table[positives.to_numpy() | negatives.to_numpy()]
     labels = subset["label"].to_numpy()
     n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
+    n_excluded = int((table["label"] == 0).sum()) - n_neg
     rows = [
-        {"model": m, "n_pos": n_pos, "n_neg": n_neg, "auc": np.nan, "low": np.nan, "high": np.nan, "n_skipped": 0,
-         "reference": reference or "", "difference": np.nan, "difference_low": np.nan, "difference_high": np.nan,
-         "reason": ""}
+        {"model": m, "n_pos": n_pos, "n_neg": n_neg, "n_excluded": n_excluded, "auc": np.nan, "low": np.nan,
+         "high": np.nan, "n_skipped": 0, "reference": reference or "", "difference": np.nan,
+         "difference_low": np.nan, "difference_high": np.nan, "reason": ""}
         for m in models
     ]
-    reason = "no malignant images in this subset" if n_pos == 0 else "no negative images" if n_neg == 0 else ""
+    left_out = f" ({n_excluded} non-malignant images with a finding are left out)" if n_excluded else ""
+    reason = "no malignant images in this subset" if n_pos == 0 else f"no negative images{left_out}" if n_neg == 0 else ""
     if not reason:
         aucs, skipped = resample_aucs(labels, subset[list(models)].to_numpy().T, n_boot=bootstrap.n_boot, seed=bootstrap.seed)
         if aucs.shape[0] == 0:
@@ -115,21 +128,22 @@ def _breakdown(
         raise EvaluationError(f"reference model {reference!r} is not in the predictions (models: {', '.join(models)}).")
     rows = []
     for key, positives in subsets.items():
-        for row in _compare(table, positives, models, reference, bootstrap):
+        for row in _compare(table, positives, no_finding(table), models, reference, bootstrap):
             rows.append({group: key, **row})
     return pd.DataFrame(rows, columns=[group, *RESULT_COLUMNS])
 
 
 def overall_auc(predictions: pd.DataFrame, *, bootstrap: BootstrapOptions = BootstrapOptions()) -> pd.DataFrame:
-    """AUC with its interval for every model (and stage, when the table has a ``stage`` column)."""
+    """Table 3: every model's (and stage's, with a ``stage`` column) AUC with its interval, malignant
+    against all non-malignant images."""
     predictions = validate_predictions(predictions)
     keys = ["stage", "model"] if "stage" in predictions.columns else ["model"]
     frames = []
     for key, rows in predictions.groupby(keys, sort=False):
         table = score_table(rows)
-        result = _compare(table, table["label"] == 1, [key[-1]], None, bootstrap)[0]
+        result = _compare(table, table["label"] == 1, table["label"] == 0, [key[-1]], None, bootstrap)[0]
         frames.append({**dict(zip(keys, key)), **result})
-    return pd.DataFrame(frames, columns=[*keys, *RESULT_COLUMNS[1:7], "reason"])
+    return pd.DataFrame(frames, columns=[*keys, *OVERALL_COLUMNS])
 
 
 def finding_type_auc(
@@ -138,7 +152,7 @@ def finding_type_auc(
     *,
     bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
-    """Table A1: per finding type, malignant images with that type against all negative images."""
+    """Table A1: per finding type, malignant images with that type against images with no finding."""
     table = score_table(predictions)
     types = table["finding_types"].str.split(";")
     malignant = table["label"] == 1
@@ -153,7 +167,7 @@ def finding_size_auc(
     *,
     bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
-    """Fig. A2a: per threshold, malignant images with finding_size < threshold against all negatives.
+    """Fig. A2a: per threshold, malignant images with finding_size < threshold against images with no finding.
 
     Malignant images without a size (NaN) are in no subset.
     """
@@ -161,6 +175,16 @@ def finding_size_auc(
     malignant = table["label"] == 1
     subsets = {t: malignant & (table["finding_size"] < t) for t in thresholds}
     return _breakdown(predictions, subsets, "threshold", reference, bootstrap, table)
+
+
+def negatives_note(breakdown: pd.DataFrame) -> str:
+    """What a breakdown's classes are, with its counts: a caption for its table or figure."""
+    if breakdown.empty:
+        return ""
+    n_neg, n_excluded = int(breakdown["n_neg"].iloc[0]), int(breakdown["n_excluded"].iloc[0])
+    return (f"Positives: the malignant images of each subset. Negatives: the {n_neg} images with no finding at all, "
+            f"as in the paper's Table A1 and Fig. A2; {n_excluded} non-malignant images with benign findings are "
+            "left out of both classes.")
 
 
 def size_tertiles(table: pd.DataFrame) -> dict[str, pd.Series]:
@@ -181,7 +205,7 @@ def size_tertile_auc(
     *,
     bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
-    """Fig. A2b: each size tertile of the malignant images against all negatives; the difference
+    """Fig. A2b: each size tertile of the malignant images against images with no finding; the difference
     columns hold each model's absolute improvement over ``reference``."""
     table = score_table(predictions)
     subsets = size_tertiles(table)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from hct.errors import EvaluationError
-from hct.eval.breakdowns import SIZE_THRESHOLDS
+from hct.eval.breakdowns import SIZE_THRESHOLDS, negatives_note
 from hct.eval.evaluation import evaluate, write_report
 from hct.eval.predictions import predict, read_predictions, validate_predictions, write_predictions
 from hct.eval.roc import BootstrapOptions
@@ -109,6 +109,7 @@ def run_eval(args: argparse.Namespace) -> int:
         predictions, reference=args.reference_model, bootstrap=bootstrap,
         thresholds=args.thresholds, params=dict(args.params),
     )
+    print(negatives_note(report.finding_type))
     for path in write_report(report, args.out):
         print(path)
     return 0

@@ -32,7 +32,7 @@ def finding_type_figure(table: pd.DataFrame) -> go.Figure:
             error_y=_error_bars(rows, "auc", "low", "high"), customdata=rows[["n_pos", "n_neg"]],
             hovertemplate="%{x}: AUC %{y:.3f}<br>%{customdata[0]} positives, %{customdata[1]} negatives",
         )
-    fig.update_layout(barmode="group", title="AUC by finding type (positives vs all negatives)",
+    fig.update_layout(barmode="group", title="AUC by finding type (malignant vs no finding)",
                       xaxis_title="finding type", yaxis_title="AUC",
                       yaxis_range=_auc_range(table.dropna(subset=["auc"]), 1.02))
     return fig
@@ -50,7 +50,7 @@ def size_threshold_figure(table: pd.DataFrame) -> go.Figure:
                         customdata=rows[["n_pos"]], hovertemplate="size < %{x}: %{y:+.3f} (%{customdata[0]} positives)")
     reference = rows_all["reference"].iloc[0] if len(rows_all) else "reference"
     fig.add_hline(y=0, line_dash="dash", line_color="red", annotation_text=reference)
-    fig.update_layout(title="AUC difference by finding-size threshold (95% CI band)",
+    fig.update_layout(title="AUC difference by finding-size threshold (vs no finding, 95% CI band)",
                       xaxis_title="finding size threshold (pixels)", yaxis_title="AUC difference")
     return fig
 
@@ -63,7 +63,7 @@ def tertile_figure(table: pd.DataFrame) -> go.Figure:
         text = [f"{d:+.1%}" if np.isfinite(d) else "" for d in rows["difference"]]
         fig.add_bar(name=model, x=rows["tertile"], y=rows["auc"], text=text, textposition="outside",
                     error_y=_error_bars(rows, "auc", "low", "high"))
-    fig.update_layout(barmode="group", title="AUC by finding-size tertile (labels: improvement over the reference)",
+    fig.update_layout(barmode="group", title="AUC by size tertile (vs no finding; labels: gain over the reference)",
                       xaxis_title="size tertile", yaxis_title="AUC", yaxis_range=_auc_range(rows_all, 1.05))
     return fig
 

@@ -36,7 +36,8 @@ def _grouped_bars(ax: Axes, table: pd.DataFrame, group: str, annotate: bool) -> 
     ax.set_xticks(range(len(groups)), [str(g).replace("_", " ") for g in groups])
     ax.set_ylim(0.5, 1.05)
     ax.set_ylabel("AUC")
-    ax.legend()
+    if models:
+        ax.legend()
 
 
 def save_finding_type_png(table: pd.DataFrame, path: Path) -> None:
@@ -44,7 +45,7 @@ def save_finding_type_png(table: pd.DataFrame, path: Path) -> None:
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
     _grouped_bars(ax, table, "finding_type", annotate=False)
-    ax.set_title("AUC by finding type (positives vs all negatives)")
+    ax.set_title("AUC by finding type (malignant vs no finding)")
     _save(fig, path)
 
 
@@ -59,7 +60,7 @@ def save_size_threshold_png(table: pd.DataFrame, path: Path) -> None:
     ax.axhline(0, color="red", linestyle="--")
     ax.set_xlabel("finding size threshold (pixels)")
     ax.set_ylabel("AUC difference")
-    ax.set_title("AUC difference by finding-size threshold (95% CI band)")
+    ax.set_title("AUC difference by finding-size threshold (vs no finding, 95% CI band)")
     if len(rows_all):
         ax.legend()
     _save(fig, path)
@@ -70,7 +71,7 @@ def save_tertile_png(table: pd.DataFrame, path: Path) -> None:
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
     _grouped_bars(ax, table, "tertile", annotate=True)
-    ax.set_title("AUC by finding-size tertile")
+    ax.set_title("AUC by size tertile (vs no finding)")
     _save(fig, path)
 
 

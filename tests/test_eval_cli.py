@@ -85,6 +85,24 @@ def test_predict_then_eval_on_a_phantom(tmp_path):
     assert (tmp_path / "eval" / "auc.csv").is_file()
 
 
+def test_predict_preprocesses_as_the_card_says(tmp_path):
+    from hct.checkpoints import load_checkpoint, save_checkpoint
+    from hct.data import generate_phantom, load_records
+    from hct.eval import predict
+    from hct.models import create_model
+
+    generate_phantom(4, tmp_path / "phantom", size=(128, 96), seed=2)
+    save_checkpoint(create_model("gmic"), tmp_path / "gmic", input_size=(64, 48), stage="image",
+                    preprocessing={"mode": "acquired", "clear_background": False, "version": 2})
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--checkpoint", str(tmp_path / "gmic.safetensors"), "--data", str(tmp_path / "phantom"),
+                 "--out", str(out)]) == 0
+    model, _ = load_checkpoint(tmp_path / "gmic")
+    records = load_records(str(tmp_path / "phantom"))
+    expected = predict(model, records, size=(64, 48), mode="acquired", clear_background=False)
+    np.testing.assert_allclose(read_predictions(out)["probability"], expected["probability"], rtol=1e-5)
+
+
 def test_predict_rejects_unknown_source(tmp_path, capsys):
     assert main(["predict", "--checkpoint", "gmic", "--data", str(tmp_path / "nope"), "--size", "64x64",
                  "--out", str(tmp_path / "p.csv")]) == 2

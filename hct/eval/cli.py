@@ -10,7 +10,7 @@ import pandas as pd
 from hct.errors import EvaluationError
 from hct.eval.breakdowns import SIZE_THRESHOLDS, negatives_note
 from hct.eval.evaluation import evaluate, write_report
-from hct.eval.predictions import predict, read_predictions, validate_predictions, write_predictions
+from hct.eval.predictions import card_preprocessing, predict, read_predictions, validate_predictions, write_predictions
 from hct.eval.roc import BootstrapOptions
 
 
@@ -29,8 +29,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``predict`` and ``eval``."""
     parser = subparsers.add_parser(
         "predict", help="malignancy probability of every image of a data set, one row per (model, image)",
-        description="Run checkpoints over a data set (batched, on the GPU when present) and write a predictions "
-        "table (CSV, or Parquet for a .parquet path) for `python -m hct eval`.",
+        description="Run checkpoints over a data set (batched, on the GPU when present; images preprocessed as each "
+        "checkpoint's card says) and write a predictions table (CSV, or Parquet for a .parquet path) for "
+        "`python -m hct eval`.",
     )
     parser.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint paths (or registry names: random init)")
     parser.add_argument("--data", required=True, help="a manifest .csv, a phantom folder, a folder of images, or 'samples'")
@@ -82,7 +83,8 @@ def run_predict(args: argparse.Namespace) -> int:
             raise EvaluationError(f"{spec} has no input size on its card; pass --size HxW")
         with tqdm(total=len(records), desc=model.name, unit="img") as bar:
             frame = predict(
-                model, records, size=tuple(size), batch_size=args.batch_size, device=str(device),
+                model, records, size=tuple(size), **card_preprocessing(card), batch_size=args.batch_size,
+                device=str(device),
                 model_name=model.name if card is None else Path(spec).with_suffix("").name,
                 checkpoint_sha256=card.weights_sha256 if card else "",
                 progress=lambda done, total: bar.update(done - bar.n),

@@ -178,6 +178,6 @@ def test_overall_and_table3():
     assert value == pytest.approx(overall.loc["A", "auc"])
     assert table.loc["A", "image"] == f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
     image_only = table3(staged[staged["stage"] == "image"])
-    assert image_only["patch"].eq("").all() and image_only["params_millions"].isna().all()
+    assert image_only["patch"].eq("—").all() and image_only["params_millions"].isna().all()
     with pytest.raises(EvaluationError, match="'stage' column"):
         table3(overall.reset_index())

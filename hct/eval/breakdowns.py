@@ -217,7 +217,7 @@ def size_tertile_auc(
 
 
 def _format_ci(value: float, low: float, high: float) -> str:
-    return "" if np.isnan(value) else f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
+    return "—" if np.isnan(value) else f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
 
 
 def params_millions(predictions: pd.DataFrame) -> dict[str, float]:
@@ -229,7 +229,7 @@ def params_millions(predictions: pd.DataFrame) -> dict[str, float]:
 
 def table3(overall: pd.DataFrame, params: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Table 3 layout: one row per model, its parameters (millions) and "AUC [95% CI]" (percent) of the
-    patch and the image models.
+    patch and the image models ("—" where there is none).
 
     ``overall`` holds AUC rows with a ``stage`` column (``overall_auc`` of staged predictions); ``params``
     maps a model to its parameters in millions.

@@ -14,7 +14,7 @@ from hct.eval.breakdowns import (
     size_tertiles,
     table3,
 )
-from hct.eval.evaluation import EvaluationReport, evaluate, write_report
+from hct.eval.evaluation import EvaluationReport, evaluate, roc_curves, write_report
 from hct.eval.predictions import (
     PREDICTION_COLUMNS,
     batch_records,
@@ -43,6 +43,7 @@ __all__ = [
     "SIZE_THRESHOLDS", "TERTILES", "batch_records", "bootstrap_auc", "bootstrap_indices", "card_preprocessing",
     "evaluate", "finding_size_auc", "finding_type_auc", "iter_bootstrap_indices", "negatives_note",
     "no_finding", "overall_auc", "paired_bootstrap_auc_difference", "params_millions", "predict",
-    "predict_batches", "read_predictions", "resample_aucs", "roc_auc", "roc_curve_points", "score_table",
-    "size_tertile_auc", "size_tertiles", "table3", "validate_predictions", "write_predictions", "write_report",
+    "predict_batches", "read_predictions", "resample_aucs", "roc_auc", "roc_curve_points", "roc_curves",
+    "score_table", "size_tertile_auc", "size_tertiles", "table3", "validate_predictions", "write_predictions",
+    "write_report",
 ]

@@ -65,21 +65,28 @@ def evaluate(
         image = by_stage.get("image", by_stage.get("patch"))
         table = table3(overall, {**params_millions(predictions), **(params or {})})
     reference = reference or model_names(image)[0]
-    scores = score_table(image)
-    report = EvaluationReport(
+    roc, aucs = roc_curves(image)
+    return EvaluationReport(
         overall=overall,
         finding_type=finding_type_auc(image, reference, bootstrap=bootstrap),
         finding_size=finding_size_auc(image, reference, thresholds, bootstrap=bootstrap),
         size_tertiles=size_tertile_auc(image, reference, bootstrap=bootstrap),
         table3=table,
+        roc=roc,
+        roc_auc=aucs,
     )
+
+
+def roc_curves(predictions: pd.DataFrame) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, float]]:
+    """Each model's ROC curve (false- and true-positive rates) and AUC; empty when a class is missing."""
+    scores = score_table(predictions)
     labels = scores["label"].to_numpy()
+    curves, aucs = {}, {}
     if 0 < labels.sum() < labels.size:
-        for model in model_names(image):
+        for model in model_names(predictions):
             fpr, tpr, _ = roc_curve_points(labels, scores[model].to_numpy())
-            report.roc[model] = (fpr, tpr)
-            report.roc_auc[model] = roc_auc(labels, scores[model].to_numpy())
-    return report
+            curves[model], aucs[model] = (fpr, tpr), roc_auc(labels, scores[model].to_numpy())
+    return curves, aucs
 
 
 def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:

@@ -50,7 +50,6 @@ def test_table3_patch_column_from_cards_or_a_dash():
         table3_with_cards(predictions().assign(stage="patch"), cards())
 
 
-@pytest.mark.skipif(not SHIPPED_PREDICTIONS.is_file(), reason="no shipped predictions")
 def test_shipped_predictions_match_the_shipped_checkpoints():
     shipped = read_predictions(SHIPPED_PREDICTIONS)
     assert stale_models(shipped, checkpoint_cards()) == {}, "re-run python -m hct predict (README: Checkpoints)"

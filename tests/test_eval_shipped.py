@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hct.errors import EvaluationError
 from hct.eval import BootstrapOptions, overall_auc, read_predictions
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, stale_models, table3_with_cards
 from hct.weights import ModelCard
@@ -46,8 +45,16 @@ def test_table3_patch_column_from_cards_or_a_dash():
     image = overall_auc(predictions(), bootstrap=BootstrapOptions(50)).set_index("model")
     assert table.loc["hct", "image_auc"] == image.loc["hct", "auc"]  # all non-malignant images: 2 x 3 pairs
     assert table.loc["hct", "params_millions"] == pytest.approx(1.8)
-    with pytest.raises(EvaluationError, match="image-stage"):
-        table3_with_cards(predictions().assign(stage="patch"), cards())
+
+
+def test_table3_patch_predictions_come_before_cards():
+    metrics = {"patch_test_auc": 0.5, "patch_test_auc_low": 0.4, "patch_test_auc_high": 0.6}
+    staged = pd.concat([predictions(), predictions().assign(stage="patch").query("model == 'gmic'")])
+    table = table3_with_cards(staged, cards(gmic=metrics, hct=metrics), bootstrap=BootstrapOptions(50)).set_index("model")
+    own = overall_auc(staged, bootstrap=BootstrapOptions(50)).set_index(["stage", "model"]).loc[("patch", "gmic")]
+    assert table.loc["gmic", "patch_auc"] == own["auc"] and table.loc["hct", "patch"] == "50.00 [40.00, 60.00]"
+    unstaged = table3_with_cards(predictions().drop(columns="stage"), {}, bootstrap=BootstrapOptions(50))
+    assert unstaged["image"].ne("—").all() and unstaged["patch"].eq("—").all()
 
 
 def test_shipped_predictions_match_the_shipped_checkpoints():

@@ -5,6 +5,7 @@ from hct.eval.breakdowns import (
     TERTILES,
     finding_size_auc,
     finding_type_auc,
+    image_stage,
     negatives_note,
     no_finding,
     overall_auc,
@@ -41,9 +42,9 @@ from hct.eval.roc import (
 __all__ = [
     "AUCDifference", "AUCResult", "BootstrapOptions", "EvaluationReport", "PREDICTION_COLUMNS",
     "SIZE_THRESHOLDS", "TERTILES", "batch_records", "bootstrap_auc", "bootstrap_indices", "card_preprocessing",
-    "evaluate", "finding_size_auc", "finding_type_auc", "iter_bootstrap_indices", "negatives_note",
-    "no_finding", "overall_auc", "paired_bootstrap_auc_difference", "params_millions", "predict",
-    "predict_batches", "read_predictions", "resample_aucs", "roc_auc", "roc_curve_points", "roc_curves",
-    "score_table", "size_tertile_auc", "size_tertiles", "table3", "validate_predictions", "write_predictions",
-    "write_report",
+    "evaluate", "finding_size_auc", "finding_type_auc", "image_stage", "iter_bootstrap_indices",
+    "negatives_note", "no_finding", "overall_auc", "paired_bootstrap_auc_difference", "params_millions",
+    "predict", "predict_batches", "read_predictions", "resample_aucs", "roc_auc", "roc_curve_points",
+    "roc_curves", "score_table", "size_tertile_auc", "size_tertiles", "table3", "validate_predictions",
+    "write_predictions", "write_report",
 ]

@@ -37,6 +37,15 @@ def model_names(predictions: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(predictions["model"]))
 
 
+def image_stage(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The rows the breakdowns use: the image stage (the patch stage when there is none; every row
+    of a table without a ``stage`` column)."""
+    if "stage" not in predictions.columns:
+        return predictions
+    stages = set(predictions["stage"])
+    return predictions[predictions["stage"] == ("image" if "image" in stages else "patch")]
+
+
 def score_table(predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per image_id: label, finding_types, finding_size and one probability column per model.
 

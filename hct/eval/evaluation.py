@@ -14,6 +14,7 @@ from hct.eval.breakdowns import (
     SIZE_THRESHOLDS,
     finding_size_auc,
     finding_type_auc,
+    image_stage,
     model_names,
     overall_auc,
     params_millions,
@@ -58,11 +59,9 @@ def evaluate(
     """
     predictions = validate_predictions(predictions)
     overall = overall_auc(predictions, bootstrap=bootstrap)
-    image = predictions
+    image = image_stage(predictions)
     table = None
     if "stage" in predictions.columns:
-        by_stage = {s: rows for s, rows in predictions.groupby("stage")}
-        image = by_stage.get("image", by_stage.get("patch"))
         table = table3(overall, {**params_millions(predictions), **(params or {})})
     reference = reference or model_names(image)[0]
     roc, aucs = roc_curves(image)

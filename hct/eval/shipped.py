@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hct.errors import EvaluationError
 from hct.eval.breakdowns import model_names, overall_auc, params_millions, table3
 from hct.eval.predictions import validate_predictions
 from hct.eval.roc import BootstrapOptions
@@ -64,12 +63,12 @@ def table3_with_cards(
     *,
     bootstrap: BootstrapOptions = BootstrapOptions(),
 ) -> pd.DataFrame:
-    """Table 3 of image-stage predictions, its Patch column from the models' cards ("—" without)."""
+    """Table 3 of ``predictions`` (all rows are the image stage without a ``stage`` column); a model's
+    Patch cell comes from its patch-stage predictions, else from its card, else it is "—"."""
     predictions = validate_predictions(predictions)
-    if "stage" in predictions.columns:
-        predictions = predictions[predictions["stage"] == "image"].drop(columns="stage")
-    if predictions.empty:
-        raise EvaluationError("Table 3 with the cards' patch AUCs needs image-stage predictions; these hold none.")
-    image = overall_auc(predictions, bootstrap=bootstrap).assign(stage="image")
-    patch = patch_auc_rows(cards, model_names(predictions))
-    return table3(pd.concat([image, patch], ignore_index=True), params_millions(predictions))
+    if "stage" not in predictions.columns:
+        predictions = predictions.assign(stage="image")
+    overall = overall_auc(predictions, bootstrap=bootstrap)
+    have_patch = set(overall.loc[overall["stage"] == "patch", "model"])
+    patch = patch_auc_rows(cards, [m for m in model_names(predictions) if m not in have_patch])
+    return table3(pd.concat([overall, patch], ignore_index=True), params_millions(predictions))

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure
+from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure, tertile_figure
 
 
 def sizes():
@@ -16,7 +16,7 @@ def sizes():
 def test_size_threshold_band_and_line_share_the_models_colour():
     fig = size_threshold_figure(sizes(), colours={"B": "#ff7f0e"})
     band, line = fig.data
-    assert band.fillcolor == "rgba(255,127,14,0.25)" and line.line.color == "#ff7f0e"
+    assert band.mode == "lines" and band.fillcolor == "rgba(255,127,14,0.25)" and line.line.color == "#ff7f0e"
     assert list(line.x) == [100, 200, 300] and line.name == "B - A"
 
 
@@ -29,3 +29,9 @@ def test_models_keep_their_colour_and_nan_cells_are_left_out():
     assert [(b.name, b.marker.color, len(b.y)) for b in bars] == [("A", "#1f77b4", 1), ("B", "#2ca02c", 2)]
     curves = {m: (np.array([0, 1]), np.array([0, 1])) for m in ("B", "A")}
     assert [t.line.color for t in roc_figure(curves, colours=colours).data[:2]] == ["#2ca02c", "#1f77b4"]
+
+
+def test_tertiles_show_their_size_range():
+    table = pd.DataFrame({"tertile": ["small", "medium"], "size_min": [40.2, 120.0], "size_max": [119.6, 260.0],
+                          "model": "A", "auc": [0.7, 0.8], "low": [0.6, 0.7], "high": [0.8, 0.9], "difference": np.nan})
+    assert list(tertile_figure(table).data[0].x) == ["small<br>40–120 px", "medium<br>120–260 px"]

@@ -58,7 +58,7 @@ def size_threshold_figure(table: pd.DataFrame, colours: Colours = None) -> go.Fi
     for i, (model, rows) in enumerate(rows_all.groupby("model", sort=False)):
         x, colour = rows["threshold"].to_numpy(), _colour(colours, model, i)
         fig.add_scatter(x=np.r_[x, x[::-1]], y=np.r_[rows["difference_high"], rows["difference_low"][::-1]],
-                        fill="toself", fillcolor=_rgba(colour, 0.25), line={"width": 0}, showlegend=False,
+                        mode="lines", fill="toself", fillcolor=_rgba(colour, 0.25), line={"width": 0}, showlegend=False,
                         hoverinfo="skip", name=model)
         fig.add_scatter(x=x, y=rows["difference"], mode="lines+markers", name=f"{model} - {rows['reference'].iloc[0]}",
                         line_color=colour, customdata=rows[["n_pos"]],
@@ -71,12 +71,14 @@ def size_threshold_figure(table: pd.DataFrame, colours: Colours = None) -> go.Fi
 
 
 def tertile_figure(table: pd.DataFrame, colours: Colours = None) -> go.Figure:
-    """AUC per size tertile and model (Fig. A2b), with each model's absolute improvement annotated."""
+    """AUC per size tertile and model (Fig. A2b), with each model's absolute improvement annotated and
+    each tertile's size range (pixels) under its name."""
     fig = go.Figure()
     rows_all = table.dropna(subset=["auc"])
     for i, (model, rows) in enumerate(rows_all.groupby("model", sort=False)):
         text = [f"{d:+.1%}" if np.isfinite(d) else "" for d in rows["difference"]]
-        fig.add_bar(name=model, x=rows["tertile"], y=rows["auc"], text=text, textposition="outside",
+        x = [f"{t}<br>{lo:.0f}–{hi:.0f} px" for t, lo, hi in rows[["tertile", "size_min", "size_max"]].to_numpy()]
+        fig.add_bar(name=model, x=x, y=rows["auc"], text=text, textposition="outside",
                     marker_color=_colour(colours, model, i), error_y=_error_bars(rows, "auc", "low", "high"))
     fig.update_layout(barmode="group", title="AUC by size tertile (vs no finding; labels: gain over the reference)",
                       xaxis_title="size tertile", yaxis_title="AUC", yaxis_range=_auc_range(rows_all, 1.05))

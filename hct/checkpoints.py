@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from hct.errors import CheckpointError
 from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_models, model_spec
-from hct.weights import ModelCard, atomic_write, checkpoint_paths, code_version, file_sha256, read_card
+from hct.weights import ModelCard, atomic_write, checkpoint_paths, code_version, file_sha256, read_card, write_card
 
 
 def save_checkpoint(
@@ -38,7 +38,7 @@ def save_checkpoint(
         code_version=code_version(), weights_sha256=file_sha256(weights_path),
         weights_dtype=str(dtype).removeprefix("torch."), architecture_version=ARCHITECTURE_VERSION, **card_fields,
     )
-    atomic_write(card_path, lambda tmp: tmp.write_text(card.to_json()))
+    write_card(card, card_path)
     return card
 
 

@@ -7,6 +7,7 @@ building a model from them is :func:`hct.models.create_model` with ``checkpoint_
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -61,10 +62,17 @@ def load_checkpoint(
     return model.to(device).eval(), card
 
 
+_SEEDED = threading.Lock()  # one seeded initialisation at a time: the generator is process-wide
+
+
 def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighResNet, ModelCard | None]:
-    """A checkpoint path, or a registry name for a randomly initialised model (card ``None``)."""
+    """A checkpoint path in eval mode on ``device``, or a registry name for a model at random initialisation
+    (card ``None``) drawn from seed 0, so that every load of a name (app, CLI) gives the same weights."""
     if spec in list_models():
-        return create_model(spec).to(device).eval(), None
+        with _SEEDED, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = create_model(spec)
+        return model.to(device).eval(), None
     if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
         raise CheckpointError(f"model {spec!r} is neither a registered name ({list_models()}) nor a checkpoint file")
     return load_checkpoint(spec, device=device)

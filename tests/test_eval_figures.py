@@ -35,3 +35,10 @@ def test_tertiles_show_their_size_range():
     table = pd.DataFrame({"tertile": ["small", "medium"], "size_min": [40.2, 120.0], "size_max": [119.6, 260.0],
                           "model": "A", "auc": [0.7, 0.8], "low": [0.6, 0.7], "high": [0.8, 0.9], "difference": np.nan})
     assert list(tertile_figure(table).data[0].x) == ["small<br>40–120 px", "medium<br>120–260 px"]
+
+
+def test_a_figure_without_cells_says_so():
+    empty = sizes().assign(difference=np.nan)
+    assert not size_threshold_figure(empty).data
+    assert "no AUC in any cell" in size_threshold_figure(empty).layout.annotations[-1].text
+    assert not size_threshold_figure(sizes()).layout.annotations[1:]  # only the reference line's label

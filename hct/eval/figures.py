@@ -30,6 +30,14 @@ def _error_bars(rows: pd.DataFrame, value: str, low: str, high: str) -> dict[str
     return {"type": "data", "symmetric": False, "array": rows[high] - rows[value], "arrayminus": rows[value] - rows[low]}
 
 
+def _note_if_empty(fig: go.Figure, rows: pd.DataFrame) -> go.Figure:
+    """Say so on a figure that has no cell to draw."""
+    if rows.empty:
+        fig.add_annotation(text="no AUC in any cell (see the reasons in the table)", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5)
+    return fig
+
+
 def _auc_range(rows: pd.DataFrame, top: float) -> list[float]:
     """From 0.5 (chance) to ``top``, extended down to show a bar or interval below chance."""
     lowest = float(np.nanmin(rows["low"])) if len(rows) else 0.5
@@ -48,7 +56,7 @@ def finding_type_figure(table: pd.DataFrame, colours: Colours = None) -> go.Figu
     fig.update_layout(barmode="group", title="AUC by finding type (malignant vs no finding)",
                       xaxis_title="finding type", yaxis_title="AUC",
                       yaxis_range=_auc_range(table.dropna(subset=["auc"]), 1.02))
-    return fig
+    return _note_if_empty(fig, table.dropna(subset=["auc"]))
 
 
 def size_threshold_figure(table: pd.DataFrame, colours: Colours = None) -> go.Figure:
@@ -67,7 +75,7 @@ def size_threshold_figure(table: pd.DataFrame, colours: Colours = None) -> go.Fi
     fig.add_hline(y=0, line_dash="dash", line_color="red", annotation_text=reference)
     fig.update_layout(title="AUC difference by finding-size threshold (vs no finding, 95% CI band)",
                       xaxis_title="finding size threshold (pixels)", yaxis_title="AUC difference")
-    return fig
+    return _note_if_empty(fig, rows_all)
 
 
 def tertile_figure(table: pd.DataFrame, colours: Colours = None) -> go.Figure:
@@ -82,7 +90,7 @@ def tertile_figure(table: pd.DataFrame, colours: Colours = None) -> go.Figure:
                     marker_color=_colour(colours, model, i), error_y=_error_bars(rows, "auc", "low", "high"))
     fig.update_layout(barmode="group", title="AUC by size tertile (vs no finding; labels: gain over the reference)",
                       xaxis_title="size tertile", yaxis_title="AUC", yaxis_range=_auc_range(rows_all, 1.05))
-    return fig
+    return _note_if_empty(fig, rows_all)
 
 
 def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], aucs: Mapping[str, float] | None = None,

@@ -8,7 +8,10 @@ a cache hit would replay them). Pages call:
   session's task under ``key`` (cancelling the one there); ``images``, ``size`` and ``models`` say how
   big the request is. :func:`app.widgets.follow` draws it and returns its result.
 - ``task(key) -> Task | None``: this session's task under ``key``.
-- ``evaluation(predictions, n_boot) -> EvaluationReport``: the evaluation tables (CPU, in the page).
+- ``shipped_predictions() -> DataFrame``: ``checkpoints/predictions.csv``.
+- ``overview(predictions, n_boot, cards) -> Overview``: Table 3, AUC by finding type, ROC curves.
+- ``size_breakdowns(predictions, model, reference, n_boot)``: Fig. A2a and A2b of two models.
+  (The evaluation tables are bootstrapped on the CPU, in the page.)
 
 and, inside a task's work (each takes the task for progress and cancel; cache keys leave it out):
 
@@ -22,13 +25,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from hct.data import parse_size
-from hct.eval import BootstrapOptions, EvaluationReport, evaluate, predict
+from hct.eval import (
+    BootstrapOptions,
+    card_preprocessing,
+    finding_size_auc,
+    finding_type_auc,
+    image_stage,
+    predict,
+    read_predictions,
+    roc_curves,
+    size_tertile_auc,
+)
+from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, table3_with_cards
 from hct.explain import AttentionMap, Attribution, ERFResult, attention_map, attribute, compute_erf
 from hct.serving import Task
 
@@ -134,17 +150,53 @@ def _predictions(model_key: str, image_keys: tuple[str, ...], size: str, _items:
         _task.check()  # predict has no cancel argument: stop at its next image
 
     with _using(model_key) as loaded:
-        return predict(loaded.model, [i.record for i in _items], size=parse_size(size), batch_size=1,
+        return predict(loaded.model, [i.record for i in _items], size=parse_size(size),
+                       **card_preprocessing(loaded.card), batch_size=1,
                        device=loaders.device(), model_name=label,
                        checkpoint_sha256=loaded.card.weights_sha256 if loaded.card else "", progress=progress)
 
 
 def predictions(model_key: str, items: Sequence[ImageItem], size: str, task: Task) -> pd.DataFrame:
-    """One model's malignancy probabilities over data set images on disk, cached by their inputs."""
+    """One model's malignancy probabilities over data set images on disk (preprocessed as its card says),
+    cached by their inputs."""
     return _predictions(model_key, tuple(i.key for i in items), size, list(items), task)
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _read_predictions(path: str, mtime_ns: int) -> pd.DataFrame:
+    return read_predictions(path)
+
+
+def shipped_predictions() -> pd.DataFrame:
+    """``checkpoints/predictions.csv``, read again only when the file changes."""
+    path = SHIPPED_PREDICTIONS
+    return _read_predictions(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The Breakdowns page's tables of every model: Table 3, AUC by finding type and ROC curves."""
+
+    table3: pd.DataFrame
+    finding_type: pd.DataFrame
+    roc: dict[str, tuple[np.ndarray, np.ndarray]]
+    roc_auc: dict[str, float]
+
+
 @st.cache_data(show_spinner="Bootstrapping AUCs…", max_entries=16)
-def evaluation(predictions: pd.DataFrame, n_boot: int) -> EvaluationReport:
-    """Every evaluation table of a predictions table, cached by its content."""
-    return evaluate(predictions, bootstrap=BootstrapOptions(n_boot))
+def overview(predictions: pd.DataFrame, n_boot: int, cards: bool) -> Overview:
+    """Table 3 (its Patch column from the checkpoints' cards when ``cards``), AUC by finding type and
+    ROC curves of every model, cached by their inputs."""
+    bootstrap, image = BootstrapOptions(n_boot), image_stage(predictions)
+    curves, aucs = roc_curves(image)
+    return Overview(table3_with_cards(predictions, checkpoint_cards() if cards else {}, bootstrap=bootstrap),
+                    finding_type_auc(image, bootstrap=bootstrap), curves, aucs)
+
+
+@st.cache_data(show_spinner="Bootstrapping AUC differences…", max_entries=32)
+def size_breakdowns(predictions: pd.DataFrame, model: str, reference: str,
+                    n_boot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. A2a and A2b of ``model`` against ``reference``: AUCs by finding-size threshold and tertile."""
+    image = image_stage(predictions)
+    pair, bootstrap = image[image["model"].isin([model, reference])], BootstrapOptions(n_boot)
+    return finding_size_auc(pair, reference, bootstrap=bootstrap), size_tertile_auc(pair, reference, bootstrap=bootstrap)

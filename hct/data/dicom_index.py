@@ -144,14 +144,14 @@ def parallel_map(func: Callable[[list], list], items: list, workers: int | None 
 
 
 def _walk(root: Path) -> pd.DataFrame:
-    rows = []
+    rows, start = [], len(os.path.join(os.fspath(root), ""))
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             if name.lower().endswith(DICOM_SUFFIXES):
                 full = os.path.join(folder, name)
                 stat = os.stat(full)
-                rows.append((Path(os.path.relpath(full, root)).as_posix(), stat.st_size, stat.st_mtime_ns))
+                rows.append((full[start:].replace(os.sep, "/"), stat.st_size, stat.st_mtime_ns))
     return pd.DataFrame(rows, columns=["path", "size", "mtime_ns"]).astype({"size": "int64", "mtime_ns": "int64"})
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hct.data.dicom_index import Progress, index_dicoms
+from hct.data.dicom_index import Progress, index_dicoms, subject_digest
 from hct.data.manifest import make_record
 from hct.data.records import ImageRecord
 from hct.data.report import DataReport
@@ -26,8 +26,8 @@ CLASSIFICATION_LABELS = {"malignant": 1, "benign": 0}
 
 
 def read_clinical_data(path: str | Path) -> dict[tuple[str, str], dict]:
-    """Per breast (ID1, 'L' or 'R'): its ``label`` (1, 0) and finding ``types`` (a breast listed twice
-    is malignant when either row says so)."""
+    """Per breast (ID1, 'L' or 'R'): its ``label`` (1, 0), finding ``types`` and first spreadsheet
+    ``row`` (a breast listed twice is malignant when either row says so)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"CMMD clinical data {path} does not exist; download CMMD_clinicaldata_revision.xlsx "
@@ -49,7 +49,7 @@ def read_clinical_data(path: str | Path) -> dict[tuple[str, str], dict]:
         if side not in ("L", "R") or classification not in CLASSIFICATION_LABELS:
             raise ConfigError(f"{path}, row {line}: LeftRight {row['LeftRight']!r} / classification "
                               f"{row['classification']!r}; expected L or R and Benign or Malignant.")
-        breast = breasts.setdefault((row["ID1"].strip(), side), {"label": 0, "types": ()})
+        breast = breasts.setdefault((row["ID1"].strip(), side), {"label": 0, "types": (), "row": line})
         breast["label"] = max(breast["label"], CLASSIFICATION_LABELS[classification])
         types = ABNORMALITY_TYPES.get(str(row.get("abnormality", "")).strip().lower(), ())
         breast["types"] = tuple(dict.fromkeys(breast["types"] + types))
@@ -64,22 +64,23 @@ def read_cmmd(clinical_path: str | Path, image_root: str | Path) -> list[ImageRe
 def scan_cmmd(clinical_path: str | Path, image_root: str | Path, cache_dir: str | Path | None = None,
               workers: int | None = None, progress: Progress | None = None) -> DataReport:
     """The records of the listed subjects' images under ``image_root``, the listed breasts without an
-    image (missing) and the files that cannot be read."""
+    image (missing, named by spreadsheet row, not by subject) and the files that cannot be read."""
     breasts = read_clinical_data(clinical_path)
-    subjects = {subject for subject, _ in breasts}
+    subjects = {subject_digest(subject): subject for subject, _ in breasts}
     index = index_dicoms(image_root, cache_dir, workers, progress)
     records, unlisted, no_side = [], 0, []
     for file in index.usable().to_dict("records"):
-        if file["patient_id"] not in subjects:
+        subject = subjects.get(file["subject_digest"])
+        if subject is None:
             continue
         if file["laterality"] not in ("L", "R"):
             no_side.append(file["path"])
             continue
-        breast = breasts.get((file["patient_id"], file["laterality"]), {"label": -1, "types": ()})
+        breast = breasts.get((subject, file["laterality"]), {"label": -1, "types": ()})
         unlisted += breast["label"] == -1
         records.append(make_record(
-            image_id=file["sop_uid"] or file["path"], path=index.path_of(file["path"]), patient_id=file["patient_id"],
-            exam_id=file["patient_id"], laterality=file["laterality"], view=file["view"], label=breast["label"],
+            image_id=file["sop_uid"] or file["path"], path=index.path_of(file["path"]), patient_id=subject,
+            exam_id=subject, laterality=file["laterality"], view=file["view"], label=breast["label"],
             finding_types=breast["types"]))
     imaged = {(r.patient_id, r.laterality) for r in records}
     errors = index.table[index.table["error"] != ""]
@@ -88,6 +89,6 @@ def scan_cmmd(clinical_path: str | Path, image_root: str | Path, cache_dir: str 
         notes.append(f"{len(no_side)} images without ImageLaterality left out, e.g. {', '.join(no_side[:3])}")
     return DataReport(
         "cmmd", str(image_root), tuple(records), len(breasts), unit="breasts",
-        missing=tuple(f"{subject} {side}" for subject, side in breasts if (subject, side) not in imaged),
+        missing=tuple(f"spreadsheet row {b['row']} ({key[1]})" for key, b in breasts.items() if key not in imaged),
         unreadable=tuple(f"{p}: {e}" for p, e in zip(errors["path"], errors["error"])), notes=tuple(notes),
         files_indexed=len(index.table), files_read=index.read, index_seconds=index.seconds)

@@ -30,7 +30,7 @@ HEADER_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "Patie
                "Laterality", "ViewPosition", "ViewCodeSequence", "SeriesDescription", "Rows", "Columns",
                "BitsAllocated", "SamplesPerPixel"]
 VIEW_CODES = {"399162004": "CC", "399368009": "MLO"}  # SNOMED CT codes of ViewCodeSequence (CMMD)
-HEADER_COLUMNS = ("study_uid", "series_uid", "sop_uid", "patient_id", "laterality", "view", "rows", "cols",
+HEADER_COLUMNS = ("study_uid", "series_uid", "sop_uid", "subject_digest", "laterality", "view", "rows", "cols",
                   "description", "error")
 COLUMNS = ("path", "size", "mtime_ns", *HEADER_COLUMNS, "binary_box")
 PARALLEL_MIN_ITEMS = 64  # below this, starting processes costs more than it saves
@@ -42,8 +42,9 @@ Progress = Callable[[int, int], None]
 class DicomIndex:
     """The DICOM files under ``root``: one row per file (``COLUMNS``), ``path`` relative to ``root``.
 
-    ``error`` is empty for a readable image header, else why the file cannot be used. ``patient_id``
-    is the data set's own subject key (e.g. CMMD's ``D1-0001``), kept only for matching: never shown.
+    ``error`` is empty for a readable image header, else why the file cannot be used. The PatientID
+    tag is kept only as ``subject_digest`` (:func:`subject_digest`), enough to match a data set's
+    table (CMMD's ID1) without the index holding the id itself.
     """
 
     root: Path
@@ -58,6 +59,11 @@ class DicomIndex:
     def usable(self) -> pd.DataFrame:
         """Rows of readable image headers."""
         return self.table[self.table["error"] == ""]
+
+
+def subject_digest(patient_id: str) -> str:
+    """A digest of a PatientID value for matching ('' for none): the index never holds the id."""
+    return hashlib.sha256(patient_id.strip().encode()).hexdigest()[:20] if patient_id.strip() else ""
 
 
 def cache_file_for(root: Path, cache_dir: str | Path | None) -> Path:
@@ -206,7 +212,7 @@ def _read_header(path: str) -> dict:
     tags = _dicom_tags(ds)
     codes = [str(item.get("CodeValue", "")) for item in ds.get("ViewCodeSequence") or []]
     row.update(study_uid=str(ds.get("StudyInstanceUID", "")), series_uid=str(ds.get("SeriesInstanceUID", "")),
-               sop_uid=str(ds.get("SOPInstanceUID", "")), patient_id=str(ds.get("PatientID", "")),
+               sop_uid=str(ds.get("SOPInstanceUID", "")), subject_digest=subject_digest(str(ds.get("PatientID", ""))),
                laterality=tags["laterality"], rows=rows, cols=cols, description=str(ds.get("SeriesDescription", "")),
                view=tags["view"] or next((VIEW_CODES[c] for c in codes if c in VIEW_CODES), ""))
     syntax = ds.file_meta.get("TransferSyntaxUID")

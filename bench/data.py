@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--phantom-n", type=int, default=200)
     parser.add_argument("--index-n", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--parts", nargs="+", choices=("decode", "phantom", "index"), default=["decode", "phantom", "index"])
+    parts = ("decode", "phantom", "index")
+    parser.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), Python {platform.python_version()}")

@@ -40,7 +40,8 @@ def test_cbis_ddsm_records_from_either_tcia_layout(cbis):
     records = by_id(report.records)
     assert len(records) == 13 and report.listed == 14 and report.missing == ("Mass-Test_P_00018_LEFT_CC",)
     left_cc = records["Mass-Test_P_00016_LEFT_CC"]
-    assert (left_cc.label, left_cc.laterality, left_cc.view, left_cc.patient_id, left_cc.split) == (1, "L", "CC", "P_00016", "test")
+    assert (left_cc.label, left_cc.laterality, left_cc.view, left_cc.split) == (1, "L", "CC", "test")
+    assert left_cc.patient_id == "P_00016"
     assert left_cc.finding_boxes == (BOX,) and left_cc.finding_size == pytest.approx(math.sqrt(16 * 20))
     assert read_mammogram(left_cc.path).pixels.shape == trees.SHAPE
     mask = read_mammogram(left_cc.finding_masks[0]).pixels  # the mask, whichever of 1-1/1-2 it was saved as
@@ -62,7 +63,8 @@ def test_read_cbis_ddsm_keeps_its_signature_and_any_folder_above_works(cbis):
     csvs = sorted(cbis.glob("*.csv"))
     below = by_id(read_cbis_ddsm(csvs, cbis / "CBIS-DDSM"))
     above = by_id(read_cbis_ddsm([str(c) for c in csvs], cbis))
-    assert {k: (r.label, r.finding_boxes) for k, r in below.items()} == {k: (r.label, r.finding_boxes) for k, r in above.items()}
+    assert {k: (r.label, r.finding_boxes) for k, r in below.items()} == \
+        {k: (r.label, r.finding_boxes) for k, r in above.items()}
 
 
 def test_cbis_ddsm_after_a_reorganisation(cbis, tmp_path):
@@ -120,11 +122,12 @@ def test_vindr_mammo_release_layout(tmp_path):
         assert len(records) == 11
     table = pd.read_csv(release / "breast-level_annotations.csv")
     first, mlo = records[table.image_id[0]], records[table.image_id[1]]
-    assert first.label == 1 and first.split == "train" and first.path.endswith(f"{table.study_id[0]}/{table.image_id[0]}.dicom")
+    assert first.label == 1 and first.split == "train"
+    assert first.path.endswith(f"images/{table.study_id[0]}/{table.image_id[0]}.dicom")
     assert first.finding_types == ("mass", "calcifications")  # the BI-RADS 2 mass is left out
     assert first.finding_boxes == ((20, 10, 41, 30),) and mlo.finding_boxes == ((18, 12, 36, 28),)
     right_mlo = records[table.image_id[7]]  # focal asymmetry kept, skin thickening (no type) left out
-    assert right_mlo.label == 0 and right_mlo.finding_types == ("focal_asymmetry",) and len(right_mlo.finding_boxes) == 1
+    assert (right_mlo.label, right_mlo.finding_types, len(right_mlo.finding_boxes)) == (0, ("focal_asymmetry",), 1)
     assert records[table.image_id[9]].finding_types == ()  # global asymmetry is not a focal asymmetry
     assert read_vindr_mammo(csv, release, malignant_birads=(4, 5))[6].label == 1
     report = check_data(release, "vindr")
@@ -136,7 +139,8 @@ def test_cmmd_labels_each_breast_from_its_classification(tmp_path):
     records = read_cmmd(tmp_path / "CMMD_clinicaldata_revision.xlsx", tmp_path)
     breasts = {(r.patient_id, r.laterality, r.view): (r.label, r.finding_types) for r in records}
     assert len(records) == 12
-    assert breasts[("D1-0002", "L", "CC")] == (1, ("mass",)) and breasts[("D1-0002", "R", "MLO")] == (0, ("calcifications",))
+    assert breasts[("D1-0002", "L", "CC")] == (1, ("mass",))
+    assert breasts[("D1-0002", "R", "MLO")] == (0, ("calcifications",))
     assert breasts[("D1-0003", "R", "MLO")] == (1, ("mass", "calcifications"))
     assert breasts[("D2-0001", "R", "CC")] == (-1, ())  # an image of a breast the spreadsheet does not list
     report = check_data(tmp_path, "cmmd")
@@ -194,7 +198,8 @@ def test_data_check_cli_then_predict_and_eval(cbis, tmp_path, capsys):
 
 def test_data_check_cli_exits_non_zero_when_nothing_is_usable(tmp_path, capsys):
     shutil.copy(trees.FIXTURES / "cbis_ddsm" / "calc_case_description_test_set.csv", tmp_path)
-    assert main(["data", "check", str(tmp_path), "--format", "cbis-ddsm", "--write-manifest", str(tmp_path / "m.csv")]) == 1
+    argv = ["data", "check", str(tmp_path), "--format", "cbis-ddsm", "--write-manifest", str(tmp_path / "m.csv")]
+    assert main(argv) == 1
     assert "nothing usable was found" in capsys.readouterr().out and not (tmp_path / "m.csv").exists()
     assert main(["data", "check", str(tmp_path / "absent"), "--format", "cmmd"]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -125,10 +125,10 @@ def _masks(index: DicomIndex, series: dict, abnormalities: dict[int, tuple[dict,
             swapped.append(row[MASK].split("/")[0])
     notes = []
     if swapped:
-        notes.append(f"{len(swapped)} rows name the cropped image as the ROI mask (masks told apart by content), "
+        notes.append(f"ROI mask and cropped image swapped in the CSV (told apart by content): {len(swapped)}, "
                      f"e.g. {', '.join(swapped[:3])}")
     if without:
-        notes.append(f"{len(without)} abnormalities have no ROI mask of their image's size, so no box, "
+        notes.append(f"abnormalities without a ROI mask of their image's size (so without a box): {len(without)}, "
                      f"e.g. {', '.join(without[:3])}")
     return masks, notes
 

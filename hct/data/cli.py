@@ -26,7 +26,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     read = subparsers.add_parser("read", help="print a mammogram's safe metadata as JSON")
     read.add_argument("path")
     read.set_defaults(func=_read)
-    data = subparsers.add_parser("data", help="public data sets as downloaded").add_subparsers(dest="action", required=True)
+    data = subparsers.add_parser("data", help="public data sets as downloaded")
+    data = data.add_subparsers(dest="action", required=True)
     check = data.add_parser(
         "check", help="report what of a data set is there and usable; optionally write a manifest to train on",
         description="Index the data set's DICOM files by their headers (cached next to the data), match them "
@@ -35,8 +36,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("source", help="the folder the data set was downloaded to (or any folder above it); for "
                        "optimam the OMI-DB data folder; for manifest a manifest CSV")
     check.add_argument("--format", required=True, choices=FORMATS)
-    check.add_argument("--tables", nargs="+", default=(), help="the data set's tables if not under SOURCE: "
-                       "CBIS-DDSM case description CSVs, VinDr-Mammo finding_annotations.csv, CMMD clinical spreadsheet")
+    check.add_argument("--tables", nargs="+", default=(), help="the data set's tables if not under SOURCE: CBIS-DDSM "
+                       "case description CSVs, VinDr-Mammo finding_annotations.csv, CMMD clinical spreadsheet")
     check.add_argument("--images", help="optimam: the image folder (default: SOURCE)")
     check.add_argument("--malignant-birads", type=int, nargs="+", default=[5], help="vindr: BI-RADS counted malignant")
     check.add_argument("--cache-dir", help="where to keep the DICOM index (default: next to the data if writable)")

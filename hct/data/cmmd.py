@@ -84,9 +84,9 @@ def scan_cmmd(clinical_path: str | Path, image_root: str | Path, cache_dir: str 
             finding_types=breast["types"]))
     imaged = {(r.patient_id, r.laterality) for r in records}
     errors = index.table[index.table["error"] != ""]
-    notes = [f"{unlisted} images of breasts the spreadsheet does not list (label unknown)"] if unlisted else []
+    notes = [f"images of breasts the spreadsheet does not list (label unknown): {unlisted}"] if unlisted else []
     if no_side:
-        notes.append(f"{len(no_side)} images without ImageLaterality left out, e.g. {', '.join(no_side[:3])}")
+        notes.append(f"images without ImageLaterality (left out): {len(no_side)}, e.g. {', '.join(no_side[:3])}")
     return DataReport(
         "cmmd", str(image_root), tuple(records), len(breasts), unit="breasts",
         missing=tuple(f"spreadsheet row {b['row']} ({key[1]})" for key, b in breasts.items() if key not in imaged),

@@ -180,7 +180,8 @@ def _save(index: DicomIndex) -> None:
 
     file = index.cache_file
     table = pa.Table.from_pandas(index.table, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"hct_index_version": INDEX_VERSION.encode()})
+    metadata = {**(table.schema.metadata or {}), b"hct_index_version": INDEX_VERSION.encode()}
+    table = table.replace_schema_metadata(metadata)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         partial = file.with_name(f".{file.name}.{os.getpid()}.tmp")
@@ -218,9 +219,10 @@ def _read_header(path: str) -> dict:
     syntax = ds.file_meta.get("TransferSyntaxUID")
     pixel_bytes = rows * cols * int(ds.get("SamplesPerPixel") or 1) * math.ceil(int(ds.get("BitsAllocated") or 8) / 8)
     size = os.path.getsize(path)
+    uncompressed = syntax is not None and syntax.is_transfer_syntax and not syntax.is_compressed
     if not rows or not cols:
         row["error"] = "holds no image (no Rows/Columns)"
-    elif syntax is not None and syntax.is_transfer_syntax and not syntax.is_compressed and size < pixels_at + pixel_bytes:
+    elif uncompressed and size < pixels_at + pixel_bytes:
         row["error"] = f"truncated: its {size} bytes cannot hold {rows}x{cols} pixels"
     return row
 

@@ -46,14 +46,16 @@ class DataReport:
 
     def lines(self, examples: int = 5) -> list[str]:
         """The report as text lines, naming up to ``examples`` missing and unreadable items."""
-        listed = f"of {self.listed:,} listed" if self.unit == "images" else f"the table lists {self.listed:,} {self.unit}"
+        listed = f"of {self.listed:,} listed" if self.unit == "images" else \
+            f"the table lists {self.listed:,} {self.unit}"
         lines = [f"{self.format} at {self.source}", f"usable images: {len(self.records):,} ({listed})"]
         for name, items in ((f"missing {self.unit}", self.missing), ("unreadable images", self.unreadable)):
             shown = "; ".join(items[:examples]) + ("; ..." if len(items) > examples else "")
             lines.append(f"{name}: {len(items):,}" + (f", e.g. {shown}" if items else ""))
         if self.files_indexed:
-            lines.append(f"DICOM headers: {self.files_indexed:,} files in {self.index_seconds:.1f} s "
-                         f"({self.files_read:,} read, {self.files_indexed - self.files_read:,} from the index cache)")
+            cached = self.files_indexed - self.files_read
+            lines.append(f"DICOM headers: {self.files_indexed:,} files in {self.index_seconds:.1f} s"
+                         + (f" ({cached:,} from the index cache)" if cached else ""))
         for name, counts in self.counts().items():
             if counts:
                 lines.append(f"by {name}: " + ", ".join(f"{key} {value:,}" for key, value in sorted(counts.items())))

@@ -206,7 +206,7 @@ def test_data_check_cli_exits_non_zero_when_nothing_is_usable(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fmt", ["vindr", "cmmd", "optimam"])
-def test_data_check_cli_other_formats(fmt, tmp_path, capsys):
+def test_data_check_predict_and_eval_other_formats(fmt, tmp_path, capsys):
     if fmt == "vindr":
         source, extra = trees.vindr_tree(tmp_path), []
     elif fmt == "cmmd":
@@ -217,7 +217,11 @@ def test_data_check_cli_other_formats(fmt, tmp_path, capsys):
     assert main(["data", "check", str(source), "--format", fmt, "--write-manifest", str(manifest), *extra]) == 0
     assert "unreadable images: 0" in capsys.readouterr().out
     assert main(["data", "check", str(manifest), "--format", "manifest"]) == 0
-    assert read_manifest(manifest)
+    predictions = tmp_path / "preds.csv"
+    assert main(["predict", "--checkpoint", "gmic", "--data", str(manifest), "--size", "128x96", "--device", "cpu",
+                 "--out", str(predictions)]) == 0
+    assert len(pd.read_csv(predictions)) == len(read_manifest(manifest))
+    assert main(["eval", "--predictions", str(predictions), "--out", str(tmp_path / "eval"), "--n-boot", "20"]) == 0
 
 
 def test_training_config_runs_on_its_checked_manifest(tmp_path, monkeypatch, capsys):

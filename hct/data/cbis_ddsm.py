@@ -95,7 +95,7 @@ def scan_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path, cache_di
         else:
             missing.append(name)
     abnormalities = {n: (rows[n], found[p]) for p in found for n in images[p]}
-    masks, notes = _masks(index, series, abnormalities, workers)
+    masks, notes = _masks(index, series, abnormalities, workers, progress)
     records = [_record(index, [rows[n] for n in images[p]], [masks.get(n) for n in images[p]], full)
                for p, full in found.items()]
     return DataReport("cbis-ddsm", str(image_root), tuple(records), len(images), missing=tuple(missing),
@@ -103,8 +103,8 @@ def scan_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path, cache_di
                       files_read=index.read, index_seconds=index.seconds)
 
 
-def _masks(index: DicomIndex, series: dict, abnormalities: dict[int, tuple[dict, dict]],
-           workers: int | None) -> tuple[dict[int, tuple[str, Box]], list[str]]:
+def _masks(index: DicomIndex, series: dict, abnormalities: dict[int, tuple[dict, dict]], workers: int | None,
+           progress: Progress | None) -> tuple[dict[int, tuple[str, Box]], list[str]]:
     """(mask path, box) of each abnormality (row number -> (row, full image file)) whose ROI series
     hold a binary image of the full image's shape, and notes on what was resolved."""
     candidates = {}
@@ -112,7 +112,7 @@ def _masks(index: DicomIndex, series: dict, abnormalities: dict[int, tuple[dict,
         files = {f["path"]: f for key in (series_key(row[CROP]), series_key(row[MASK])) for f in series.get(key, [])}
         candidates[number] = [f for f in files.values()
                               if not f["error"] and (f["rows"], f["cols"]) == (full["rows"], full["cols"])]
-    boxes = binary_boxes(index, [f["path"] for files in candidates.values() for f in files], workers)
+    boxes = binary_boxes(index, [f["path"] for files in candidates.values() for f in files], workers, progress)
     masks, swapped, without = {}, [], []
     for number, files in candidates.items():
         row = abnormalities[number][0]

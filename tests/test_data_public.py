@@ -16,6 +16,7 @@ from hct.data import (
     check_data, complete_splits, index_dicoms, make_record, read_cbis_ddsm, read_cmmd, read_manifest,
     read_mammogram, read_vindr_mammo, scan_cbis_ddsm, write_checked_manifest,
 )
+from hct.data import dicom_index
 from hct.data.dicom_index import INDEX_NAME
 from hct.errors import ConfigError
 
@@ -105,12 +106,21 @@ def test_index_is_cached_and_refreshed_file_by_file(tmp_path):
     assert index_dicoms(tmp_path).read == 12
 
 
-def test_index_in_parallel_equals_serial_and_lives_in_a_cache_folder(tmp_path):
+def test_index_in_parallel_equals_serial_and_lives_in_a_cache_folder(tmp_path, monkeypatch):
     for i in range(70):
         trees.write_dicom(tmp_path / "data" / f"{i:02d}.dcm", trees.breast("L", seed=i), PatientID=f"p{i % 7}")
     serial = index_dicoms(tmp_path / "data", cache_dir=tmp_path / "serial", workers=1)
+    pools = []
+    pool = dicom_index.concurrent.futures.ProcessPoolExecutor
+    monkeypatch.setattr(dicom_index.concurrent.futures, "ProcessPoolExecutor",
+                        lambda *args, **kwargs: pools.append(kwargs["mp_context"]) or pool(*args, **kwargs))
+    monkeypatch.setattr(dicom_index.threading, "active_count", lambda: 1)  # as in the CLI: forked workers
     parallel = index_dicoms(tmp_path / "data", cache_dir=tmp_path / "parallel", workers=2)
+    assert [c.get_start_method() for c in pools] == ["fork"]
     assert parallel.read == 70 and parallel.table.equals(serial.table)
+    monkeypatch.setattr(dicom_index.threading, "active_count", lambda: 3)  # as in the app: no fork, few files
+    assert index_dicoms(tmp_path / "data", cache_dir=tmp_path / "threaded", workers=2).table.equals(serial.table)
+    assert len(pools) == 1
     assert parallel.cache_file.parent == tmp_path / "parallel" and not (tmp_path / "data" / INDEX_NAME).exists()
 
 

@@ -12,6 +12,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,7 +34,9 @@ VIEW_CODES = {"399162004": "CC", "399368009": "MLO"}  # SNOMED CT codes of ViewC
 HEADER_COLUMNS = ("study_uid", "series_uid", "sop_uid", "subject_digest", "laterality", "view", "rows", "cols",
                   "description", "error")
 COLUMNS = ("path", "size", "mtime_ns", *HEADER_COLUMNS, "binary_box")
-PARALLEL_MIN_ITEMS = 64  # below this, starting processes costs more than it saves
+# below these many items, starting processes costs more than it saves: forked workers start in
+# milliseconds, spawned ones re-import the library (torch) for seconds
+FORK_MIN_ITEMS, SPAWN_MIN_ITEMS = 64, 5000
 
 Progress = Callable[[int, int], None]
 
@@ -130,9 +133,10 @@ def parallel_map(func: Callable[[list], list], items: list, workers: int | None 
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     results: list[list] = [[] for _ in chunks]
     done = 0
-    if workers > 1 and len(items) >= PARALLEL_MIN_ITEMS:
-        # fork: the workers only parse files, and start in milliseconds rather than re-importing torch
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    # fork is only safe without other threads (the app runs its pages in threads)
+    fork = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    if workers > 1 and len(items) >= (FORK_MIN_ITEMS if fork else SPAWN_MIN_ITEMS):
+        context = multiprocessing.get_context("fork" if fork else "spawn")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = {pool.submit(func, part): i for i, part in enumerate(chunks)}
             for future in concurrent.futures.as_completed(futures):

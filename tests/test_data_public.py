@@ -206,6 +206,17 @@ def test_data_check_cli_then_predict_and_eval(cbis, tmp_path, capsys):
     assert (tmp_path / "eval" / "auc.csv").is_file()
 
 
+def test_manifest_paths_hold_from_any_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trees.optimam_images(tmp_path / "images")
+    omidb = Path("omidb")
+    shutil.copytree(trees.FIXTURES / "omidb" / "data", omidb)
+    assert main(["data", "check", "omidb", "--format", "optimam", "--images", "images", "--write-manifest",
+                 "out/optimam.csv"]) == 0  # relative paths, and a manifest in another folder
+    assert main(["data", "check", "out/optimam.csv", "--format", "manifest", "--write-manifest", "again/m.csv"]) == 0
+    assert all(Path(r.path).is_file() for r in read_manifest("out/optimam.csv") + read_manifest("again/m.csv"))
+
+
 def test_data_check_cli_exits_non_zero_when_nothing_is_usable(tmp_path, capsys):
     shutil.copy(trees.FIXTURES / "cbis_ddsm" / "calc_case_description_test_set.csv", tmp_path)
     argv = ["data", "check", str(tmp_path), "--format", "cbis-ddsm", "--write-manifest", str(tmp_path / "m.csv")]

@@ -7,6 +7,8 @@ prints and the Images page shows; :func:`write_checked_manifest` turns it into a
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -88,6 +90,9 @@ def write_checked_manifest(report: DataReport, path: str | Path, seed: int = 0) 
     labelled = [r for r in report.records if r.label in (0, 1)]
     if not labelled:
         raise ConfigError(f"{report.source} has no usable labelled image to write; see the report above.")
+    # absolute paths: a path relative to the working folder would be read relative to the manifest's
+    labelled = [dataclasses.replace(r, path=os.path.abspath(r.path),
+                                    finding_masks=tuple(map(os.path.abspath, r.finding_masks))) for r in labelled]
     records = complete_splits(labelled, seed)
     counts = dict(Counter(r.split or "none" for r in records))
     return write_manifest(records, path), counts

@@ -58,6 +58,22 @@ def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
     assert not at.exception
 
 
+def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path):
+    import public_trees
+
+    public_trees.cmmd_tree(tmp_path)
+    at = open_page(app, "images")
+    at.radio[0].set_value("Public data set").run()
+    at.selectbox[0].set_value("cmmd").run()
+    at.text_input[0].set_value(str(tmp_path)).run()
+    assert not at.exception and not at.error
+    report = at.text[0].value
+    assert "usable images: 12 (the table lists 6 breasts)" in report and "missing breasts: 1" in report
+    assert "D2-0002" not in report and "spreadsheet row 7 (R)" in report  # subjects are not named
+    next(b for b in at.button if b.label.startswith("Use ")).click().run()
+    assert not at.exception and not at.error
+
+
 def test_erf_explorer_computes_two_models(app):
     at = open_page(app, "erf_explorer")
     assert at.multiselect[0].value == ["ckpt:gmic", "ckpt:hct_performer_relu"]  # the shipped checkpoints

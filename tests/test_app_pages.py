@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import compute
 from app.compute import TASKS
 from hct.serving import Task
 
@@ -167,3 +168,29 @@ def test_a_failed_task_shows_its_message(app):
     app.session_state[TASKS] = {"erf": Task(work).start()}
     at = app.switch_page("../pages/erf_explorer.py").run()
     assert at.error and at.error[0].value == "The ERF failed: no breast in image x.dcm"
+
+
+def test_cancel_while_queued_leaves_the_device_queue(app):
+    """Another session holds the device: the request waits at position 1; its Cancel button takes it out."""
+    compute._erf.clear()
+    queue = compute.queue()
+    with queue.slot():
+        at = open_page(app, "erf_explorer")
+        at.number_input[0].set_value(1)
+        at.button[0].click().run()
+        assert any(i.value.startswith("The ERF: queued, position 1") for i in at.info), [i.value for i in at.info]
+        assert queue.waiting == 1 and queue.running == 1
+        at.button(key="erf-cancel-queued").click().run()
+        task = at.session_state[TASKS]["erf"]
+        assert task.wait(10) and task.state == "cancelled"
+        assert queue.waiting == 0
+    at.run()
+    assert at.main.warning[0].value == "The ERF was cancelled; nothing was kept."
+
+
+def test_a_request_over_the_compute_budget_says_what_to_lower(app, monkeypatch):
+    monkeypatch.setenv("HCT_COMPUTE_BUDGET", "0.02")  # 64x48 pixels x 2 models is 0.006 megapixels an image
+    at = open_page(app, "erf_explorer")
+    at.button[0].click().run()
+    assert not at.exception and len(at.error) == 1
+    assert "HCT_COMPUTE_BUDGET" in at.error[0].value and "lower N to 3 or fewer" in at.error[0].value

@@ -1,13 +1,16 @@
-"""The app's heavy computations: cached by their inputs, each run in a :class:`hct.serving.Task` of the session.
+"""The app's heavy computations: cached by their inputs, each run in a :class:`hct.serving.Task` of the
+session and on the device through the process's one :class:`hct.serving.DeviceQueue`.
 
 A page starts the work and draws it; the work runs in a thread of its own, so it survives the page's
-reruns, and its progress and cancel go through the task (never ``st.*`` calls inside a cached function:
-a cache hit would replay them). Pages call:
+reruns, and its queue position, progress and cancel go through the task (never ``st.*`` calls inside a
+cached function: a cache hit would replay them). Pages call:
 
 - ``start(key, work, *, images, size, models=1, inputs=None) -> Task``: run ``work(task)`` as this
-  session's task under ``key`` (cancelling the one there); ``images``, ``size`` and ``models`` say how
-  big the request is. :func:`app.widgets.follow` draws it and returns its result.
+  session's task under ``key`` (cancelling the one there); ``images`` x ``size`` x ``models`` is
+  checked against the compute budget first (:class:`hct.serving.BudgetExceeded` says what to lower).
+  :func:`app.widgets.follow` draws it and returns its result.
 - ``task(key) -> Task | None``: this session's task under ``key``.
+- ``queue() -> DeviceQueue``: the process's device queue (``HCT_COMPUTE_SLOTS``).
 - ``shipped_predictions() -> DataFrame``: ``checkpoints/predictions.csv``.
 - ``overview(predictions, n_boot, cards) -> Overview``: Table 3, AUC by finding type, ROC curves.
 - ``size_breakdowns(predictions, model, reference, n_boot)``: Fig. A2a and A2b of two models.
@@ -33,6 +36,7 @@ import pandas as pd
 import streamlit as st
 
 from hct.data import parse_size
+from hct.devices import disable_tf32
 from hct.eval import (
     BootstrapOptions,
     card_preprocessing,
@@ -46,12 +50,29 @@ from hct.eval import (
 )
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, table3_with_cards
 from hct.explain import AttentionMap, Attribution, ERFResult, attention_map, attribute, compute_erf
-from hct.serving import Task
+from hct.serving import DeviceQueue, Task, check_budget, compute_slots
 
 from app import loaders
 from app.state import ImageItem
 
 TASKS = "hct_tasks"
+# Result caches of the process: (entries, pickled size). An ERF at 1664x1280 pickles to ~17 MB.
+CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "attention": (32, "256MiB"),
+                "predictions": (16, "64MiB"), "shipped": (4, "64MiB"), "overview": (16, "64MiB"),
+                "size_breakdowns": (32, "64MiB")}
+
+
+def _cached(name: str, spinner: bool | str = False) -> Callable:
+    entries, size = CACHE_LIMITS[name]
+    return st.cache_data(show_spinner=spinner, max_entries=entries, max_size=size)
+
+
+@st.cache_resource(show_spinner=False)
+def queue() -> DeviceQueue:
+    """The process's device queue, created once; TF32 is switched off for the process with it, before any
+    computation, so no session's computation ever sees the flags change (:func:`hct.devices.disable_tf32`)."""
+    disable_tf32()
+    return DeviceQueue(compute_slots())
 
 
 def task(key: str) -> Task | None:
@@ -61,19 +82,22 @@ def task(key: str) -> Task | None:
 
 def start(key: str, work: Callable[[Task], Any], *, images: int, size: str, models: int = 1,
           inputs: Hashable = None) -> Task:
-    """Run ``work(task)`` as this session's task under ``key``, cancelling the task there.
+    """Run ``work(task)`` as this session's task under ``key``, cancelling (and dropping) the task there.
 
-    With ``inputs``, a task under ``key`` with equal inputs that is running or done is kept instead.
-    ``images`` x ``size`` x ``models`` is the size of the request, shown while it runs.
+    With ``inputs``, a task under ``key`` with equal inputs that is queued, running or done is kept instead.
+    ``images`` x ``size`` x ``models`` is the size of the request: checked against the compute budget.
     """
-    old = task(key)
-    if inputs is not None and old is not None and old.inputs == inputs and old.state in ("running", "done"):
+    tasks = st.session_state.setdefault(TASKS, {})
+    old = tasks.pop(key, None)
+    if inputs is not None and old is not None and old.inputs == inputs and old.state in ("queued", "running", "done"):
+        tasks[key] = old
         return old
     if old is not None:
         old.cancel()
+    check_budget(images, parse_size(size), models)
     new = Task(work, inputs)
     new.step(f"{images} image{'s' * (images != 1)} at {size}" + (f", {models} models" if models > 1 else ""))
-    st.session_state.setdefault(TASKS, {})[key] = new
+    tasks[key] = new
     return new.start()
 
 
@@ -82,20 +106,27 @@ def _label(model_key: str) -> str:
 
 
 @contextmanager
-def _using(model_key: str) -> Iterator[loaders.LoadedModel]:
-    """The loaded model, for one computation at a time (see :class:`app.loaders.LoadedModel`)."""
-    loaded = loaders.model(model_key)
-    with loaded.lock:
-        yield loaded
+def _using(model_key: str, task: Task) -> Iterator[loaders.LoadedModel]:
+    """A device queue slot, then the loaded model, for one computation at a time on it (see
+    :class:`app.loaders.LoadedModel`)."""
+    with queue().slot(cancel=task.cancelled, on_wait=task.queued):
+        loaded = loaders.model(model_key)
+        with loaded.lock:
+            yield loaded
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@_cached("erf")
 def _erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: str, _items: Sequence[ImageItem],
          _task: Task) -> ERFResult:
-    _task.step(f"{_label(model_key)}: ERF")
-    images = [loaders.preprocessed(item, size, "acquired") for item in _items]
+    _task.step(f"{_label(model_key)}: reading the images")
+    images = []
+    for item in _items:  # reading full-size DICOMs takes most of a CPU's time: show it, stop between images
+        _task.check()
+        images.append(loaders.preprocessed(item, size, "acquired"))
+        _task.progress(len(images), len(_items))
     lateralities = [loaders.read_image(item).meta.laterality for item in _items]
-    with _using(model_key) as loaded:
+    _task.step(f"{_label(model_key)}: ERF")
+    with _using(model_key, _task) as loaded:
         return compute_erf(loaded.model, images, lateralities=lateralities, subset=subset, keep_image_maps=False,
                            model_name=loaders.choice(model_key).architecture, progress=_task.progress,
                            cancel=_task.cancelled)
@@ -106,10 +137,11 @@ def erf(model_key: str, items: Sequence[ImageItem], size: str, subset: str, task
     return _erf(model_key, tuple(i.key for i in items), size, subset, list(items), task)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _attribution(model_key: str, image_key: str, size: str, method: str, _item: ImageItem) -> Attribution:
+@_cached("attribution")
+def _attribution(model_key: str, image_key: str, size: str, method: str, _item: ImageItem,
+                 _task: Task) -> Attribution:
     image = loaders.preprocessed(_item, size)
-    with _using(model_key) as loaded:
+    with _using(model_key, _task) as loaded:
         return attribute(loaded.model, image, method)
 
 
@@ -119,16 +151,16 @@ def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[s
     done = {}
     for method in methods:
         task.check()
-        done[method] = _attribution(model_key, item.key, size, method, item)
+        done[method] = _attribution(model_key, item.key, size, method, item, task)
         task.progress(len(done), len(methods))
     return done
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@_cached("attention")
 def _attention(model_key: str, image_key: str, size: str, query: tuple[int, int], layer: str | None,
-               _item: ImageItem) -> AttentionMap:
+               _item: ImageItem, _task: Task) -> AttentionMap:
     image = loaders.preprocessed(_item, size)
-    with _using(model_key) as loaded:
+    with _using(model_key, _task) as loaded:
         return attention_map(loaded.model, image, query, layer=layer)
 
 
@@ -136,10 +168,10 @@ def attention(model_key: str, item: ImageItem, size: str, query: tuple[int, int]
               task: Task) -> AttentionMap:
     """Where the input position ``query`` (row, col) attends in HCT attention ``layer``, cached by its inputs."""
     task.step(f"{_label(model_key)}: attention of {layer or 'the first layer'}")
-    return _attention(model_key, item.key, size, tuple(query), layer, item)
+    return _attention(model_key, item.key, size, tuple(query), layer, item, task)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@_cached("predictions")
 def _predictions(model_key: str, image_keys: tuple[str, ...], size: str, _items: Sequence[ImageItem],
                  _task: Task) -> pd.DataFrame:
     label = _label(model_key)
@@ -149,7 +181,7 @@ def _predictions(model_key: str, image_keys: tuple[str, ...], size: str, _items:
         _task.progress(done, total)
         _task.check()  # predict has no cancel argument: stop at its next image
 
-    with _using(model_key) as loaded:
+    with _using(model_key, _task) as loaded:
         return predict(loaded.model, [i.record for i in _items], size=parse_size(size),
                        **card_preprocessing(loaded.card), batch_size=1,
                        device=loaders.device(), model_name=label,
@@ -162,7 +194,7 @@ def predictions(model_key: str, items: Sequence[ImageItem], size: str, task: Tas
     return _predictions(model_key, tuple(i.key for i in items), size, list(items), task)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@_cached("shipped")
 def _read_predictions(path: str, mtime_ns: int) -> pd.DataFrame:
     return read_predictions(path)
 
@@ -183,7 +215,7 @@ class Overview:
     roc_auc: dict[str, float]
 
 
-@st.cache_data(show_spinner="Bootstrapping AUCs…", max_entries=16)
+@_cached("overview", "Bootstrapping AUCs…")
 def overview(predictions: pd.DataFrame, n_boot: int, cards: bool) -> Overview:
     """Table 3 (its Patch column from the checkpoints' cards when ``cards``), AUC by finding type and
     ROC curves of every model, cached by their inputs."""
@@ -193,7 +225,7 @@ def overview(predictions: pd.DataFrame, n_boot: int, cards: bool) -> Overview:
                     finding_type_auc(image, bootstrap=bootstrap), curves, aucs)
 
 
-@st.cache_data(show_spinner="Bootstrapping AUC differences…", max_entries=32)
+@_cached("size_breakdowns", "Bootstrapping AUC differences…")
 def size_breakdowns(predictions: pd.DataFrame, model: str, reference: str,
                     n_boot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. A2a and A2b of ``model`` against ``reference``: AUCs by finding-size threshold and tertile."""

@@ -32,8 +32,9 @@ opacity = st.slider("Heat-map opacity", 0.0, 1.0, 0.45)
 
 tabs = st.tabs(["Attributions", "Attention of a position", "Single-image ERF"])
 with tabs[0]:
-    compute.start("attn-attributions", lambda task: compute.attributions(model_key, item, size, methods, task),
-                  images=1, size=size, inputs=(model_key, item.key, size, tuple(methods)))
+    widgets.run_safely(lambda: compute.start(
+        "attn-attributions", lambda task: compute.attributions(model_key, item, size, methods, task),
+        images=1, size=size, inputs=(model_key, item.key, size, tuple(methods))), "Explaining")
     done = widgets.follow("attn-attributions", "Explaining") or {}
     if done:
         st.metric("Malignancy probability", f"{next(iter(done.values())).probability:.1%}")
@@ -54,8 +55,9 @@ with tabs[1]:
         head = cols[1].selectbox("Head", ["mean", *range(model.config.heads)])
         row = cols[2].number_input("Query row", 0, pixels.shape[0] - 1, pixels.shape[0] // 2, key="attn-row")
         col = cols[3].number_input("Query column", 0, pixels.shape[1] - 1, pixels.shape[1] // 2, key="attn-col")
-        compute.start("attn-map", lambda task: compute.attention(model_key, item, size, (row, col), layer, task),
-                      images=1, size=size, inputs=(model_key, item.key, size, row, col, layer))
+        widgets.run_safely(lambda: compute.start(
+            "attn-map", lambda task: compute.attention(model_key, item, size, (row, col), layer, task),
+            images=1, size=size, inputs=(model_key, item.key, size, row, col, layer)), "The attention map")
         result = widgets.follow("attn-map", "The attention map")
         if result is not None:
             heat = result.upsampled if head == "mean" else upsample(result.heads[head], pixels.shape)
@@ -66,7 +68,8 @@ with tabs[1]:
 
 with tabs[2]:
     if st.button("Compute the ERF of this image"):
-        compute.start("attn-erf", lambda task: compute.erf(model_key, [item], size, "all", task), images=1, size=size)
+        widgets.run_safely(lambda: compute.start(
+            "attn-erf", lambda task: compute.erf(model_key, [item], size, "all", task), images=1, size=size), "The ERF")
     result = widgets.follow("attn-erf", "The ERF")
     if result is not None and result.shape == pixels.shape:
         st.plotly_chart(heatmap_overlay(pixels, result.sqrt_map, opacity, title="sqrt |ERF| of the centre output position",

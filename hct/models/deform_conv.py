@@ -1,9 +1,11 @@
 """Deformable convolution (Dai et al., 2017) in plain PyTorch ops, equal to torchvision's.
 
 torchvision's CPU kernel of ``deform_conv2d`` is a serial loop, and its backward computes every
-gradient (input, offsets, weight) whether asked or not. :func:`deform_conv2d_gather` samples the
-kernel taps with row gathers from a channels-last view of the input and applies the weight as one
-matmul, so autograd runs only what is asked and each step uses a parallel kernel.
+gradient (input, offsets, weight) whether asked or not. :func:`deform_conv2d_gather` samples each
+kernel tap as a weighted sum of four rows of a channels-last view of the input (one
+``embedding_bag``, whose backward gives both the input's and the bilinear weights' gradients
+without materialising the four corners) and applies the weight as one matmul, so autograd runs only
+what is asked and each step uses a parallel kernel.
 
 Semantics follow torchvision (``torchvision/csrc/ops/cpu/deform_conv2d_kernel.cpp``): one offset
 group, dilation 1; ``offset[:, 2k]`` and ``offset[:, 2k + 1]`` are the (dy, dx) of tap ``k``
@@ -69,7 +71,8 @@ def deform_conv2d_gather(x: torch.Tensor, offset: torch.Tensor, weight: torch.Te
                          f"{tuple(offset.shape)}, weight {tuple(weight.shape)}")
     index, bilinear = _bilinear_corners(*_sample_positions(offset, kh, kw, stride, padding), height, width)
     rows = x.permute(0, 2, 3, 1).reshape(b * height * width, c)  # a view when x is channels-last
-    taps = (bilinear.unsqueeze(-2) @ F.embedding(index, rows)).view(b * ho * wo, kh * kw * c)
+    taps = F.embedding_bag(index.view(-1, 4), rows, mode="sum", per_sample_weights=bilinear.view(-1, 4))
+    taps = taps.view(b * ho * wo, kh * kw * c)
     out = taps @ weight.permute(0, 2, 3, 1).reshape(out_ch, kh * kw * c).t()
     return out.view(b, ho, wo, out_ch).permute(0, 3, 1, 2)
 

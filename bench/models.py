@@ -5,6 +5,7 @@ block's linear attention against exact softmax attention as the number of tokens
     python bench/models.py --device cuda --amp   # also bf16 autocast + channels_last
     python bench/models.py --input-grad --models gmic def_gmic --sizes 3328x2560:1 --rounds 3 \
         --deform-ops gather torchvision   # the ERF's work: eval forward + input gradient, ratio to GMIC
+    ... --input-grad --threads 1 --clock cpu   # CPU time of one thread: steadier on a shared machine
 
 Each CPU measurement runs in a fresh process so its peak resident memory (ru_maxrss) is its own;
 the figure reported is the peak minus the process's resident memory before the first forward pass.
@@ -54,17 +55,21 @@ def _use_deform_op(op: str) -> None:
 
 
 def measure_model(name: str, height: int, width: int, batch: int, mode: str, device: str, repeats: int, amp: bool,
-                  deform_op: str = "gather") -> dict:
+                  deform_op: str = "gather", threads: int | None = None, clock: str = "wall") -> dict:
     """Median seconds per call and peak memory (MB) of one model in one mode.
 
     Modes: ``fwd`` (eval, no grad), ``fwd+bwd`` (train mode, parameter gradients), ``fwd+dx`` (eval,
-    gradient w.r.t. the input only: the ERF's work).
+    gradient w.r.t. the input only: the ERF's work). ``clock="cpu"`` times the process's CPU time
+    (``time.process_time``) instead of the wall clock; ``threads`` sets torch's intra-op threads.
     """
     import torch
 
     from hct.models import create_model
 
     _use_deform_op(deform_op)
+    if threads:
+        torch.set_num_threads(threads)
+    timer = time.process_time if clock == "cpu" else time.perf_counter
     torch.manual_seed(0)
     model = create_model(name).to(device)
     x = torch.randn(batch, 1, height, width, device=device)
@@ -94,10 +99,10 @@ def measure_model(name: str, height: int, width: int, batch: int, mode: str, dev
     times = []
     for _ in range(repeats):
         _sync(device)
-        start = time.perf_counter()
+        start = timer()
         step()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(timer() - start)
     peak = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20 if device == "cuda" else _peak_rss_mb() - base
     return {"seconds": sorted(times)[len(times) // 2], "peak_mb": peak}
 
@@ -189,7 +194,8 @@ def input_grad_table(run, args) -> None:
                 results[(name, op)].append(run({"what": "model", "name": name, "height": height, "width": width,
                                                 "batch": int(batch), "mode": "fwd+dx", "device": args.device,
                                                 "repeats": args.repeats, "amp": args.amp,
-                                                "deform_op": "gather" if op == "-" else op}))
+                                                "deform_op": "gather" if op == "-" else op,
+                                                "threads": args.threads, "clock": args.clock}))
         first = results[rows[0]]
         for row, res in results.items():
             if any("error" in r for r in res):
@@ -217,9 +223,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the --input-grad table")
     parser.add_argument("--deform-ops", nargs="+", default=["gather"], choices=["gather", "torchvision"],
                         help="deformable-convolution ops to time for Def-GMIC (--input-grad)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per cell (--input-grad)")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="time the wall clock or the process's CPU time (--input-grad)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # also named in the machine line
     if args.worker:
         job = json.loads(args.worker)
         fn = measure_attention if job.pop("what") == "attention" else measure_model

@@ -60,9 +60,20 @@ def test_zero_offsets_make_it_a_plain_convolution():
     torch.testing.assert_close(out, torch.nn.functional.conv2d(x, weight, stride=2, padding=1))
 
 
-def test_rejects_offsets_for_another_kernel_or_offset_groups():
-    with pytest.raises(ValueError, match="one offset group"):
-        deform_conv2d_gather(torch.randn(1, 4, 5, 5), torch.randn(1, 36, 5, 5), torch.randn(2, 4, 3, 3))
+@pytest.mark.parametrize("offset_shape", [(1, 36, 5, 5), (1, 18, 4, 5)], ids=["two groups", "wrong size"])
+def test_rejects_offsets_of_another_shape(offset_shape):
+    with pytest.raises(ValueError, match=r"offset must be \(1, 18, 5, 5\)"):
+        deform_conv2d_gather(torch.randn(1, 4, 5, 5), torch.randn(offset_shape), torch.randn(2, 4, 3, 3))
+
+
+def test_cpu_autocast_samples_in_float32():
+    gen = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(1, 4, 48, 48, generator=gen), torch.randn(3, 4, 3, 3, generator=gen)
+    offset = (torch.rand(1, 18, 48, 48, generator=gen) - 0.5).bfloat16()  # positions up to 48: bf16 steps of 0.25
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = deform_conv2d_gather(x, offset, weight)
+    reference = torchvision_deform_conv2d(x, offset.float(), weight, padding=1)
+    torch.testing.assert_close(out.float(), reference, rtol=0.02, atol=0.1)
 
 
 def test_block_keeps_checkpoint_names_and_equals_torchvisions_module():

@@ -62,18 +62,21 @@ def _bilinear_corners(py: torch.Tensor, px: torch.Tensor, height: int,
 def deform_conv2d_gather(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
                          stride: int = 1, padding: int = 1) -> torch.Tensor:
     """Deformable convolution without bias: ``x (B, C, H, W)``, ``offset (B, 2 * kh * kw, Ho, Wo)``,
-    ``weight (O, C, kh, kw)``; returns ``(B, O, Ho, Wo)`` (channels-last in memory)."""
+    ``weight (O, C, kh, kw)``; returns ``(B, O, Ho, Wo)`` (channels-last in memory).
+
+    Sample positions are computed in at least float32, as torchvision's autocast rule does.
+    """
     b, c, height, width = x.shape
     out_ch, in_ch, kh, kw = weight.shape
-    ho, wo = offset.shape[-2:]
-    if in_ch != c or offset.shape[:2] != (b, 2 * kh * kw):
-        raise ValueError(f"shapes do not match one offset group: x {tuple(x.shape)}, offset "
-                         f"{tuple(offset.shape)}, weight {tuple(weight.shape)}")
+    ho, wo = (height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
+    if in_ch != c or offset.shape != (b, 2 * kh * kw, ho, wo):
+        raise ValueError(f"offset must be {(b, 2 * kh * kw, ho, wo)} (one offset group) for x {tuple(x.shape)} "
+                         f"and weight {tuple(weight.shape)}; got {tuple(offset.shape)}")
+    offset = offset.to(torch.promote_types(offset.dtype, torch.float32))
     index, bilinear = _bilinear_corners(*_sample_positions(offset, kh, kw, stride, padding), height, width)
     rows = x.permute(0, 2, 3, 1).reshape(b * height * width, c)  # a view when x is channels-last
-    taps = F.embedding_bag(index.view(-1, 4), rows, mode="sum", per_sample_weights=bilinear.view(-1, 4))
-    taps = taps.view(b * ho * wo, kh * kw * c)
-    out = taps @ weight.permute(0, 2, 3, 1).reshape(out_ch, kh * kw * c).t()
+    taps = F.embedding_bag(index.view(-1, 4), rows, mode="sum", per_sample_weights=bilinear.view(-1, 4).to(x.dtype))
+    out = taps.view(b * ho * wo, kh * kw * c) @ weight.permute(0, 2, 3, 1).reshape(out_ch, kh * kw * c).t()
     return out.view(b, ho, wo, out_ch).permute(0, 3, 1, 2)
 
 

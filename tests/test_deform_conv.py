@@ -5,6 +5,8 @@ import torch
 from torchvision.ops import DeformConv2d
 from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
 
+import hct.models.blocks as blocks
+from hct.checkpoints import CHECKPOINT_DIR, load_checkpoint
 from hct.models.blocks import DeformableConv3x3
 from hct.models.deform_conv import deform_conv2d, deform_conv2d_gather
 
@@ -86,3 +88,19 @@ def test_block_keeps_checkpoint_names_and_equals_torchvisions_module():
     assert isinstance(block.conv, DeformConv2d)  # the model's init finds it; erf.py detects it
     x = torch.randn(2, 6, 10, 9, dtype=torch.float64)
     torch.testing.assert_close(block(x), block.conv(x, block.offset(x)))
+
+
+def test_shipped_def_gmic_checkpoint_gives_torchvisions_logits_and_input_gradient(monkeypatch):
+    path = CHECKPOINT_DIR / "def_gmic.safetensors"
+    if not path.is_file():
+        pytest.skip("no shipped def_gmic checkpoint")
+    model, _ = load_checkpoint(path)  # strict: the parameter names and shapes are unchanged
+    x = torch.randn(1, 1, 320, 256, generator=torch.Generator().manual_seed(0))
+    results = []
+    for op in (deform_conv2d, lambda x, off, w, s, p: torchvision_deform_conv2d(x, off, w, stride=s, padding=p)):
+        monkeypatch.setattr(blocks, "deform_conv2d", op)
+        xx = x.clone().requires_grad_()
+        logits = model(xx)
+        results.append((logits, *torch.autograd.grad(logits[:, 1].sum(), xx)))
+    for ours, ref in zip(*results):
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)

@@ -113,38 +113,51 @@ def ensure_phantom(zoo: ZooConfig) -> Path:
     return manifest
 
 
+def _bank(records: list, zoo: ZooConfig, device: torch.device, what: str) -> ImageBank:
+    started = time.perf_counter()
+    bank = build_bank(records, parse_size(zoo.image_size), workers=zoo.workers).to(device)  # moved once
+    _log(f"{what} bank {tuple(bank.images.shape)} on {device} ready in {time.perf_counter() - started:.1f} s")
+    return bank
+
+
 def build_zoo(zoo: ZooConfig, progress: bool = True) -> list[dict]:
-    """Train, evaluate and save every model of ``zoo.models``; returns one summary dict per model."""
+    """Train every model of ``zoo.models`` on the phantom's train and validation splits, then evaluate
+    them on its test split; returns one summary dict per model. The test images are decoded only
+    after training, so the two banks are never in memory together."""
     run_started = time.perf_counter()
     size = parse_size(zoo.image_size)
     manifest = ensure_phantom(zoo)
     records = read_manifest(manifest)
-    started = time.perf_counter()
-    device = _stage_config(zoo.models[0], zoo, manifest, "image").resolved_device()
-    bank = build_bank(records, size, workers=zoo.workers).to(device)  # moved once, shared by every stage
-    _log(f"phantom bank {tuple(bank.images.shape)} on {device} ready in {time.perf_counter() - started:.1f} s")
-    if len(set(bank.labels[bank.indices("test")].tolist())) < 2:
+    test_records = [r for r in records if r.split == "test" and r.label >= 0]
+    if len({r.label for r in test_records}) < 2:
         raise ConfigError(f"The phantom's test split in {manifest} lacks a class; generate a larger one.")
-    counts = {s: bank.splits.count(s) for s in ("train", "val", "test")}
+    device = _stage_config(zoo.models[0], zoo, manifest, "image").resolved_device()
+    counts = {s: sum(r.split == s for r in records) for s in ("train", "val", "test")}
     data_text = (f"HCT phantom benchmark (hct.data.generate_phantom, seed {zoo.seed}): {len(records)} images at "
                  f"{size[0]}x{size[1]}, patient-level splits {counts}")
-    out = Path(zoo.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summaries, tables = [], []
+    bank = _bank([r for r in records if r.split in ("train", "val")], zoo, device, "train/val")
+    trained = {}
     for index, name in enumerate(zoo.models):
         budget = zoo.time_budget_s
         if zoo.total_budget_s is not None:
             share = (zoo.total_budget_s - (time.perf_counter() - run_started)) / (len(zoo.models) - index)
             budget = max(min(share, budget or share), 10.0)
         try:
-            summary, table = train_model(name, zoo, bank, records, manifest, data_text, budget, progress)
+            trained[name] = train_model(name, zoo, bank, manifest, data_text, budget, progress)
         except (HCTError, RuntimeError) as err:  # one model's failure (e.g. out of memory) spares the others
-            summary, table = {"model": name, "error": f"{type(err).__name__}: {err}"}, None
+            trained[name] = {"model": name, "error": f"{type(err).__name__}: {err}"}
+    del bank
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    test_bank = _bank(test_records, zoo, device, "test")
+    summaries, tables = [], []
+    for name, run in trained.items():
+        summary, table = (run, None) if "error" in run else evaluate_model(run, zoo, test_bank, test_records)
         summaries.append(summary)
         tables += [table] if table is not None else []
         _log(json.dumps(summary))
     if tables:
-        write_predictions(pd.concat(tables, ignore_index=True), out / PREDICTIONS_NAME)
+        write_predictions(pd.concat(tables, ignore_index=True), Path(zoo.out) / PREDICTIONS_NAME)
     return summaries
 
 
@@ -159,15 +172,13 @@ def _stage_config(name: str, zoo: ZooConfig, manifest: Path, stage: str, **extra
         epochs=zoo.epochs_patch if patch else zoo.epochs_image, out_dir=str(runs / name / stage), **extra)
 
 
-def train_model(name: str, zoo: ZooConfig, bank: ImageBank, records: list, manifest: Path, data_text: str,
-                budget: float | None, progress: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Both stages of one model within ``budget`` seconds, its checkpoint in ``zoo.out`` and its
-    test predictions."""
+def train_model(name: str, zoo: ZooConfig, bank: ImageBank, manifest: Path, data_text: str,
+                budget: float | None, progress: bool = True) -> dict:
+    """Both stages of one model within ``budget`` seconds; its checkpoint (float16) in ``zoo.out``.
+    Returns what :func:`evaluate_model` needs."""
     started = time.perf_counter()
     patch_cfg = _stage_config(name, zoo, manifest, "patch", time_budget_s=budget * PATCH_SHARE if budget else None)
     patch = train(patch_cfg, bank=bank, progress=progress)
-    patch_model, _ = load_checkpoint(patch.best_checkpoint, device=patch_cfg.resolved_device())
-    patch_auc = patch_test_auc(patch_model, bank, zoo.patch_size, zoo.seed, zoo.batch_patch)
     left = budget - (time.perf_counter() - started) if budget else None
     image_cfg = _stage_config(name, zoo, manifest, "image", init_checkpoint=str(patch.best_checkpoint),
                               time_budget_s=max(left, 1.0) if left is not None else None)
@@ -179,20 +190,30 @@ def train_model(name: str, zoo: ZooConfig, bank: ImageBank, records: list, manif
     save_checkpoint(best, path, dtype=torch.float16, input_size=tuple(card.input_size), stage="image",
                     training_data=data_text, preprocessing=preprocessing_info("canonical", True),
                     training=_training_record(zoo, (patch, patch_cfg), (image, image_cfg), total_s, device))
-    shipped, card = load_checkpoint(path, device=device)  # evaluate the weights as shipped (float16)
-    table = test_predictions(shipped, bank, records, card.weights_sha256, zoo.batch_image)
-    test = table[table["label"] >= 0]
-    result = bootstrap_auc(test["label"].to_numpy(), test["probability"].to_numpy(), n_boot=10_000, seed=zoo.seed)
-    card.metrics = {"test_auc": result.auc, "test_auc_low": result.low, "test_auc_high": result.high,
-                    "test_n_pos": result.n_pos, "test_n_neg": result.n_neg, "val_auc": image.best_val_auc,
-                    "patch_test_auc": patch_auc.auc, "patch_test_auc_low": patch_auc.low,
-                    "patch_test_auc_high": patch_auc.high, "patch_val_auc": patch.best_val_auc}
-    write_card(card, path)
     lines = _stage_lines(patch.metrics_path, "patch") + _stage_lines(image.metrics_path, "image")
     path.with_suffix(".metrics.jsonl").write_text("\n".join(lines) + "\n")
-    summary = {"model": name, "test_auc": round(result.auc, 4), "ci95": [round(result.low, 4), round(result.high, 4)],
-               "patch_test_auc": round(patch_auc.auc, 4), "patch_val_auc": patch.best_val_auc,
-               "image_val_auc": image.best_val_auc, "time_s": total_s, "checkpoint": str(path.with_suffix(".safetensors"))}
+    return {"model": name, "path": path, "patch_checkpoint": patch.best_checkpoint, "patch_val_auc": patch.best_val_auc,
+            "image_val_auc": image.best_val_auc, "time_s": total_s, "device": device}
+
+
+def evaluate_model(run: dict, zoo: ZooConfig, bank: ImageBank, records: list) -> tuple[dict, pd.DataFrame]:
+    """Test AUCs of a trained model (the image model as shipped in float16, and its patch model),
+    written into its card; its summary and its test predictions."""
+    path, device = run["path"], run["device"]
+    patch_model, _ = load_checkpoint(run["patch_checkpoint"], device=device)
+    patch_auc = patch_test_auc(patch_model, bank, zoo.patch_size, zoo.seed, zoo.batch_patch)
+    shipped, card = load_checkpoint(path, device=device)
+    table = test_predictions(shipped, bank, records, card.weights_sha256, zoo.batch_image)
+    result = bootstrap_auc(table["label"].to_numpy(), table["probability"].to_numpy(), n_boot=10_000, seed=zoo.seed)
+    card.metrics = {"test_auc": result.auc, "test_auc_low": result.low, "test_auc_high": result.high,
+                    "test_n_pos": result.n_pos, "test_n_neg": result.n_neg, "val_auc": run["image_val_auc"],
+                    "patch_test_auc": patch_auc.auc, "patch_test_auc_low": patch_auc.low,
+                    "patch_test_auc_high": patch_auc.high, "patch_val_auc": run["patch_val_auc"]}
+    write_card(card, path)
+    summary = {"model": run["model"], "test_auc": round(result.auc, 4), "ci95": [round(result.low, 4), round(result.high, 4)],
+               "patch_test_auc": round(patch_auc.auc, 4), "patch_val_auc": run["patch_val_auc"],
+               "image_val_auc": run["image_val_auc"], "time_s": run["time_s"],
+               "checkpoint": str(path.with_suffix(".safetensors"))}
     return summary, table
 
 

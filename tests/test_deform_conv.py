@@ -6,7 +6,8 @@ from torchvision.ops import DeformConv2d
 from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
 
 import hct.models.blocks as blocks
-from hct.checkpoints import CHECKPOINT_DIR, load_checkpoint
+from hct.checkpoints import load_checkpoint
+from hct.weights import CHECKPOINT_DIR
 from hct.models.blocks import DeformableConv3x3
 from hct.models.deform_conv import deform_conv2d, deform_conv2d_gather
 

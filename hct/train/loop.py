@@ -315,7 +315,7 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
             lr = cosine_lr(global_step, total_steps(), config.resolved_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            mine = ctx.my_micro_batches(micro_count)
+            mine = ctx.shard(range(micro_count))
 
             def accumulate() -> torch.Tensor:
                 loss_sum = torch.zeros((), device=device)

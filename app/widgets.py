@@ -15,7 +15,7 @@ import torch
 from hct.data import ImageRecord, parse_size
 from hct.errors import HCTError
 from hct.eval import EvaluationReport, evaluate, predict
-from hct.explain import Attribution, ComputationCancelled, ERFResult, attribute, compute_erf
+from hct.explain import Attribution, ComputationCancelled, ERFEngine, ERFResult, attribute, compute_erf
 
 from app import loaders, state
 from app.state import ImageItem
@@ -47,9 +47,10 @@ def _cached_erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: 
     model, _ = loaders.load_model(model_key)
     images = [loaders.preprocessed(item, size, "acquired") for item in _items]
     lateralities = [loaders.read_image(item).meta.laterality for item in _items]
-    return compute_erf(model, images, lateralities=lateralities, subset=subset, keep_image_maps=False,
-                       model_name=loaders.choice(model_key).architecture, cancel=state.stop_requested,
+    engine = ERFEngine(cancel=state.stop_requested,
                        progress=lambda done, total: bar.progress(done / total, text=f"{label}: {done}/{total} images"))
+    return compute_erf(model, images, lateralities=lateralities, subset=subset,
+                       model_name=loaders.choice(model_key).architecture, engine=engine)
 
 
 def erf(model_key: str, items: Sequence[ImageItem], size: str, subset: str = "all") -> ERFResult:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from hct.explain import SUBSETS, curves_frame, erf_curves, erf_heatmaps, erf_metrics, erf_summary_figure, select_subset
+from hct.explain import SUBSETS, MapView, curves_frame, erf_curves, erf_heatmaps, erf_metrics, erf_summary_figure, select_subset
 from hct.reports import figures_html
 
 from app import state, widgets
@@ -51,7 +51,7 @@ if RESULTS not in st.session_state:
     st.stop()
 results, subset = st.session_state[RESULTS]
 sqrt = st.toggle("Square root (the paper's Sqrt ERF)", value=False)
-st.plotly_chart(erf_heatmaps(results, sqrt=sqrt), key="erf-maps")
+st.plotly_chart(erf_heatmaps(results, MapView(scale="sqrt" if sqrt else "linear")), key="erf-maps")
 left, right = st.columns(2)
 curves = [erf_curves(results, "columns", sqrt=sqrt), erf_curves(results, "rows", sqrt=sqrt)]
 left.plotly_chart(curves[0], key="erf-curve-columns")
@@ -64,7 +64,7 @@ st.dataframe(metrics, width="stretch")
 cols = st.columns(3)
 cols[0].download_button("Curves (CSV)", lambda: curves_frame(results).to_csv(index=False),
                         file_name="erf_curves.csv", mime="text/csv")
-cols[1].download_button("Figures (HTML)", lambda: figures_html([erf_heatmaps(results, sqrt), *curves], "HCT Explorer: ERF"),
+cols[1].download_button("Figures (HTML)", lambda: figures_html([erf_heatmaps(results, MapView(scale="sqrt" if sqrt else "linear")), *curves], "HCT Explorer: ERF"),
                         file_name="erf.html", mime="text/html")
 cols[2].download_button("Figure (PNG)", lambda: widgets.png_bytes(erf_summary_figure(results)),
                         file_name="erf.png", mime="image/png")

@@ -1,7 +1,7 @@
 """Mammograms in, model inputs and labelled records out: reading, preprocessing, data sets."""
 
 from hct.data.breast import breast_mask, breast_side, infer_laterality
-from hct.data.cache import load_preprocessed
+from hct.data.cache import PreprocessedFiles, load_preprocessed
 from hct.data.cbis_ddsm import read_cbis_ddsm
 from hct.data.datasets import MammogramDataset, PatchDataset, augment, make_loader
 from hct.data.manifest import make_record, read_manifest, write_manifest
@@ -19,7 +19,7 @@ from hct.data.vindr import read_vindr_mammo
 __all__ = [
     "FINDING_TYPES", "FULL_SIZE", "HALF_SIZE", "LATERALITIES", "MAX_PIXELS", "MODES", "SPLITS", "VIEWS", "Box",
     "ClinicalEvent", "ImageRecord", "Mammogram", "MammogramDataset", "MammogramMeta", "Patch", "PatchDataset",
-    "Preprocessed", "assign_splits", "augment", "box_size", "breast_mask", "breast_side", "builtin_samples", "extract_patch",
+    "Preprocessed", "PreprocessedFiles", "assign_splits", "augment", "box_size", "breast_mask", "breast_side", "builtin_samples", "extract_patch",
     "generate_phantom", "infer_laterality", "label_exam", "load_preprocessed", "load_records", "make_loader", "make_record",
     "parse_size", "preprocess", "preprocessing_info", "read_cbis_ddsm", "read_mammogram", "read_manifest", "read_optimam",
     "read_vindr_mammo", "sample_patches", "write_manifest",

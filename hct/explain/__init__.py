@@ -7,16 +7,24 @@ from hct.explain.attribution import (
     occlusion_window, saliency,
 )
 from hct.explain.erf import (
-    REDUCTIONS, SUBSETS, ComputationCancelled, ERFResult, compute_erf, curve_band, curves_frame, erf_from_maps,
-    input_gradients, output_position, select_subset,
+    DEFAULT_REDUCTION, REDUCTIONS, SUBSETS, ERFResult, compute_erf, curve_band, curves_frame, erf_from_maps,
+    compute_erfs, select_subset,
 )
-from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
+from hct.explain.erf_cache import GradientCache
+from hct.explain.erf_engine import ComputationCancelled, ERFEngine, ImageGradient, input_gradients, output_position
+from hct.explain.figures import (
+    erf_curves, erf_heatmaps, erf_small_multiples, erf_summary_figure, heatmap_overlay, table1_figure, table1_png,
+)
+from hct.explain.maps import NORMALISATIONS, SCALES, MapView
 from hct.explain.metrics import AREA_SHARES, area_shares, erf_metrics, gaussian_fit_r2
+from hct.explain.receptive_field import STAGES, stage_features, stage_geometry
 
 __all__ = [
-    "AREA_SHARES", "METHODS", "REDUCTIONS", "SUBSETS", "AttentionMap", "Attribution", "ComputationCancelled",
-    "ERFResult", "area_shares", "attention_map", "attribute", "compute_erf", "curve_band", "curves_frame", "erf_curves",
-    "erf_from_maps", "erf_heatmaps", "erf_metrics", "erf_summary_figure", "gaussian_fit_r2", "gradcam",
-    "heatmap_overlay", "input_gradients", "integrated_gradients", "layer_input", "malignancy_probability",
-    "occlusion", "occlusion_window", "output_position", "saliency", "select_subset",
+    "AREA_SHARES", "DEFAULT_REDUCTION", "METHODS", "NORMALISATIONS", "REDUCTIONS", "SCALES", "STAGES", "SUBSETS",
+    "AttentionMap", "Attribution", "ComputationCancelled", "ERFEngine", "ERFResult", "GradientCache", "ImageGradient",
+    "MapView", "area_shares", "attention_map", "attribute", "compute_erf", "curve_band", "curves_frame", "erf_curves",
+    "erf_from_maps", "erf_heatmaps", "erf_metrics", "compute_erfs", "erf_small_multiples", "erf_summary_figure",
+    "gaussian_fit_r2", "gradcam", "heatmap_overlay", "input_gradients", "integrated_gradients", "layer_input",
+    "malignancy_probability", "occlusion", "occlusion_window", "output_position", "saliency", "select_subset",
+    "stage_features", "stage_geometry", "table1_figure", "table1_png",
 ]

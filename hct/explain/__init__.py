@@ -1,17 +1,18 @@
 """Explainability: effective receptive fields (paper Sec. 4), their metrics, captum attributions
 and HCT attention maps, and the figures that show them."""
 
+from hct.errors import ComputationCancelled
 from hct.explain.attention_maps import AttentionMap, attention_map, layer_input
 from hct.explain.attribution import (
     METHODS, Attribution, attribute, gradcam, integrated_gradients, malignancy_probability, occlusion,
     occlusion_window, saliency,
 )
 from hct.explain.erf import (
-    DEFAULT_REDUCTION, REDUCTIONS, SUBSETS, ERFResult, compute_erf, curve_band, curves_frame, erf_from_maps,
-    compute_erfs, select_subset,
+    DEFAULT_REDUCTION, REDUCTIONS, SUBSETS, ERFResult, compute_erf, compute_erfs, curve_band, curves_frame,
+    erf_from_maps, select_subset,
 )
 from hct.explain.erf_cache import GradientCache
-from hct.explain.erf_engine import ComputationCancelled, ERFEngine, ImageGradient, input_gradients, output_position
+from hct.explain.erf_engine import ERFEngine, ImageGradient, input_gradients, output_position
 from hct.explain.figures import (
     erf_curves, erf_heatmaps, erf_small_multiples, erf_summary_figure, heatmap_overlay, table1_figure, table1_png,
 )

@@ -21,14 +21,10 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 
 from hct.distributed import DistContext, gather_to_main, round_ranges
-from hct.errors import ConfigError, HCTError
+from hct.errors import ComputationCancelled, ConfigError
 from hct.explain.receptive_field import OUTPUT_STAGE, Geometry, stage_features, stage_geometry
 
 _CUDA_MAX_BATCH = 32
-
-
-class ComputationCancelled(HCTError):
-    """A long computation was stopped because its cancel check returned True."""
 
 
 @dataclass

@@ -12,7 +12,9 @@ a cache hit would replay them). Pages call:
 
 and, inside a task's work (each takes the task for progress and cancel; cache keys leave it out):
 
-- ``erf(model_key, items, size, subset, task) -> ERFResult``: one model's ERF over ``items``.
+- ``erfs(model_keys, items, size, subset, task, position=, stage=, reduction=) -> list[ERFResult]``:
+  several models' ERFs over ``items``, each image read once.
+- ``table1(model_keys, items, size, n, seed, reduction, task) -> Table1``: the paper's Table 1 / A2.
 - ``attributions(model_key, item, size, methods, task) -> dict[str, Attribution]``: captum attributions.
 - ``attention(model_key, item, size, query, layer, task) -> AttentionMap``: one position's attention.
 - ``predictions(model_key, items, size, task) -> DataFrame``: one model's predictions table.
@@ -21,15 +23,21 @@ and, inside a task's work (each takes the task for progress and cancel; cache ke
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+import torch
 
+from hct.checkpoints import model_label
 from hct.data import parse_size
 from hct.eval import EvaluationReport, evaluate, predict
-from hct.explain import AttentionMap, Attribution, ERFEngine, ERFResult, attention_map, attribute, compute_erf
+from hct.explain import (
+    DEFAULT_REDUCTION, AttentionMap, Attribution, ERFEngine, ERFResult, GradientCache, attention_map, attribute,
+    compute_erfs, select_subset,
+)
+from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.serving import Task
 
 from app import loaders
@@ -73,21 +81,66 @@ def _using(model_key: str) -> Iterator[loaders.LoadedModel]:
         yield loaded
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: str, _items: Sequence[ImageItem],
-         _task: Task) -> ERFResult:
-    _task.step(f"{_label(model_key)}: ERF")
+@contextmanager
+def _using_all(model_keys: Sequence[str]) -> Iterator[dict[str, loaders.LoadedModel]]:
+    """Several loaded models at once, locked in one order (so two tasks never wait on each other)."""
+    with ExitStack() as stack:
+        loaded = {key: stack.enter_context(_using(key)) for key in sorted(set(model_keys))}
+        yield {key: loaded[key] for key in model_keys}
+
+
+def _engine(task: Task) -> ERFEngine:
+    """The ERF engine of a task: its progress and cancel, and the gradient cache on disk."""
+    return ERFEngine(progress=task.progress, cancel=task.cancelled, cache=GradientCache())
+
+
+def _models(loaded: dict[str, loaders.LoadedModel]) -> dict[str, torch.nn.Module]:
+    """The loaded models by their label in figures (:func:`hct.checkpoints.model_label`); a random
+    initialisation says so when a checkpoint of its architecture has the same label."""
+    labels = {key: model_label(loaders.choice(key).spec, entry.card) for key, entry in loaded.items()}
+    out = {}
+    for key, entry in loaded.items():
+        clash = entry.card is None and list(labels.values()).count(labels[key]) > 1
+        out[labels[key] + " (random init)" * clash] = entry.model
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _erfs(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str, subset: str, position: Hashable,
+          stage: int, reduction: str, _items: Sequence[ImageItem], _task: Task) -> list[ERFResult]:
+    _task.step(f"ERF of {len(model_keys)} model{'s' * (len(model_keys) != 1)}")
     images = [loaders.preprocessed(item, size, "acquired") for item in _items]
-    lateralities = [loaders.read_image(item).meta.laterality for item in _items]
-    with _using(model_key) as loaded:
-        return compute_erf(loaded.model, images, lateralities=lateralities, subset=subset,
-                           model_name=loaders.choice(model_key).architecture,
-                           engine=ERFEngine(progress=_task.progress, cancel=_task.cancelled))
+    chosen = select_subset([loaders.laterality(item) for item in _items], subset, len(_items))
+    with _using_all(model_keys) as loaded:
+        return compute_erfs(_models(loaded), images, {subset: chosen}, position=position, stage=stage,
+                            reduction=reduction, engine=_engine(_task))
 
 
-def erf(model_key: str, items: Sequence[ImageItem], size: str, subset: str, task: Task) -> ERFResult:
-    """The ERF of one model over ``items`` (acquired orientation) at ``size``, cached by its inputs."""
-    return _erf(model_key, tuple(i.key for i in items), size, subset, list(items), task)
+def erfs(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, subset: str, task: Task, *,
+         position: str | tuple[int, int] = "centre", stage: int = 5, reduction: str = DEFAULT_REDUCTION) -> list[ERFResult]:
+    """The ERFs of several models over ``items`` (acquired orientation) at ``size``: each image is read
+    once, per-image gradients come from the disk cache when there; cached by the inputs."""
+    return _erfs(tuple(model_keys), tuple(i.key for i in items), size, subset, position, stage, reduction, list(items),
+                 task)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _table1(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str, n: int, seed: int, reduction: str,
+            _items: Sequence[ImageItem], _task: Task) -> Table1:
+    _task.step(f"Table 1 of {len(model_keys)} models")
+    sample = sample_table1(len(_items), lambda i: loaders.laterality(_items[i]), n, seed)
+    chosen = [_items[i] for i in sample.order]
+    images = [loaders.preprocessed(item, size, "acquired") for item in chosen]
+    with _using_all(model_keys) as loaded:
+        return compute_table1(_models(loaded), images, sample, image_ids=[i.name for i in chosen],
+                              reduction=reduction, engine=_engine(_task),
+                              settings={"size": size, "mode": "acquired", "background": "cleared"})
+
+
+def table1(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, n: int, seed: int, reduction: str,
+           task: Task) -> Table1:
+    """The paper's Table 1 / A2 over the session's images: N right, N left and N of either side."""
+    return _table1(tuple(model_keys), tuple(i.key for i in items), size, n, seed, reduction, list(items), task)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

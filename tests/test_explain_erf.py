@@ -8,7 +8,7 @@ from torch import nn
 
 from hct.errors import ConfigError, HCTError
 from hct.explain import (
-    ComputationCancelled, ERFEngine, compute_erf, curve_band, erf_metrics, compute_erfs, select_subset,
+    ComputationCancelled, ERFEngine, compute_erf, compute_erfs, curve_band, erf_metrics, select_subset,
 )
 from hct.models import create_model, list_models
 

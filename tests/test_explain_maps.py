@@ -68,12 +68,15 @@ def test_bad_view_settings_are_clear_errors(field, value):
 def test_heatmaps_draw_outline_centre_and_click_points_in_input_pixels():
     maps, masks = _bump(height=2400, width=1800)
     result = erf_from_maps(maps, masks=masks, model_name="gmic")
-    fig = erf_heatmaps([result], MapView(), click_grid=100)
+    result.feature_shape, result.stride, result.position = (24, 18), (100.0, 100.0), (12, 9)
+    fig = erf_heatmaps([result], MapView(), clickable=True)
     kinds = [trace.type for trace in fig.data]
     assert kinds == ["heatmap", "contour", "scatter", "scatter"]
     heat = fig.data[0]
     assert max(np.shape(heat.z)) <= 1000 and heat.dx == pytest.approx(3.0) and heat.x0 == pytest.approx(1.0)
     assert len(fig.data[2].x) == 24 * 18
+    clicked = (fig.data[2].y[5 * 18 + 7], fig.data[2].x[5 * 18 + 7])
+    assert result.position_at(*clicked) == (5, 7)
 
 
 def test_curves_are_normalised_per_model():

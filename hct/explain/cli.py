@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hct.checkpoints import load_model
+from hct.checkpoints import load_model, model_label
 from hct.data import MODES, ImageRecord, PreprocessedFiles, load_records, parse_size
 from hct.devices import resolve_device
 from hct.distributed import DistContext, setup, teardown
@@ -41,13 +41,10 @@ def parse_pair(text: str, what: str) -> tuple[int, int]:
 def model_and_label(spec: str, device: torch.device, quiet: bool = False) -> tuple[torch.nn.Module, str]:
     """A registry name (random initialisation, said on stderr) or a checkpoint path -> (model, label)."""
     model, card = load_model(spec, device=device)
-    if card is None:
-        if not quiet:
-            print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
-                  file=sys.stderr)
-        return model, spec
-    stem = Path(spec).with_suffix("").name
-    return model, stem if stem == card.architecture else f"{card.architecture}-{stem}"
+    if card is None and not quiet:
+        print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
+              file=sys.stderr)
+    return model, model_label(spec, card)
 
 
 def dataset_records(images: str, split: str | None) -> list[ImageRecord]:

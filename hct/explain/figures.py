@@ -4,6 +4,7 @@ same normalised curves and display maps (:mod:`hct.explain.maps`)."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,9 +25,9 @@ AXES = {"columns": "across rows", "rows": "across columns"}
 
 
 def colour(result: ERFResult, index: int) -> str:
-    """The model's paper colour (by architecture name or label prefix), else the palette's ``index``th."""
+    """The model's paper colour (its label starts with the architecture's name), else the palette's ``index``th."""
     for name in sorted(MODEL_SPECS, key=len, reverse=True):
-        if result.model_name == name or result.model_name.startswith(f"{name}-"):
+        if re.match(rf"{name}(?![A-Za-z0-9_])", result.model_name):
             return MODEL_SPECS[name].colour
     return PALETTE[index % len(PALETTE)]
 
@@ -61,12 +62,13 @@ def _outline_trace(shown: DisplayMap) -> go.Contour:
                       line=dict(width=1.5), showscale=False, hoverinfo="skip", name="breast outline (mean mask)")
 
 
-def erf_heatmaps(results: Sequence[ERFResult], view: MapView = MapView(), click_grid: int | None = None) -> go.Figure:
+def erf_heatmaps(results: Sequence[ERFResult], view: MapView = MapView(), clickable: bool = False) -> go.Figure:
     """ERF maps side by side at display resolution, as ``view`` says (normalisation, scale, clip,
     shared colour range, breast outline), axes in input pixels, the output position's centre marked.
 
-    ``click_grid`` adds invisible points every that many input pixels, so a click on a map selects
-    a point whose (y, x) is the clicked input position (heat maps cannot be selected in plotly).
+    ``clickable`` adds an invisible point at the centre of every output position (at most about
+    4,000, evenly thinned), so a click on a map selects a point (heat maps cannot be selected in
+    plotly) whose (y, x) :meth:`ERFResult.position_at` turns into an output position.
     """
     shown = display_maps(results, view)
     fig = make_subplots(rows=1, cols=len(results), subplot_titles=[_label(r) for r in results], horizontal_spacing=0.03)
@@ -75,8 +77,8 @@ def erf_heatmaps(results: Sequence[ERFResult], view: MapView = MapView(), click_
         fig.add_trace(_heatmap_trace(display, result.model_name, showscale=last or not view.shared), row=1, col=i)
         if display.mask is not None:
             fig.add_trace(_outline_trace(display), row=1, col=i)
-        if click_grid:
-            rows, cols = np.mgrid[click_grid // 2:result.shape[0]:click_grid, click_grid // 2:result.shape[1]:click_grid]
+        if clickable:
+            rows, cols = _position_centres(result)
             fig.add_trace(go.Scatter(x=cols.ravel(), y=rows.ravel(), mode="markers", showlegend=False, hoverinfo="x+y",
                                      name="click to choose the output position", marker=dict(size=6, opacity=0)),
                           row=1, col=i)
@@ -91,6 +93,14 @@ def erf_heatmaps(results: Sequence[ERFResult], view: MapView = MapView(), click_
                             f"{view.clip:g}th percentile, {'shared' if view.shared else 'own'} colour range)",
                       height=480, showlegend=False)
     return fig
+
+
+def _position_centres(result: ERFResult, most: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Input-pixel centres of the output positions, thinned evenly to at most about ``most``."""
+    step = max(1, math.ceil(math.sqrt(result.feature_shape[0] * result.feature_shape[1] / most)))
+    axes = [centre + (np.arange(0, size, step) - index) * stride for centre, index, stride, size in
+            zip(result.input_centre, result.position, result.stride, result.feature_shape)]
+    return np.meshgrid(*axes, indexing="ij")
 
 
 def erf_curves(results: Sequence[ERFResult], axis: str = "columns", sqrt: bool = False,

@@ -61,6 +61,7 @@ def baseline(models: dict, paths: list[str], size, device: torch.device) -> dict
             _sync(device)
             compute += time.perf_counter() - start
         out[label] = (decode / len(paths), compute / len(paths))
+        print(f"baseline {label}: {out[label][0]:.2f} s decode, {out[label][1]:.2f} s pass", file=sys.stderr, flush=True)
     return out
 
 
@@ -73,7 +74,9 @@ def timed_table(args, models: dict, size, cache_dir: Path, out: Path):
     chosen = [records[i] for i in sample.order]
     images = PreprocessedFiles([r.path for r in chosen], size, "acquired")
     engine = ERFEngine(batch_size=args.batch_size if args.batch_size == "auto" else int(args.batch_size),
-                       cache=GradientCache(cache_dir), workers=args.workers, context=DistContext(device=args.device))
+                       cache=GradientCache(cache_dir), workers=args.workers, context=DistContext(device=args.device),
+                       progress=lambda done, total: print(f"table: {done}/{total} images, {time.perf_counter() - start:.0f} s",
+                                                          file=sys.stderr, flush=True))
     table = compute_table1(models, images, sample, image_ids=[r.image_id for r in chosen], engine=engine,
                            settings={"size": f"{size[0]}x{size[1]}", "mode": "acquired", "data": args.data,
                                      "split": args.split})

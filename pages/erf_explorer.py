@@ -103,7 +103,7 @@ def show_erfs(results: list, request: dict) -> None:
     curves = [erf_curves(results, axis, sqrt=sqrt, normalisation=view.normalisation) for axis in ("columns", "rows")]
     left.plotly_chart(curves[0], key="erf-curve-columns")
     right.plotly_chart(curves[1], key="erf-curve-rows")
-    with st.expander(f"Per-image ERFs (the {results[0].n} images of the mean)"):
+    if st.toggle(f"Per-image ERFs (the {results[0].n} images of the mean)", value=False, key="erf-per-image"):
         shown = st.selectbox("Model", range(len(results)), format_func=lambda i: results[i].model_name)
         names = [request["items"][i].name for i in results[shown].indices]
         st.plotly_chart(erf_small_multiples(results[shown], view, names=names), key="erf-multiples")

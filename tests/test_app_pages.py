@@ -67,7 +67,9 @@ def test_erf_explorer_computes_two_models(app):
     at.number_input(key="erf-n").set_value(2)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 4  # maps, curves across rows and columns, per-image maps
+    assert len(at.get("plotly_chart")) == 3  # maps, curves across rows and across columns
+    at.toggle(key="erf-per-image").set_value(True).run()
+    assert len(at.get("plotly_chart")) == 4  # and the per-image maps
     metrics = at.dataframe[0].value
     assert list(metrics["model"]) == ["gmic", "hct_performer_relu"] and set(metrics["n"]) == {2}
     assert len(at.get("download_button")) == 4

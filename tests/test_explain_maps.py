@@ -74,6 +74,10 @@ def test_heatmaps_draw_outline_centre_and_click_points_in_input_pixels():
     assert kinds == ["heatmap", "contour", "scatter", "scatter"]
     heat = fig.data[0]
     assert max(np.shape(heat.z)) <= 1000 and heat.dx == pytest.approx(3.0) and heat.x0 == pytest.approx(1.0)
+    assert np.asarray(heat.z).dtype == np.uint8 and np.asarray(heat.z).max() == 255  # 8-bit levels of the range
+    # a signed map at unit peak on the sqrt scale: the colour bar is symmetric, up to the display map's peak
+    top = float(np.sqrt(result.preview().max() / result.map.max()))
+    assert [float(t) for t in heat.colorbar.ticktext] == pytest.approx([-top, -top / 2, 0, top / 2, top], abs=2e-3)
     assert len(fig.data[2].x) == 24 * 18
     clicked = (fig.data[2].y[5 * 18 + 7], fig.data[2].x[5 * 18 + 7])
     assert result.position_at(*clicked) == (5, 7)

@@ -16,8 +16,9 @@ is :class:`hct.explain.erf_engine.ERFEngine`'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,19 +111,21 @@ class ERFResult:
 
     def preview(self, long_side: int = DISPLAY_LONG_SIDE) -> np.ndarray:
         """``map`` area-averaged to at most ``long_side`` pixels on its long side (kept once made)."""
-        return self._remember(("map", long_side), lambda: area_downsample(self.map, long_side))
+        return self.remember(("map", long_side), lambda: area_downsample(self.map, long_side))
 
     def preview_mask(self, long_side: int = DISPLAY_LONG_SIDE) -> np.ndarray | None:
         """The mean breast mask at the preview's resolution."""
         if self.mask is None:
             return None
-        return self._remember(("mask", long_side), lambda: area_downsample(self.mask, long_side))
+        return self.remember(("mask", long_side), lambda: area_downsample(self.mask, long_side))
 
     def normaliser(self, how: str) -> float:
         """What ``map`` and the curves are divided by under normalisation ``how`` (``hct.explain.maps``)."""
-        return self._remember(("normaliser", how), lambda: normaliser(self.map, how))
+        return self.remember(("normaliser", how), lambda: normaliser(self.map, how))
 
-    def _remember(self, key, make: Callable):
+    def remember(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per ``key`` for this result (previews, normalisers, metrics, bands),
+        so that redrawing with other display settings recomputes nothing."""
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
@@ -313,6 +316,12 @@ def curve_band(result: ERFResult, axis: str = "columns", level: float = 0.95, n_
         raise ConfigError(f"axis must be 'columns' or 'rows', got {axis!r}")
     if not 0 < level < 1:
         raise ConfigError(f"level must be in (0, 1), got {level}")
+    return result.remember(("band", axis, level, n_boot, sqrt, seed, scale),
+                           lambda: _bootstrap_band(result, axis, level, n_boot, sqrt, seed, scale))
+
+
+def _bootstrap_band(result: ERFResult, axis: str, level: float, n_boot: int, sqrt: bool, seed: int,
+                    scale: float) -> tuple[np.ndarray, np.ndarray]:
     curves = (result.image_curves_over_columns if axis == "columns" else result.image_curves_over_rows) / scale
     rng = np.random.default_rng(seed)
     n = curves.shape[0]

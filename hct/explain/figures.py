@@ -48,17 +48,35 @@ def normalised_curve(result: ERFResult, axis: str, normalisation: str | None = N
     return curve / factor, factor
 
 
+LEVELS = 255  # maps travel to the browser as 8-bit levels of their colour range: 4x less than float32
+OUTLINE_LONG_SIDE = 256  # the breast outline needs no finer grid
+
+
 def _heatmap_trace(shown: DisplayMap, name: str, showscale: bool) -> go.Heatmap:
+    """The map as 8-bit levels between its colour range's ends, the colour bar labelled in its values."""
     pitch_r, pitch_c = shown.pitch
-    return go.Heatmap(z=shown.z, x0=(pitch_c - 1) / 2, dx=pitch_c, y0=(pitch_r - 1) / 2, dy=pitch_r,
-                      zmin=shown.zmin, zmax=shown.zmax, colorscale="RdBu_r" if shown.signed else "Viridis",
-                      showscale=showscale, name=name, hovertemplate="row %{y:.0f}, col %{x:.0f}: %{z:.3g}<extra></extra>")
+    span = shown.zmax - shown.zmin
+    levels = np.rint(np.clip((shown.z - shown.zmin) / span, 0, 1) * LEVELS).astype(np.uint8)
+    ticks = np.linspace(0, LEVELS, 5)
+    colorbar = dict(tickvals=ticks, ticktext=[f"{shown.zmin + t / LEVELS * span:.3g}" for t in ticks])
+    return go.Heatmap(z=levels, x0=(pitch_c - 1) / 2, dx=pitch_c, y0=(pitch_r - 1) / 2, dy=pitch_r, zmin=0, zmax=LEVELS,
+                      colorscale="RdBu_r" if shown.signed else "Viridis", showscale=showscale, colorbar=colorbar,
+                      name=name, hovertemplate="row %{y:.0f}, col %{x:.0f}<extra></extra>")
+
+
+def outline_level(mask: np.ndarray) -> float:
+    """Where the breast outline is drawn: half the mean mask's maximum. A right or left row's mean mask
+    reaches 1 inside the breasts (the outline at 0.5); the ``all`` row mixes both sides, each about
+    half the images, and a fixed 0.5 would trace noise between them."""
+    return 0.5 * float(mask.max()) if mask.max() > 0 else 0.5
 
 
 def _outline_trace(shown: DisplayMap) -> go.Contour:
-    pitch_r, pitch_c = shown.pitch
-    return go.Contour(z=shown.mask, x0=(pitch_c - 1) / 2, dx=pitch_c, y0=(pitch_r - 1) / 2, dy=pitch_r,
-                      contours=dict(start=0.5, end=0.5, size=1, coloring="lines"), colorscale=[[0, "white"], [1, "white"]],
+    mask = area_downsample(shown.mask, OUTLINE_LONG_SIDE)
+    pitch_r, pitch_c = (p * n / m for p, n, m in zip(shown.pitch, shown.z.shape, mask.shape))
+    level = outline_level(mask)
+    return go.Contour(z=mask, x0=(pitch_c - 1) / 2, dx=pitch_c, y0=(pitch_r - 1) / 2, dy=pitch_r,
+                      contours=dict(start=level, end=level, size=1, coloring="lines"), colorscale=[[0, "white"], [1, "white"]],
                       line=dict(width=1.5), showscale=False, hoverinfo="skip", name="breast outline (mean mask)")
 
 
@@ -91,7 +109,7 @@ def erf_heatmaps(results: Sequence[ERFResult], view: MapView = MapView(), clicka
     norm = view.normalisation or "default"
     fig.update_layout(title=f"ERF maps ({view.scale} scale, {norm} normalisation, clip at the "
                             f"{view.clip:g}th percentile, {'shared' if view.shared else 'own'} colour range)",
-                      height=480, showlegend=False)
+                      height=560, showlegend=False)
     return fig
 
 
@@ -216,7 +234,8 @@ def _draw_map(ax, shown: DisplayMap) -> None:
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)
     ax.imshow(shown.z, cmap="RdBu_r" if shown.signed else "viridis", vmin=shown.zmin, vmax=shown.zmax, extent=extent)
     if shown.mask is not None:
-        ax.contour(shown.mask, levels=[0.5], colors="white", linewidths=0.8, extent=(extent[0], extent[1], extent[3], extent[2]))
+        ax.contour(shown.mask, levels=[outline_level(shown.mask)], colors="white", linewidths=0.8,
+                   extent=(extent[0], extent[1], extent[3], extent[2]))
     ax.axis("off")
 
 

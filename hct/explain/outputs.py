@@ -33,7 +33,8 @@ def save_map(result: ERFResult, path: Path) -> Path:
 def metrics_frame(results: Sequence[ERFResult]) -> pd.DataFrame:
     """:func:`erf_metrics` of each result, one row each."""
     return pd.DataFrame([{"model": r.model_name, "subset": r.subset, "n": r.n, "stage": r.stage,
-                          "position": f"{r.position[0]},{r.position[1]}", "reduction": r.reduction, **erf_metrics(r)}
+                          "position": f"{r.position[0]},{r.position[1]}", "reduction": r.reduction,
+                          **r.remember("metrics", lambda r=r: erf_metrics(r))}
                          for r in results])
 
 

@@ -97,7 +97,8 @@ def section(args, size, base: dict, cold: float, warm: float | None, table, path
     naive = sum(3 * n * (decode + compute) for decode, compute in base.values())
     lines = [f"Machine: {machine(args.device)}", "", f"Command: `python {' '.join(sys.argv)}`", "",
              f"N = {n} per subset, {union} distinct images (of {paths_count} in the split), {size[0]}x{size[1]}, "
-             f"seed {args.seed}, batch {args.batch_size}, workers {args.workers}.", "",
+             f"seed {args.seed}, batch {args.batch_size}, decoding workers {args.workers}, torch threads "
+             f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at the end.", "",
              "| model | decode + preprocess s/image | full-image pass s/image | naive 3N passes s |", "|---|---|---|---|"]
     for label, (decode, compute) in base.items():
         lines.append(f"| {label} | {decode:.3f} | {compute:.3f} | {3 * n * (decode + compute):.0f} |")
@@ -139,12 +140,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="processes decoding ahead (ERFEngine.workers)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: all cores; on a machine shared with other work, 1 can be faster)")
     parser.add_argument("--baseline-images", type=int, default=2, help="images per model timed for the naive figure")
     parser.add_argument("--no-warm", action="store_true", help="skip the run with the cache filled")
     parser.add_argument("--out", required=True, help="where the table's files go")
     parser.add_argument("--results", default=None, help="replace this device's section of this markdown file")
     args = parser.parse_args()
     args.device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.device.type == "cuda":
         torch.backends.cudnn.benchmark = False  # no autotuning per batch shape
     size = parse_size(args.size)

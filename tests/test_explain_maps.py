@@ -1,7 +1,11 @@
 """Normalisation, display scales, clipping, shared colour ranges and display-resolution maps, and the
 figures drawn from them."""
 
+import base64
+import io
+
 import numpy as np
+import PIL.Image
 import pytest
 
 from hct.errors import ConfigError
@@ -71,15 +75,15 @@ def test_heatmaps_draw_outline_centre_and_click_points_in_input_pixels():
     result.feature_shape, result.stride, result.position = (24, 18), (100.0, 100.0), (12, 9)
     fig = erf_heatmaps([result], MapView(), clickable=True)
     kinds = [trace.type for trace in fig.data]
-    assert kinds == ["heatmap", "contour", "scatter", "scatter"]
-    heat = fig.data[0]
-    assert max(np.shape(heat.z)) <= 1000 and heat.dx == pytest.approx(3.0) and heat.x0 == pytest.approx(1.0)
-    assert np.asarray(heat.z).dtype == np.uint8 and np.asarray(heat.z).max() == 255  # 8-bit levels of the range
-    # a signed map at unit peak on the sqrt scale: the colour bar is symmetric, up to the display map's peak
+    assert kinds == ["image", "scatter", "contour", "scatter", "scatter"]  # map, colour bar, outline, clicks, centre
+    image = fig.data[0]
+    png = PIL.Image.open(io.BytesIO(base64.b64decode(image.source.split(",", 1)[1])))
+    assert max(png.size) <= 1000 and png.size == (600, 800) and image.dx == pytest.approx(3.0) and image.x0 == 1.0
+    # a signed map at unit peak on the sqrt scale: a symmetric colour range up to the display map's peak
     top = float(np.sqrt(result.preview().max() / result.map.max()))
-    assert [float(t) for t in heat.colorbar.ticktext] == pytest.approx([-top, -top / 2, 0, top / 2, top], abs=2e-3)
-    assert len(fig.data[2].x) == 24 * 18
-    clicked = (fig.data[2].y[5 * 18 + 7], fig.data[2].x[5 * 18 + 7])
+    assert (fig.data[1].marker.cmin, fig.data[1].marker.cmax) == pytest.approx((-top, top))
+    assert len(fig.data[3].x) == 24 * 18
+    clicked = (fig.data[3].y[5 * 18 + 7], fig.data[3].x[5 * 18 + 7])
     assert result.position_at(*clicked) == (5, 7)
 
 

@@ -3,11 +3,15 @@ same normalised curves and display maps (:mod:`hct.explain.maps`)."""
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import re
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
+import PIL.Image
 import plotly.graph_objects as go
 from matplotlib.figure import Figure as MplFigure
 from plotly.subplots import make_subplots
@@ -48,20 +52,36 @@ def normalised_curve(result: ERFResult, axis: str, normalisation: str | None = N
     return curve / factor, factor
 
 
-LEVELS = 255  # maps travel to the browser as 8-bit levels of their colour range: 4x less than float32
 OUTLINE_LONG_SIDE = 256  # the breast outline needs no finer grid
 
 
-def _heatmap_trace(shown: DisplayMap, name: str, showscale: bool) -> go.Heatmap:
-    """The map as 8-bit levels between its colour range's ends, the colour bar labelled in its values."""
-    pitch_r, pitch_c = shown.pitch
+def _colormap(shown: DisplayMap) -> str:
+    return "RdBu_r" if shown.signed else "viridis"
+
+
+def map_png(shown: DisplayMap) -> bytes:
+    """The display map coloured on its range (matplotlib's colormap, 256 levels) as PNG bytes."""
     span = shown.zmax - shown.zmin
-    levels = np.rint(np.clip((shown.z - shown.zmin) / span, 0, 1) * LEVELS).astype(np.uint8)
-    ticks = np.linspace(0, LEVELS, 5)
-    colorbar = dict(tickvals=ticks, ticktext=[f"{shown.zmin + t / LEVELS * span:.3g}" for t in ticks])
-    return go.Heatmap(z=levels, x0=(pitch_c - 1) / 2, dx=pitch_c, y0=(pitch_r - 1) / 2, dy=pitch_r, zmin=0, zmax=LEVELS,
-                      colorscale="RdBu_r" if shown.signed else "Viridis", showscale=showscale, colorbar=colorbar,
-                      name=name, hovertemplate="row %{y:.0f}, col %{x:.0f}<extra></extra>")
+    levels = np.rint(np.clip((shown.z - shown.zmin) / span, 0, 1) * 255).astype(np.uint8)
+    lut = (matplotlib.colormaps[_colormap(shown)](np.arange(256))[:, :3] * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(lut[levels]).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _map_traces(shown: DisplayMap, name: str, showscale: bool, colorbar_x: float) -> list:
+    """The map as one coloured image (the browser draws it without touching its pixels), and an empty
+    trace that carries the colour bar, labelled in the map's values."""
+    pitch_r, pitch_c = shown.pitch
+    source = "data:image/png;base64," + base64.b64encode(map_png(shown)).decode()
+    image = go.Image(source=source, x0=(pitch_c - 1) / 2, dx=pitch_c, y0=(pitch_r - 1) / 2, dy=pitch_r, name=name,
+                     hovertemplate="row %{y:.0f}, col %{x:.0f}<extra></extra>")
+    stops = matplotlib.colormaps[_colormap(shown)](np.linspace(0, 1, 11))
+    colorscale = [[k / 10, f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f})"] for k, (r, g, b, _) in enumerate(stops)]
+    scale = go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                       marker=dict(colorscale=colorscale, cmin=shown.zmin, cmax=shown.zmax, color=[shown.zmin],
+                                   showscale=showscale, colorbar=dict(tickformat=".3g", x=colorbar_x, thickness=12)))
+    return [image, scale]
 
 
 def outline_level(mask: np.ndarray) -> float:
@@ -91,8 +111,10 @@ def erf_heatmaps(results: Sequence[ERFResult], view: MapView = MapView(), clicka
     shown = display_maps(results, view)
     fig = make_subplots(rows=1, cols=len(results), subplot_titles=[_label(r) for r in results], horizontal_spacing=0.03)
     for i, (result, display) in enumerate(zip(results, shown), start=1):
-        last = i == len(results)
-        fig.add_trace(_heatmap_trace(display, result.model_name, showscale=last or not view.shared), row=1, col=i)
+        colorbar_x = fig.layout[f"xaxis{i if i > 1 else ''}"].domain[1] + 0.005
+        for trace in _map_traces(display, result.model_name, showscale=i == len(results) or not view.shared,
+                                  colorbar_x=colorbar_x):
+            fig.add_trace(trace, row=1, col=i)
         if display.mask is not None:
             fig.add_trace(_outline_trace(display), row=1, col=i)
         if clickable:

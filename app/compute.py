@@ -18,7 +18,9 @@ cached function: a cache hit would replay them). Pages call:
 
 and, inside a task's work (each takes the task for progress and cancel; cache keys leave it out):
 
-- ``erf(model_key, items, size, subset, task) -> ERFResult``: one model's ERF over ``items``.
+- ``erfs(model_keys, items, size, subset, task, position=, stage=, reduction=) -> list[ERFResult]``:
+  several models' ERFs over ``items``, each image read once (one device slot for them all).
+- ``table1(model_keys, items, size, n, seed, reduction, task) -> Table1``: the paper's Table 1 / A2.
 - ``attributions(model_key, item, size, methods, task) -> dict[str, Attribution]``: captum attributions.
 - ``attention(model_key, item, size, query, layer, task) -> AttentionMap``: one position's attention.
 - ``predictions(model_key, items, size, task) -> DataFrame``: one model's predictions table.
@@ -27,14 +29,16 @@ and, inside a task's work (each takes the task for progress and cancel; cache ke
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
+from hct.checkpoints import model_label
 from hct.data import parse_size
 from hct.devices import disable_tf32
 from hct.eval import (
@@ -49,7 +53,11 @@ from hct.eval import (
     size_tertile_auc,
 )
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, table3_with_cards
-from hct.explain import AttentionMap, Attribution, ERFResult, attention_map, attribute, compute_erf
+from hct.explain import (
+    DEFAULT_REDUCTION, AttentionMap, Attribution, ERFEngine, ERFResult, GradientCache, attention_map, attribute,
+    compute_erfs, select_subset,
+)
+from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.serving import DeviceQueue, Task, check_budget, compute_slots
 
 from app import loaders
@@ -59,7 +67,7 @@ TASKS = "hct_tasks"
 # Result caches of the process: (entries, pickled size). An ERF at 1664x1280 pickles to ~17 MB.
 CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "attention": (32, "256MiB"),
                 "predictions": (16, "64MiB"), "shipped": (4, "64MiB"), "overview": (16, "64MiB"),
-                "size_breakdowns": (32, "64MiB")}
+                "size_breakdowns": (32, "64MiB"), "table1": (4, "1GiB")}
 
 
 def _cached(name: str, spinner: bool | str = False) -> Callable:
@@ -115,26 +123,82 @@ def _using(model_key: str, task: Task) -> Iterator[loaders.LoadedModel]:
             yield loaded
 
 
-@_cached("erf")
-def _erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: str, _items: Sequence[ImageItem],
-         _task: Task) -> ERFResult:
-    _task.step(f"{_label(model_key)}: reading the images")
+@contextmanager
+def _using_all(model_keys: Sequence[str], task: Task) -> Iterator[dict[str, loaders.LoadedModel]]:
+    """One device queue slot, then several loaded models at once, locked in one order (so two tasks
+    never wait on each other)."""
+    with queue().slot(cancel=task.cancelled, on_wait=task.queued), ExitStack() as stack:
+        loaded = {}
+        for key in sorted(set(model_keys)):
+            loaded[key] = loaders.model(key)
+            stack.enter_context(loaded[key].lock)
+        yield {key: loaded[key] for key in model_keys}
+
+
+def _engine(task: Task) -> ERFEngine:
+    """The ERF engine of a task: its progress and cancel, and the gradient cache on disk."""
+    return ERFEngine(progress=task.progress, cancel=task.cancelled, cache=GradientCache())
+
+
+def _models(loaded: dict[str, loaders.LoadedModel]) -> dict[str, torch.nn.Module]:
+    """The loaded models by their label in figures (:func:`hct.checkpoints.model_label`); a random
+    initialisation says so when a checkpoint of its architecture has the same label."""
+    labels = {key: model_label(loaders.choice(key).spec, entry.card) for key, entry in loaded.items()}
+    out = {}
+    for key, entry in loaded.items():
+        clash = entry.card is None and list(labels.values()).count(labels[key]) > 1
+        out[labels[key] + " (random init)" * clash] = entry.model
+    return out
+
+
+def _read_all(items: Sequence[ImageItem], size: str, task: Task) -> list:
+    """The items preprocessed as acquired; reading full-size DICOMs takes most of a CPU's time: shown,
+    and stoppable between images."""
+    task.step("reading the images")
     images = []
-    for item in _items:  # reading full-size DICOMs takes most of a CPU's time: show it, stop between images
-        _task.check()
+    for item in items:
+        task.check()
         images.append(loaders.preprocessed(item, size, "acquired"))
-        _task.progress(len(images), len(_items))
-    lateralities = [loaders.read_image(item).meta.laterality for item in _items]
-    _task.step(f"{_label(model_key)}: ERF")
-    with _using(model_key, _task) as loaded:
-        return compute_erf(loaded.model, images, lateralities=lateralities, subset=subset, keep_image_maps=False,
-                           model_name=loaders.choice(model_key).architecture, progress=_task.progress,
-                           cancel=_task.cancelled)
+        task.progress(len(images), len(items))
+    return images
 
 
-def erf(model_key: str, items: Sequence[ImageItem], size: str, subset: str, task: Task) -> ERFResult:
-    """The ERF of one model over ``items`` (acquired orientation) at ``size``, cached by its inputs."""
-    return _erf(model_key, tuple(i.key for i in items), size, subset, list(items), task)
+@_cached("erf")
+def _erfs(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str, subset: str, position: Hashable,
+          stage: int, reduction: str, _items: Sequence[ImageItem], _task: Task) -> list[ERFResult]:
+    images = _read_all(_items, size, _task)
+    chosen = select_subset([loaders.laterality(item) for item in _items], subset, len(_items))
+    _task.step(f"ERF of {len(model_keys)} model{'s' * (len(model_keys) != 1)}")
+    with _using_all(model_keys, _task) as loaded:
+        return compute_erfs(_models(loaded), images, {subset: chosen}, position=position, stage=stage,
+                            reduction=reduction, engine=_engine(_task))
+
+
+def erfs(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, subset: str, task: Task, *,
+         position: str | tuple[int, int] = "centre", stage: int = 5, reduction: str = DEFAULT_REDUCTION) -> list[ERFResult]:
+    """The ERFs of several models over ``items`` (acquired orientation) at ``size``: each image is read
+    once, per-image gradients come from the disk cache when there; cached by the inputs."""
+    return _erfs(tuple(model_keys), tuple(i.key for i in items), size, subset, position, stage, reduction, list(items),
+                 task)
+
+
+@_cached("table1")
+def _table1(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str, n: int, seed: int, reduction: str,
+            _items: Sequence[ImageItem], _task: Task) -> Table1:
+    sample = sample_table1(len(_items), lambda i: loaders.laterality(_items[i]), n, seed)
+    chosen = [_items[i] for i in sample.order]
+    images = _read_all(chosen, size, _task)
+    _task.step(f"Table 1 of {len(model_keys)} models")
+    with _using_all(model_keys, _task) as loaded:
+        return compute_table1(_models(loaded), images, sample, image_ids=[i.name for i in chosen],
+                              reduction=reduction, engine=_engine(_task),
+                              settings={"size": size, "mode": "acquired", "background": "cleared"})
+
+
+def table1(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, n: int, seed: int, reduction: str,
+           task: Task) -> Table1:
+    """The paper's Table 1 / A2 over the session's images: N right, N left and N of either side."""
+    return _table1(tuple(model_keys), tuple(i.key for i in items), size, n, seed, reduction, list(items), task)
 
 
 @_cached("attribution")

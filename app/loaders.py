@@ -157,6 +157,11 @@ def read_image(item: ImageItem) -> Mammogram:
     return _read(item.key, item.source)
 
 
+def laterality(item: ImageItem) -> str:
+    """``'L'`` or ``'R'``: the record's, else read from the image (tags, or which side the breast lies)."""
+    return item.record.laterality or read_image(item).meta.laterality
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _preprocessed(key: str, size: tuple[int, int], mode: str, _item: ImageItem) -> Preprocessed:
     return preprocess(read_image(_item), size, mode)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -144,6 +147,17 @@ def png_bytes(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+def folder_zip(write: Callable[[Path], Any]) -> bytes:
+    """What ``write(folder)`` writes into an empty folder, as the bytes of a zip archive (for a download)."""
+    with tempfile.TemporaryDirectory() as folder:
+        write(Path(folder))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(Path(folder).rglob("*")):
+                archive.write(path, path.relative_to(folder))
+        return buffer.getvalue()
 
 
 def clicked_point(chart_key: str) -> tuple[float, float] | None:

@@ -33,10 +33,16 @@ python3 -c "import torch, os; print('torch', torch.__version__, torch.cuda.get_d
 step zoo "${ZOO_LIMIT:-470}" python3 -m hct zoo --config configs/zoo.json --out "$OUT/zoo" --phantom-dir /tmp/phantom \
     --compression none --device cuda ${ZOO_TOTAL:+--total-budget-s $ZOO_TOTAL}
 # two archives of checkpoints: what comes back is at most 16 MB a file
-(cd "$OUT/zoo" && tar czf ../zoo_cnn.tgz gmic.* def_gmic.* && tar czf ../zoo_hct.tgz hct_* predictions.csv) && rm -rf "$OUT/zoo"
+(cd "$OUT/zoo" && tar czf ../zoo_cnn.tgz gmic.* def_gmic.* && tar czf ../zoo_hct.tgz hct_* predictions.csv) && mv "$OUT/zoo" /tmp/zoo
 
 [ -n "${SKIP_BENCH:-}" ] && exit 0
 # 2. CUDA benchmarks, each with its own limit.
 step bench_erf 60 python3 bench/erf.py --device cuda --n 100 --sizes 3328x2560 --repeats 1
+# Table 1 + A2 (target: under 60 s) on the phantom test split, with the zoo's checkpoints (else the shipped ones).
+MODELS=/tmp/zoo; [ -f "$MODELS/gmic.safetensors" ] || MODELS=checkpoints
+[ -f /tmp/phantom/manifest.csv ] || python3 -m hct phantom --splits train=0,val=0,test=400 --out /tmp/phantom --workers 16
+step bench_table1 150 python3 bench/table1.py --data /tmp/phantom --split test --n 100 --size 3328x2560 \
+    --device cuda --workers 12 --models "$MODELS"/gmic.safetensors "$MODELS"/def_gmic.safetensors \
+    "$MODELS"/hct_performer_relu.safetensors --out /tmp/table1_cuda
 step bench_train 30 python3 bench/train.py --device cuda --steps 5
 ls -la "$OUT"

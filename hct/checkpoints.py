@@ -76,3 +76,12 @@ def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighRe
     if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
         raise CheckpointError(f"model {spec!r} is neither a registered name ({list_models()}) nor a checkpoint file")
     return load_checkpoint(spec, device=device)
+
+
+def model_label(spec: str, card: ModelCard | None) -> str:
+    """How figures and file names call a model loaded from ``spec``: the registry name at random
+    initialisation, the architecture for a checkpoint named after it, else ``architecture-stem``."""
+    if card is None:
+        return spec
+    stem = Path(spec).with_suffix("").name
+    return stem if stem == card.architecture else f"{card.architecture}-{stem}"

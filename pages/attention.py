@@ -69,7 +69,8 @@ with tabs[1]:
 with tabs[2]:
     if st.button("Compute the ERF of this image"):
         widgets.run_safely(lambda: compute.start(
-            "attn-erf", lambda task: compute.erf(model_key, [item], size, "all", task), images=1, size=size), "The ERF")
+            "attn-erf", lambda task: compute.erfs([model_key], [item], size, "all", task)[0], images=1, size=size),
+            "The ERF")
     result = widgets.follow("attn-erf", "The ERF")
     if result is not None and result.shape == pixels.shape:
         st.plotly_chart(heatmap_overlay(pixels, result.sqrt_map, opacity, title="sqrt |ERF| of the centre output position",

@@ -1,62 +1,154 @@
-"""ERF explorer: effective receptive fields of two or more models over the same N images, side by side."""
+"""ERF explorer: effective receptive fields of several models over the same N images, side by side,
+and the paper's Table 1 / Table A2 in one action."""
 
-import pandas as pd
 import streamlit as st
 
-from hct.explain import SUBSETS, curves_frame, erf_curves, erf_heatmaps, erf_metrics, erf_summary_figure, select_subset
+from hct.explain import (
+    DEFAULT_REDUCTION, NORMALISATIONS, REDUCTIONS, SCALES, STAGES, SUBSETS, MapView, curves_frame, erf_curves,
+    erf_heatmaps, erf_small_multiples, erf_summary_figure, table1_figure,
+)
+from hct.explain.outputs import metrics_frame, write_erf_outputs, write_table1
 from hct.reports import figures_html
 
-from app import compute, state, widgets
+from app import compute, loaders, state, widgets
+
+REDUCTION_NAMES = {"mean_abs": "mean |grad| (default)", "mean": "signed mean (Luo et al.)",
+                   "positive": "mean relu(grad) (RepLKNet)"}
+REQUEST = "erf-request"
 
 st.title("ERF explorer")
-st.caption("Luo et al.'s effective receptive field as in the paper (Sec. 4): the input gradient of the centre "
-           "output position, averaged over N images. Choose images on the Images page.")
+st.caption("Luo et al.'s effective receptive field as in the paper (Sec. 4): the input gradient of one output "
+           "position, averaged over N images in their acquired orientation (no flip, no crop; background cleared). "
+           "Choose images on the Images page.")
 
 items = state.images()
 with st.form("erf"):
     models = widgets.model_picker("Models (two or more)", multi=True, key="erf-models",
                                   default=["init:gmic", "init:hct_performer_relu"])
-    cols = st.columns(3)
-    subset = cols[0].radio("Breasts", SUBSETS, horizontal=True)
-    n = cols[1].number_input("N images", 1, max(len(items), 1), min(8, len(items)))
+    cols = st.columns(4)
+    subset = cols[0].radio("Breasts", SUBSETS, horizontal=True, key="erf-subset")
+    n = cols[1].number_input("N images", 1, max(len(items), 1), min(8, len(items)), key="erf-n")
     with cols[2]:
         size = widgets.size_picker(models)
-    compute_clicked = st.form_submit_button("Compute ERF", type="primary")
+    stage = cols[3].selectbox("Stage back-propagated", STAGES, index=len(STAGES) - 1,
+                              format_func=lambda s: f"{s} (output feature map)" if s == STAGES[-1] else str(s),
+                              key="erf-stage")
+    cols = st.columns([3, 1, 1, 1])
+    reduction = cols[0].radio("Per-image gradient", REDUCTIONS, index=REDUCTIONS.index(DEFAULT_REDUCTION),
+                              format_func=REDUCTION_NAMES.get, horizontal=True, key="erf-reduction")
+    centre = cols[1].checkbox("Centre position", value=True, help="Or type an output position, or click the map")
+    row = cols[2].number_input("Output row", 0, 100_000, 0)
+    col = cols[3].number_input("Output column", 0, 100_000, 0)
+    submitted = st.form_submit_button("Compute ERF", type="primary")
 widgets.untrained_note(models)
 
 
-def start(models: list[str], chosen: list, size: str, subset: str) -> None:
-    compute.start("erf", lambda task: [compute.erf(k, chosen, size, subset, task) for k in models],
-                  images=len(chosen), size=size, models=len(models))
+def start(request: dict) -> None:
+    """Compute the ERFs of ``request`` as this session's task (each image read once for all models)."""
+    st.session_state[REQUEST] = request
+    chosen = request["items"]
+    widgets.run_safely(lambda: compute.start(
+        "erf", lambda task: compute.erfs(request["models"], chosen, request["size"], request["subset"], task,
+                                         position=request["position"], stage=request["stage"],
+                                         reduction=request["reduction"]),
+        images=len(chosen), size=request["size"], models=len(request["models"])), "The ERF")
 
 
-if compute_clicked:
-    if len(models) < 1:
+if submitted:
+    if not models:
         st.error("Choose at least one model (two to compare).")
     else:
-        lateralities = [i.record.laterality for i in items]
-        indices = widgets.run_safely(lambda: select_subset(lateralities, subset, len(items)), "Choosing images")
-        if indices is not None:
-            widgets.run_safely(lambda: start(models, [items[i] for i in indices[:n]], size, subset), "The ERF")
+        wanted = [i for i in items if subset == "all" or loaders.laterality(i) == subset[0].upper()][:n]
+        if not wanted:
+            st.error(f"No {subset} breast among the session's images; choose another subset or add images.")
+        else:
+            start({"models": models, "items": wanted, "size": size, "subset": subset, "stage": stage,
+                   "reduction": reduction, "position": "centre" if centre else (int(row), int(col))})
+
+
+def view_controls() -> MapView:
+    """How maps and curves are drawn; a change redraws from the maps kept at display resolution."""
+    cols = st.columns(5)
+    normalisation = cols[0].selectbox("Normalisation", ["default", *NORMALISATIONS],
+                                      help="default: unit area for mean |grad| and relu, unit peak for the signed mean")
+    scale = cols[1].selectbox("Map scale", SCALES, index=SCALES.index("sqrt"), key="erf-scale")
+    clip = cols[2].select_slider("Clip at percentile", [90.0, 95.0, 99.0, 99.5, 99.9, 100.0], value=100.0,
+                                 key="erf-clip")
+    shared = cols[3].toggle("One colour scale", value=True)
+    outline = cols[4].toggle("Breast outline", value=True)
+    return MapView(normalisation=None if normalisation == "default" else normalisation, scale=scale, clip=clip,
+                   shared=shared, outline=outline)
+
+
+def show_maps(results: list, view: MapView, request: dict) -> None:
+    """The maps side by side; a click moves the output position and computes every model again."""
+    st.caption(f"Output position {results[0].position} of stage {results[0].stage} (red cross). Click a map to "
+               "move it: every model's ERF is computed again for that position.")
+    st.plotly_chart(erf_heatmaps(results, view, clickable=True), key="erf-maps", on_select="rerun",
+                    selection_mode="points")
+    clicked = widgets.clicked_point("erf-maps")
+    if clicked is not None and clicked != st.session_state.get("erf-clicked"):
+        st.session_state["erf-clicked"] = clicked
+        position = results[0].position_at(*clicked)
+        if position != results[0].position:
+            start({**request, "position": position})
+            st.rerun()
+
+
+def show_erfs(results: list, request: dict) -> None:
+    """Maps, curves, per-image maps, metrics and downloads of the computed ERFs."""
+    view = view_controls()
+    show_maps(results, view, request)
+    sqrt = st.toggle("Sqrt ERF curves (the paper's second pair)", value=False)
+    left, right = st.columns(2)
+    curves = [erf_curves(results, axis, sqrt=sqrt, normalisation=view.normalisation) for axis in ("columns", "rows")]
+    left.plotly_chart(curves[0], key="erf-curve-columns")
+    right.plotly_chart(curves[1], key="erf-curve-rows")
+    if st.toggle(f"Per-image ERFs (the {results[0].n} images of the mean)", value=False, key="erf-per-image"):
+        shown = st.selectbox("Model", range(len(results)), format_func=lambda i: results[i].model_name)
+        names = [request["items"][i].name for i in results[shown].indices]
+        st.plotly_chart(erf_small_multiples(results[shown], view, names=names), key="erf-multiples")
+    st.subheader("ERF metrics")
+    st.dataframe(metrics_frame(results), width="stretch", hide_index=True)
+    cols = st.columns(4)
+    cols[0].download_button("Curves (CSV)", lambda: curves_frame(results, view.normalisation).to_csv(index=False),
+                            file_name="erf_curves.csv", mime="text/csv")
+    cols[1].download_button("Figures (HTML)", lambda: figures_html([erf_heatmaps(results, view), *curves],
+                                                                   "HCT Explorer: ERF"),
+                            file_name="erf.html", mime="text/html")
+    cols[2].download_button("Figure (PNG)", lambda: widgets.png_bytes(erf_summary_figure(results, view)),
+                            file_name="erf.png", mime="image/png")
+    cols[3].download_button("Full-resolution maps and all files (zip)", lambda: widgets.folder_zip(
+        lambda folder: write_erf_outputs(results, folder, view)), file_name="erf.zip", mime="application/zip")
+
+
+def table1_section() -> None:
+    """The paper's Table 1 / A2 over the session's images, as a task with progress and cancel."""
+    st.header("Table 1 / Table A2")
+    sides = [loaders.laterality(i) for i in items]
+    per_side = min(sides.count("L"), sides.count("R"))
+    st.caption(f"The paper's Table 1 over the session's {len(items)} images ({sides.count('R')} right, "
+               f"{sides.count('L')} left breasts): rows all / right / left of N images each, the same images for "
+               "every model, with the models, resolution and per-image gradient chosen above. Each image is "
+               "computed once for the three rows.")
+    with st.form("table1"):
+        cols = st.columns(2)
+        table_n = cols[0].number_input("N per row", 1, max(per_side, 1), max(min(100, per_side), 1), key="table1-n")
+        seed = cols[1].number_input("Seed of the image sample", 0, 2**31 - 1, 0)
+        clicked = st.form_submit_button("Compute Table 1", disabled=per_side == 0 or not models)
+    if clicked:
+        widgets.run_safely(lambda: compute.start(
+            "table1", lambda task: compute.table1(models, items, size, int(table_n), int(seed), reduction, task),
+            images=min(len(items), 2 * int(table_n)), size=size, models=len(models)), "Table 1")
+    table = widgets.follow("table1", "Table 1")
+    if table is not None:
+        st.plotly_chart(table1_figure(table.results), key="table1-grid")
+        st.dataframe(table.metrics(), width="stretch", hide_index=True)
+        st.download_button("Table 1: PNG, HTML, CSV and maps (zip)", lambda: widgets.folder_zip(
+            lambda folder: write_table1(table, folder)), file_name="table1.zip", mime="application/zip")
+
 
 results = widgets.follow("erf", "The ERF")
-if results is None:
-    st.stop()
-sqrt = st.toggle("Square root (the paper's Sqrt ERF)", value=False)
-st.plotly_chart(erf_heatmaps(results, sqrt=sqrt), key="erf-maps")
-left, right = st.columns(2)
-curves = [erf_curves(results, "columns", sqrt=sqrt), erf_curves(results, "rows", sqrt=sqrt)]
-left.plotly_chart(curves[0], key="erf-curve-columns")
-right.plotly_chart(curves[1], key="erf-curve-rows")
-
-st.subheader("ERF metrics")
-metrics = pd.DataFrame({f"{r.model_name} ({r.subset}, N={r.n})": erf_metrics(r) for r in results})
-st.dataframe(metrics, width="stretch")
-
-cols = st.columns(3)
-cols[0].download_button("Curves (CSV)", lambda: curves_frame(results).to_csv(index=False),
-                        file_name="erf_curves.csv", mime="text/csv")
-cols[1].download_button("Figures (HTML)", lambda: figures_html([erf_heatmaps(results, sqrt), *curves], "HCT Explorer: ERF"),
-                        file_name="erf.html", mime="text/html")
-cols[2].download_button("Figure (PNG)", lambda: widgets.png_bytes(erf_summary_figure(results)),
-                        file_name="erf.png", mime="image/png")
+if results:
+    show_erfs(results, st.session_state[REQUEST])
+table1_section()

@@ -17,6 +17,7 @@ HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
 def app(monkeypatch, tmp_path):
     monkeypatch.setenv("HCT_APP_MAX_SIZE", "64x48")
     monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
+    monkeypatch.setenv("HCT_CACHE_DIR", str(tmp_path / "cache"))
     at = AppTest.from_file(HOME, default_timeout=240)
     at.run()
     assert not at.exception
@@ -80,24 +81,52 @@ def test_erf_explorer_computes_two_models(app):
     at = open_page(app, "erf_explorer")
     assert at.multiselect[0].value == ["ckpt:gmic", "ckpt:hct_performer_relu"]  # the shipped checkpoints
     assert at.selectbox[0].value == "card" and at.selectbox[0].options[0] == "64x48 (model card)"
-    at.number_input[0].set_value(2)
+    assert at.radio(key="erf-reduction").value == "mean_abs" and at.selectbox(key="erf-stage").value == 5
+    at.number_input(key="erf-n").set_value(2)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 3  # maps, curves over columns, curves over rows
+    assert len(at.get("plotly_chart")) == 3  # maps, curves across rows and across columns
+    at.toggle(key="erf-per-image").set_value(True).run()
+    assert len(at.get("plotly_chart")) == 4  # and the per-image maps
     metrics = at.dataframe[0].value
-    assert list(metrics.columns) == ["gmic (all, N=2)", "hct_performer_relu (all, N=2)"]
-    assert len(at.get("download_button")) == 3
-    at.toggle[0].set_value(True).run()
-    assert not at.exception
+    assert list(metrics["model"]) == ["gmic", "hct_performer_relu"] and set(metrics["n"]) == {2}
+    assert len(at.get("download_button")) == 4
+    at.selectbox(key="erf-scale").set_value("log10").run()
+    at.select_slider(key="erf-clip").set_value(99.0).run()
+    assert not at.exception and not at.error
 
 
-def test_erf_explorer_left_subset(app):
+def test_erf_explorer_left_subset_stage_and_typed_position(app):
     at = open_page(app, "erf_explorer")
-    at.radio[0].set_value("left")
-    at.number_input[0].set_value(1)
+    at.radio(key="erf-subset").set_value("left")
+    at.number_input(key="erf-n").set_value(1)
+    at.selectbox(key="erf-stage").set_value(3)
+    at.checkbox[0].set_value(False)
+    at.number_input[1].set_value(1)  # stage 3 of HCT at 64x48 is 2x2
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert "N=1" in at.dataframe[0].value.columns[0]
+    metrics = at.dataframe[0].value
+    assert set(metrics["subset"]) == {"left"} and set(metrics["stage"]) == {3} and set(metrics["position"]) == {"1,0"}
+
+
+def test_erf_explorer_position_off_the_map_is_a_clear_message(app):
+    at = open_page(app, "erf_explorer")
+    at.number_input(key="erf-n").set_value(1)
+    at.checkbox[0].set_value(False)
+    at.number_input[1].set_value(500)
+    at.button[0].click().run()
+    assert not at.exception and at.error and "outside the" in at.error[0].value
+
+
+def test_erf_explorer_table1(app):
+    at = open_page(app, "erf_explorer")
+    assert at.number_input(key="table1-n").value == 4  # the samples hold 4 left and 4 right breasts
+    at.number_input(key="table1-n").set_value(2)
+    next(b for b in at.button if b.label == "Compute Table 1").click().run()
+    assert not at.exception and not at.error
+    metrics = at.dataframe[0].value
+    assert list(metrics["subset"]) == ["all", "right", "left", "right - left"] * 2
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("download_button")) == 1
 
 
 def test_attention_page_probability_overlays_and_erf(app):
@@ -204,7 +233,7 @@ def test_a_failed_task_shows_its_message(app):
 
 def test_cancel_while_queued_leaves_the_device_queue(app):
     """Another session holds the device: the request waits at position 1; its Cancel button takes it out."""
-    compute._erf.clear()
+    compute._erfs.clear()
     queue = compute.queue()
     with queue.slot():
         at = open_page(app, "erf_explorer")

@@ -51,15 +51,18 @@ def test_flat_curve_is_not_gaussian():
     assert gaussian_fit_r2(np.ones(100) + 0.01 * np.random.default_rng(0).standard_normal(100)) < 0.5
 
 
-def test_mask_share_mean_and_per_image():
+def test_breast_share_per_image_and_on_a_given_mask():
     maps = np.zeros((2, 10, 10), np.float32)
     maps[0, 2, 2] = 1.0  # inside image 0's mask
-    maps[1, 8, 8] = 1.0  # outside image 1's mask
+    maps[1, 8, 8] = 3.0  # outside image 1's mask
     masks = np.zeros((2, 10, 10), bool)
     masks[0, :5, :5] = masks[1, :5, :5] = True
-    result = erf_from_maps(maps)
-    assert erf_metrics(result, mask=masks)["mask_share"] == pytest.approx(0.5)
-    assert erf_metrics(result, mask=masks[0])["mask_share"] == pytest.approx(0.5)
-    assert erf_metrics(result, mask=np.ones((10, 10)))["mask_share"] == pytest.approx(1.0)
-    with pytest.raises(ConfigError):
+    result = erf_from_maps(maps, masks=masks)
+    assert erf_metrics(result)["breast_share"] == pytest.approx(0.5)  # mean of 1 and 0, whatever the magnitudes
+    assert erf_metrics(result, mask=masks[0])["breast_share"] == pytest.approx(0.25)  # the mean map's mass: 1 of 4
+    assert "breast_share" not in erf_metrics(erf_from_maps(maps))
+
+
+def test_a_zero_map_has_no_metrics():
+    with pytest.raises(ConfigError, match="zero everywhere"):
         erf_metrics(np.zeros((5, 5)))

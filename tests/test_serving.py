@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hct.errors import ComputationCancelled, ConfigError
-from hct.explain import compute_erf
+from hct.explain import ERFEngine, compute_erf
 from hct.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_budget, compute_slots
 
 
@@ -48,7 +48,7 @@ class Gate(nn.Module):
 def test_cancel_stops_an_erf_between_images_through_the_library_callback():
     model = Gate()
     images = torch.rand(6, 1, 16, 16)
-    task = Task(lambda t: compute_erf(model, images, progress=t.progress, cancel=t.cancelled)).start()
+    task = Task(lambda t: compute_erf(model, images, engine=ERFEngine(progress=t.progress, cancel=t.cancelled))).start()
     assert model.started.wait(10)
     assert task.steps == (1, 6) and task.state == "running"
     task.cancel()

@@ -1,7 +1,7 @@
 """Mammograms in, model inputs and labelled records out: reading, preprocessing, data sets."""
 
 from hct.data.breast import breast_mask, breast_side, infer_laterality
-from hct.data.cache import load_preprocessed
+from hct.data.cache import PreprocessedFiles, load_preprocessed
 from hct.data.cbis_ddsm import read_cbis_ddsm, scan_cbis_ddsm
 from hct.data.check import FORMATS, check_data, write_checked_manifest
 from hct.data.cmmd import read_cmmd, scan_cmmd
@@ -23,7 +23,7 @@ from hct.data.vindr import read_vindr_mammo, scan_vindr_mammo
 __all__ = [
     "FINDING_TYPES", "FORMATS", "FULL_SIZE", "HALF_SIZE", "LATERALITIES", "MAX_PIXELS", "MODES", "SPLITS", "VIEWS", "Box",
     "ClinicalEvent", "DataReport", "DicomIndex", "ImageRecord", "Mammogram", "MammogramDataset", "MammogramMeta",
-    "Patch", "PatchDataset", "Preprocessed", "assign_splits", "augment", "box_size", "breast_mask", "breast_side",
+    "Patch", "PatchDataset", "Preprocessed", "PreprocessedFiles", "assign_splits", "augment", "box_size", "breast_mask", "breast_side",
     "builtin_samples", "check_data", "complete_splits", "extract_patch", "generate_phantom", "index_dicoms",
     "infer_laterality", "label_exam", "load_preprocessed", "load_records", "make_loader", "make_record",
     "parse_size", "preprocess", "preprocessing_info", "read_cbis_ddsm", "read_cmmd", "read_mammogram", "read_manifest", "read_optimam",

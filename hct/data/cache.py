@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from hct.data.preprocess import PREPROCESSING_VERSION, Preprocessed, parse_size, preprocess
 from hct.data.reading import read_mammogram
+from hct.errors import ConfigError
 
 
 def cache_key(path: str | Path, size: tuple[int, int], mode: str, clear_background: bool) -> str:
@@ -42,3 +44,26 @@ def load_preprocessed(path: str | Path, size: tuple[int, int] | str, cache_dir: 
              crop_box=np.array(result.crop_box), original_shape=np.array(result.original_shape))
     os.replace(partial, file)
     return result
+
+
+class PreprocessedFiles(Sequence):
+    """Image files preprocessed when accessed (:func:`load_preprocessed`), so only what is in use is
+    in memory; ``keys`` name each file and its preprocessing without reading it (see :func:`cache_key`)."""
+
+    def __init__(self, paths: Sequence[str | Path], size: tuple[int, int] | str, mode: str = "canonical",
+                 clear_background: bool = True, cache_dir: str | Path | None = None) -> None:
+        self.paths, self.size, self.mode = [str(p) for p in paths], parse_size(size), mode
+        self.clear_background, self.cache_dir = clear_background, cache_dir
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Preprocessed:
+        return load_preprocessed(self.paths[index], self.size, self.cache_dir, self.mode, self.clear_background)
+
+    @property
+    def keys(self) -> list[str]:
+        missing = [p for p in self.paths if not os.path.isfile(p)]
+        if missing:
+            raise ConfigError(f"{len(missing)} image files do not exist, e.g. {missing[0]}; check the manifest or folder")
+        return [cache_key(p, self.size, self.mode, self.clear_background) for p in self.paths]

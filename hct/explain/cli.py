@@ -1,27 +1,34 @@
-"""``python -m hct erf`` (ERF of several models over N images) and ``python -m hct explain`` (one image)."""
+"""``python -m hct erf`` (ERF of several models over N images), ``python -m hct table1`` (the paper's
+Table 1 / A2) and ``python -m hct explain`` (one image). ``erf`` and ``table1`` also run under
+``torchrun``: images are shared out over the processes and rank 0 writes the outputs."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hct.checkpoints import load_model
-from hct.data import MODES, load_records, parse_size
+from hct.checkpoints import load_model, model_label
+from hct.data import MODES, ImageRecord, PreprocessedFiles, load_records, parse_size
 from hct.devices import resolve_device
+from hct.distributed import DistContext, setup, teardown
 from hct.errors import ConfigError
 from hct.explain.attention_maps import attention_map
 from hct.explain.attribution import METHODS, attribute
-from hct.explain.erf import SUBSETS, ERFResult, compute_erf, curves_frame, subset_laterality
-from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
-from hct.explain.metrics import erf_metrics
+from hct.explain.erf import DEFAULT_REDUCTION, REDUCTIONS, SUBSETS, compute_erfs, subset_laterality
+from hct.explain.erf_cache import GradientCache, default_cache_dir
+from hct.explain.erf_engine import ERFEngine
+from hct.explain.figures import heatmap_overlay
+from hct.explain.maps import NORMALISATIONS, SCALES, MapView
+from hct.explain.outputs import write_erf_outputs, write_table1
+from hct.explain.receptive_field import STAGES
+from hct.explain.table1 import compute_table1, sample_table1
 from hct.reports import write_figures_html
+
 
 def parse_pair(text: str, what: str) -> tuple[int, int]:
     try:
@@ -31,57 +38,47 @@ def parse_pair(text: str, what: str) -> tuple[int, int]:
     return row, col
 
 
-def model_and_label(spec: str, device: torch.device) -> tuple[torch.nn.Module, str]:
+def model_and_label(spec: str, device: torch.device, quiet: bool = False) -> tuple[torch.nn.Module, str]:
     """A registry name (random initialisation, said on stderr) or a checkpoint path -> (model, label)."""
     model, card = load_model(spec, device=device)
-    if card is None:
+    if card is None and not quiet:
         print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
               file=sys.stderr)
-        return model, spec
-    stem = Path(spec).with_suffix("").name
-    return model, stem if stem == card.architecture else f"{card.architecture}-{stem}"
+    return model, model_label(spec, card)
 
 
-def image_sources(images: str) -> list[tuple[str, str | None]]:
-    """``(path, laterality or None)`` of every image of ``images`` (see ``hct.data.load_records``)."""
-    return [(str(r.path), r.laterality or None) for r in load_records(images)]
+def dataset_records(images: str, split: str | None) -> list[ImageRecord]:
+    """The records of ``images`` (see ``hct.data.load_records``), only those of ``split`` when given."""
+    records = load_records(images)
+    if split:
+        records = [r for r in records if r.split == split]
+        if not records:
+            raise ConfigError(f"no image of {images} is in split {split!r}; check --split (train, val, test)")
+    return records
 
 
-def sample_images(sources: list[tuple[str, str | None]], n: int, subset: str, seed: int) -> tuple[list[str], list[str]]:
-    """``n`` random images of ``subset`` (lateralities missing from a source are read from the file)."""
+def laterality(record: ImageRecord) -> str:
+    """The record's laterality, read from the file when the record lacks it."""
     from hct.data import read_mammogram
 
+    return record.laterality or read_mammogram(record.path).meta.laterality
+
+
+def sample_images(records: list[ImageRecord], n: int, subset: str, seed: int) -> list[int]:
+    """``n`` random records of ``subset`` (in a seeded random order); a clear error when there are fewer."""
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
     wanted = subset_laterality(subset)
-    order = list(range(len(sources)))
+    order = list(range(len(records)))
     random.Random(seed).shuffle(order)
-    paths, sides = [], []
+    chosen = []
     for i in order:
-        path, side = sources[i]
-        side = side or read_mammogram(path).meta.laterality
-        if wanted is None or side == wanted:
-            paths.append(path)
-            sides.append(side)
-        if len(paths) == n:
-            break
-    if not paths:
-        raise ConfigError(f"no {subset} breast image among the {len(sources)} images")
-    return paths, sides
-
-
-class LazyImages(Sequence):
-    """Preprocessed images read on access, so only one batch is ever in memory."""
-
-    def __init__(self, paths: list[str], size: tuple[int, int], mode: str = "acquired",
-                 clear_background: bool = True) -> None:
-        self.paths, self.size, self.mode, self.clear_background = paths, size, mode, clear_background
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        from hct.data import preprocess, read_mammogram
-
-        return preprocess(read_mammogram(self.paths[index]), self.size, self.mode, self.clear_background)
+        if wanted is None or laterality(records[i]) == wanted:
+            chosen.append(i)
+        if len(chosen) == n:
+            return chosen
+    raise ConfigError(f"--n {n} is more than the {len(chosen)} {'' if wanted is None else subset + ' breast '}images "
+                      f"among the {len(records)} images; lower --n to at most {len(chosen)} or add images")
 
 
 def _progress(label: str):
@@ -90,57 +87,68 @@ def _progress(label: str):
     return report
 
 
-def write_erf_outputs(results: list[ERFResult], out: Path) -> list[Path]:
-    """Maps and curves (.npz, CSV), metrics (CSV), a PNG summary and an offline HTML report."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for r in results:
-        path = out / f"erf_{r.model_name}_{r.subset}.npz"
-        np.savez_compressed(path, map=r.map, sqrt_map=r.sqrt_map, curve_over_columns=r.curve_over_columns,
-                            curve_over_rows=r.curve_over_rows, image_curves_over_columns=r.image_curves_over_columns,
-                            image_curves_over_rows=r.image_curves_over_rows, position=np.array(r.position),
-                            input_centre=np.array(r.input_centre), stride=np.array(r.stride),
-                            mask=r.mask if r.mask is not None else np.zeros(0), reduction=r.reduction, n=r.n)
-        written.append(path)
-    path = out / "erf_curves.csv"
-    curves_frame(results).to_csv(path, index=False)
-    written.append(path)
-    metrics = [{"model": r.model_name, "subset": r.subset, "n": r.n, "position": f"{r.position[0]},{r.position[1]}",
-                **erf_metrics(r)} for r in results]
-    path = out / "erf_metrics.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for m in metrics for k in m)))
-        writer.writeheader()
-        writer.writerows(metrics)
-    written.append(path)
-    path = out / "erf.png"
-    erf_summary_figure(results).savefig(path, dpi=120)
-    written.append(path)
-    figures = [erf_heatmaps(results), erf_heatmaps(results, sqrt=True)]
-    figures += [erf_curves(results, axis, sqrt) for sqrt in (False, True) for axis in ("columns", "rows")]
-    written += write_figures_html(figures, out / "erf.html", "Effective receptive field")
-    return written
+def _engine(args: argparse.Namespace, context: DistContext, label: str) -> ERFEngine:
+    batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
+    cache = None if args.no_cache else GradientCache(args.cache_dir)
+    return ERFEngine(batch_size=batch, windowed=not args.no_window, cache=cache, context=context,
+                     progress=_progress(label) if context.is_main else None)
+
+
+def _position(text: str) -> str | tuple[int, int]:
+    return "centre" if text in ("centre", "center") else parse_pair(text, "--position")
+
+
+def _models(specs: list[str], context: DistContext) -> dict[str, torch.nn.Module]:
+    models = {}
+    for spec in specs:
+        model, label = model_and_label(spec, context.device, quiet=not context.is_main)
+        models[label] = model
+    return models
+
+
+def _view(args: argparse.Namespace) -> MapView:
+    return MapView(normalisation=args.normalisation, scale=args.scale, clip=args.clip)
 
 
 def run_erf(args: argparse.Namespace) -> int:
-    size = parse_size(args.size)
-    position = "centre" if args.position in ("centre", "center") else parse_pair(args.position, "--position")
-    batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
-    if args.n < 1:
-        raise ConfigError(f"--n must be at least 1, got {args.n}")
-    device = resolve_device(args.device)
-    paths, sides = sample_images(image_sources(args.images), args.n, args.subset, args.seed)
-    if len(paths) < args.n:
-        print(f"only {len(paths)} {args.subset} images available (asked for {args.n})", file=sys.stderr)
-    images = LazyImages(paths, size, args.mode, not args.keep_background)
-    results = []
-    for spec in args.models:
-        model, label = model_and_label(spec, device)
-        results.append(compute_erf(model, images, position=position, lateralities=sides, subset=args.subset,
-                                   reduction=args.reduction, batch_size=batch, keep_image_maps=False,
-                                   model_name=label, progress=_progress(label)))
-    for path in write_erf_outputs(results, Path(args.out)):
-        print(path)
+    size, position = parse_size(args.size), _position(args.position)
+    context = setup(resolve_device(args.device))
+    try:
+        records = dataset_records(args.images, args.split)
+        chosen = sample_images(records, args.n, args.subset, args.seed)
+        images = PreprocessedFiles([records[i].path for i in chosen], size, args.mode, not args.keep_background)
+        models = _models(args.models, context)
+        results = compute_erfs(models, images, {args.subset: range(len(chosen))}, position=position,
+                               reduction=args.reduction, stage=args.stage,
+                               engine=_engine(args, context, " + ".join(models)))
+        if context.is_main:
+            inputs = f"{args.mode}, background {'kept' if args.keep_background else 'cleared'}"
+            for path in write_erf_outputs(results, Path(args.out), _view(args), inputs):
+                print(path)
+    finally:
+        teardown(context)
+    return 0
+
+
+def run_table1(args: argparse.Namespace) -> int:
+    size, position = parse_size(args.size), _position(args.position)
+    context = setup(resolve_device(args.device))
+    try:
+        records = dataset_records(args.images, args.split)
+        sample = sample_table1(len(records), lambda i: laterality(records[i]), args.n, args.seed)
+        chosen = [records[i] for i in sample.order]
+        images = PreprocessedFiles([r.path for r in chosen], size, args.mode, not args.keep_background)
+        models = _models(args.models, context)
+        settings = {"models": dict(zip(models, args.models)), "images": args.images, "split": args.split,
+                    "size": f"{size[0]}x{size[1]}", "mode": args.mode, "background": "kept" if args.keep_background else "cleared"}
+        table = compute_table1(models, images, sample, image_ids=[r.image_id for r in chosen], position=position,
+                               reduction=args.reduction, stage=args.stage, settings=settings,
+                               engine=_engine(args, context, " + ".join(models)))
+        if context.is_main:
+            for path in write_table1(table, Path(args.out), _view(args)):
+                print(path)
+    finally:
+        teardown(context)
     return 0
 
 
@@ -191,26 +199,48 @@ def _overlay_png(image: np.ndarray, heatmap: np.ndarray, title: str, path: Path)
     return path
 
 
-def add_commands(subparsers) -> None:
-    """Register ``erf`` and ``explain``."""
-    p = subparsers.add_parser("erf", help="effective receptive field of models over N images (paper Sec. 4)")
+def _erf_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments ``erf`` and ``table1`` share."""
     p.add_argument("--models", nargs="+", required=True, help="registry names (random init) or checkpoint paths")
-    p.add_argument("--images", required=True, help="a folder of images, a manifest .csv, or 'samples'")
-    p.add_argument("--n", type=int, default=100, help="number of images (paper: 100)")
-    p.add_argument("--subset", choices=SUBSETS, default="all", help="all, left or right breasts")
+    p.add_argument("--images", required=True, help="a folder of images, a manifest .csv, a phantom folder or 'samples'")
+    p.add_argument("--split", default=None, help="only the images of this split (train, val, test)")
+    p.add_argument("--n", type=int, default=100, help="images per subset (paper: 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random image sample")
     p.add_argument("--size", default="1664x1280", help="model input HxW (full resolution: 3328x2560)")
-    p.add_argument("--position", default="centre", help="output feature-map position: centre or ROW,COL")
+    p.add_argument("--position", default="centre", help="output feature-map position of the stage: centre or ROW,COL")
+    p.add_argument("--stage", type=int, choices=STAGES, default=None,
+                   help="whose output position is back-propagated: stage 1-5 (default 5, the output feature map)")
+    p.add_argument("--reduction", choices=REDUCTIONS, default=DEFAULT_REDUCTION,
+                   help="per-image gradient: mean_abs (|grad|, default: shows the paper's curves), mean (signed, "
+                        "Luo et al.) or positive (relu(grad), RepLKNet)")
     p.add_argument("--mode", choices=MODES, default="acquired",
                    help="preprocessing: acquired (no flip, no crop: the paper's ERF study) or canonical")
     p.add_argument("--keep-background", action="store_true",
                    help="keep what lies outside the breast (labels, markers) instead of clearing it")
-    p.add_argument("--reduction", choices=("mean", "mean_abs"), default="mean",
-                   help="mean of signed gradients (paper) or of their absolute values")
+    p.add_argument("--normalisation", choices=NORMALISATIONS, default=None,
+                   help="per-model curves and maps: area (default for mean_abs/positive), peak (default for mean) or none")
+    p.add_argument("--scale", choices=SCALES, default="sqrt", help="display scale of the maps in the figures")
+    p.add_argument("--clip", type=float, default=100.0, help="maps' colour scale saturates at this percentile")
     p.add_argument("--batch-size", default="auto", help="'auto' or an int")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random image sample")
+    p.add_argument("--cache-dir", default=str(default_cache_dir()),
+                   help="per-image gradients are kept here, so a second run is nearly free")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the gradient cache")
+    p.add_argument("--no-window", action="store_true",
+                   help="back-propagate through the whole image even where the receptive field is bounded (GMIC)")
     p.add_argument("--out", required=True, help="output folder")
+
+
+def add_commands(subparsers) -> None:
+    """Register ``erf``, ``table1`` and ``explain``."""
+    p = subparsers.add_parser("erf", help="effective receptive field of models over N images (paper Sec. 4)")
+    _erf_arguments(p)
+    p.add_argument("--subset", choices=SUBSETS, default="all", help="all, left or right breasts")
     p.set_defaults(func=run_erf)
+
+    p = subparsers.add_parser("table1", help="the paper's Table 1 / A2: ERFs of models over all, right and left breasts")
+    _erf_arguments(p)
+    p.set_defaults(func=run_table1)
 
     p = subparsers.add_parser("explain", help="heat map of one image: attribution or HCT attention")
     p.add_argument("--model", required=True, help="registry name (random init) or checkpoint path")

@@ -48,19 +48,17 @@ def gaussian_fit_r2(curve: np.ndarray) -> float:
     return float(1 - ss_res / ss_tot)
 
 
-def _mask_share(weights: np.ndarray, mask: np.ndarray, image_maps: np.ndarray | None) -> float:
+def _breast_share(weights: np.ndarray, mask: np.ndarray | None, image_shares: np.ndarray | None) -> float | None:
+    """Each image's share of its ``|ERF|`` on its own breast, averaged; else the mean map's share on ``mask``."""
+    if mask is None and image_shares is not None and np.isfinite(image_shares).any():
+        return float(np.nanmean(image_shares))
+    if mask is None:
+        return None
     mask = np.asarray(mask, dtype=np.float64)
-    if mask.ndim == 2:
-        if mask.shape != weights.shape:
-            raise ConfigError(f"mask shape {mask.shape} differs from the ERF's {weights.shape}; give it at model resolution")
-        return float((weights * mask).sum() / weights.sum())
-    if image_maps is None or mask.shape != image_maps.shape:
-        raise ConfigError("per-image masks (N, H, W) need the per-image maps of an ERFResult of the same N, H, W; "
-                          "pass the mean mask (H, W) instead")
-    per_image = np.abs(image_maps.astype(np.float64))
-    totals = per_image.sum(axis=(1, 2))
-    shares = (per_image * mask).sum(axis=(1, 2)) / np.where(totals > 0, totals, 1)
-    return float(shares[totals > 0].mean())
+    if mask.shape != weights.shape:
+        raise ConfigError(f"mask shape {mask.shape} differs from the ERF's {weights.shape}; give an (H, W) mask "
+                          "at model resolution")
+    return float((weights * mask).sum() / weights.sum())
 
 
 def erf_metrics(erf: ERFResult | np.ndarray, mask: np.ndarray | None = None,
@@ -73,14 +71,14 @@ def erf_metrics(erf: ERFResult | np.ndarray, mask: np.ndarray | None = None,
     image centre for a bare map), in pixels and as a fraction of the image height/width.
     ``spread_rows``/``spread_cols``: standard deviation (pixels) along rows (vertical) and columns.
     ``gaussian_r2_over_rows``/``_over_columns``: R^2 of a Gaussian fit to each aggregate curve.
-    ``mask_share``: share of the mass inside the breast ``mask`` (``(H, W)`` mask or mean mask, or
-    per-image ``(N, H, W)`` masks with an ERFResult's per-image maps; default its mean mask).
+    ``breast_share``: the share of ``|ERF|`` on the breast. For an ERFResult, each image's share on
+    its own breast mask, averaged over images (its ``image_breast_shares``); given an ``(H, W)``
+    ``mask`` (or a bare map with one), the share of the map's mass inside it.
     """
-    image_maps = None
+    image_shares = None
     if isinstance(erf, ERFResult):
-        erf_map, image_maps = erf.map, erf.image_maps
+        erf_map, image_shares = erf.map, erf.image_breast_shares
         centre = erf.input_centre if centre is None else centre
-        mask = erf.mask if mask is None else mask
     else:
         erf_map = np.asarray(erf)
     if erf_map.ndim != 2:
@@ -114,6 +112,7 @@ def erf_metrics(erf: ERFResult | np.ndarray, mask: np.ndarray | None = None,
         gaussian_r2_over_columns=gaussian_fit_r2(erf_map.sum(axis=0)),
     )
     metrics["offset_frac"] = metrics["offset"] / float(np.hypot(height, width))
-    if mask is not None:
-        metrics["mask_share"] = _mask_share(weights, mask, image_maps)
+    share = _breast_share(weights, mask, image_shares)
+    if share is not None:
+        metrics["breast_share"] = share
     return metrics

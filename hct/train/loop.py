@@ -315,7 +315,7 @@ def _accumulate(run: _Run, order: torch.Tensor, centres: torch.Tensor | None) ->
     """Forward and backward of this rank's micro-batches of the current step; the summed loss."""
     config, ctx, state, device = run.config, run.ctx, run.state, run.ctx.device
     batch, micro = config.resolved_batch, config.resolved_micro_batch
-    mine = ctx.my_micro_batches(batch // micro)
+    mine = ctx.shard(range(batch // micro))
     loss_sum = torch.zeros((), device=device)
     for n, j in enumerate(mine):
         rows = slice(state.step_in_epoch * batch + j * micro, state.step_in_epoch * batch + (j + 1) * micro)

@@ -1,5 +1,5 @@
-"""End to end in a real browser: start the app as the README says, compute an ERF of two models on the
-built-in samples, reject bad uploads, click to query attention, and save a screenshot of every page."""
+"""End to end in a real browser: start the app as the README says, compute an ERF of two models and Table 1
+on the built-in samples, reject bad uploads, click to query attention, and save a screenshot of every page."""
 
 import os
 import socket
@@ -32,7 +32,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = free_port()
-    env = dict(os.environ, HCT_APP_MAX_SIZE="128x96",
+    env = dict(os.environ, HCT_APP_MAX_SIZE="128x96", HCT_CACHE_DIR=str(tmp_path_factory.mktemp("cache")),
                HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"))
     streamlit = Path(sys.executable).parent / "streamlit"
     process = subprocess.Popen([str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
@@ -87,6 +87,25 @@ def test_erf_of_two_models_in_the_browser(server, page):
         page.wait_for_timeout(4000 if name in ("attention", "images") else 2000)
         page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
         page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def test_table1_action_in_the_browser(server, page):
+    """The Table 1 action at the test's tiny resolution: the grid (rows all / right / left, ERF and Sqrt ERF
+    across rows and columns, both models), the metrics with the right - left rows, and the zip download."""
+    page.goto(f"{server}/erf_explorer")
+    expect(page.get_by_role("heading", name="Table 1 / Table A2")).to_be_visible(timeout=120_000)
+    page.get_by_label("N per row").fill("2")
+    page.get_by_role("button", name="Compute Table 1").click()
+    grid = page.locator(".js-plotly-plot").filter(has=page.get_by_text("laid out as the paper's Table 1"))
+    expect(grid).to_be_visible(timeout=300_000)
+    assert grid.locator(".subplot").count() == 12 and grid.locator(".scatterlayer .trace").count() >= 2 * 12
+    expect(page.get_by_text("right - left").first).to_be_attached(timeout=60_000)  # a cell of the metrics grid
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Table 1: PNG, HTML, CSV and maps (zip)").click()
+    assert download.value.suggested_filename == "table1.zip"
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.wait_for_timeout(1500)
+    page.screenshot(path=SHOTS / "erf_explorer_table1.png", full_page=True)
 
 
 def test_bad_uploads_get_clear_errors_in_the_browser(server, page, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 
 from hct.data.phantom import MANIFEST_NAME, generate_phantom
@@ -40,4 +41,6 @@ def _phantom(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> int:
     meta = read_mammogram(args.path).meta
     print(json.dumps(dataclasses.asdict(meta), indent=2))
+    if meta.warning:
+        print(f"warning: {meta.warning}", file=sys.stderr)
     return 0

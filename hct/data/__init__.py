@@ -3,6 +3,7 @@
 from hct.data.breast import breast_mask, breast_side, infer_laterality
 from hct.data.cache import load_preprocessed
 from hct.data.cbis_ddsm import read_cbis_ddsm
+from hct.data.exams import FOUR_VIEWS, breast_scores, complete_exams, exam_label, study_key, view_name
 from hct.data.datasets import MammogramDataset, PatchDataset, augment, make_loader
 from hct.data.manifest import make_record, read_manifest, write_manifest
 from hct.data.optimam import ClinicalEvent, label_exam, read_optimam
@@ -17,10 +18,10 @@ from hct.data.splits import assign_splits
 from hct.data.vindr import read_vindr_mammo
 
 __all__ = [
-    "FINDING_TYPES", "FULL_SIZE", "HALF_SIZE", "LATERALITIES", "MAX_PIXELS", "MODES", "SPLITS", "VIEWS", "Box",
+    "FINDING_TYPES", "FOUR_VIEWS", "FULL_SIZE", "HALF_SIZE", "LATERALITIES", "MAX_PIXELS", "MODES", "SPLITS", "VIEWS", "Box",
     "ClinicalEvent", "ImageRecord", "Mammogram", "MammogramDataset", "MammogramMeta", "Patch", "PatchDataset",
-    "Preprocessed", "assign_splits", "augment", "box_size", "breast_mask", "breast_side", "builtin_samples", "extract_patch",
+    "Preprocessed", "assign_splits", "augment", "box_size", "breast_scores", "complete_exams", "exam_label", "breast_mask", "breast_side", "builtin_samples", "extract_patch",
     "generate_phantom", "infer_laterality", "label_exam", "load_preprocessed", "load_records", "make_loader", "make_record",
     "parse_size", "preprocess", "preprocessing_info", "read_cbis_ddsm", "read_mammogram", "read_manifest", "read_optimam",
-    "read_vindr_mammo", "sample_patches", "write_manifest",
+    "read_vindr_mammo", "sample_patches", "study_key", "view_name", "write_manifest",
 ]

@@ -1,5 +1,6 @@
 """Explainability: effective receptive fields (paper Sec. 4), their metrics, captum attributions
-and HCT attention maps, and the figures that show them."""
+and HCT attention maps, readable overlays on the image as acquired and their export, where
+explanations point (localization), and the figures that show them."""
 
 from hct.explain.attention_maps import AttentionMap, attention_layer, attention_map, attention_received, layer_input
 from hct.explain.attribution import (
@@ -13,6 +14,12 @@ from hct.explain.erf import (
 from hct.explain.inputs import as_batch, eval_mode
 from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
 from hct.explain.metrics import AREA_SHARES, area_shares, erf_metrics, gaussian_fit_r2
+# the reading view
+from hct.explain.export import secondary_capture, source_uids
+from hct.explain.figures import localization_figure, picture_figure
+from hct.explain.localization import LOCALIZATION_METHODS, finding_mask, localize, score, summarise
+from hct.explain.overlays import in_original, overlay_picture, png_bytes, region_picture
+from hct.explain.readable import Readability, ReadableMap, readable
 
 __all__ = [
     "AREA_SHARES", "METHODS", "REDUCTIONS", "SUBSETS", "AttentionMap", "Attribution", "ComputationCancelled",
@@ -21,4 +28,7 @@ __all__ = [
     "erf_summary_figure", "eval_mode", "gaussian_fit_r2", "gradcam", "gradcam_layers", "heatmap_overlay",
     "input_gradients", "integrated_gradients", "layer_input", "malignancy_probability", "occlusion",
     "occlusion_window", "output_position", "saliency", "select_subset", "smoothgrad",
+    "LOCALIZATION_METHODS", "Readability", "ReadableMap", "finding_mask", "in_original", "localization_figure",
+    "localize", "overlay_picture", "picture_figure", "png_bytes", "readable", "region_picture", "score",
+    "secondary_capture", "source_uids", "summarise",
 ]

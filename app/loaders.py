@@ -1,41 +1,68 @@
-"""Process-wide cached resources: the device, models (loaded once, read-only, eval mode) and images."""
+"""Process-wide cached resources: the device, the model choices, models (loaded once, read-only, eval mode) and images."""
 
 from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-from hct.checkpoints import load_checkpoint
+from hct.checkpoints import load_model
 from hct.weights import ModelCard, find_checkpoints, read_card
 from hct.data import Mammogram, Preprocessed, parse_size, preprocess, read_mammogram
 from hct.data.preprocess import resize
 from hct.devices import resolve_device
 from hct.errors import HCTError
-from hct.models import create_model, display_name, list_models
+from hct.models import DEFAULT_INPUT_SIZE, display_name, list_models
 from hct.train.jobs import DEFAULT_STORE, JobStore
 from hct.train.loop import read_metrics
 
 from app.state import ImageItem
 
 
+MODEL_CACHE_SIZE = 8  # models held on the device at once; the least recently used one goes first
+
+
 @dataclass(frozen=True)
 class ModelChoice:
-    """A model the app can load: a shipped/trained checkpoint, or a registry architecture at random init."""
+    """A model the app can load: a shipped/trained checkpoint, or a registry architecture at random init.
+
+    ``input_size`` is the resolution of its card (the registry's default for an architecture).
+    """
 
     key: str
     label: str
     architecture: str
+    input_size: tuple[int, int]
     checkpoint: str | None = None
 
     @property
     def trained(self) -> bool:
         return self.checkpoint is not None
+
+    @property
+    def spec(self) -> str:
+        """What :func:`hct.checkpoints.load_model` takes: the checkpoint path or the architecture name."""
+        return self.checkpoint or self.architecture
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model held on the device (eval mode, read-only) with its card (``None`` at random init).
+
+    Computations on it take ``lock`` first: hooks (Grad-CAM, attention maps) are the model's own, so
+    two threads computing on one model at once would see each other's.
+    """
+
+    key: str
+    model: torch.nn.Module
+    card: ModelCard | None
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
 
 def device() -> str:
@@ -43,19 +70,35 @@ def device() -> str:
     return resolve_device("auto").type
 
 
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def model_choices() -> list[ModelChoice]:
-    """Every checkpoint found (with a readable card), then each architecture at random initialisation."""
+    """Every checkpoint found (with a readable card), then each architecture at random initialisation.
+
+    Read again only when a checkpoint card in ``checkpoints/`` or the job store changes.
+    """
+    cards = tuple((str(p), _mtime(p.with_suffix(".json"))) for p in find_checkpoints())
+    return list(_choices(cards, _mtime(job_store().path)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _choices(cards: tuple[tuple[str, int], ...], store_mtime: int) -> tuple[ModelChoice, ...]:
     choices = []
-    for path in [*find_checkpoints(), *job_checkpoints()]:
+    for path in [*(Path(p) for p, _ in cards), *job_checkpoints()]:
         try:
             card = read_card(path)
         except HCTError:
             continue
-        name = display_name(card.architecture)
         stem = path.stem if path.parent.name == "checkpoints" else f"{path.parent.name}/{path.stem}"
-        choices.append(ModelChoice(f"ckpt:{stem}", f"{name} — {stem}", card.architecture, str(path)))
-    choices += [ModelChoice(f"init:{a}", f"{display_name(a)} (random init)", a) for a in list_models()]
-    return choices
+        choices.append(ModelChoice(f"ckpt:{stem}", f"{display_name(card.architecture)} — {stem}", card.architecture,
+                                   card.input_size or DEFAULT_INPUT_SIZE, str(path)))
+    choices += [ModelChoice(f"init:{a}", f"{display_name(a)} (random init)", a, DEFAULT_INPUT_SIZE) for a in list_models()]
+    return tuple(choices)
 
 
 def choice(key: str) -> ModelChoice:
@@ -66,35 +109,36 @@ def choice(key: str) -> ModelChoice:
 
 
 @st.cache_resource(show_spinner=False)
-def _loaded() -> dict[str, str]:
-    """Keys of the models held on the device by this process, with their device."""
+def _held() -> dict[str, LoadedModel]:
+    """The models :func:`model`'s cache holds now, by key (kept in step by its ``on_release``)."""
     return {}
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=8)
-def load_model(key: str) -> tuple[torch.nn.Module, ModelCard | None]:
-    """The model for ``key`` on the device in eval mode, loaded once per process (read-only)."""
-    item = choice(key)
-    if item.checkpoint:
-        model, card = load_checkpoint(item.checkpoint, device=device())
-    else:
-        torch.manual_seed(0)
-        model, card = create_model(item.architecture).to(device()).eval(), None
-    for param in model.parameters():
-        param.requires_grad_(False)
-    _loaded()[key] = device()
-    return model, card
-
-
-def unload_model(key: str) -> None:
-    load_model.clear(key)
-    _loaded().pop(key, None)
+def _released(loaded: LoadedModel) -> None:
+    if _held().get(loaded.key) is loaded:
+        _held().pop(loaded.key, None)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
+@st.cache_resource(show_spinner=False, max_entries=MODEL_CACHE_SIZE, on_release=_released)
+def model(key: str) -> LoadedModel:
+    """The model for ``key`` on the device (:func:`hct.checkpoints.load_model`), loaded once per process."""
+    net, card = load_model(choice(key).spec, device=device())
+    for param in net.parameters():
+        param.requires_grad_(False)
+    loaded = LoadedModel(key, net, card)
+    _held()[key] = loaded
+    return loaded
+
+
+def unload_model(key: str) -> None:
+    model.clear(key)
+
+
 def loaded_models() -> dict[str, str]:
-    return dict(_loaded())
+    """The keys of the models held on the device now, with their device."""
+    return {key: next(m.model.parameters()).device.type for key, m in list(_held().items())}
 
 
 def training_curve(checkpoint: str) -> list[dict]:

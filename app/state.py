@@ -1,4 +1,4 @@
-"""Per-session state: the selected image set shared by every page, and the cancel check."""
+"""Per-session state: the selected image set shared by every page, and the input sizes offered."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hct.data import ImageRecord, builtin_samples, parse_size
 
 IMAGES_KEY = "hct_images"
 SIZES = ("416x320", "832x640", "1664x1280", "3328x2560")
-DEFAULT_SIZE = "1664x1280"  # the shipped checkpoints' resolution; an ERF of two models over 8 images takes ~7 s on 2 CPU cores (bench/RESULTS.md)
+CARD_SIZE = "card"  # the size option that follows the chosen model's card
 
 
 @dataclass(frozen=True)
@@ -67,23 +67,16 @@ def size_options() -> list[str]:
     return [f"{rows}x{cols}", *smaller]
 
 
-def default_size() -> str:
+def card_size(input_size: tuple[int, int]) -> str:
+    """A model card's input size as an offered size: itself, else the largest offered size within it
+    (``HCT_APP_MAX_SIZE`` caps what is offered), else the smallest offered."""
     options = size_options()
-    return DEFAULT_SIZE if DEFAULT_SIZE in options else options[0]
-
-
-def stop_requested() -> bool:
-    """True once the user clicked anything (Cancel included) while a long computation runs.
-
-    Streamlit queues a rerun on every click; the library's cancel check reads it here so the work
-    stops at the next image instead of finishing for nothing. Internal API: False if it changes.
-    """
-    from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
-    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
-
-    ctx = get_script_run_ctx(suppress_warning=True)
-    requests = getattr(ctx, "script_requests", None)
-    return getattr(requests, "_state", ScriptRequestType.CONTINUE) != ScriptRequestType.CONTINUE
+    wanted = f"{input_size[0]}x{input_size[1]}"
+    if wanted in options:
+        return wanted
+    within = [s for s in options if parse_size(s)[0] <= input_size[0] and parse_size(s)[1] <= input_size[1]]
+    by_area = sorted(within or options, key=lambda s: parse_size(s)[0] * parse_size(s)[1])
+    return by_area[-1] if within else by_area[0]
 
 
 FOUR_VIEWS = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))

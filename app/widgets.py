@@ -1,60 +1,86 @@
-"""Small UI pieces shared by pages: safe execution with progress and cancel, image figures, pickers."""
+"""Small UI pieces shared by pages: safe execution, a task's progress and result, image figures, pickers."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from hct.data import ImageRecord, parse_size
-from hct.errors import HCTError
-from hct.eval import EvaluationReport, evaluate, predict
-from hct.explain import Attribution, ComputationCancelled, ERFResult, attribute, compute_erf
+from hct.errors import ComputationCancelled, HCTError
+from hct.models import DEFAULT_INPUT_SIZE
+from hct.serving import Task
 
-from app import loaders, state
-from app.state import ImageItem
+from app import compute, loaders, state
 
 T = TypeVar("T")
+_EXPECTED = (ComputationCancelled, torch.cuda.OutOfMemoryError, MemoryError, HCTError)
+
+
+def _show_failure(err: BaseException, what: str) -> None:
+    """A clear message for the failures users can fix (cancel, out of memory, bad input)."""
+    if isinstance(err, ComputationCancelled):
+        st.warning(f"{what} was cancelled; nothing was kept.")
+    elif isinstance(err, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()
+        st.error(f"{what} ran out of GPU memory: choose a smaller resolution or fewer images (N) and try again.")
+    elif isinstance(err, MemoryError):
+        st.error(f"{what} ran out of memory: choose a smaller resolution or fewer images (N) and try again.")
+    else:
+        st.error(f"{what} failed: {err}")
 
 
 def run_safely(work: Callable[[], T], what: str) -> T | None:
     """Run ``work``; show a clear message instead of a traceback for the failures users can fix."""
     try:
         return work()
-    except ComputationCancelled:
-        st.warning(f"{what} was cancelled; nothing was kept.")
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        st.error(f"{what} ran out of GPU memory: choose a smaller resolution or fewer images (N) and try again.")
-    except MemoryError:
-        st.error(f"{what} ran out of memory: choose a smaller resolution or fewer images (N) and try again.")
-    except HCTError as err:
-        st.error(f"{what} failed: {err}")
+    except _EXPECTED as err:
+        _show_failure(err, what)
     return None
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _cached_erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: str,
-                _items: Sequence[ImageItem]) -> ERFResult:
-    label = loaders.choice(model_key).label
-    bar = st.progress(0.0, text=f"{label}: starting")
-    model, _ = loaders.load_model(model_key)
-    images = [loaders.preprocessed(item, size, "acquired") for item in _items]
-    lateralities = [loaders.read_image(item).meta.laterality for item in _items]
-    return compute_erf(model, images, lateralities=lateralities, subset=subset, keep_image_maps=False,
-                       model_name=loaders.choice(model_key).architecture, cancel=state.stop_requested,
-                       progress=lambda done, total: bar.progress(done / total, text=f"{label}: {done}/{total} images"))
+def follow(key: str, what: str) -> Any | None:
+    """The result of this session's task under ``key`` (:func:`app.compute.start`), waiting for it to end.
+
+    While it runs: its progress and a Cancel button. The wait yields to Streamlit every half second,
+    so a click reruns the page at once; the task goes on and the new run waits for it again. A failed
+    or cancelled task shows its message; a failure that is not the user's is raised.
+    """
+    task = compute.task(key)
+    if task is None:
+        return None
+    if not task.finished:
+        placeholder = st.empty()
+        with placeholder.container():
+            bar = st.progress(*_progress(task, what))
+            st.button("Cancel", key=f"{key}-cancel", on_click=task.cancel, disabled=task.cancelled())
+            while not task.wait(0.5):
+                bar.progress(*_progress(task, what))
+        placeholder.empty()
+    if task.error is not None:
+        if not isinstance(task.error, _EXPECTED):
+            raise task.error
+        _show_failure(task.error, what)
+    return task.result
 
 
-def erf(model_key: str, items: Sequence[ImageItem], size: str, subset: str = "all") -> ERFResult:
-    """The ERF of one model over ``items`` at ``size`` with a progress bar, cached by its inputs."""
-    return _cached_erf(model_key, tuple(i.key for i in items), size, subset, list(items))
+def _progress(task: Task, what: str) -> tuple[float, str]:
+    done, total = task.steps
+    if task.cancelled():
+        return 0.0, f"{what}: cancelling…"
+    return (done / total if total else 0.0), f"{what}: {task.note}" + (f" — {done}/{total}" if total else "")
+
+
+def size_picker(models: Sequence[str], label: str = "Resolution (HxW)", key: str | None = None) -> str:
+    """Pick a model input size; the default follows the first chosen model's card (``input_size``)."""
+    card = state.card_size(loaders.choice(models[0]).input_size if models else DEFAULT_INPUT_SIZE)
+    picked = st.selectbox(label, [state.CARD_SIZE, *state.size_options()], key=key,
+                          format_func=lambda s: f"{card} (model card)" if s == state.CARD_SIZE else s)
+    return card if picked == state.CARD_SIZE else picked
 
 
 def image_figure(pixels: np.ndarray, window: float | None = None, level: float | None = None,
@@ -105,13 +131,6 @@ def png_bytes(figure) -> bytes:
     return buffer.getvalue()
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def attribution(model_key: str, image_key: str, size: str, method: str, _item: ImageItem) -> Attribution:
-    """One captum attribution of one image, cached by its inputs."""
-    model, _ = loaders.load_model(model_key)
-    return attribute(model, loaders.preprocessed(_item, size), method)
-
-
 def clicked_point(chart_key: str) -> tuple[float, float] | None:
     """``(row, col)`` of the last point clicked on the plotly chart ``chart_key``, if any."""
     event = st.session_state.get(chart_key)
@@ -120,23 +139,6 @@ def clicked_point(chart_key: str) -> tuple[float, float] | None:
     if not points:
         return None
     return float(points[0]["y"]), float(points[0]["x"])
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def predictions_for(model_key: str, image_keys: tuple[str, ...], size: str, _records: Sequence[ImageRecord]) -> pd.DataFrame:
-    """One model's predictions over data set records (with a progress bar), cached by its inputs."""
-    model, card = loaders.load_model(model_key)
-    label = loaders.choice(model_key).label
-    bar = st.progress(0.0, text=f"{label}: predicting")
-    return predict(model, list(_records), size=parse_size(size), batch_size=1, device=loaders.device(),
-                   model_name=label, checkpoint_sha256=card.weights_sha256 if card else "",
-                   progress=lambda done, total: bar.progress(done / total, text=f"{label}: {done}/{total} images"))
-
-
-@st.cache_data(show_spinner="Bootstrapping AUCs…", max_entries=16)
-def evaluation(predictions: pd.DataFrame, n_boot: int) -> EvaluationReport:
-    """Every evaluation table of a predictions table, cached by its content."""
-    return evaluate(predictions, n_boot=n_boot)
 
 
 def log_tail(path: str, chars: int = 4000) -> str:

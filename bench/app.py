@@ -11,6 +11,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from app.compute import TASKS
+
 HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
 
 
@@ -20,9 +22,11 @@ def main() -> None:
     home_s = time.perf_counter() - start
     assert not at.exception, at.exception
     at.switch_page("../pages/erf_explorer.py").run()
-    size, n = at.selectbox[0].value, at.number_input[0].value
+    size, n = at.selectbox[0].options[0].removesuffix(" (model card)"), at.number_input[0].value
     start = time.perf_counter()
     at.button[0].click().run()
+    at.session_state[TASKS]["erf"].wait()
+    at.run()
     erf_s = time.perf_counter() - start
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())

@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# The GPU session: train the shipped checkpoints (python -m hct zoo) and run the CUDA benchmarks.
-# Written for the lent H100/H200 machine (no internet; missing pure-Python wheels carried in .whl/);
-# results go to $OUT (or ./gpu-out). Each part has its own time limit so one failure costs no other.
+# The GPU session, one call on the lent H100/H200 (about 9 minutes): the phantom benchmark, the five
+# shipped checkpoints with their test predictions (python -m hct zoo), then the CUDA benchmarks.
+# Results go to $OUT (or ./gpu-out): at most 8 files come back, so logs are bundled into logs.tgz
+# after every step (a step cut by its time limit still leaves the earlier ones).
 # The device image lacks these pure-Python wheels; fetch them into .whl/ (git-ignored) beforehand with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux2014_x86_64 -d .whl performer-pytorch local-attention hyper-connections \
-#     torch-einops-utils axial-positional-embedding nystrom-attention pydicom captum plotly
+#     --platform manylinux2014_x86_64 -d .whl performer-pytorch==1.1.4 local-attention==1.11.2 \
+#     nystrom-attention==0.0.14 captum==0.9.0 pydicom==3.0.2 plotly==7.1.0 axial-positional-embedding==0.3.12 \
+#     hyper-connections==0.4.11 torch-einops-utils==0.2.0
 # and carry .whl with the run.
 set -u
-OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT/logs"
 export PYTHONUNBUFFERED=1
 if [ -d .whl ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$PWD
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" >> "$OUT/gpu.txt" 2>&1
+bundle() { tar czf "$OUT/logs.tgz" -C "$OUT" logs; }
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, time it, bundle the logs
+    local name=$1 limit=$2; shift 2
+    local start=$(date +%s)
+    timeout "$limit" "$@" > "$OUT/logs/$name.log" 2>&1
+    echo "$name: exit $? after $(( $(date +%s) - start )) s (limit $limit s)" | tee -a "$OUT/logs/steps.txt"
+    bundle
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/logs/gpu.txt" 2>&1
+python3 -c "import torch, os; print('torch', torch.__version__, torch.cuda.get_device_name(), 'cpus', os.cpu_count())" \
+    >> "$OUT/logs/gpu.txt" 2>&1
 
-# 1. The model zoo at 1664x1280 (half the paper's resolution), ~50 s of training per model.
-timeout "${ZOO_LIMIT:-330}" python3 -m hct zoo --out "$OUT/zoo" --phantom-dir /tmp/phantom --n-images 600 \
-    --image-size 1664x1280 --patch-size 256 --epochs-patch ${EPOCHS_PATCH:-8} --epochs-image ${EPOCHS_IMAGE:-12} --batch-patch 64 --batch-image 16 \
-    --device cuda --models all --time-budget-s "${ZOO_BUDGET:-50}" --workers 16 > "$OUT/zoo.log" 2>&1
-# two archives: what comes back from the device is at most 16 MB a file
-(cd "$OUT/zoo" && tar czf ../zoo_cnn.tgz gmic.* def_gmic.* && tar czf ../zoo_hct.tgz hct_*) && rm -rf "$OUT/zoo"
+# 1. The zoo: the benchmark phantom (uncompressed here: disk is plenty and RLE encoding needs a compiled
+#    plugin; the pixels are the same), then the five models, the whole run within its total_budget_s.
+step zoo "${ZOO_LIMIT:-470}" python3 -m hct zoo --config configs/zoo.json --out "$OUT/zoo" --phantom-dir /tmp/phantom \
+    --compression none --device cuda ${ZOO_TOTAL:+--total-budget-s $ZOO_TOTAL}
+# two archives of checkpoints: what comes back is at most 16 MB a file
+(cd "$OUT/zoo" && tar czf ../zoo_cnn.tgz gmic.* def_gmic.* && tar czf ../zoo_hct.tgz hct_* predictions.csv) && rm -rf "$OUT/zoo"
 
 [ -n "${SKIP_BENCH:-}" ] && exit 0
-# 2. Benchmarks on CUDA (SKIP_MODELS_BENCH=1 skips bench/models.py).
-[ -n "${SKIP_MODELS_BENCH:-}" ] || {
-    timeout 55 python3 bench/models.py --device cuda --tokens 1000 2000 4000 8000 16000
-    timeout 40 python3 bench/models.py --device cuda --amp --tokens 1000
-} > "$OUT/bench_models_cuda.md" 2>&1
-timeout 100 python3 bench/erf.py --device cuda --n 100 --sizes 3328x2560 --repeats 1 > "$OUT/bench_erf_cuda.md" 2>&1
-timeout 45 python3 bench/train.py --device cuda --steps 5 > "$OUT/bench_train_cuda.md" 2>&1
+# 2. CUDA benchmarks, each with its own limit.
+step bench_erf 60 python3 bench/erf.py --device cuda --n 100 --sizes 3328x2560 --repeats 1
+step bench_train 30 python3 bench/train.py --device cuda --steps 5
 ls -la "$OUT"

@@ -7,6 +7,7 @@ building a model from them is :func:`hct.models.create_model` with ``checkpoint_
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ from safetensors.torch import save_file
 
 from hct.errors import CheckpointError
 from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_models, model_spec
-from hct.weights import ModelCard, atomic_write, checkpoint_paths, code_version, file_sha256, read_card
+from hct.weights import ModelCard, atomic_write, checkpoint_paths, code_version, file_sha256, read_card, write_card
 
 
 def save_checkpoint(
@@ -38,7 +39,7 @@ def save_checkpoint(
         code_version=code_version(), weights_sha256=file_sha256(weights_path),
         weights_dtype=str(dtype).removeprefix("torch."), architecture_version=ARCHITECTURE_VERSION, **card_fields,
     )
-    atomic_write(card_path, lambda tmp: tmp.write_text(card.to_json()))
+    write_card(card, card_path)
     return card
 
 
@@ -61,10 +62,17 @@ def load_checkpoint(
     return model.to(device).eval(), card
 
 
+_SEEDED = threading.Lock()  # one seeded initialisation at a time: the generator is process-wide
+
+
 def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighResNet, ModelCard | None]:
-    """A checkpoint path, or a registry name for a randomly initialised model (card ``None``)."""
+    """A checkpoint path in eval mode on ``device``, or a registry name for a model at random initialisation
+    (card ``None``) drawn from seed 0, so that every load of a name (app, CLI) gives the same weights."""
     if spec in list_models():
-        return create_model(spec).to(device).eval(), None
+        with _SEEDED, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = create_model(spec)
+        return model.to(device).eval(), None
     if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
         raise CheckpointError(f"model {spec!r} is neither a registered name ({list_models()}) nor a checkpoint file")
     return load_checkpoint(spec, device=device)

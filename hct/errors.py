@@ -22,5 +22,9 @@ class EvaluationError(HCTError):
     """Predictions cannot be evaluated as asked (one class only, NaN scores, mismatched ids...)."""
 
 
+class ComputationCancelled(HCTError):
+    """A long computation was stopped because its cancel check returned True."""
+
+
 class UnknownModelError(ConfigError, ValueError):
     """A model name or override the registry does not know; the message lists the known ones."""

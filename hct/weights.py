@@ -109,6 +109,13 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.unlink(tmp)
 
 
+def write_card(card: ModelCard, path: str | os.PathLike) -> Path:
+    """Write ``card`` next to the weights of ``path`` (atomically); returns the card's path."""
+    _, card_path = checkpoint_paths(path)
+    atomic_write(card_path, lambda tmp: tmp.write_text(card.to_json()))
+    return card_path
+
+
 def read_card(path: str | os.PathLike) -> ModelCard:
     """The model card of a checkpoint, without loading its weights."""
     _, card_path = checkpoint_paths(path)

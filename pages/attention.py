@@ -3,10 +3,10 @@ position attends, and the single-image ERF."""
 
 import streamlit as st
 
-from hct.explain import METHODS, attention_map, erf_curves, heatmap_overlay
+from hct.explain import METHODS, erf_curves, heatmap_overlay
 from hct.explain.attention_maps import upsample
 
-from app import loaders, state, widgets
+from app import compute, loaders, state, widgets
 
 st.title("Attention")
 items = state.images()
@@ -16,29 +16,25 @@ if not items:
 cols = st.columns(3)
 item = cols[0].selectbox("Image", items, format_func=lambda i: f"{i.name} ({i.record.laterality}-{i.record.view})")
 model_key = widgets.model_picker("Model", multi=False, key="attn-model", default=["init:hct_performer_relu"])
-size = cols[1].selectbox("Resolution (HxW)", state.size_options(), index=state.size_options().index(state.default_size()))
+with cols[1]:
+    size = widgets.size_picker([model_key])
 methods = cols[2].multiselect("Attribution methods", METHODS, default=["gradcam", "saliency"],
                               help="Integrated gradients and occlusion take many forward passes: slow on a CPU.")
 widgets.untrained_note([model_key])
 
-model_card = widgets.run_safely(lambda: loaders.load_model(model_key), "Loading the model")
+loaded = widgets.run_safely(lambda: loaders.model(model_key), "Loading the model")
 image = widgets.run_safely(lambda: loaders.preprocessed(item, size), f"Reading {item.name}")
-if model_card is None or image is None:
+if loaded is None or image is None:
     st.stop()
-model = model_card[0]
+model = loaded.model
 pixels = image.tensor[0].numpy()
 opacity = st.slider("Heat-map opacity", 0.0, 1.0, 0.45)
 
 tabs = st.tabs(["Attributions", "Attention of a position", "Single-image ERF"])
 with tabs[0]:
-    attributions = {}
-    with st.status("Explaining…", expanded=False) as status:
-        for method in methods:
-            status.update(label=f"Explaining: {method}")
-            attributions[method] = widgets.run_safely(
-                lambda m=method: widgets.attribution(model_key, item.key, size, m, item), method)
-        status.update(label="Explained", state="complete")
-    done = {m: a for m, a in attributions.items() if a is not None}
+    compute.start("attn-attributions", lambda task: compute.attributions(model_key, item, size, methods, task),
+                  images=1, size=size, inputs=(model_key, item.key, size, tuple(methods)))
+    done = widgets.follow("attn-attributions", "Explaining") or {}
     if done:
         st.metric("Malignancy probability", f"{next(iter(done.values())).probability:.1%}")
     for column, (method, attr) in zip(st.columns(max(len(done), 1)), done.items()):
@@ -58,7 +54,9 @@ with tabs[1]:
         head = cols[1].selectbox("Head", ["mean", *range(model.config.heads)])
         row = cols[2].number_input("Query row", 0, pixels.shape[0] - 1, pixels.shape[0] // 2, key="attn-row")
         col = cols[3].number_input("Query column", 0, pixels.shape[1] - 1, pixels.shape[1] // 2, key="attn-col")
-        result = widgets.run_safely(lambda: attention_map(model, image, (row, col), layer=layer), "The attention map")
+        compute.start("attn-map", lambda task: compute.attention(model_key, item, size, (row, col), layer, task),
+                      images=1, size=size, inputs=(model_key, item.key, size, row, col, layer))
+        result = widgets.follow("attn-map", "The attention map")
         if result is not None:
             heat = result.upsampled if head == "mean" else upsample(result.heads[head], pixels.shape)
             st.caption("Click a point on the image (or type its row and column) to see where that position attends.")
@@ -68,8 +66,8 @@ with tabs[1]:
 
 with tabs[2]:
     if st.button("Compute the ERF of this image"):
-        st.session_state["attn-erf"] = widgets.run_safely(lambda: widgets.erf(model_key, [item], size), "The ERF")
-    result = st.session_state.get("attn-erf")
+        compute.start("attn-erf", lambda task: compute.erf(model_key, [item], size, "all", task), images=1, size=size)
+    result = widgets.follow("attn-erf", "The ERF")
     if result is not None and result.shape == pixels.shape:
         st.plotly_chart(heatmap_overlay(pixels, result.sqrt_map, opacity, title="sqrt |ERF| of the centre output position",
                                         marker=result.input_centre), key="attn-erf-map")

@@ -7,7 +7,7 @@ import streamlit as st
 from hct.eval import validate_predictions, read_predictions
 from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure, tertile_figure
 
-from app import state, widgets
+from app import compute, state, widgets
 
 st.title("Breakdowns")
 source = st.radio("Predictions", ["Compute for models", "Upload CSV", "CSV path"], horizontal=True)
@@ -26,27 +26,25 @@ else:
     st.caption(f"On the {len(items)} labelled images of the selected set (choose a data set on the Images page).")
     with st.form("predict"):
         models = widgets.model_picker("Models", multi=True, key="bd-models", default=["init:gmic", "init:hct_performer_relu"])
-        size = st.selectbox("Resolution (HxW)", state.size_options(), index=state.size_options().index(state.default_size()))
-        compute = st.form_submit_button("Compute predictions", type="primary")
+        size = widgets.size_picker(models)
+        compute_clicked = st.form_submit_button("Compute predictions", type="primary")
     widgets.untrained_note(models)
-    if compute and items:
-        with st.status("Predicting…") as status:
-            frames = [widgets.run_safely(lambda k=k: widgets.predictions_for(k, tuple(i.key for i in items), size,
-                                                                             [i.record for i in items]), "Predicting")
-                      for k in models]
-            status.update(label="Predicted", state="complete", expanded=False)
-        if frames and all(f is not None for f in frames):
-            st.session_state["bd-predictions"] = pd.concat(frames, ignore_index=True)
-    elif compute:
+    if compute_clicked and not items:
         st.error("The selected image set has no labelled images on disk: choose a data set on the Images page.")
-    predictions = st.session_state.get("bd-predictions")
+    elif compute_clicked and not models:
+        st.error("Choose at least one model.")
+    elif compute_clicked:
+        widgets.run_safely(lambda: compute.start(
+            "bd-predictions", lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
+            images=len(items), size=size, models=len(models)), "Predicting")
+    predictions = widgets.follow("bd-predictions", "Predicting")
 
 if predictions is None:
     st.stop()
 n_boot = st.select_slider("Bootstrap iterations", [200, 1000, 2000, 10_000], value=1000,
                           help="The paper uses 10,000; fewer is faster for a first look.")
 st.download_button("Predictions (CSV)", predictions.to_csv(index=False), "predictions.csv", "text/csv")
-report = widgets.run_safely(lambda: widgets.evaluation(predictions, n_boot), "The evaluation")
+report = widgets.run_safely(lambda: compute.evaluation(predictions, n_boot), "The evaluation")
 if report is None:
     st.stop()
 if report.table3 is not None:

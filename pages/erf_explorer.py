@@ -6,9 +6,8 @@ import streamlit as st
 from hct.explain import SUBSETS, curves_frame, erf_curves, erf_heatmaps, erf_metrics, erf_summary_figure, select_subset
 from hct.reports import figures_html
 
-from app import state, widgets
+from app import compute, state, widgets
 
-RESULTS = "erf_results"
 st.title("ERF explorer")
 st.caption("Luo et al.'s effective receptive field as in the paper (Sec. 4): the input gradient of the centre "
            "output position, averaged over N images. Choose images on the Images page.")
@@ -20,36 +19,29 @@ with st.form("erf"):
     cols = st.columns(3)
     subset = cols[0].radio("Breasts", SUBSETS, horizontal=True)
     n = cols[1].number_input("N images", 1, max(len(items), 1), min(8, len(items)))
-    size = cols[2].selectbox("Resolution (HxW)", state.size_options(), index=state.size_options().index(state.default_size()))
-    compute = st.form_submit_button("Compute ERF", type="primary")
+    with cols[2]:
+        size = widgets.size_picker(models)
+    compute_clicked = st.form_submit_button("Compute ERF", type="primary")
 widgets.untrained_note(models)
-if st.session_state.pop("erf-cancelled", False):
-    st.warning("ERF computation cancelled; nothing was kept.")
 
 
-def run(models: list[str], chosen: list) -> list:
-    with st.status(f"Computing the ERF of {len(models)} models over {len(chosen)} images at {size}…", expanded=True) as status:
-        st.button("Cancel", key="erf-cancel", on_click=lambda: st.session_state.update({"erf-cancelled": True}))
-        results = [widgets.erf(key, chosen, size) for key in models]
-        status.update(label="ERF computed", state="complete", expanded=False)
-    return results
+def start(models: list[str], chosen: list, size: str, subset: str) -> None:
+    compute.start("erf", lambda task: [compute.erf(k, chosen, size, subset, task) for k in models],
+                  images=len(chosen), size=size, models=len(models))
 
 
-if compute:
+if compute_clicked:
     if len(models) < 1:
         st.error("Choose at least one model (two to compare).")
     else:
         lateralities = [i.record.laterality for i in items]
         indices = widgets.run_safely(lambda: select_subset(lateralities, subset, len(items)), "Choosing images")
         if indices is not None:
-            chosen = [items[i] for i in indices[:n]]
-            results = widgets.run_safely(lambda: run(models, chosen), "The ERF")
-            if results is not None:
-                st.session_state[RESULTS] = (results, subset)
+            widgets.run_safely(lambda: start(models, [items[i] for i in indices[:n]], size, subset), "The ERF")
 
-if RESULTS not in st.session_state:
+results = widgets.follow("erf", "The ERF")
+if results is None:
     st.stop()
-results, subset = st.session_state[RESULTS]
 sqrt = st.toggle("Square root (the paper's Sqrt ERF)", value=False)
 st.plotly_chart(erf_heatmaps(results, sqrt=sqrt), key="erf-maps")
 left, right = st.columns(2)

@@ -19,7 +19,7 @@ def load_controls(key: str) -> None:
             loaders.unload_model(key)
             st.rerun()
     elif st.button(f"Load on {loaders.device().upper()}", key=f"load-{key}"):
-        if widgets.run_safely(lambda: loaders.load_model(key), "Loading the model") is not None:
+        if widgets.run_safely(lambda: loaders.model(key), "Loading the model") is not None:
             st.rerun()
 
 

@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.compute import TASKS
+from hct.serving import Task
+
 HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
 
 
@@ -51,13 +54,14 @@ def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
     assert len(at.get("plotly_chart")) == 4
     at.radio[0].set_value("Manifest").run()
     at.text_input[0].set_value("/nonexistent/manifest.csv").run()
-    assert at.error and "does not exist" in at.error[0].value
+    assert at.error and "does not exist" in at.error[0].value and "/nonexistent/manifest.csv" in at.error[0].value
     assert not at.exception
 
 
 def test_erf_explorer_computes_two_models(app):
     at = open_page(app, "erf_explorer")
     assert at.multiselect[0].value == ["ckpt:gmic", "ckpt:hct_performer_relu"]  # the shipped checkpoints
+    assert at.selectbox[0].value == "card" and at.selectbox[0].options[0] == "64x48 (model card)"
     at.number_input[0].set_value(2)
     at.button[0].click().run()
     assert not at.exception and not at.error
@@ -101,14 +105,14 @@ def test_breakdowns_reports_a_missing_file(app):
     at = open_page(app, "breakdowns")
     at.radio[0].set_value("CSV path").run()
     at.text_input[0].set_value("/nonexistent.csv").run()
-    assert at.error and not at.exception
+    assert at.error and "/nonexistent.csv" in at.error[0].value and not at.exception
 
 
 def test_training_form_validates_and_launches(app, tmp_path):
     at = open_page(app, "training")
     at.text_input[0].set_value(str(tmp_path / "missing.csv"))
     at.button[0].click().run()
-    assert at.error and not at.exception  # the bad manifest is reported, not raised
+    assert at.error and "missing.csv" in at.error[0].value and not at.exception  # reported, not raised
     from hct.data import generate_phantom
 
     generate_phantom(8, tmp_path / "phantom", size=(128, 96))
@@ -125,3 +129,25 @@ def test_training_form_validates_and_launches(app, tmp_path):
     job = loaders.job_store().list()[0]
     if not job.finished:
         loaders.job_store().cancel(job.id)
+
+
+def test_a_cancelled_task_says_so_and_keeps_nothing(app):
+    def work(task: Task) -> None:
+        task.cancel()
+        task.check()
+
+    app.session_state[TASKS] = {"erf": Task(work).start()}
+    at = app.switch_page("../pages/erf_explorer.py").run()
+    assert not at.exception and at.main.warning[0].value == "The ERF was cancelled; nothing was kept."
+    assert not at.get("plotly_chart")
+
+
+def test_a_failed_task_shows_its_message(app):
+    from hct.errors import ConfigError
+
+    def work(task: Task) -> None:
+        raise ConfigError("no breast in image x.dcm")
+
+    app.session_state[TASKS] = {"erf": Task(work).start()}
+    at = app.switch_page("../pages/erf_explorer.py").run()
+    assert at.error and at.error[0].value == "The ERF failed: no breast in image x.dcm"

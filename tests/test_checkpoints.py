@@ -142,3 +142,14 @@ def test_load_model_takes_a_name_or_a_checkpoint(saved):
     assert card == saved_card and loaded.pretrained_cfg["weights_sha256"] == card.weights_sha256
     with pytest.raises(CheckpointError, match="neither a registered name"):
         load_model("resnet50")
+
+
+def test_load_model_initialises_a_name_from_seed_zero_and_leaves_the_generator_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first, _ = load_model("gmic")
+    second, _ = load_model("gmic")
+    assert torch.rand(1) == expected_next  # the caller's random stream is untouched
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)

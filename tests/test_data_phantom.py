@@ -22,11 +22,11 @@ def phantom(tmp_path_factory):
     return out, generate_phantom(24, out, size=SIZE, seed=7, malignant_fraction=0.5)
 
 
-def test_phantom_is_deterministic_by_seed(phantom, tmp_path):
-    out, records = phantom
+def test_phantom_is_deterministic_by_seed(tmp_path):
+    records = generate_phantom(8, tmp_path / "first", size=SIZE, seed=7, malignant_fraction=0.5)
     again = generate_phantom(8, tmp_path / "a", size=SIZE, seed=7, malignant_fraction=0.5)
     other = generate_phantom(8, tmp_path / "b", size=SIZE, seed=8, malignant_fraction=0.5)
-    for first, second in zip(records[:8], again):
+    for first, second in zip(records, again):
         assert (first.image_id, first.label, first.finding_boxes) == (second.image_id, second.label, second.finding_boxes)
         assert filecmp.cmp(first.path, second.path, shallow=False)
     assert not all(filecmp.cmp(a.path, b.path, shallow=False) for a, b in zip(again, other))
@@ -38,7 +38,8 @@ def test_phantom_dicoms_carry_tags_that_match_the_image(phantom):
         image = read_mammogram(record.path)
         meta = image.meta
         assert (meta.laterality, meta.view, meta.laterality_from) == (record.laterality, record.view, "tags")
-        assert meta.photometric == "MONOCHROME2" and meta.bit_depth == 16 and image.pixels.shape == SIZE
+        assert meta.photometric == "MONOCHROME2" and meta.bit_depth == 12 and image.pixels.shape == SIZE
+        assert image.pixels.max() <= 4095
         assert infer_laterality(image.pixels) == record.laterality
 
 
@@ -53,7 +54,7 @@ def test_phantom_records_manifest_and_findings(phantom):
         mask = breast_mask(read_mammogram(record.path).pixels)
         r0, c0, r1, c1 = record.finding_boxes[0]
         assert mask[(r0 + r1) // 2, (c0 + c1) // 2]
-        assert 50 * SIZE[0] / 1664 * 0.5 <= record.finding_size <= 500 * SIZE[0] / 1664 * 1.5
+        assert 25 * SIZE[0] / 1664 * 0.5 <= record.finding_size <= 450 * SIZE[0] / 1664 * 1.5
     by_breast = {}
     for record in records:  # a breast's finding shows in both of its views
         by_breast.setdefault((record.patient_id, record.laterality), set()).add(record.finding_types)
@@ -142,3 +143,43 @@ def test_phantom_half_resolution_parallel_matches_serial(tmp_path):
     parallel = generate_phantom(8, tmp_path / "p", size=(1664, 1280), seed=1, workers=2)
     for a, b in zip(serial, parallel):
         assert filecmp.cmp(a.path, b.path, shallow=False) and a.finding_boxes == b.finding_boxes
+
+
+def test_phantom_dicoms_are_lossless_rle(tmp_path):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    records = generate_phantom({"train": 4}, tmp_path / "rle", size=SIZE, seed=7, malignant_fraction=0.5)
+    plain = generate_phantom({"train": 4}, tmp_path / "raw", size=SIZE, seed=7, malignant_fraction=0.5, compression="none")
+    for compressed, raw in zip(records, plain):
+        ds = pydicom.dcmread(compressed.path)
+        assert ds.file_meta.TransferSyntaxUID == RLELossless
+        np.testing.assert_array_equal(ds.pixel_array, pydicom.dcmread(raw.path).pixel_array)
+
+
+def test_benchmark_splits_are_sized_for_the_paper_tables():
+    """Planned without rendering: >= 100 malignant test images per finding type and below the
+    100-pixel size threshold, >= 1,000 test images with no finding, patients in one split only."""
+    from hct.data.phantom import BENCHMARK_SPLITS, _plan
+
+    plans = _plan(BENCHMARK_SPLITS, 0, 0.26, 0.15)
+    test = [p for p in plans if p.split == "test"]
+    assert len(test) == BENCHMARK_SPLITS["test"] == 2000
+    malignant = [p for p in test if p.label == 1]
+    for kind in ("mass", "calcifications", "architectural_distortion", "focal_asymmetry"):
+        assert sum(p.breast.findings[0].kind == kind for p in malignant) >= 100
+    assert sum(p.breast.findings[0].size < 90 for p in malignant) >= 100  # margin for the drawn box
+    assert sum(not p.breast.findings for p in test) >= 1000
+    patients = {}
+    for p in plans:
+        patients.setdefault(p.patient_id, set()).add(p.split)
+    assert all(len(splits) == 1 for splits in patients.values())
+
+
+def test_focal_asymmetry_is_drawn_in_fatty_breasts_only():
+    from hct.data.phantom import _plan
+
+    plans = _plan({"train": 800}, 3, 0.5, 0.0)
+    asymmetric = [p.breast.density for p in plans if p.breast.findings and p.breast.findings[0].kind == "focal_asymmetry"]
+    others = [p.breast.density for p in plans if not p.breast.findings]
+    assert asymmetric and max(asymmetric) <= 0.45 and max(others) > 0.9

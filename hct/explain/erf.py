@@ -18,15 +18,11 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 
 from hct.data.records import SIDE_NAMES
-from hct.errors import ConfigError, HCTError
+from hct.errors import ComputationCancelled, ConfigError
 
 SUBSETS = ("all", *SIDE_NAMES.values())
 REDUCTIONS = ("mean", "mean_abs")
 _CUDA_MAX_BATCH = 32
-
-
-class ComputationCancelled(HCTError):
-    """A long computation was stopped because its cancel check returned True."""
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -74,20 +75,27 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
 def _zoo(args: argparse.Namespace) -> int:
     from hct.train.zoo import ZooConfig, build_zoo, zoo_config_from_file
 
-    if args.config:
-        zoo = zoo_config_from_file(args.config)
-    else:
-        zoo = ZooConfig(
-            out=str(args.out), phantom_dir=str(args.phantom_dir), n_images=args.n_images, image_size=args.image_size,
-            patch_size=args.patch_size, epochs_patch=args.epochs_patch, epochs_image=args.epochs_image,
-            batch_patch=args.batch_patch, batch_image=args.batch_image, micro_batch=args.micro_batch,
-            lr_patch=args.lr_patch, lr_image=args.lr_image, device=args.device, models=tuple(args.models),
-            time_budget_s=args.time_budget_s, optimizer=args.optimizer, seed=args.seed, workers=args.workers,
-            runs_dir=str(args.runs_dir) if args.runs_dir else None,
-        )
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ZooConfig) if getattr(args, f.name) is not None}
+    zoo = dataclasses.replace(zoo_config_from_file(args.config), **given) if args.config else ZooConfig(**given)
     for entry in build_zoo(zoo):
         print(json.dumps(entry))
     return 0
+
+
+def _add_zoo_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`ZooConfig` field (default: the field's own), so the two cannot drift."""
+    from hct.data.cli import split_counts_arg
+    from hct.train.zoo import ZooConfig
+
+    for f in dataclasses.fields(ZooConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "models":
+            parser.add_argument(flag, nargs="+", help="model names or 'all' (default: all)")
+        elif f.name == "splits":
+            parser.add_argument(flag, type=split_counts_arg, help="images per split, e.g. train=2400,val=400,test=2000")
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
+            parser.add_argument(flag, type=kind, help=f"default: {f.default}")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -116,24 +124,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     cancel.set_defaults(func=_jobs_cancel)
 
     zoo = subparsers.add_parser("zoo", help="rebuild the shipped checkpoints: phantom data, patch + image training, test AUC")
-    zoo.add_argument("--config", type=Path, help="JSON file of these settings (e.g. configs/zoo.json); other options ignored")
-    zoo.add_argument("--out", type=Path, default=Path("checkpoints"), help="where <model>.safetensors/.json go")
-    zoo.add_argument("--phantom-dir", type=Path, default=Path("data/phantom"), help="phantom data set (made if absent)")
-    zoo.add_argument("--n-images", type=int, default=600)
-    zoo.add_argument("--image-size", default="1664x1280", help="HxW of the image stage (and of the patch source)")
-    zoo.add_argument("--patch-size", type=int, default=256)
-    zoo.add_argument("--epochs-patch", type=int, default=10)
-    zoo.add_argument("--epochs-image", type=int, default=10)
-    zoo.add_argument("--batch-patch", type=int, default=64)
-    zoo.add_argument("--batch-image", type=int, default=16)
-    zoo.add_argument("--micro-batch", type=int, help="gradient-accumulation unit (default: whole batch)")
-    zoo.add_argument("--lr-patch", type=float, default=6e-4)
-    zoo.add_argument("--lr-image", type=float, default=2e-4)
-    zoo.add_argument("--optimizer", choices=("adam", "asam"), default="adam")
-    zoo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    zoo.add_argument("--models", nargs="+", default=["all"], help="model names or 'all'")
-    zoo.add_argument("--time-budget-s", type=float, help="seconds per model (patch + image stage)")
-    zoo.add_argument("--seed", type=int, default=0)
-    zoo.add_argument("--workers", type=int, default=4, help="processes for phantom generation and decoding")
-    zoo.add_argument("--runs-dir", type=Path, help="training runs folder (default: <phantom-dir>/runs)")
+    zoo.add_argument("--config", type=Path, help="JSON file of these settings (e.g. configs/zoo.json); options given override it")
+    _add_zoo_options(zoo)
     zoo.set_defaults(func=_zoo)

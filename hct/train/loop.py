@@ -11,11 +11,12 @@ the resume state needs no RNG states and a resumed run ends with the same weight
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -205,19 +206,62 @@ def train(config: TrainConfig | dict | str | Path, bank: ImageBank | None = None
         teardown(ctx)
 
 
-def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progress: bool) -> TrainResult:
-    out_dir = Path(config.out_dir)
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _check_resumable(out_dir, config)
-        (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
-    if (out_dir / RESULT_NAME).is_file():
-        return TrainResult.from_dict(json.loads((out_dir / RESULT_NAME).read_text()))
+@dataclass
+class RunState:
+    """Where a run stands: what ``resume.pt`` holds besides the weights and the optimiser."""
 
+    epochs: int
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best_score: list = field(default_factory=lambda: [-math.inf, -math.inf])
+    best_val_auc: float | None = None
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class _Run:
+    """One training run's fixed parts (model, optimiser, data, schedule) and its :class:`RunState`."""
+
+    config: TrainConfig
+    ctx: DistContext
+    bank: ImageBank
+    model: nn.Module  # wrapped in DDP under torchrun
+    module: HighResNet
+    optimizer: torch.optim.Optimizer | ASAM
+    train_items: torch.Tensor
+    val_items: torch.Tensor
+    val_centres: torch.Tensor | None
+    steps_per_epoch: int
+    bf16: bool
+    channels_last: bool
+    metrics: _Metrics
+    state: RunState
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def patches(self) -> bool:
+        return self.config.stage == "patch"
+
+    def elapsed(self) -> float:
+        return self.state.elapsed_s + time.perf_counter() - self.started
+
+    def total_steps(self) -> int:
+        return min(self.state.epochs * self.steps_per_epoch, self.config.max_steps or math.inf)
+
+    def save_resume(self) -> None:
+        if self.ctx.is_main:
+            state = {**dataclasses.asdict(self.state), "elapsed_s": self.elapsed()}
+            _atomic_torch_save({"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                                **state}, self.path(RESUME_NAME))
+
+    def path(self, name: str) -> Path:
+        return Path(self.config.out_dir) / name
+
+
+def _setup_run(config: TrainConfig, ctx: DistContext, bank: ImageBank | None) -> _Run:
     device = ctx.device
     on_cuda = device.type == "cuda"
-    bf16 = on_cuda if config.bf16 is None else config.bf16 and on_cuda
-    channels_last = on_cuda if config.channels_last is None else config.channels_last
     if on_cuda:
         torch.backends.cudnn.benchmark = True
     if bank is None:
@@ -227,7 +271,6 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
         if ctx.is_main:
             barrier(ctx)
     bank = bank.to(device)
-
     patches = config.stage == "patch"
     train_items = bank.patch_indices("train") if patches else bank.indices("train")
     val_items = bank.patch_indices("val") if patches else bank.indices("val")
@@ -236,167 +279,198 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
                           f"({len(train_items)} usable images found).")
     val_centres = (bank.patch_centres(val_items, torch.Generator().manual_seed(random_key(config.seed, -1)),
                                       config.patch_size // 8) if patches else None)
-
-    batch, micro = config.resolved_batch, config.resolved_micro_batch
-    micro_count = batch // micro
+    micro_count = config.resolved_batch // config.resolved_micro_batch
     if micro_count % ctx.world:
         raise ConfigError(f"batch_size / micro_batch = {micro_count} micro-batches per step must be a multiple "
                           f"of the {ctx.world} processes.")
-    steps_per_epoch = max(1, len(train_items) // batch)
-
-    model = _build_model(config).to(device)
+    channels_last = on_cuda if config.channels_last is None else config.channels_last
+    module = _build_model(config).to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if ctx.distributed and on_cuda:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        module = module.to(memory_format=torch.channels_last)
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(module) if ctx.distributed and on_cuda else module
     module = model
     if ctx.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
     base = torch.optim.Adam(module.parameters(), lr=config.resolved_lr, weight_decay=config.weight_decay)
     optimizer = ASAM(base, config.rho, config.eta) if config.optimizer == "asam" else base
+    return _Run(config, ctx, bank, model, module, optimizer, train_items, val_items, val_centres,
+                max(1, len(train_items) // config.resolved_batch), on_cuda if config.bf16 is None else config.bf16 and on_cuda,
+                channels_last, _Metrics(Path(config.out_dir) / METRICS_NAME, ctx.is_main), RunState(config.epochs))
 
-    epochs, epoch, step_in_epoch, global_step = config.epochs, 0, 0, 0
-    best_score, best_auc, elapsed_before = [-math.inf, -math.inf], None, 0.0
-    metrics = _Metrics(out_dir / METRICS_NAME, ctx.is_main)
-    resume_path = out_dir / RESUME_NAME
-    if resume_path.is_file():
-        state = torch.load(resume_path, map_location=device, weights_only=True)
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epochs, epoch, step_in_epoch = state["epochs"], state["epoch"], state["step_in_epoch"]
-        global_step, best_score, best_auc = state["global_step"], state["best_score"], state["best_val_auc"]
-        elapsed_before = state["elapsed_s"]
-        metrics.truncate(global_step, epoch)
-    elif ctx.is_main and metrics.path.exists():
-        metrics.path.unlink()
 
-    def total_steps() -> int:
-        return min(epochs * steps_per_epoch, config.max_steps or math.inf)
+def _resume(run: _Run) -> None:
+    """Continue from ``resume.pt`` when present (else start a fresh metrics file)."""
+    path = run.path(RESUME_NAME)
+    if path.is_file():
+        saved = torch.load(path, map_location=run.ctx.device, weights_only=True)
+        run.module.load_state_dict(saved.pop("model"))
+        run.optimizer.load_state_dict(saved.pop("optimizer"))
+        run.state = RunState(**saved)
+        run.metrics.truncate(run.state.global_step, run.state.epoch)
+    elif run.ctx.is_main and run.metrics.path.exists():
+        run.metrics.path.unlink()
 
-    def save_resume() -> None:
-        if ctx.is_main:
-            _atomic_torch_save({
-                "model": module.state_dict(), "optimizer": optimizer.state_dict(), "epochs": epochs,
-                "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-                "best_score": best_score, "best_val_auc": best_auc, "elapsed_s": elapsed(),
-            }, resume_path)
 
-    started = time.perf_counter()
+def _accumulate(run: _Run, order: torch.Tensor, centres: torch.Tensor | None) -> torch.Tensor:
+    """Forward and backward of this rank's micro-batches of the current step; the summed loss."""
+    config, ctx, state, device = run.config, run.ctx, run.state, run.ctx.device
+    batch, micro = config.resolved_batch, config.resolved_micro_batch
+    mine = ctx.my_micro_batches(batch // micro)
+    loss_sum = torch.zeros((), device=device)
+    for n, j in enumerate(mine):
+        rows = slice(state.step_in_epoch * batch + j * micro, state.step_in_epoch * batch + (j + 1) * micro)
+        key = random_key(config.seed, state.epoch, state.global_step, j)
+        x = _inputs(run.bank, order[rows], None if centres is None else centres[rows], config.patch_size)
+        x = augment(x.to(device), key, config.flips, config.noise_std)
+        if run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = run.bank.labels[order[rows].to(run.bank.labels.device)].to(device)
+        torch.manual_seed(key)  # dropout masks keyed like the data
+        sync = contextlib.nullcontext() if (n == len(mine) - 1 or not ctx.distributed) else run.model.no_sync()
+        with sync:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.bf16):
+                logits = run.model(x)
+            loss = F.cross_entropy(logits.float(), y, reduction="sum")
+            (loss * (ctx.world / batch)).backward()
+        loss_sum += loss.detach()
+    return loss_sum
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - started
 
-    def card_fields(val_auc: float | None, val_loss: float, stopped: bool) -> dict:
-        size = (config.patch_size, config.patch_size) if patches else tuple(config.input_size)
-        return dict(
-            input_size=size, stage=config.stage,
-            training_data=f"{config.manifest} ({len(train_items)} train / {len(val_items)} val "
-                          f"{'patch images' if patches else 'images'} at {config.input_size[0]}x{config.input_size[1]})",
-            metrics={"val_auc": val_auc, "val_loss": val_loss, "best_val_auc": best_auc},
-            preprocessing=preprocessing_info("canonical", config.clear_background),
-            training={"config": config.to_dict(), "epochs_completed": epoch, "epochs_planned": config.epochs,
-                      "steps": global_step, "time_s": round(elapsed(), 1), "machine": describe_device(device),
-                      "processes": ctx.world, "stopped_by_time_budget": stopped},
-        )
+def _step(run: _Run, order: torch.Tensor, centres: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+    """One optimiser step (two for ASAM) at the cosine learning rate; the step's summed loss and lr."""
+    lr = cosine_lr(run.state.global_step, run.total_steps(), run.config.resolved_lr)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    loss_sum = _accumulate(run, order, centres)
+    if isinstance(run.optimizer, ASAM):
+        run.optimizer.first_step()
+        run.optimizer.zero_grad()
+        with frozen_bn_stats(run.module):
+            _accumulate(run, order, centres)
+        run.optimizer.second_step()
+    else:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss_sum, lr
 
-    labels_all = bank.labels
-    bar = tqdm(total=total_steps(), initial=global_step, disable=not (progress and ctx.is_main),
+
+def train_one_epoch(run: _Run, bar: tqdm) -> None:
+    """The rest of the current epoch's steps (or until ``max_steps``), logged every ``log_every``."""
+    config, state = run.config, run.state
+    order, generator = epoch_order(run.train_items, run.bank.labels, config.resolved_batch, config.seed, state.epoch,
+                                   config.balance_classes)
+    centres = run.bank.patch_centres(order, generator, config.patch_size // 8) if run.patches else None
+    running = torch.zeros((), device=run.ctx.device)
+    logged_steps = 0
+    while state.step_in_epoch < run.steps_per_epoch and state.global_step < run.total_steps():
+        loss_sum, lr = _step(run, order, centres)
+        running += loss_sum
+        logged_steps += 1
+        state.global_step += 1
+        state.step_in_epoch += 1
+        bar.update(1)
+        if state.global_step % config.log_every == 0 or state.step_in_epoch == run.steps_per_epoch:
+            if run.ctx.distributed:
+                torch.distributed.all_reduce(running)
+            mean_loss = float(running) / (config.resolved_batch * logged_steps)
+            run.metrics.write(step=state.global_step, epoch=state.epoch + 1, loss=mean_loss, lr=lr,
+                              time=round(run.elapsed(), 3))
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+            running.zero_()
+            logged_steps = 0
+        if (config.checkpoint_every and state.global_step % config.checkpoint_every == 0
+                and state.step_in_epoch < run.steps_per_epoch):
+            run.save_resume()
+
+
+def validate(run: _Run) -> tuple[float | None, float]:
+    """Validation AUC and loss (rank 0 only; other ranks get ``(None, nan)``)."""
+    if not run.ctx.is_main:
+        return None, float("nan")
+    config = run.config
+    scores, loss = predict_bank(run.module, run.bank, run.val_items, config.resolved_micro_batch,
+                                centres=run.val_centres, patch_size=config.patch_size, bf16=run.bf16,
+                                channels_last=run.channels_last)
+    labels = run.bank.labels[run.val_items.to(run.bank.labels.device)]
+    return (_auc(labels, scores) if len(run.val_items) else None), loss
+
+
+def _apply_time_budget(run: _Run, first_epoch_here: bool, epoch_seconds: float) -> None:
+    """Cut the planned epochs to what fits in ``time_budget_s`` (judged by the first epoch run here)."""
+    config, state = run.config, run.state
+    if config.time_budget_s is None:
+        return
+    budget_left = config.time_budget_s - run.elapsed()
+    if first_epoch_here:
+        fit = state.epoch + max(0, int(budget_left // max(epoch_seconds, 1e-9)))
+        state.epochs = broadcast_int(run.ctx, min(state.epochs, max(fit, state.epoch)))
+    elif broadcast_int(run.ctx, int(budget_left <= 0)):
+        state.epochs = state.epoch
+
+
+def _card_fields(run: _Run, val_auc: float | None, val_loss: float) -> dict:
+    config, state = run.config, run.state
+    size = (config.patch_size, config.patch_size) if run.patches else tuple(config.input_size)
+    return dict(
+        input_size=size, stage=config.stage,
+        training_data=f"{config.manifest} ({len(run.train_items)} train / {len(run.val_items)} val "
+                      f"{'patch images' if run.patches else 'images'} at {config.input_size[0]}x{config.input_size[1]})",
+        metrics={"val_auc": val_auc, "val_loss": val_loss, "best_val_auc": state.best_val_auc},
+        preprocessing=preprocessing_info("canonical", config.clear_background),
+        training={"config": config.to_dict(), "epochs_completed": state.epoch, "epochs_planned": config.epochs,
+                  "steps": state.global_step, "time_s": round(run.elapsed(), 1), "machine": describe_device(run.ctx.device),
+                  "processes": run.ctx.world, "stopped_by_time_budget": state.epochs < config.epochs},
+    )
+
+
+def _end_epoch(run: _Run) -> tuple[float | None, float]:
+    """Validate, keep the best and last checkpoints (rank 0), and write the resume state."""
+    state = run.state
+    state.epoch += 1
+    state.step_in_epoch = 0
+    val_auc, val_loss = validate(run)
+    if run.ctx.is_main:
+        run.metrics.write(epoch=state.epoch, step=state.global_step, val_auc=val_auc, val_loss=val_loss,
+                          time=round(run.elapsed(), 3))
+        score = [val_auc if val_auc is not None else -math.inf, -val_loss if val_loss == val_loss else -math.inf]
+        if score > state.best_score or not run.path(f"{BEST_NAME}.safetensors").is_file():
+            state.best_score, state.best_val_auc = score, val_auc
+            save_checkpoint(run.module, run.path(BEST_NAME), **_card_fields(run, val_auc, val_loss))
+    return val_auc, val_loss
+
+
+def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progress: bool) -> TrainResult:
+    out_dir = Path(config.out_dir)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _check_resumable(out_dir, config)
+        (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
+    if (out_dir / RESULT_NAME).is_file():
+        return TrainResult.from_dict(json.loads((out_dir / RESULT_NAME).read_text()))
+    run = _setup_run(config, ctx, bank)
+    _resume(run)
+    state = run.state
+    bar = tqdm(total=run.total_steps(), initial=state.global_step, disable=not (progress and ctx.is_main),
                desc=f"{config.model} {config.stage}", unit="step", mininterval=1.0)
-    model.train()
-    stopped = False
-    epoch_started = time.perf_counter()
+    run.model.train()
     first_epoch_here = True
-    while epoch < epochs and global_step < total_steps():
-        order, generator = epoch_order(train_items, labels_all, batch, config.seed, epoch, config.balance_classes)
-        centres = bank.patch_centres(order, generator, config.patch_size // 8) if patches else None
-        running = torch.zeros((), device=device)
-        logged_steps = 0
-        while step_in_epoch < steps_per_epoch and global_step < total_steps():
-            lr = cosine_lr(global_step, total_steps(), config.resolved_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            mine = ctx.my_micro_batches(micro_count)
-
-            def accumulate() -> torch.Tensor:
-                loss_sum = torch.zeros((), device=device)
-                for n, j in enumerate(mine):
-                    rows = slice(step_in_epoch * batch + j * micro, step_in_epoch * batch + (j + 1) * micro)
-                    key = random_key(config.seed, epoch, global_step, j)
-                    x = _inputs(bank, order[rows], None if centres is None else centres[rows], config.patch_size)
-                    x = augment(x.to(device), key, config.flips, config.noise_std)
-                    if channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    y = labels_all[order[rows].to(labels_all.device)].to(device)
-                    torch.manual_seed(key)  # dropout masks keyed like the data
-                    sync = contextlib.nullcontext() if (n == len(mine) - 1 or not ctx.distributed) else model.no_sync()
-                    with sync:
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                            logits = model(x)
-                        loss = F.cross_entropy(logits.float(), y, reduction="sum")
-                        (loss * (ctx.world / batch)).backward()
-                    loss_sum += loss.detach()
-                return loss_sum
-
-            loss_sum = accumulate()
-            if isinstance(optimizer, ASAM):
-                optimizer.first_step()
-                optimizer.zero_grad()
-                with frozen_bn_stats(module):
-                    accumulate()
-                optimizer.second_step()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            running += loss_sum
-            logged_steps += 1
-            global_step += 1
-            step_in_epoch += 1
-            bar.update(1)
-            if global_step % config.log_every == 0 or step_in_epoch == steps_per_epoch:
-                if ctx.distributed:
-                    torch.distributed.all_reduce(running)
-                mean_loss = float(running) / (batch * logged_steps)
-                metrics.write(step=global_step, epoch=epoch + 1, loss=mean_loss, lr=lr, time=round(elapsed(), 3))
-                bar.set_postfix(loss=f"{mean_loss:.4f}")
-                running.zero_()
-                logged_steps = 0
-            if config.checkpoint_every and global_step % config.checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
-                save_resume()
-
-        epoch += 1
-        step_in_epoch = 0
-        val_auc, val_loss = None, float("nan")
-        if ctx.is_main:
-            scores, val_loss = predict_bank(module, bank, val_items, micro, centres=val_centres,
-                                            patch_size=config.patch_size, bf16=bf16, channels_last=channels_last)
-            val_auc = _auc(labels_all[val_items.to(labels_all.device)], scores) if len(val_items) else None
-            metrics.write(epoch=epoch, step=global_step, val_auc=val_auc, val_loss=val_loss, time=round(elapsed(), 3))
-            score = [val_auc if val_auc is not None else -math.inf, -val_loss if val_loss == val_loss else -math.inf]
-            if score > best_score or not (out_dir / f"{BEST_NAME}.safetensors").is_file():
-                best_score, best_auc = score, val_auc
-                save_checkpoint(module, out_dir / BEST_NAME, **card_fields(val_auc, val_loss, stopped))
-        if config.time_budget_s is not None:
-            budget_left = config.time_budget_s - elapsed()
-            if first_epoch_here:  # cut the plan to the epochs that fit, judged by this epoch's duration
-                per_epoch = time.perf_counter() - epoch_started
-                fit = epoch + max(0, int(budget_left // max(per_epoch, 1e-9)))
-                epochs = broadcast_int(ctx, min(epochs, max(fit, epoch)))
-            elif broadcast_int(ctx, int(budget_left <= 0)):
-                epochs = epoch
-            stopped = epochs < config.epochs
-            bar.total = total_steps()
+    while state.epoch < state.epochs and state.global_step < run.total_steps():
+        epoch_started = time.perf_counter()
+        train_one_epoch(run, bar)
+        val_auc, val_loss = _end_epoch(run)
+        _apply_time_budget(run, first_epoch_here, time.perf_counter() - epoch_started)
+        bar.total = run.total_steps()
         first_epoch_here = False
         if ctx.is_main:
-            save_checkpoint(module, out_dir / LAST_NAME, **card_fields(val_auc, val_loss, stopped))
-        save_resume()
+            save_checkpoint(run.module, run.path(LAST_NAME), **_card_fields(run, val_auc, val_loss))
+        run.save_resume()
         barrier(ctx)
-
     bar.close()
     result = TrainResult(
         out_dir=out_dir, best_checkpoint=out_dir / f"{BEST_NAME}.safetensors",
-        last_checkpoint=out_dir / f"{LAST_NAME}.safetensors", metrics_path=metrics.path,
-        best_val_auc=best_auc, epochs_completed=epoch, steps=global_step, time_s=round(elapsed(), 1),
-        stopped_by_time_budget=epochs < config.epochs,
+        last_checkpoint=out_dir / f"{LAST_NAME}.safetensors", metrics_path=run.metrics.path,
+        best_val_auc=state.best_val_auc, epochs_completed=state.epoch, steps=state.global_step,
+        time_s=round(run.elapsed(), 1), stopped_by_time_budget=state.epochs < config.epochs,
     )
     if ctx.is_main:
         partial = out_dir / f".{RESULT_NAME}.tmp"

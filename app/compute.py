@@ -1,0 +1,150 @@
+"""The app's heavy computations: cached by their inputs, each run in a :class:`hct.serving.Task` of the session.
+
+A page starts the work and draws it; the work runs in a thread of its own, so it survives the page's
+reruns, and its progress and cancel go through the task (never ``st.*`` calls inside a cached function:
+a cache hit would replay them). Pages call:
+
+- ``start(key, work, *, images, size, models=1, inputs=None) -> Task``: run ``work(task)`` as this
+  session's task under ``key`` (cancelling the one there); ``images``, ``size`` and ``models`` say how
+  big the request is. :func:`app.widgets.follow` draws it and returns its result.
+- ``task(key) -> Task | None``: this session's task under ``key``.
+- ``evaluation(predictions, n_boot) -> EvaluationReport``: the evaluation tables (CPU, in the page).
+
+and, inside a task's work (each takes the task for progress and cancel; cache keys leave it out):
+
+- ``erf(model_key, items, size, subset, task) -> ERFResult``: one model's ERF over ``items``.
+- ``attributions(model_key, item, size, methods, task) -> dict[str, Attribution]``: captum attributions.
+- ``attention(model_key, item, size, query, layer, task) -> AttentionMap``: one position's attention.
+- ``predictions(model_key, items, size, task) -> DataFrame``: one model's predictions table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from hct.data import parse_size
+from hct.eval import EvaluationReport, evaluate, predict
+from hct.explain import AttentionMap, Attribution, ERFResult, attention_map, attribute, compute_erf
+from hct.serving import Task
+
+from app import loaders
+from app.state import ImageItem
+
+TASKS = "hct_tasks"
+
+
+def task(key: str) -> Task | None:
+    """This session's task under ``key``, if any."""
+    return st.session_state.get(TASKS, {}).get(key)
+
+
+def start(key: str, work: Callable[[Task], Any], *, images: int, size: str, models: int = 1,
+          inputs: Hashable = None) -> Task:
+    """Run ``work(task)`` as this session's task under ``key``, cancelling the task there.
+
+    With ``inputs``, a task under ``key`` with equal inputs that is running or done is kept instead.
+    ``images`` x ``size`` x ``models`` is the size of the request, shown while it runs.
+    """
+    old = task(key)
+    if inputs is not None and old is not None and old.inputs == inputs and old.state in ("running", "done"):
+        return old
+    if old is not None:
+        old.cancel()
+    new = Task(work, inputs)
+    new.step(f"{images} image{'s' * (images != 1)} at {size}" + (f", {models} models" if models > 1 else ""))
+    st.session_state.setdefault(TASKS, {})[key] = new
+    return new.start()
+
+
+def _label(model_key: str) -> str:
+    return loaders.choice(model_key).label
+
+
+@contextmanager
+def _using(model_key: str) -> Iterator[loaders.LoadedModel]:
+    """The loaded model, for one computation at a time (see :class:`app.loaders.LoadedModel`)."""
+    loaded = loaders.model(model_key)
+    with loaded.lock:
+        yield loaded
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _erf(model_key: str, image_keys: tuple[str, ...], size: str, subset: str, _items: Sequence[ImageItem],
+         _task: Task) -> ERFResult:
+    _task.step(f"{_label(model_key)}: ERF")
+    images = [loaders.preprocessed(item, size, "acquired") for item in _items]
+    lateralities = [loaders.read_image(item).meta.laterality for item in _items]
+    with _using(model_key) as loaded:
+        return compute_erf(loaded.model, images, lateralities=lateralities, subset=subset, keep_image_maps=False,
+                           model_name=loaders.choice(model_key).architecture, progress=_task.progress,
+                           cancel=_task.cancelled)
+
+
+def erf(model_key: str, items: Sequence[ImageItem], size: str, subset: str, task: Task) -> ERFResult:
+    """The ERF of one model over ``items`` (acquired orientation) at ``size``, cached by its inputs."""
+    return _erf(model_key, tuple(i.key for i in items), size, subset, list(items), task)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _attribution(model_key: str, image_key: str, size: str, method: str, _item: ImageItem) -> Attribution:
+    image = loaders.preprocessed(_item, size)
+    with _using(model_key) as loaded:
+        return attribute(loaded.model, image, method)
+
+
+def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task) -> dict[str, Attribution]:
+    """Captum attributions of one image by each of ``methods``, each cached by its inputs."""
+    task.step(f"{_label(model_key)}: {', '.join(m.replace('_', ' ') for m in methods)}")
+    done = {}
+    for method in methods:
+        task.check()
+        done[method] = _attribution(model_key, item.key, size, method, item)
+        task.progress(len(done), len(methods))
+    return done
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _attention(model_key: str, image_key: str, size: str, query: tuple[int, int], layer: str | None,
+               _item: ImageItem) -> AttentionMap:
+    image = loaders.preprocessed(_item, size)
+    with _using(model_key) as loaded:
+        return attention_map(loaded.model, image, query, layer=layer)
+
+
+def attention(model_key: str, item: ImageItem, size: str, query: tuple[int, int], layer: str | None,
+              task: Task) -> AttentionMap:
+    """Where the input position ``query`` (row, col) attends in HCT attention ``layer``, cached by its inputs."""
+    task.step(f"{_label(model_key)}: attention of {layer or 'the first layer'}")
+    return _attention(model_key, item.key, size, tuple(query), layer, item)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _predictions(model_key: str, image_keys: tuple[str, ...], size: str, _items: Sequence[ImageItem],
+                 _task: Task) -> pd.DataFrame:
+    label = _label(model_key)
+    _task.step(f"{label}: predictions")
+
+    def progress(done: int, total: int) -> None:
+        _task.progress(done, total)
+        _task.check()  # predict has no cancel argument: stop at its next image
+
+    with _using(model_key) as loaded:
+        return predict(loaded.model, [i.record for i in _items], size=parse_size(size), batch_size=1,
+                       device=loaders.device(), model_name=label,
+                       checkpoint_sha256=loaded.card.weights_sha256 if loaded.card else "", progress=progress)
+
+
+def predictions(model_key: str, items: Sequence[ImageItem], size: str, task: Task) -> pd.DataFrame:
+    """One model's malignancy probabilities over data set images on disk, cached by their inputs."""
+    return _predictions(model_key, tuple(i.key for i in items), size, list(items), task)
+
+
+@st.cache_data(show_spinner="Bootstrapping AUCs…", max_entries=16)
+def evaluation(predictions: pd.DataFrame, n_boot: int) -> EvaluationReport:
+    """Every evaluation table of a predictions table, cached by its content."""
+    return evaluate(predictions, n_boot=n_boot)

@@ -1,0 +1,78 @@
+"""The app's loaders and compute layer outside a browser: the model cache and its registry, the model
+choices, the default size from the card."""
+
+import shutil
+
+import pytest
+import torch
+
+from app import loaders, state
+from hct.weights import CHECKPOINT_DIR, find_checkpoints
+
+
+@pytest.fixture()
+def jobs(monkeypatch, tmp_path):
+    monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
+
+
+@pytest.fixture()
+def fake_models(monkeypatch, jobs):
+    """Loading gives a tiny network at once; the model cache starts and ends empty."""
+    loads = []
+
+    def load_model(spec, device="cpu"):
+        loads.append(spec)
+        return torch.nn.Linear(1, 1), None
+
+    monkeypatch.setattr(loaders, "load_model", load_model)
+    loaders.model.clear()
+    yield loads
+    loaders.model.clear()
+
+
+def test_the_model_cache_past_its_limit_drops_the_oldest_and_the_registry_follows(fake_models):
+    keys = [c.key for c in loaders.model_choices()][:loaders.MODEL_CACHE_SIZE + 1]
+    assert len(keys) == loaders.MODEL_CACHE_SIZE + 1
+    for key in keys:
+        loaders.model(key)
+    held = loaders.loaded_models()
+    assert list(held) == keys[1:] and set(held.values()) == {"cpu"}  # the first one was evicted
+    loaders.model(keys[-1])
+    assert len(fake_models) == len(keys)  # a held model is not loaded again
+    loaders.unload_model(keys[-1])
+    assert keys[-1] not in loaders.loaded_models()
+
+
+def test_a_loaded_model_is_the_library_loader_s_read_only_model(jobs):
+    key = next(c.key for c in loaders.model_choices() if c.key == "init:gmic")
+    loaded = loaders.model(key)
+    assert loaded.card is None and not loaded.model.training
+    assert not any(p.requires_grad for p in loaded.model.parameters())
+    loaders.unload_model(key)
+
+
+def test_model_choices_are_read_again_only_when_a_card_changes(monkeypatch, tmp_path, jobs):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(CHECKPOINT_DIR / f"gmic{suffix}", folder / f"gmic{suffix}")
+    monkeypatch.setattr(loaders, "find_checkpoints", lambda: find_checkpoints(folder))
+    reads = []
+    read_card = loaders.read_card
+    monkeypatch.setattr(loaders, "read_card", lambda path: reads.append(path) or read_card(path))
+
+    first = loaders.model_choices()
+    assert [c.key for c in first if c.trained] == ["ckpt:gmic"] and len(reads) == 1
+    assert loaders.model_choices() == first and len(reads) == 1  # cached
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(CHECKPOINT_DIR / f"gmic{suffix}", folder / f"second{suffix}")
+    assert [c.key for c in loaders.model_choices() if c.trained] == ["ckpt:gmic", "ckpt:second"]
+
+
+def test_the_default_size_is_the_card_s_within_the_offered_sizes(monkeypatch):
+    monkeypatch.delenv("HCT_APP_MAX_SIZE", raising=False)
+    assert state.card_size((832, 640)) == "832x640"
+    assert state.card_size((1000, 700)) == "832x640"  # not offered: the largest offered within it
+    assert state.card_size((100, 80)) == "416x320"  # smaller than all: the smallest offered
+    monkeypatch.setenv("HCT_APP_MAX_SIZE", "128x96")
+    assert state.card_size((1664, 1280)) == "128x96"

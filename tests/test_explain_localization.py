@@ -23,7 +23,7 @@ SIZE = (128, 96)
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     folder = tmp_path_factory.mktemp("phantom")
-    records = generate_phantom(6, folder, size=(256, 192), malignant_fraction=1.0)
+    records = generate_phantom(6, folder, size=(256, 192), malignant_fraction=1.0, benign_fraction=0.0)
     return folder, [r for r in records if r.finding_boxes]
 
 

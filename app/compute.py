@@ -13,9 +13,15 @@ a cache hit would replay them). Pages call:
 and, inside a task's work (each takes the task for progress and cancel; cache keys leave it out):
 
 - ``erf(model_key, items, size, subset, task) -> ERFResult``: one model's ERF over ``items``.
-- ``attributions(model_key, item, size, methods, task) -> dict[str, Attribution]``: captum attributions.
-- ``attention(model_key, item, size, query, layer, task) -> AttentionMap``: one position's attention.
+- ``attributions(model_key, item, size, methods, task, gradcam_layer) -> dict[str, Attribution]``: captum
+  attributions of one image; ``exam(model_key, views, size, method, task, gradcam_layer)`` one method on
+  each view of an exam.
 - ``predictions(model_key, items, size, task) -> DataFrame``: one model's predictions table.
+- ``localization(model_keys, items, size, methods, task) -> DataFrame``: where each method points.
+
+and, in the page (quick once the layer's input is kept):
+
+- ``attention(model_key, item, size, query, layer) -> AttentionMap``: one position's attention.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from hct.data import parse_size
 from hct.eval import EvaluationReport, evaluate, predict
-from hct.explain import AttentionMap, Attribution, ERFResult, attention_map, attribute, compute_erf
+from hct.explain import AttentionMap, Attribution, ERFResult, attention_map, attribute, compute_erf, layer_input, localize
 from hct.serving import Task
 
 from app import loaders
@@ -91,36 +98,73 @@ def erf(model_key: str, items: Sequence[ImageItem], size: str, subset: str, task
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _attribution(model_key: str, image_key: str, size: str, method: str, _item: ImageItem) -> Attribution:
+def _attribution(model_key: str, image_key: str, size: str, method: str, layer: str | None,
+                 _item: ImageItem) -> Attribution:
     image = loaders.preprocessed(_item, size)
+    options = {"layer": layer} if method == "gradcam" and layer else {}
     with _using(model_key) as loaded:
-        return attribute(loaded.model, image, method)
+        return attribute(loaded.model, image.tensor, method, **options)
 
 
-def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task) -> dict[str, Attribution]:
-    """Captum attributions of one image by each of ``methods``, each cached by its inputs."""
+def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task,
+                 gradcam_layer: str | None = None) -> dict[str, Attribution]:
+    """Captum attributions of one image by each of ``methods`` (Grad-CAM at ``gradcam_layer``, default
+    the last stage), at model resolution, each cached by its inputs."""
     task.step(f"{_label(model_key)}: {', '.join(m.replace('_', ' ') for m in methods)}")
     done = {}
     for method in methods:
         task.check()
-        done[method] = _attribution(model_key, item.key, size, method, item)
+        done[method] = _attribution(model_key, item.key, size, method, gradcam_layer, item)
         task.progress(len(done), len(methods))
     return done
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _attention(model_key: str, image_key: str, size: str, query: tuple[int, int], layer: str | None,
-               _item: ImageItem) -> AttentionMap:
+def exam(model_key: str, views: Sequence[ImageItem], size: str, method: str, task: Task,
+         gradcam_layer: str | None = None) -> list[Attribution]:
+    """One attribution ``method`` of each view of an exam (its probability included), each cached."""
+    task.step(f"{_label(model_key)}: {method.replace('_', ' ')} of {len(views)} views")
+    done = []
+    for item in views:
+        task.check()
+        done.append(_attribution(model_key, item.key, size, method, gradcam_layer, item))
+        task.progress(len(done), len(views))
+    return done
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _layer_input(model_key: str, image_key: str, size: str, layer: str | None, _item: ImageItem) -> torch.Tensor:
     image = loaders.preprocessed(_item, size)
     with _using(model_key) as loaded:
-        return attention_map(loaded.model, image, query, layer=layer)
+        return layer_input(loaded.model, layer, image.tensor)
 
 
-def attention(model_key: str, item: ImageItem, size: str, query: tuple[int, int], layer: str | None,
-              task: Task) -> AttentionMap:
-    """Where the input position ``query`` (row, col) attends in HCT attention ``layer``, cached by its inputs."""
-    task.step(f"{_label(model_key)}: attention of {layer or 'the first layer'}")
-    return _attention(model_key, item.key, size, tuple(query), layer, item)
+def attention(model_key: str, item: ImageItem, size: str, query: tuple[float, float], layer: str | None) -> AttentionMap:
+    """Where the input position ``query`` (row, col) attends in HCT attention ``layer``.
+
+    The layer's input is kept per model, image, size and layer (a forward pass up to the layer, once);
+    each query then costs one attention row, quick enough to run in the page.
+    """
+    features = _layer_input(model_key, item.key, size, layer, item)
+    image = loaders.preprocessed(item, size)
+    with _using(model_key) as loaded:
+        return attention_map(loaded.model, image.tensor, query, layer=layer, features=features)
+
+
+def localization(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, methods: Sequence[str],
+                 task: Task) -> pd.DataFrame:
+    """Where each method's map points on the malignant images of ``items`` that have finding boxes
+    (:func:`hct.explain.localize`), one row per image, model and method."""
+    def progress(done: int, total: int) -> None:
+        task.progress(done, total)
+        task.check()  # localize has no cancel argument: stop at its next image
+
+    frames = []
+    for key in model_keys:
+        task.step(f"{_label(key)}: localization")
+        with _using(key) as loaded:
+            frames.append(localize({_label(key): loaded.model}, [i.record for i in items], methods,
+                                   parse_size(size), progress=progress))
+    return pd.concat(frames, ignore_index=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

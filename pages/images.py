@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from hct.data import builtin_samples, read_manifest
+from hct.data import builtin_samples, complete_exams, exam_label, read_manifest
 from hct.data.phantom import MANIFEST_NAME
 
 from app import loaders, state, widgets
@@ -55,10 +55,10 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 if not items:
     st.stop()
 
-exams = state.complete_exams(items)
+exams = complete_exams(items, record=lambda i: i.record)
 view = st.radio("View", ["Four-view exam", "One image"] if exams else ["One image"], horizontal=True)
 if view == "Four-view exam":
-    exam = st.selectbox("Exam", list(exams))
+    exam = st.selectbox("Exam", list(exams), format_func=lambda e: exam_label(e, list(exams).index(e)))
     shown = exams[exam]
 else:
     shown = [st.selectbox("Image", items, format_func=lambda i: i.name)]

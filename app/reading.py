@@ -38,6 +38,15 @@ class Display:
     window_level: tuple[float, float] | None = None
 
 
+def modality_warning(item: ImageItem) -> bool:
+    """Read the item (once per process) and warn, visibly, when it is not a mammogram (its Modality);
+    True once read."""
+    warning = loaders.read_image(item).meta.warning
+    if warning:
+        st.warning(f"{item.name}: {warning}")
+    return True
+
+
 def display_options(item: ImageItem | None) -> Display:
     """The display controls; window and level (one image only) start at the image's output range
     (after its VOI LUT, which reading applied once)."""

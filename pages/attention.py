@@ -10,6 +10,8 @@ from hct.explain import METHODS, gradcam_layers
 from app import loaders, reading, state, widgets
 
 VIEWS = ["Overlays", "Attention of a position", "Single-image ERF"]
+SLOW = "Integrated gradients, SmoothGrad and occlusion take many passes: slow on a CPU."
+LAYER_HELP = "The last stage is the coarsest (HCT: 1/128 of the input); an earlier stage gives a finer map."
 
 st.title("Attention")
 items = state.images()
@@ -33,35 +35,26 @@ layers = list(gradcam_layers(loaded.model))
 if mode == "Four-view exam":
     names = list(exams)
     exam = cols[0].selectbox("Exam", names, format_func=lambda e: exam_label(e, names.index(e)), key="attn-exam-id")
-    method = cols[3].selectbox("Overlay", METHODS, key="attn-exam-method",
-                               help="Integrated gradients, SmoothGrad and occlusion take many passes: slow on a CPU.")
-    layer = st.selectbox("Grad-CAM layer", layers, index=len(layers) - 1, key="attn-gradcam-layer",
-                         help="The last stage is the coarsest; an earlier stage gives a finer map.")
+    method = cols[3].selectbox("Overlay", METHODS, key="attn-exam-method", help=SLOW)
+    layer = st.selectbox("Grad-CAM layer", layers, index=len(layers) - 1, key="attn-gradcam-layer", help=LAYER_HELP)
     for view in exams[exam]:
-        if loaders.read_image(view).meta.warning:
-            st.warning(f"{view.name}: {loaders.read_image(view).meta.warning}")
+        reading.modality_warning(view)
     reading.exam_view(model_key, exams[exam], size, method, layer, reading.display_options(None))
-    st.stop()
-
-item = cols[0].selectbox("Image", items, format_func=lambda i: f"{i.name} ({i.record.laterality}-{i.record.view})",
-                         key="attn-image")
-methods = cols[3].multiselect("Methods", METHODS, default=["gradcam", "saliency"], key="attn-methods",
-                              help="Integrated gradients, SmoothGrad and occlusion take many passes: slow on a CPU.")
-layer = st.selectbox("Grad-CAM layer", layers, index=len(layers) - 1, key="attn-gradcam-layer",
-                     help="The last stage is the coarsest (HCT: 1/128 of the input); an earlier stage gives a finer map.")
-image = widgets.run_safely(lambda: loaders.read_image(item), f"Reading {item.name}")
-if image is None:
-    st.stop()
-if image.meta.warning:
-    st.warning(f"{item.name}: {image.meta.warning}")
-display = reading.display_options(item)
-tabs = st.tabs(VIEWS, key="attn-view", on_change="rerun")
-if tabs[0].open:
-    with tabs[0]:
-        reading.overlays_view(model_key, item, size, methods, layer, display)
-if tabs[1].open:
-    with tabs[1]:
-        reading.attention_view(model_key, item, size, display)
-if tabs[2].open:
-    with tabs[2]:
-        reading.erf_view(model_key, item, size, display)
+else:
+    item = cols[0].selectbox("Image", items, format_func=lambda i: f"{i.name} ({i.record.laterality}-{i.record.view})",
+                             key="attn-image")
+    methods = cols[3].multiselect("Methods", METHODS, default=["gradcam", "saliency"], key="attn-methods", help=SLOW)
+    layer = st.selectbox("Grad-CAM layer", layers, index=len(layers) - 1, key="attn-gradcam-layer", help=LAYER_HELP)
+    if widgets.run_safely(lambda: reading.modality_warning(item), f"Reading {item.name}") is None:
+        st.stop()
+    display = reading.display_options(item)
+    overlays, attention, erf = st.tabs(VIEWS, key="attn-view", on_change="rerun")  # only the open one runs
+    if overlays.open:
+        with overlays:
+            reading.overlays_view(model_key, item, size, methods, layer, display)
+    if attention.open:
+        with attention:
+            reading.attention_view(model_key, item, size, display)
+    if erf.open:
+        with erf:
+            reading.erf_view(model_key, item, size, display)

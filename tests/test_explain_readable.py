@@ -12,7 +12,9 @@ from hct.explain.overlays import (
     compose, display_pixels, display_shape, in_original, overlay_picture, png_bytes, point_in_model,
     point_in_original, region_picture,
 )
-from hct.explain.readable import Readability, model_pixel_spacing, readable, robust_scale, smooth, top_mass_level
+from hct.explain.readable import (
+    Readability, model_pixel_spacing, readable, robust_scale, smooth, top_mass_level, top_mass_region,
+)
 
 
 def test_a_few_extreme_pixels_no_longer_set_the_colour_scale():
@@ -36,12 +38,17 @@ def test_sigma_is_millimetres_with_a_pixel_spacing_and_pixels_without():
     assert model_pixel_spacing((0.1, 0.1), (0.5, 0.25)) == (0.2, 0.4) and model_pixel_spacing(None, (1, 1)) is None
 
 
-def test_top_mass_region_holds_that_share_of_the_mass():
+def test_top_mass_region_holds_that_share_of_the_mass_and_can_be_outlined():
     heat = np.zeros((10, 10))
     heat[0, 0], heat[1, 1], heat[2, 2], heat[5, 5] = 5, 3, 1, 1
     assert top_mass_level(heat, 0.5) == 5 and top_mass_level(heat, 0.7) == 3
-    result = readable(heat, Readability(top_mass=0.7))
-    assert result.region.sum() == 2 and result.sigma_unit == "px"
+    speckled = np.zeros((200, 200))
+    speckled[50:100:2, 50:100:2] = 1  # a dotted square, as saliency draws
+    speckled[180, 10] = 1  # a speck far away
+    region = top_mass_region(speckled, 0.99)
+    assert region[50:99, 50:99].all() and region.sum() < 55 * 55 and not region[180, 10]
+    result = readable(speckled, Readability(top_mass=0.99))
+    assert np.array_equal(result.region, region) and result.sigma_unit == "px"
     assert readable(heat, Readability(top_mass=None)).region is None
     with pytest.raises(ConfigError):
         Readability(percentile=0)

@@ -95,3 +95,15 @@ def test_occlusion_window_scales_with_image():
     assert occlusion_window(3328, 2560) == ((416, 320), (208, 160))
     with pytest.raises(ConfigError):
         attribute(create_model("gmic"), torch.zeros(1, 64, 64), "lime")
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradcam"])
+def test_the_probability_comes_from_the_methods_own_forward_pass(model_and_image, method):
+    model, image = model_and_image
+    passes = []
+    handle = model.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        attribute(model, image, method)
+    finally:
+        handle.remove()
+    assert len(passes) == 1

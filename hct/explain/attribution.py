@@ -8,6 +8,8 @@ Keyword arguments keep captum's names (``n_steps``, ``baselines``, ``nt_samples`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,19 +47,42 @@ def malignancy_probability(model: nn.Module, x: torch.Tensor, target: int = MALI
         return float(torch.softmax(model(x), dim=1)[0, target])
 
 
+@contextmanager
+def _logits_of(model: nn.Module, x: torch.Tensor) -> Iterator[dict]:
+    """Keeps (under ``"logits"``) the model's output on exactly ``x`` when the method runs that pass
+    itself (saliency, Grad-CAM, occlusion), so the probability needs no pass of its own."""
+    kept = {}
+
+    def hook(_module, args, output) -> None:
+        if "logits" not in kept and args and isinstance(args[0], torch.Tensor) and args[0].shape == x.shape \
+                and args[0].data_ptr() == x.data_ptr():
+            kept["logits"] = output.detach()
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield kept
+    finally:
+        handle.remove()
+
+
 def _finish(method: str, model: nn.Module, x: torch.Tensor, attribution: torch.Tensor, preprocessed,
-            target: int, layer: str = "") -> Attribution:
+            target: int, kept: dict, layer: str = "") -> Attribution:
     heatmap = attribution.detach().float().sum(dim=1)[0].cpu().numpy()
     original = None if preprocessed is None else np.asarray(preprocessed.to_original(heatmap))
-    return Attribution(method, heatmap, malignancy_probability(model, x, target), target, original, layer)
+    if "logits" in kept:
+        probability = float(torch.softmax(kept["logits"].float(), dim=1)[0, target])
+    else:
+        probability = malignancy_probability(model, x, target)
+    return Attribution(method, heatmap, probability, target, original, layer)
 
 
 def saliency(model: nn.Module, image: ImageInput, target: int = MALIGNANT) -> Attribution:
     """|d logit_target / d input| (Simonyan et al.)."""
     x, pre = as_batch(model, image)
-    with eval_mode(model):
-        attr = Saliency(model).attribute(x.detach().clone().requires_grad_(True), target=target, abs=True)
-    return _finish("saliency", model, x, attr, pre, target)
+    x = x.detach().clone().requires_grad_(True)
+    with eval_mode(model), _logits_of(model, x) as kept:
+        attr = Saliency(model).attribute(x, target=target, abs=True)
+    return _finish("saliency", model, x.detach(), attr, pre, target, kept)
 
 
 def smoothgrad(model: nn.Module, image: ImageInput, target: int = MALIGNANT, nt_samples: int = 8,
@@ -73,7 +98,7 @@ def smoothgrad(model: nn.Module, image: ImageInput, target: int = MALIGNANT, nt_
         attr = NoiseTunnel(Saliency(model)).attribute(
             x.detach().clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdevs,
             nt_samples_batch_size=nt_samples_batch_size or 1, target=target, abs=True)
-    return _finish("smoothgrad", model, x, attr, pre, target)
+    return _finish("smoothgrad", model, x, attr, pre, target, {})
 
 
 def integrated_gradients(model: nn.Module, image: ImageInput, target: int = MALIGNANT, n_steps: int = 32,
@@ -88,7 +113,7 @@ def integrated_gradients(model: nn.Module, image: ImageInput, target: int = MALI
     with eval_mode(model):
         attr = IntegratedGradients(model).attribute(
             x, baselines=baselines, target=target, n_steps=n_steps, internal_batch_size=internal_batch_size)
-    return _finish("integrated_gradients", model, x, attr, pre, target)
+    return _finish("integrated_gradients", model, x, attr, pre, target, {})
 
 
 def occlusion_window(height: int, width: int, fraction: float = 1 / 8) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -110,11 +135,11 @@ def occlusion(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
     window, stride = tuple(sliding_window_shapes or window)[-2:], tuple(strides or stride)[-2:]
     if perturbations_per_eval is None:
         perturbations_per_eval = 8 if x.is_cuda else 1
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad(), _logits_of(model, x) as kept:
         attr = Occlusion(model).attribute(
             x, sliding_window_shapes=(x.shape[1], *window), strides=(x.shape[1], *stride),
             baselines=baselines, target=target, perturbations_per_eval=perturbations_per_eval)
-    return _finish("occlusion", model, x, attr, pre, target)
+    return _finish("occlusion", model, x, attr, pre, target, kept)
 
 
 def gradcam_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -141,10 +166,10 @@ def gradcam(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
         if name not in layers:
             raise ConfigError(f"unknown Grad-CAM layer {name!r}; choose one of {list(layers)}")
         module = layers[name]
-    with eval_mode(model):
+    with eval_mode(model), _logits_of(model, x) as kept:
         attr = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
         attr = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-    return _finish("gradcam", model, x, attr, pre, target, layer=name)
+    return _finish("gradcam", model, x, attr, pre, target, kept, layer=name)
 
 
 _FUNCTIONS = {"saliency": saliency, "integrated_gradients": integrated_gradients, "smoothgrad": smoothgrad,

@@ -12,7 +12,7 @@ from hct.explain.erf import (
     input_gradients, output_position, select_subset,
 )
 from hct.explain.inputs import as_batch, eval_mode
-from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure, heatmap_overlay
+from hct.explain.figures import erf_curves, erf_heatmaps, erf_summary_figure
 from hct.explain.metrics import AREA_SHARES, area_shares, erf_metrics, gaussian_fit_r2
 # the reading view
 from hct.explain.export import secondary_capture, source_uids
@@ -25,7 +25,7 @@ __all__ = [
     "AREA_SHARES", "METHODS", "REDUCTIONS", "SUBSETS", "AttentionMap", "Attribution", "ComputationCancelled",
     "ERFResult", "area_shares", "as_batch", "attention_layer", "attention_map", "attention_received", "attribute",
     "compute_erf", "curve_band", "curves_frame", "erf_curves", "erf_from_maps", "erf_heatmaps", "erf_metrics",
-    "erf_summary_figure", "eval_mode", "gaussian_fit_r2", "gradcam", "gradcam_layers", "heatmap_overlay",
+    "erf_summary_figure", "eval_mode", "gaussian_fit_r2", "gradcam", "gradcam_layers",
     "input_gradients", "integrated_gradients", "layer_input", "malignancy_probability", "occlusion",
     "occlusion_window", "output_position", "saliency", "select_subset", "smoothgrad",
     "LOCALIZATION_METHODS", "Readability", "ReadableMap", "finding_mask", "in_original", "localization_figure",

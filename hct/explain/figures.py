@@ -71,35 +71,6 @@ def erf_curves(results: Sequence[ERFResult], axis: str = "columns", sqrt: bool =
     return fig
 
 
-def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5, colorscale: str = "Jet",
-                    title: str = "", marker: tuple[float, float] | None = None,
-                    click_grid: int | None = None) -> go.Figure:
-    """``heatmap`` over a grey ``image`` (same size) at ``opacity``; ``marker`` marks a (row, col).
-
-    ``click_grid`` adds invisible points every that many pixels, so a click on the image selects a
-    point (heat maps themselves cannot be selected in plotly) and its (y, x) is the clicked position.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    heatmap = np.asarray(heatmap, dtype=np.float32)
-    if image.shape != heatmap.shape:
-        raise ValueError(f"image {image.shape} and heat map {heatmap.shape} differ in size; resize one first")
-    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, hoverinfo="skip"))
-    # with a click grid, the heat map takes no hover, so a click lands on the nearest grid point
-    fig.add_trace(go.Heatmap(z=heatmap, colorscale=colorscale, opacity=opacity, name="heat map",
-                             hoverinfo="skip" if click_grid else None))
-    if click_grid:
-        rows, cols = np.mgrid[click_grid // 2:image.shape[0]:click_grid, click_grid // 2:image.shape[1]:click_grid]
-        fig.add_trace(go.Scatter(x=cols.ravel(), y=rows.ravel(), mode="markers", name="click to query",
-                                 marker=dict(size=max(4, min(click_grid, 24)), opacity=0), hoverinfo="x+y",
-                                 showlegend=False))
-    if marker is not None:
-        fig.add_trace(go.Scatter(x=[marker[1]], y=[marker[0]], mode="markers", name="query",
-                                 marker=dict(symbol="x", size=12, color="white")))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x")
-    fig.update_layout(title=title, height=600)
-    return fig
-
-
 def picture_figure(picture: np.ndarray, title: str = "", marker: tuple[float, float] | None = None,
                    click_grid: int | None = None, boxes: Sequence[tuple[float, float, float, float]] = (),
                    height: int = 600) -> go.Figure:

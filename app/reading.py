@@ -19,6 +19,7 @@ from hct.data import Preprocessed, breast_scores, view_name
 from hct.explain import Attribution, Readability, ReadableMap, erf_curves, finding_mask, picture_figure, readable, score
 from hct.explain.attention_maps import upsample
 from hct.explain.export import secondary_capture, source_uids
+from hct.explain.localization import check_boxes
 from hct.explain.overlays import display_factor, overlay_picture, png_bytes, point_in_model, point_in_original, region_picture
 from hct.explain.readable import model_pixel_spacing, sigma_unit
 
@@ -178,7 +179,9 @@ def overlays_view(model_key: str, item: ImageItem, size: str, methods: Sequence[
     st.caption("Draw a box on a picture to see that region at full resolution.")
     if item.record.finding_boxes:
         st.subheader("Where each map points")
-        st.dataframe(localization_table(pre, item, maps), hide_index=True, width="stretch")
+        shape = loaders.read_image(item).pixels.shape
+        if widgets.run_safely(lambda: check_boxes(item.record.finding_boxes, shape, item.name) or True, "Scoring"):
+            st.dataframe(localization_table(pre, item, maps), hide_index=True, width="stretch")
 
 
 @st.fragment

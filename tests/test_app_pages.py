@@ -167,6 +167,19 @@ def test_an_image_with_a_finding_shows_where_each_map_points(app, tmp_path):
     assert (table["area share (a uniform map's energy)"] > 0).all()
 
 
+def test_a_finding_box_outside_the_image_is_named(app, tmp_path):
+    import dataclasses
+
+    from app.state import IMAGES_KEY, record_item
+    from hct.data import generate_phantom
+
+    record = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)[0]
+    app.session_state[IMAGES_KEY] = [record_item(dataclasses.replace(record, finding_boxes=((10, 10, 500, 20),)))]
+    at = app.switch_page("../pages/attention.py").run()
+    assert not at.exception
+    assert any("finding box (10, 10, 500, 20)" in e.value and "outside the 128x96 image" in e.value for e in at.error)
+
+
 def test_another_modality_is_read_with_a_visible_warning(app):
     from pydicom.data import get_testdata_file
 

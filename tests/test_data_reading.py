@@ -242,3 +242,11 @@ def test_another_modality_is_read_with_a_warning_naming_it(name, modality):
     image = read_mammogram(get_testdata_file(name))
     assert image.meta.modality == modality and f"Modality is {modality}, not MG" in image.meta.warning
     assert image.pixels.shape == (image.meta.rows, image.meta.cols)
+
+
+def test_the_read_command_warns_of_another_modality(capsys):
+    from hct.__main__ import main
+
+    assert main(["read", get_testdata_file("MR_small.dcm")]) == 0
+    out, err = capsys.readouterr()
+    assert '"modality": "MR"' in out and "warning: Modality is MR, not MG" in err

@@ -1,4 +1,4 @@
-"""The sidebar every page shares: the compute device and the models held on it."""
+"""The sidebar every page shares: the compute device, the models held on it and its queue."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import streamlit as st
 
 from hct.devices import describe_device, resolve_device
 
-from app import loaders
+from app import compute, loaders
 
 
 def render() -> st.delta_generator.DeltaGenerator:
@@ -24,13 +24,15 @@ def render() -> st.delta_generator.DeltaGenerator:
 
 
 def show_models(slot: st.delta_generator.DeltaGenerator) -> None:
-    """List the models held on the device in ``slot`` (filled again after the page ran, so a model
-    the page loaded shows at once)."""
+    """List the models held on the device and its queue in ``slot`` (filled again after the page ran,
+    so a model the page loaded shows at once)."""
     loaded = loaders.loaded_models()
     labels = {c.key: c.label for c in loaders.model_choices()}
+    queue = compute.queue()
     with slot.container():
         if loaded:
             for key, where in loaded.items():
                 st.markdown(f"- {labels.get(key, key)} · `{where}`")
         else:
             st.markdown("_none yet — they load on first use_")
+        st.caption(f"Computing: {queue.running} of {queue.slots} at once, {queue.waiting} queued")

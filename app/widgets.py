@@ -44,23 +44,28 @@ def run_safely(work: Callable[[], T], what: str) -> T | None:
 
 
 def follow(key: str, what: str) -> Any | None:
-    """The result of this session's task under ``key`` (:func:`app.compute.start`), waiting for it to end.
+    """The result of this session's task under ``key`` (:func:`app.compute.start`) once it has ended.
 
-    While it runs: its progress and a Cancel button. The wait yields to Streamlit every half second,
-    so a click reruns the page at once; the task goes on and the new run waits for it again. A failed
-    or cancelled task shows its message; a failure that is not the user's is raised.
+    While it computes, the page waits for it, showing its progress and a Cancel button; the wait yields
+    to Streamlit every half second, so a click reruns the page at once (the task goes on, and the new
+    run waits for it again). While it waits for the device queue, the page goes on: "queued, position k"
+    and a Cancel button refresh every second. A failed or cancelled task shows its message; a failure
+    that is not the user's is raised.
     """
     task = compute.task(key)
     if task is None:
         return None
-    if not task.finished:
+    if task.state == "running":
         placeholder = st.empty()
         with placeholder.container():
             bar = st.progress(*_progress(task, what))
             st.button("Cancel", key=f"{key}-cancel", on_click=task.cancel, disabled=task.cancelled())
-            while not task.wait(0.5):
+            while task.state == "running" and not task.wait(0.5):
                 bar.progress(*_progress(task, what))
         placeholder.empty()
+    if task.state == "queued":
+        _queued(key, what)
+        return None
     if task.error is not None:
         if not isinstance(task.error, _EXPECTED):
             raise task.error
@@ -73,6 +78,16 @@ def _progress(task: Task, what: str) -> tuple[float, str]:
     if task.cancelled():
         return 0.0, f"{what}: cancelling…"
     return (done / total if total else 0.0), f"{what}: {task.note}" + (f" — {done}/{total}" if total else "")
+
+
+@st.fragment(run_every=1.0)
+def _queued(key: str, what: str) -> None:
+    task = compute.task(key)
+    if task is None or task.state != "queued":
+        st.rerun()
+    waiting = "cancelling…" if task.cancelled() else "waiting for the device"
+    st.info(f"{what}: queued, position {task.position} — {waiting}")
+    st.button("Cancel", key=f"{key}-cancel-queued", on_click=task.cancel, disabled=task.cancelled())
 
 
 def size_picker(models: Sequence[str], label: str = "Resolution (HxW)", key: str | None = None) -> str:

@@ -1,29 +1,149 @@
-"""Serving the library's heavy work to many users: each computation a :class:`Task` in a thread of its own.
+"""Serving the library's heavy work to many users of one process (the app's sessions are its threads).
 
-A caller (the app's page, a notebook) starts a task and polls it: its state, progress and result. The
-work gets the task itself and passes ``task.progress`` and ``task.cancelled`` to the library's
-``progress`` and ``cancel`` arguments, so a cancel request stops it at the next image.
+- :class:`Task`: one computation in a thread of its own. A caller (the app's page, a notebook) starts
+  it and polls its state, queue position, progress and result. The work gets the task itself and
+  passes ``task.progress`` and ``task.cancelled`` to the library's ``progress`` and ``cancel``
+  arguments, so a cancel request stops it at the next image.
+- :class:`DeviceQueue`: at most ``slots`` heavy computations on the device at once, first come first
+  served; a waiting caller learns its position and can cancel while it waits.
+- :func:`check_budget`: a request's size, images x pixels x models, against the compute budget.
+
+Configuration (environment variables, read by :func:`compute_slots` and :func:`compute_budget`):
+
+- ``HCT_COMPUTE_SLOTS``: heavy computations run at once (default 1: one on the GPU the app uses, or
+  one on the CPU). Raise it on a GPU with memory to spare.
+- ``HCT_COMPUTE_BUDGET``: the largest request in megapixels, images x pixels x models (default
+  150, about 4x the app's defaults: 8 images x 1664x1280 x 2 models = 34 megapixels).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from hct.errors import ComputationCancelled
+from hct.errors import ComputationCancelled, ConfigError
+
+DEFAULT_BUDGET_MPX = 150.0
+
+
+class BudgetExceeded(ConfigError):
+    """A request is larger than the compute budget; the message says what to lower."""
+
+
+def _env_number(name: str, default: float, kind: type) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive {kind.__name__}, got {text!r}")
+    return value
+
+
+def compute_slots() -> int:
+    """Heavy computations run at once: ``HCT_COMPUTE_SLOTS``, default 1."""
+    return int(_env_number("HCT_COMPUTE_SLOTS", 1, int))
+
+
+def compute_budget() -> float:
+    """The largest request in megapixels (images x pixels x models): ``HCT_COMPUTE_BUDGET``, default 150."""
+    return _env_number("HCT_COMPUTE_BUDGET", DEFAULT_BUDGET_MPX, float)
+
+
+def check_budget(images: int, size: tuple[int, int], models: int = 1, budget_mpx: float | None = None) -> None:
+    """Raise :class:`BudgetExceeded` when ``images`` x ``size`` pixels x ``models`` is over the budget
+    (megapixels; default :func:`compute_budget`), with a message that says what to lower."""
+    budget = compute_budget() if budget_mpx is None else budget_mpx
+    per_image = size[0] * size[1] * models / 1e6
+    if images * per_image <= budget:
+        return
+    fits = int(budget // per_image)
+    lower = (f"lower N to {fits} or fewer, choose a smaller resolution" if fits else "choose a smaller resolution")
+    raise BudgetExceeded(
+        f"this request is {images} image{'s' * (images != 1)} x {size[0]}x{size[1]} pixels x {models} "
+        f"model{'s' * (models != 1)} = {images * per_image:.0f} megapixels, over the server's compute budget of "
+        f"{budget:.0f} (HCT_COMPUTE_BUDGET): {lower}{' or compare fewer models' if models > 1 else ''}. "
+        "The command line (python -m hct erf / predict) has no budget.")
+
+
+class DeviceQueue:
+    """At most ``slots`` computations at once, first come first served; thread-safe.
+
+    ``with queue.slot(cancel=..., on_wait=...):`` waits for a free slot. ``on_wait(k)`` is called with
+    the caller's position (1: next) each time it changes while it waits, and with 0 once admitted;
+    ``cancel()`` returning True while it waits leaves the queue and raises
+    :class:`ComputationCancelled`. A thread holding a slot must not ask for another.
+    """
+
+    def __init__(self, slots: int = 1, poll_s: float = 0.1) -> None:
+        if slots < 1:
+            raise ConfigError(f"a device queue needs at least one slot, got {slots}")
+        self.slots, self.poll_s = slots, poll_s
+        self._cond = threading.Condition()
+        self._waiting: list[object] = []
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @contextlib.contextmanager
+    def slot(self, *, cancel: Callable[[], bool] | None = None,
+             on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+        ticket = object()
+        with self._cond:
+            self._waiting.append(ticket)
+            try:
+                self._wait_turn(ticket, cancel, on_wait or (lambda position: None))
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def _wait_turn(self, ticket: object, cancel: Callable[[], bool] | None, on_wait: Callable[[int], None]) -> None:
+        shown = None
+        while True:
+            position = self._waiting.index(ticket) + 1
+            if position == 1 and self._running < self.slots:
+                on_wait(0)
+                return
+            if position != shown:
+                on_wait(position)
+                shown = position
+            if cancel is not None and cancel():
+                raise ComputationCancelled(f"cancelled while queued at position {position}")
+            self._cond.wait(self.poll_s)
+
 
 class Task:
     """``work(task)`` run in a daemon thread: state, progress, result or error, and a cancel request.
 
-    ``state`` is ``running``, then ``done`` (``result`` holds the value), ``failed`` or ``cancelled``
-    (the work raised :class:`ComputationCancelled`); ``error`` holds the exception of either. ``inputs``
-    tags what the task computes, so a caller can tell whether it still matches what is asked.
+    ``state`` is ``running`` (or ``queued``, at ``position``, while it waits for a :class:`DeviceQueue`
+    slot), then ``done`` (``result`` holds the value), ``failed`` or ``cancelled`` (the work raised
+    :class:`ComputationCancelled`); ``error`` holds the exception of either. ``inputs`` tags what the
+    task computes, so a caller can tell whether it still matches what is asked.
     """
 
     def __init__(self, work: Callable[[Task], Any], inputs: Hashable = None) -> None:
         self.work, self.inputs = work, inputs
         self.state = "running"
+        self.position = 0  # in the device queue while queued
         self.steps = (0, 0)  # (done, total) of the current step
         self.note = ""  # what the current step computes
         self.result: Any = None
@@ -70,6 +190,11 @@ class Task:
     def progress(self, done: int, total: int) -> None:
         """The ``progress`` callback the library's long computations take."""
         self.steps = (done, total)
+
+    def queued(self, position: int) -> None:
+        """The ``on_wait`` callback of :meth:`DeviceQueue.slot`: the task's queue position, 0 once admitted."""
+        self.position = position
+        self.state = "queued" if position else "running"
 
     def step(self, note: str) -> None:
         """Start a new step of the work, described by ``note`` (shown with its progress)."""

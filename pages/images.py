@@ -1,13 +1,12 @@
-"""Images: choose the session's image set (upload, built-in samples, phantom or manifest) and browse it."""
+"""Images: choose the session's image set (upload, built-in samples, phantom, manifest or a public data set
+as downloaded, with the data check's report) and browse it."""
 
 import random
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from hct.data import builtin_samples, complete_exams, exam_label, read_manifest
-from hct.data.phantom import MANIFEST_NAME
+from hct.data import FORMATS, builtin_samples, check_data, complete_exams, exam_label
 
 from app import loaders, state, widgets
 
@@ -15,7 +14,11 @@ st.title("Images")
 st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
            "Uploads stay in memory; nothing is written to disk.")
 
-source = st.radio("Source", ["Built-in samples", "Upload", "Phantom data set", "Manifest"], horizontal=True)
+# source -> (data check format, or None to choose one; path label; placeholder)
+CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "/data/phantom"),
+                   "Manifest": ("manifest", "Manifest CSV path", "/data/manifest.csv"),
+                   "Public data set": (None, "Folder it was downloaded to", "/data/CBIS-DDSM")}
+source = st.radio("Source", ["Built-in samples", "Upload", *CHECKED_SOURCES], horizontal=True)
 records = None
 if source == "Upload":
     files = st.file_uploader("DICOM, PNG or TIFF mammograms", accept_multiple_files=True)
@@ -32,11 +35,19 @@ if source == "Upload":
 elif source == "Built-in samples":
     records = builtin_samples()
 else:
-    label = "Phantom folder (holds manifest.csv)" if source == "Phantom data set" else "Manifest CSV path"
-    path = st.text_input(label, placeholder="/data/phantom" if source == "Phantom data set" else "/data/manifest.csv")
-    if path:
-        manifest = Path(path) / MANIFEST_NAME if source == "Phantom data set" else Path(path)
-        records = widgets.run_safely(lambda: read_manifest(manifest), f"Reading {manifest}")
+    fmt, label, placeholder = CHECKED_SOURCES[source]
+    fmt = fmt or st.selectbox("Format", [f for f in FORMATS if f != "manifest"])
+    path = st.text_input(label, placeholder=placeholder)
+    key = f"hct_data_check:{fmt}:{path}"  # the report is kept for the session: checking reads every header
+    if path and (key not in st.session_state or st.button("Check again")):
+        report = widgets.run_safely(lambda: check_data(path, fmt), f"Checking {path}")
+        if report is not None:
+            st.session_state[key] = report
+    if key in st.session_state:
+        report = st.session_state[key]
+        with st.expander(f"Data check: {len(report.records):,} usable images", expanded=not report.usable):
+            st.text("\n".join(report.lines()))
+        records = list(report.records)
 
 if records:
     cols = st.columns([1, 1, 1, 2])

@@ -1,12 +1,13 @@
 """The app's loaders and compute layer outside a browser: the model cache and its registry, the model
-choices, the default size from the card."""
+choices, the default size from the card, the result caches' limits, the device queue."""
 
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 
-from app import loaders, state
+from app import compute, loaders, state
 from hct.weights import CHECKPOINT_DIR, find_checkpoints
 
 
@@ -76,3 +77,31 @@ def test_the_default_size_is_the_card_s_within_the_offered_sizes(monkeypatch):
     assert state.card_size((100, 80)) == "416x320"  # smaller than all: the smallest offered
     monkeypatch.setenv("HCT_APP_MAX_SIZE", "128x96")
     assert state.card_size((1664, 1280)) == "128x96"
+
+
+def test_a_result_cache_past_its_limit_drops_the_least_recently_used(monkeypatch):
+    calls = []
+    monkeypatch.setattr(compute, "evaluate", lambda predictions, n_boot: calls.append(n_boot) or n_boot)
+    compute.evaluation.clear()
+    entries, _ = compute.CACHE_LIMITS["evaluation"]
+    tables = [pd.DataFrame({"probability": [i / 100]}) for i in range(entries + 1)]
+    for table in tables:
+        compute.evaluation(table, 10)
+    compute.evaluation(tables[-1], 10)  # held
+    assert len(calls) == entries + 1
+    compute.evaluation(tables[0], 10)  # dropped when the cache passed its limit: computed again
+    assert len(calls) == entries + 2
+    compute.evaluation.clear()
+
+
+def test_the_app_s_device_queue_fixes_tf32_off_before_any_computation(monkeypatch):
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    monkeypatch.setenv("HCT_COMPUTE_SLOTS", "2")
+    compute.queue.clear()
+    try:
+        assert compute.queue().slots == 2
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        compute.queue.clear()
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

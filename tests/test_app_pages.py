@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import compute
 from app.compute import TASKS
 from hct.serving import Task
 
@@ -56,6 +57,22 @@ def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
     at.text_input[0].set_value("/nonexistent/manifest.csv").run()
     assert at.error and "does not exist" in at.error[0].value and "/nonexistent/manifest.csv" in at.error[0].value
     assert not at.exception
+
+
+def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path):
+    import public_trees
+
+    public_trees.cmmd_tree(tmp_path)
+    at = open_page(app, "images")
+    at.radio[0].set_value("Public data set").run()
+    at.selectbox[0].set_value("cmmd").run()
+    at.text_input[0].set_value(str(tmp_path)).run()
+    assert not at.exception and not at.error
+    report = at.text[0].value
+    assert "usable images: 12 (the table lists 6 breasts)" in report and "missing breasts: 1" in report
+    assert "D2-0002" not in report and "spreadsheet row 7 (R)" in report  # subjects are not named
+    next(b for b in at.button if b.label.startswith("Use ")).click().run()
+    assert not at.exception and not at.error
 
 
 def test_erf_explorer_computes_two_models(app):
@@ -264,3 +281,29 @@ def test_a_failed_task_shows_its_message(app):
     app.session_state[TASKS] = {"erf": Task(work).start()}
     at = app.switch_page("../pages/erf_explorer.py").run()
     assert at.error and at.error[0].value == "The ERF failed: no breast in image x.dcm"
+
+
+def test_cancel_while_queued_leaves_the_device_queue(app):
+    """Another session holds the device: the request waits at position 1; its Cancel button takes it out."""
+    compute._erf.clear()
+    queue = compute.queue()
+    with queue.slot():
+        at = open_page(app, "erf_explorer")
+        at.number_input[0].set_value(1)
+        at.button[0].click().run()
+        assert any(i.value.startswith("The ERF: queued, position 1") for i in at.info), [i.value for i in at.info]
+        assert queue.waiting == 1 and queue.running == 1
+        at.button(key="erf-cancel-queued").click().run()
+        task = at.session_state[TASKS]["erf"]
+        assert task.wait(10) and task.state == "cancelled"
+        assert queue.waiting == 0
+    at.run()
+    assert at.main.warning[0].value == "The ERF was cancelled; nothing was kept."
+
+
+def test_a_request_over_the_compute_budget_says_what_to_lower(app, monkeypatch):
+    monkeypatch.setenv("HCT_COMPUTE_BUDGET", "0.02")  # 64x48 pixels x 2 models is 0.006 megapixels an image
+    at = open_page(app, "erf_explorer")
+    at.button[0].click().run()
+    assert not at.exception and len(at.error) == 1
+    assert "HCT_COMPUTE_BUDGET" in at.error[0].value and "lower N to 3 or fewer" in at.error[0].value

@@ -1,4 +1,5 @@
-"""Data set adapters (manifest, CBIS-DDSM, VinDr-Mammo, OMI-DB) on fixtures in each set's real layout."""
+"""Data set adapters (manifest, OMI-DB) on fixtures in each set's real layout; the public data sets as
+downloaded (CBIS-DDSM, VinDr-Mammo, CMMD) are tested in test_data_public.py."""
 
 import datetime
 from pathlib import Path
@@ -6,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from hct.data import (
-    ClinicalEvent, builtin_samples, label_exam, make_record, read_cbis_ddsm, read_manifest, read_optimam,
-    read_vindr_mammo, write_manifest,
+    ClinicalEvent, builtin_samples, label_exam, make_record, read_manifest, read_optimam, write_manifest,
 )
 from hct.errors import ConfigError
 
@@ -37,11 +37,13 @@ def test_label_exam_follows_the_paper_rule(events, label):
 def test_manifest_round_trip_with_relative_paths(tmp_path):
     records = [
         make_record(image_id="a", path=str(tmp_path / "img" / "a.dcm"), patient_id="p1", laterality="L", view="CC",
-                    label=1, finding_types=("mass", "calcifications"), finding_boxes=[(1, 2, 31, 42)], split="train"),
+                    label=1, finding_types=("mass", "calcifications"), finding_boxes=[(1, 2, 31, 42)], split="train",
+                    finding_masks=[str(tmp_path / "img" / "a-mask.dcm")]),
         make_record(image_id="b", path="/elsewhere/b.png", patient_id="p2", label=0),
     ]
     path = write_manifest(records, tmp_path / "manifest.csv")
-    assert "img/a.dcm" in path.read_text() and str(tmp_path) not in path.read_text()
+    assert "img/a.dcm" in path.read_text() and "img/a-mask.dcm" in path.read_text()
+    assert str(tmp_path) not in path.read_text()
     assert read_manifest(path) == records
     assert records[0].finding_size == pytest.approx((30 * 40) ** 0.5)
 
@@ -52,32 +54,6 @@ def test_manifest_rejects_bad_values(tmp_path):
         read_manifest(tmp_path / "m.csv")
     with pytest.raises(ConfigError, match="does not exist"):
         read_manifest(tmp_path / "missing.csv")
-
-
-def test_cbis_ddsm_case_descriptions():
-    csvs = sorted((FIXTURES / "cbis_ddsm").glob("*.csv"))
-    records = {r.image_id: r for r in read_cbis_ddsm(csvs, "/cbis")}
-    assert len(records) == 5  # two abnormalities of one image give one record
-    left_cc = records["Mass-Test_P_00016_LEFT_CC"]
-    assert (left_cc.label, left_cc.laterality, left_cc.view, left_cc.patient_id) == (1, "L", "CC", "P_00016")
-    assert left_cc.path.startswith("/cbis/Mass-Test_P_00016_LEFT_CC/")
-    assert records["Mass-Test_P_00016_LEFT_MLO"].finding_types == ("mass", "architectural_distortion")
-    benign = records["Mass-Test_P_00017_RIGHT_CC"]
-    assert benign.label == 0 and benign.finding_types == ("mass", "focal_asymmetry")
-    assert records["Calc-Test_P_00038_LEFT_CC"].finding_types == ("calcifications",)
-    assert records["Calc-Test_P_00038_RIGHT_MLO"].label == 0
-
-
-def test_vindr_mammo_annotations():
-    csv = FIXTURES / "vindr" / "finding_annotations.csv"
-    records = {r.image_id: r for r in read_vindr_mammo(csv, "/vindr")}
-    im01 = records["im01"]
-    assert im01.label == 1 and im01.path == "/vindr/s01/im01.dicom" and im01.split == "train"
-    assert im01.finding_types == ("mass", "calcifications")  # the BI-RADS 2 mass is left out
-    assert im01.finding_boxes == ((1200, 1000, 1451, 1300),)
-    assert records["im02"].label == 0 and records["im02"].finding_boxes == ()
-    assert records["im03"].label == 0 and records["im03"].split == "test"
-    assert read_vindr_mammo(csv, "/vindr", malignant_birads=(4, 5))[2].label == 1
 
 
 def test_optimam_through_omidb():

@@ -1,20 +1,33 @@
 """CBIS-DDSM adapter: the case description CSVs (mass_/calc_case_description_*.csv) -> records.
 
-An image is malignant when any of its abnormalities has pathology MALIGNANT. A malignant image
-lists the types of its malignant abnormalities; a non-malignant image lists all of its own.
-CBIS-DDSM outlines findings with ROI masks, not boxes: records carry no boxes.
+Files are found by their DICOM headers, not their paths: every CSV path holds the image's
+StudyInstanceUID and SeriesInstanceUID (``<subject>/<study UID>/<series UID>/000000.dcm``), and so
+does every downloaded file's header, whatever the NBIA Data Retriever named the folders (descriptive
+``07-20-2016-DDSM-74994/1.000000-full mammogram images-24515/1-1.dcm`` or bare UIDs) and wherever a
+user moved them. ``image_root`` may be the ``CBIS-DDSM`` folder or any folder above it.
+
+Labels: an image is malignant when any of its abnormalities has pathology MALIGNANT. A malignant
+image lists the types, boxes and masks of its malignant abnormalities; a non-malignant image all of
+its own. An abnormality's box is the bounding box of its ROI mask, told from the cropped image by
+content (binary, and the full image's shape), never by file name: the CSV's "cropped image file
+path" and "ROI mask file path" are swapped for some rows. Splits: Training -> train, Test -> test.
 """
 
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
 from pathlib import Path
 
+from hct.data.dicom_index import DicomIndex, Progress, binary_boxes, index_dicoms
 from hct.data.manifest import make_record
-from hct.data.records import ImageRecord
+from hct.data.records import Box, ImageRecord
+from hct.data.report import DataReport
 from hct.errors import ConfigError
 
-REQUIRED = ("patient_id", "left or right breast", "image view", "abnormality type", "pathology", "image file path")
+REQUIRED = ("patient_id", "left or right breast", "image view", "abnormality type", "pathology", "image file path",
+            "cropped image file path", "ROI mask file path")
+CROP, MASK = "cropped image file path", "ROI mask file path"
 
 
 def finding_types_of(row: dict) -> list[str]:
@@ -29,9 +42,9 @@ def finding_types_of(row: dict) -> list[str]:
     return types
 
 
-def read_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path) -> list[ImageRecord]:
-    """Records of the images in CBIS-DDSM case description CSVs; image paths relative to ``image_root``."""
-    images: dict[str, dict] = {}
+def read_case_descriptions(csv_paths: list[str | Path]) -> list[dict]:
+    """The rows of CBIS-DDSM case description CSVs, names and values stripped, columns checked."""
+    rows = []
     for csv_path in csv_paths:
         with open(csv_path, newline="") as handle:
             reader = csv.DictReader(handle)
@@ -39,21 +52,98 @@ def read_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path) -> list[
             if missing:
                 raise ConfigError(f"{csv_path} lacks CBIS-DDSM column(s) {sorted(missing)}; "
                                   "pass a mass_ or calc_case_description CSV.")
-            for raw in reader:
-                row = {key.strip(): (value or "").strip() for key, value in raw.items()}
-                file_path = row["image file path"]
-                image = images.setdefault(file_path, {"row": row, "malignant": [], "other": []})
-                group = "malignant" if row["pathology"].upper() == "MALIGNANT" else "other"
-                image[group].extend(finding_types_of(row))
-    records = []
-    for file_path, image in images.items():
-        row = image["row"]
-        label = int(bool(image["malignant"]))
-        types = image["malignant"] if label else image["other"]
-        records.append(make_record(
-            image_id=file_path.split("/")[0], path=str(Path(image_root) / file_path),
-            patient_id=row["patient_id"], exam_id=row["patient_id"],
-            laterality=row["left or right breast"][:1].upper(), view=row["image view"].upper(),
-            label=label, finding_types=tuple(dict.fromkeys(types)),
-        ))
-    return records
+            rows += [{key.strip(): (value or "").strip() for key, value in raw.items()} for raw in reader]
+    return rows
+
+
+def series_key(csv_path: str) -> tuple[str, str]:
+    """(StudyInstanceUID, SeriesInstanceUID) named by a CSV path ``<subject>/<study>/<series>/<file>``."""
+    parts = csv_path.replace("\\", "/").split("/")
+    if len(parts) != 4:
+        raise ConfigError(f"CBIS-DDSM path {csv_path!r} is not <subject>/<study UID>/<series UID>/<file>; "
+                          "pass the case description CSVs as published by TCIA.")
+    return parts[1], parts[2]
+
+
+def read_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path) -> list[ImageRecord]:
+    """Records of the images of CBIS-DDSM case description CSVs found under ``image_root``
+    (images not found are left out: :func:`scan_cbis_ddsm` says which)."""
+    return list(scan_cbis_ddsm(csv_paths, image_root).records)
+
+
+def scan_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path, cache_dir: str | Path | None = None,
+                   workers: int | None = None, progress: Progress | None = None) -> DataReport:
+    """The records of the CSVs' images found under ``image_root``, what is missing or unreadable,
+    and how the ROI masks were resolved."""
+    rows = read_case_descriptions(csv_paths)
+    index = index_dicoms(image_root, cache_dir, workers, progress)
+    series: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for file in index.table.to_dict("records"):
+        series[(file["study_uid"], file["series_uid"])].append(file)
+    images: dict[str, list[int]] = defaultdict(list)  # image file path -> its abnormality rows
+    for number, row in enumerate(rows):
+        images[row["image file path"]].append(number)
+    found, missing, unreadable = {}, [], []
+    for file_path in images:
+        files = series.get(series_key(file_path), [])
+        usable = [f for f in files if not f["error"]]
+        name = file_path.split("/")[0]
+        if usable:
+            found[file_path] = max(usable, key=lambda f: f["rows"] * f["cols"])
+        elif files:
+            unreadable.append(f"{name}: {files[0]['error']}")
+        else:
+            missing.append(name)
+    abnormalities = {n: (rows[n], found[p]) for p in found for n in images[p]}
+    masks, notes = _masks(index, series, abnormalities, workers, progress)
+    records = [_record(index, [rows[n] for n in images[p]], [masks.get(n) for n in images[p]], full)
+               for p, full in found.items()]
+    return DataReport("cbis-ddsm", str(image_root), tuple(records), len(images), missing=tuple(missing),
+                      unreadable=tuple(unreadable), notes=tuple(notes), files_indexed=len(index.table),
+                      files_read=index.read, index_seconds=index.seconds)
+
+
+def _masks(index: DicomIndex, series: dict, abnormalities: dict[int, tuple[dict, dict]], workers: int | None,
+           progress: Progress | None) -> tuple[dict[int, tuple[str, Box]], list[str]]:
+    """(mask path, box) of each abnormality (row number -> (row, full image file)) whose ROI series
+    hold a binary image of the full image's shape, and notes on what was resolved."""
+    candidates = {}
+    for number, (row, full) in abnormalities.items():
+        files = {f["path"]: f for key in (series_key(row[CROP]), series_key(row[MASK])) for f in series.get(key, [])}
+        candidates[number] = [f for f in files.values()
+                              if not f["error"] and (f["rows"], f["cols"]) == (full["rows"], full["cols"])]
+    boxes = binary_boxes(index, [f["path"] for files in candidates.values() for f in files], workers, progress)
+    masks, swapped, without = {}, [], []
+    for number, files in candidates.items():
+        row = abnormalities[number][0]
+        mask = next((f for f in files if boxes[f["path"]] is not None), None)
+        if mask is None:
+            without.append(row[MASK].split("/")[0])
+            continue
+        masks[number] = (index.path_of(mask["path"]), boxes[mask["path"]])
+        if (mask["study_uid"], mask["series_uid"]) != series_key(row[MASK]):
+            swapped.append(row[MASK].split("/")[0])
+    notes = []
+    if swapped:
+        notes.append(f"ROI mask and cropped image swapped in the CSV (told apart by content): {len(swapped)}, "
+                     f"e.g. {', '.join(swapped[:3])}")
+    if without:
+        notes.append(f"abnormalities without a ROI mask of their image's size (so without a box): {len(without)}, "
+                     f"e.g. {', '.join(without[:3])}")
+    return masks, notes
+
+
+def _record(index: DicomIndex, rows: list[dict], masks: list[tuple[str, Box] | None], full: dict) -> ImageRecord:
+    malignant = [r["pathology"].upper() == "MALIGNANT" for r in rows]
+    kept = [i for i in range(len(rows)) if malignant[i] or not any(malignant)]
+    first = rows[0]
+    subject = first["image file path"].split("/")[0]
+    outlined = [masks[i] for i in kept if masks[i] is not None]
+    return make_record(
+        image_id=subject, path=index.path_of(full["path"]), patient_id=first["patient_id"],
+        exam_id=first["patient_id"], laterality=first["left or right breast"][:1].upper(),
+        view=first["image view"].upper(), label=int(any(malignant)),
+        finding_types=tuple(dict.fromkeys(t for i in kept for t in finding_types_of(rows[i]))),
+        finding_boxes=[box for _, box in outlined], finding_masks=[path for path, _ in outlined],
+        split="test" if "-Test_" in subject else "train" if "-Training_" in subject else "",
+    )

@@ -1,4 +1,5 @@
-"""Data commands: ``python -m hct phantom`` (write a synthetic data set) and ``python -m hct read``."""
+"""Data commands: ``python -m hct phantom`` (write a synthetic data set), ``python -m hct read`` and
+``python -m hct data check`` (what of a downloaded public data set is usable; a manifest to train on)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import sys
 import time
 
+from hct.data.check import FORMATS, check_data, write_checked_manifest
 from hct.data.phantom import BENCHMARK_SPLITS, COMPRESSIONS, MANIFEST_NAME, generate_phantom
 from hct.data.preprocess import parse_size
 from hct.data.reading import read_mammogram
@@ -30,6 +32,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     read = subparsers.add_parser("read", help="print a mammogram's safe metadata as JSON")
     read.add_argument("path")
     read.set_defaults(func=_read)
+    data = subparsers.add_parser("data", help="public data sets as downloaded")
+    data = data.add_subparsers(dest="action", required=True)
+    check = data.add_parser(
+        "check", help="report what of a data set is there and usable; optionally write a manifest to train on",
+        description="Index the data set's DICOM files by their headers (cached next to the data), match them "
+        "to its tables and report images found, missing, unreadable, and counts by label, finding type and split. "
+        "Exits 1 when nothing usable was found.")
+    check.add_argument("source", help="the folder the data set was downloaded to (or any folder above it); for "
+                       "optimam the OMI-DB data folder; for manifest a manifest CSV")
+    check.add_argument("--format", required=True, choices=FORMATS)
+    check.add_argument("--tables", nargs="+", default=(), help="the data set's tables if not under SOURCE: CBIS-DDSM "
+                       "case description CSVs, VinDr-Mammo finding_annotations.csv, CMMD clinical spreadsheet")
+    check.add_argument("--images", help="optimam: the image folder (default: SOURCE)")
+    check.add_argument("--malignant-birads", type=int, nargs="+", default=[5], help="vindr: BI-RADS counted malignant")
+    check.add_argument("--cache-dir", help="where to keep the DICOM index (default: next to the data if writable)")
+    check.add_argument("--workers", type=int, default=None, help="processes reading headers (default: all CPUs)")
+    check.add_argument("--examples", type=int, default=5, help="missing/unreadable items named (default 5)")
+    check.add_argument("--write-manifest", help="write the labelled images, with train/val/test splits, to this CSV")
+    check.set_defaults(func=_check)
 
 
 def split_counts_arg(text: str) -> dict[str, int]:
@@ -63,3 +84,35 @@ def _read(args: argparse.Namespace) -> int:
     if meta.warning:
         print(f"warning: {meta.warning}", file=sys.stderr)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    report = check_data(args.source, args.format, tables=args.tables, images=args.images, cache_dir=args.cache_dir,
+                        workers=args.workers, progress=_progress_bar(), malignant_birads=tuple(args.malignant_birads))
+    print("\n".join(report.lines(args.examples)))
+    if not report.usable:
+        return 1
+    if args.write_manifest:
+        path, splits = write_checked_manifest(report, args.write_manifest)
+        print(f"wrote {path}: {sum(splits.values()):,} labelled images ("
+              + ", ".join(f"{name} {count:,}" for name, count in sorted(splits.items())) + ")")
+    return 0
+
+
+def _progress_bar():
+    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr, one per pass over the files."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None or total != bar.total or done < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, unit="file", desc="reading DICOM files", mininterval=0.5)
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return update

@@ -1,7 +1,7 @@
 """The generic CSV manifest: one row per :class:`ImageRecord`, columns named after its fields.
 
-``finding_types`` is ';'-joined, ``finding_boxes`` a JSON list of [row0, col0, row1, col1];
-relative paths are relative to the manifest's folder.
+``finding_types`` is ';'-joined, ``finding_boxes`` a JSON list of [row0, col0, row1, col1],
+``finding_masks`` a JSON list of paths; relative paths are relative to the manifest's folder.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ COLUMNS = tuple(f.name for f in dataclasses.fields(ImageRecord))
 def make_record(**fields) -> ImageRecord:
     """An :class:`ImageRecord` whose ``finding_size`` is computed from its boxes, values checked."""
     boxes = tuple(tuple(int(v) for v in box) for box in fields.pop("finding_boxes", ()))
+    masks = tuple(str(path) for path in fields.pop("finding_masks", ()))
     fields.pop("finding_size", None)
     record = ImageRecord(finding_boxes=boxes, finding_size=max((box_size(b) for b in boxes), default=None),
-                         **fields)
+                         finding_masks=masks, **fields)
     check_record(record)
     return record
 
@@ -48,6 +49,18 @@ def check_record(record: ImageRecord) -> None:
         raise ConfigError(f"Image {record.image_id!r} has invalid " + "; ".join(problems) + ".")
 
 
+def _relative(text: str, folder: Path) -> str:
+    path = Path(text)
+    if path.is_absolute() and path.resolve().is_relative_to(folder):
+        path = path.resolve().relative_to(folder)
+    return path.as_posix()
+
+
+def _resolved(text: str, folder: Path) -> str:
+    path = Path(text)
+    return os.fspath(path if path.is_absolute() else folder / path)
+
+
 def write_manifest(records: list[ImageRecord], path: str | Path) -> Path:
     """Write ``records`` as a manifest CSV; paths under its folder are stored relative to it."""
     path = Path(path)
@@ -57,15 +70,13 @@ def write_manifest(records: list[ImageRecord], path: str | Path) -> Path:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         for record in records:
-            image_path = Path(record.path)
-            if image_path.is_absolute() and image_path.resolve().is_relative_to(folder):
-                image_path = image_path.resolve().relative_to(folder)
             row = dataclasses.asdict(record)
             row.update(
-                path=image_path.as_posix(),
+                path=_relative(record.path, folder),
                 finding_types=";".join(record.finding_types),
                 finding_boxes=json.dumps([list(b) for b in record.finding_boxes]),
                 finding_size="" if record.finding_size is None else f"{record.finding_size:.3f}",
+                finding_masks=json.dumps([_relative(m, folder) for m in record.finding_masks]),
             )
             writer.writerow(row)
     return path
@@ -84,11 +95,11 @@ def read_manifest(path: str | Path) -> list[ImageRecord]:
         records = []
         for line, row in enumerate(reader, start=2):
             try:
-                image_path = Path(row["path"])
                 boxes = json.loads(row.get("finding_boxes") or "[]")
+                masks = json.loads(row.get("finding_masks") or "[]")
                 records.append(make_record(
                     image_id=row["image_id"],
-                    path=os.fspath(image_path if image_path.is_absolute() else path.parent / image_path),
+                    path=_resolved(row["path"], path.parent),
                     patient_id=row.get("patient_id") or "",
                     exam_id=row.get("exam_id") or "",
                     laterality=row.get("laterality") or "",
@@ -97,6 +108,7 @@ def read_manifest(path: str | Path) -> list[ImageRecord]:
                     finding_types=tuple(t for t in (row.get("finding_types") or "").split(";") if t),
                     finding_boxes=boxes,
                     split=row.get("split") or "",
+                    finding_masks=[_resolved(m, path.parent) for m in masks],
                 ))
             except (ValueError, TypeError) as err:
                 raise ConfigError(f"Manifest {path}, line {line}: {err}; fix that row.") from err

@@ -27,6 +27,8 @@ class ImageRecord:
 
     ``label`` is 1 for malignant, 0 for non-malignant and -1 when unknown (an upload, say).
     ``finding_size`` is the largest ``box_size`` of the image's finding boxes, ``None`` without boxes.
+    ``finding_masks`` are the paths of binary masks outlining the findings (CBIS-DDSM's ROI masks),
+    in the order of ``finding_boxes`` when the data set has both.
     """
 
     image_id: str
@@ -40,3 +42,4 @@ class ImageRecord:
     finding_boxes: tuple[Box, ...] = ()
     finding_size: float | None = None
     split: str = ""
+    finding_masks: tuple[str, ...] = ()

@@ -1,10 +1,16 @@
-"""VinDr-Mammo adapter: finding_annotations.csv -> records (images at ``<root>/<study_id>/<image_id>.dicom``).
+"""VinDr-Mammo adapter: finding_annotations.csv -> records.
+
+The PhysioNet release holds ``finding_annotations.csv``, ``breast-level_annotations.csv`` and
+``images/<study_id>/<image_id>.dicom``; its de-identified headers carry the ``image_id`` as
+SOPInstanceUID. Files are matched by that UID (or, failing it, by the file name), so ``image_root``
+may be the release folder, its ``images`` folder or any folder above them.
 
 Label rule: an image is malignant when its breast BI-RADS or any of its findings' BI-RADS is in
 ``malignant_birads`` (default BI-RADS 5; pass (4, 5) to count suspicious findings too), else
 non-malignant. VinDr-Mammo has no biopsy results, so BI-RADS is the only available proxy. A
 malignant image keeps the findings whose BI-RADS qualifies; a non-malignant image keeps all.
-VinDr-Mammo has one study per patient: the study id is the patient id.
+Findings of other categories (e.g. 'Skin Thickening', 'Global Asymmetry') carry no type and are
+left out with their boxes. VinDr-Mammo has one study per patient: the study id is the patient id.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import csv
 import math
 from pathlib import Path
 
+from hct.data.dicom_index import Progress, index_dicoms
 from hct.data.manifest import make_record
 from hct.data.records import ImageRecord
+from hct.data.report import DataReport
 from hct.errors import ConfigError
 
 CATEGORY_TYPES = {
@@ -34,9 +42,9 @@ def _birads(text: str) -> int | None:
     return int(digits) if digits else None
 
 
-def read_vindr_mammo(csv_path: str | Path, image_root: str | Path,
-                     malignant_birads: tuple[int, ...] = (5,)) -> list[ImageRecord]:
-    """Records of the images in VinDr-Mammo's ``finding_annotations.csv``."""
+def read_findings(csv_path: str | Path, malignant_birads: tuple[int, ...] = (5,)) -> dict[str, dict]:
+    """Per image id of ``finding_annotations.csv``: its first ``row``, whether it is ``malignant``
+    and its ``findings`` (types, box (row0, col0, row1, col1), whether its BI-RADS qualifies)."""
     images: dict[str, dict] = {}
     with open(csv_path, newline="") as handle:
         reader = csv.DictReader(handle)
@@ -57,19 +65,47 @@ def read_vindr_mammo(csv_path: str | Path, image_root: str | Path,
             types = [CATEGORY_TYPES[c.lower()] for c in categories if c.lower() in CATEGORY_TYPES]
             box = None if any(math.isnan(v) for v in coords) else (
                 math.floor(coords[0]), math.floor(coords[1]), math.ceil(coords[2]), math.ceil(coords[3]))
-            if types or box:
+            if types:
                 image["findings"].append((types, box, finding_birads in malignant_birads))
-    records = []
+    return images
+
+
+def read_vindr_mammo(csv_path: str | Path, image_root: str | Path,
+                     malignant_birads: tuple[int, ...] = (5,)) -> list[ImageRecord]:
+    """Records of the images of VinDr-Mammo's ``finding_annotations.csv`` found under ``image_root``
+    (images not found are left out: :func:`scan_vindr_mammo` says which)."""
+    return list(scan_vindr_mammo(csv_path, image_root, malignant_birads).records)
+
+
+def scan_vindr_mammo(csv_path: str | Path, image_root: str | Path, malignant_birads: tuple[int, ...] = (5,),
+                     cache_dir: str | Path | None = None, workers: int | None = None,
+                     progress: Progress | None = None) -> DataReport:
+    """The records of ``finding_annotations.csv``'s images found under ``image_root``, and what is
+    missing or unreadable."""
+    images = read_findings(csv_path, malignant_birads)
+    index = index_dicoms(image_root, cache_dir, workers, progress)
+    files = {key: file for file in index.table.to_dict("records") for key in (Path(file["path"]).stem, file["sop_uid"])}
+    records, missing, unreadable = [], [], []
     for image_id, image in images.items():
-        row, label = image["row"], int(image["malignant"])
-        kept = [f for f in image["findings"] if f[2]] if label and any(f[2] for f in image["findings"]) \
-            else image["findings"]
-        records.append(make_record(
-            image_id=image_id, path=str(Path(image_root) / row["study_id"] / f"{image_id}.dicom"),
-            patient_id=row["study_id"], exam_id=row["study_id"], laterality=row["laterality"],
-            view=row["view_position"], label=label,
-            finding_types=tuple(dict.fromkeys(t for types, _, _ in kept for t in types)),
-            finding_boxes=[box for _, box, _ in kept if box and box[2] > box[0] and box[3] > box[1]],
-            split=SPLIT_NAMES.get(row["split"], ""),
-        ))
-    return records
+        file = files.get(image_id)
+        if file is None:
+            missing.append(image_id)
+        elif file["error"]:
+            unreadable.append(f"{image_id}: {file['error']}")
+        else:
+            records.append(_record(image_id, image, index.path_of(file["path"])))
+    return DataReport("vindr", str(image_root), tuple(records), len(images), missing=tuple(missing),
+                      unreadable=tuple(unreadable), files_indexed=len(index.table), files_read=index.read,
+                      index_seconds=index.seconds)
+
+
+def _record(image_id: str, image: dict, path: str) -> ImageRecord:
+    row, label, findings = image["row"], int(image["malignant"]), image["findings"]
+    kept = [f for f in findings if f[2]] if label and any(f[2] for f in findings) else findings
+    return make_record(
+        image_id=image_id, path=path, patient_id=row["study_id"], exam_id=row["study_id"],
+        laterality=row["laterality"], view=row["view_position"], label=label,
+        finding_types=tuple(dict.fromkeys(t for types, _, _ in kept for t in types)),
+        finding_boxes=[box for _, box, _ in kept if box and box[2] > box[0] and box[3] > box[1]],
+        split=SPLIT_NAMES.get(row["split"], ""),
+    )

@@ -30,7 +30,8 @@ def _grouped_bars(ax: plt.Axes, table: pd.DataFrame, group: str, annotate: bool)
     ax.set_xticks(range(len(groups)), [str(g).replace("_", " ") for g in groups])
     ax.set_ylim(0.5, 1.05)
     ax.set_ylabel("AUC")
-    ax.legend()
+    if models:  # no AUC at all (e.g. no finding boxes, so no size breakdown): an empty chart, no legend
+        ax.legend()
 
 
 def save_finding_type_png(table: pd.DataFrame, path: Path) -> None:

@@ -18,6 +18,7 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 
 from hct.data.records import SIDE_NAMES
+from hct.devices import disable_tf32
 from hct.errors import ComputationCancelled, ConfigError
 
 SUBSETS = ("all", *SIDE_NAMES.values())
@@ -138,11 +139,12 @@ def _auto_batch_size(device: torch.device, bytes_per_image: int | None) -> int:
 
 
 class _EvalMode:
-    """Eval mode and full float32 precision for the duration; restores what it changed.
+    """Eval mode for the duration (training flags restored after), in full float32 precision.
 
-    On CUDA, TF32 convolutions and matrix products are switched off: with them on, an H200 gave maps
-    that differed from float32 by up to 7% of the map's maximum. cudnn autotuning is left as it is:
-    re-tuning for every new batch shape cost more than it saved over 100 full-resolution images.
+    TF32 is switched off for the process and never back (:func:`hct.devices.disable_tf32`: the flags
+    are process-global, so restoring them would change other threads' matmuls mid-run). cudnn
+    autotuning is left as it is: re-tuning for every new batch shape cost more than it saved over 100
+    full-resolution images.
     """
 
     def __init__(self, model: nn.Module, device: torch.device) -> None:
@@ -151,14 +153,12 @@ class _EvalMode:
     def __enter__(self):
         self.training = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
-        self.tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        disable_tf32()
         return self
 
     def __exit__(self, *exc) -> None:
         for module, mode in self.training:
             module.training = mode
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.tf32
 
 
 def input_gradients(feature_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,

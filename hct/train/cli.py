@@ -77,9 +77,10 @@ def _zoo(args: argparse.Namespace) -> int:
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ZooConfig) if getattr(args, f.name) is not None}
     zoo = dataclasses.replace(zoo_config_from_file(args.config), **given) if args.config else ZooConfig(**given)
-    for entry in build_zoo(zoo):
+    summaries = build_zoo(zoo)
+    for entry in summaries:
         print(json.dumps(entry))
-    return 0
+    return 1 if any("error" in entry for entry in summaries) else 0
 
 
 def _add_zoo_options(parser: argparse.ArgumentParser) -> None:

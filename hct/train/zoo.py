@@ -27,7 +27,7 @@ from hct.checkpoints import load_checkpoint, save_checkpoint
 from hct.data import generate_phantom, parse_size, preprocessing_info, read_manifest
 from hct.data.phantom import BENCHMARK_SPLITS, MANIFEST_NAME
 from hct.devices import describe_device
-from hct.errors import ConfigError
+from hct.errors import ConfigError, HCTError
 from hct.eval import bootstrap_auc, predict_batches, write_predictions
 from hct.models import list_models
 from hct.train.config import OPTIMIZERS, TrainConfig
@@ -136,11 +136,15 @@ def build_zoo(zoo: ZooConfig, progress: bool = True) -> list[dict]:
         if zoo.total_budget_s is not None:
             share = (zoo.total_budget_s - (time.perf_counter() - run_started)) / (len(zoo.models) - index)
             budget = max(min(share, budget or share), 10.0)
-        summary, table = train_model(name, zoo, bank, records, manifest, data_text, budget, progress)
+        try:
+            summary, table = train_model(name, zoo, bank, records, manifest, data_text, budget, progress)
+        except (HCTError, RuntimeError) as err:  # one model's failure (e.g. out of memory) spares the others
+            summary, table = {"model": name, "error": f"{type(err).__name__}: {err}"}, None
         summaries.append(summary)
-        tables.append(table)
+        tables += [table] if table is not None else []
         _log(json.dumps(summary))
-    write_predictions(pd.concat(tables, ignore_index=True), out / PREDICTIONS_NAME)
+    if tables:
+        write_predictions(pd.concat(tables, ignore_index=True), out / PREDICTIONS_NAME)
     return summaries
 
 

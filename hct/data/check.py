@@ -1,0 +1,98 @@
+"""Check a data set as downloaded: which of its images are there and usable, and a manifest to train on.
+
+:func:`check_data` returns a plain :class:`~hct.data.report.DataReport` that ``python -m hct data check``
+prints and the Images page shows; :func:`write_checked_manifest` turns it into a manifest that
+``python -m hct train`` (through its config), ``predict --data`` and the app read as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from hct.data.cbis_ddsm import scan_cbis_ddsm
+from hct.data.cmmd import scan_cmmd
+from hct.data.dicom_index import DICOM_SUFFIXES, Progress, header_rows
+from hct.data.manifest import read_manifest, write_manifest
+from hct.data.optimam import read_optimam
+from hct.data.phantom import MANIFEST_NAME
+from hct.data.records import ImageRecord
+from hct.data.report import DataReport
+from hct.data.splits import complete_splits
+from hct.data.vindr import scan_vindr_mammo
+from hct.errors import ConfigError
+
+FORMATS = ("cbis-ddsm", "vindr", "cmmd", "optimam", "manifest")
+# the data set's tables, looked for under the source folder when not given
+TABLE_PATTERNS = {"cbis-ddsm": "*case_description*.csv", "vindr": "finding_annotations.csv",
+                  "cmmd": "CMMD_clinicaldata*.xlsx"}
+
+
+def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (), images: str | Path | None = None,
+               cache_dir: str | Path | None = None, workers: int | None = None, progress: Progress | None = None,
+               malignant_birads: tuple[int, ...] = (5,)) -> DataReport:
+    """What of the data set at ``source`` (``format``: one of ``FORMATS``) is there and usable.
+
+    ``source`` is the folder the data set was downloaded to (or any folder above it), an OMI-DB data
+    folder for ``optimam`` (``images``: its image folder, default the same), or a manifest CSV (or a
+    folder holding ``manifest.csv``). ``tables``: the case description CSVs (CBIS-DDSM),
+    finding_annotations.csv (VinDr-Mammo) or the clinical spreadsheet (CMMD); found under ``source``
+    when not given."""
+    if format not in FORMATS:
+        raise ConfigError(f"Unknown data set format {format!r}; use one of {', '.join(FORMATS)}.")
+    source = Path(source)
+    if not source.exists():
+        raise ConfigError(f"{source} does not exist; give the folder the data set was downloaded to.")
+    if format == "manifest":
+        manifest = source / MANIFEST_NAME if source.is_dir() else source
+        return verify_records(read_manifest(manifest), "manifest", str(source), workers, progress)
+    if format == "optimam":
+        return verify_records(read_optimam(source, images), "optimam", str(source), workers, progress)
+    found = [Path(t) for t in tables] or _find_tables(source, TABLE_PATTERNS[format])
+    if format == "cbis-ddsm":
+        return scan_cbis_ddsm(found, source, cache_dir, workers, progress)
+    if len(found) != 1:
+        raise ConfigError(f"{format} needs one table, found {len(found)} ({', '.join(map(str, found))}); "
+                          "pass the one to use with --tables.")
+    if format == "vindr":
+        return scan_vindr_mammo(found[0], source, malignant_birads, cache_dir, workers, progress)
+    return scan_cmmd(found[0], source, cache_dir, workers, progress)
+
+
+def _find_tables(source: Path, pattern: str) -> list[Path]:
+    tables = sorted(source.rglob(pattern)) if source.is_dir() else []
+    if not tables:
+        raise ConfigError(f"No {pattern} under {source}; put the data set's table there or pass it with --tables.")
+    return tables
+
+
+def verify_records(records: Sequence[ImageRecord], format: str, source: str, workers: int | None = None,
+                   progress: Progress | None = None) -> DataReport:
+    """A report on records that name their files: missing files, and DICOM headers that cannot be read."""
+    start = time.perf_counter()
+    present = [r for r in records if Path(r.path).is_file()]
+    dicoms = [r.path for r in present if r.path.lower().endswith(DICOM_SUFFIXES)]
+    errors = dict(zip(dicoms, header_rows(dicoms, workers, progress)["error"]))
+    return DataReport(
+        format, source, tuple(r for r in present if not errors.get(r.path)), len(records),
+        missing=tuple(r.image_id for r in records if not Path(r.path).is_file()),
+        unreadable=tuple(f"{r.image_id}: {errors[r.path]}" for r in present if errors.get(r.path)),
+        files_indexed=len(dicoms), files_read=len(dicoms), index_seconds=time.perf_counter() - start)
+
+
+def write_checked_manifest(report: DataReport, path: str | Path, seed: int = 0) -> tuple[Path, dict[str, int]]:
+    """Write the report's labelled images as a manifest with train/val/test splits
+    (:func:`~hct.data.splits.complete_splits`); returns the path and the images per split."""
+    labelled = [r for r in report.records if r.label in (0, 1)]
+    if not labelled:
+        raise ConfigError(f"{report.source} has no usable labelled image to write; see the report above.")
+    # absolute paths: a path relative to the working folder would be read relative to the manifest's
+    labelled = [dataclasses.replace(r, path=os.path.abspath(r.path),
+                                    finding_masks=tuple(map(os.path.abspath, r.finding_masks))) for r in labelled]
+    records = complete_splits(labelled, seed)
+    counts = dict(Counter(r.split or "none" for r in records))
+    return write_manifest(records, path), counts

@@ -1,0 +1,202 @@
+"""Tiny public data set trees laid out exactly as downloaded, with generated DICOMs of 64x48 pixels.
+
+CBIS-DDSM (TCIA, NBIA Data Retriever in its descriptive or its bare-UID folder mode) from the case
+description CSVs in ``fixtures/data/cbis_ddsm``; VinDr-Mammo (PhysioNet release) from the two CSVs in
+``fixtures/data/vindr``; CMMD (TCIA) with its clinical-data spreadsheet; OPTIMAM images for the
+OMI-DB JSON in ``fixtures/data/omidb``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+FIXTURES = Path(__file__).parent / "fixtures" / "data"
+SHAPE = (64, 48)
+MAMMOGRAPHY = "1.2.840.10008.5.1.4.1.1.1.2"
+
+# CBIS-DDSM rows whose case-description CSV lists the ROI mask as the cropped image and vice versa
+CBIS_SWAPPED = {"Mass-Test_P_00016_LEFT_MLO_1"}
+CBIS_NOT_DOWNLOADED = {"Mass-Test_P_00018_LEFT_CC"}
+CBIS_MASK_OF_ANOTHER_SHAPE = {"Calc-Test_P_00038_RIGHT_MLO_1"}
+
+
+def uid(*parts: str) -> str:
+    return "2.25." + str(int(hashlib.sha256("|".join(parts).encode()).hexdigest(), 16) % 10**38)
+
+
+def write_dicom(path: Path, pixels: np.ndarray, **tags) -> Path:
+    """An uncompressed DICOM of ``pixels`` (uint8 or uint16) with ``tags``."""
+    with warnings.catch_warnings():  # VinDr-Mammo's UIDs are md5 hex digests, not valid DICOM UIDs
+        warnings.simplefilter("ignore", UserWarning)
+        return _write_dicom(path, pixels, tags)
+
+
+def _write_dicom(path: Path, pixels: np.ndarray, tags: dict) -> Path:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MAMMOGRAPHY
+    meta.MediaStorageSOPInstanceUID = tags.setdefault("SOPInstanceUID", uid(str(path)))
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = MAMMOGRAPHY
+    ds.Modality = "MG"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def breast(laterality: str, seed: int = 0, shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    """A bright half-ellipse against the chest wall (left side of the image for a left breast)."""
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    wall = 0 if laterality == "L" else shape[1] - 1
+    inside = ((rows - shape[0] / 2) / (shape[0] * 0.45)) ** 2 + ((cols - wall) / (shape[1] * 0.8)) ** 2 < 1
+    noise = np.random.default_rng(seed).integers(0, 400, shape)
+    return (np.where(inside, 2500, 100) + noise).astype(np.uint16)
+
+
+def mask_box(abnormality: int) -> tuple[int, int, int, int]:
+    """The ROI mask's box (row0, col0, row1, col1) of abnormality ``abnormality`` of an image."""
+    return 8 + 10 * (abnormality - 1), 10, 24 + 10 * (abnormality - 1), 30
+
+
+def _tcia_folders(layout: str, study: str, series: str, description: str) -> str:
+    if layout == "uids":
+        return f"{study}/{series}"
+    return f"07-20-2016-DDSM-NA-{study[-5:]}/1.000000-{description}-{series[-5:]}"
+
+
+def _uids(csv_path: str) -> tuple[str, str, str]:
+    subject, study, series, _ = csv_path.strip().split("/")
+    return subject, study, series
+
+
+def cbis_ddsm_tree(root: Path, layout: str = "descriptive", csvs: tuple[str, ...] = ("*.csv",)) -> Path:
+    """``root/CBIS-DDSM/...`` as the NBIA Data Retriever writes it (``layout``: 'descriptive' or
+    'uids'), the case description CSVs copied to ``root``. Returns the CBIS-DDSM folder."""
+    folder = root / "CBIS-DDSM"
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for pattern in csvs:
+        for csv_path in sorted((FIXTURES / "cbis_ddsm").glob(pattern)):
+            shutil.copy(csv_path, root / csv_path.name)
+            with open(csv_path, newline="") as handle:
+                rows += list(csv.DictReader(handle))
+    for row in rows:
+        subject, study, series = _uids(row["image file path"])
+        if subject in CBIS_NOT_DOWNLOADED:
+            continue
+        side = row["left or right breast"][0]
+        full = folder / subject / _tcia_folders(layout, study, series, "full mammogram images") / "1-1.dcm"
+        if not full.exists():
+            write_dicom(full, breast(side, seed=len(rows)), PatientID=subject, StudyInstanceUID=study,
+                        SeriesInstanceUID=series, SeriesDescription="full mammogram images")
+        _write_roi(folder, layout, row)
+    return folder
+
+
+def _write_roi(folder: Path, layout: str, row: dict) -> None:
+    mask_subject, study, mask_series = _uids(row["ROI mask file path"])
+    _, _, crop_series = _uids(row["cropped image file path"])
+    if mask_subject in CBIS_SWAPPED:
+        mask_series, crop_series = crop_series, mask_series
+    row0, col0, row1, col1 = mask_box(int(row["abnormality id"]))
+    mask = np.zeros(SHAPE if mask_subject not in CBIS_MASK_OF_ANOTHER_SHAPE else (60, 48), dtype=np.uint8)
+    mask[row0:row1, col0:col1] = 255
+    crop = breast("L", seed=7)[row0:row1, col0:col1]
+    if mask_series == crop_series:  # one series holds both; which file is 1-1 varies, as in the download
+        files = [("1-1.dcm", crop), ("1-2.dcm", mask)] if int(row["abnormality id"]) % 2 else \
+                [("1-1.dcm", mask), ("1-2.dcm", crop)]
+        where = folder / mask_subject / _tcia_folders(layout, study, mask_series, "ROI mask images")
+        for name, pixels in files:
+            write_dicom(where / name, pixels, PatientID=mask_subject, StudyInstanceUID=study,
+                        SeriesInstanceUID=mask_series, SeriesDescription="ROI mask images")
+        return
+    for series, pixels, description in ((mask_series, mask, "ROI mask images"), (crop_series, crop, "cropped images")):
+        where = folder / mask_subject / _tcia_folders(layout, study, series, description)
+        write_dicom(where / "1-1.dcm", pixels, PatientID=mask_subject, StudyInstanceUID=study,
+                    SeriesInstanceUID=series, SeriesDescription=description)
+
+
+VINDR_NOT_DOWNLOADED = 11  # the 12th image of breast-level_annotations.csv
+
+
+def vindr_tree(root: Path) -> Path:
+    """The PhysioNet release: ``root/physionet.org/files/vindr-mammo/1.0.0/`` with both CSVs and
+    ``images/<study_id>/<image_id>.dicom`` (the last image of the CSVs left out). Returns that folder."""
+    release = root / "physionet.org" / "files" / "vindr-mammo" / "1.0.0"
+    release.mkdir(parents=True)
+    for name in ("breast-level_annotations.csv", "finding_annotations.csv"):
+        shutil.copy(FIXTURES / "vindr" / name, release / name)
+    table = pd.read_csv(release / "breast-level_annotations.csv")
+    for i, row in table.iterrows():
+        if i != VINDR_NOT_DOWNLOADED:
+            write_dicom(release / "images" / row.study_id / f"{row.image_id}.dicom", breast(row.laterality, seed=i),
+                        StudyInstanceUID=row.study_id, SeriesInstanceUID=row.series_id, SOPInstanceUID=row.image_id,
+                        ImageLaterality=row.laterality, ViewPosition=row.view_position)
+    return release
+
+
+# (ID1, LeftRight, abnormality, classification, subtype); D2-0002's images were not downloaded
+CMMD_BREASTS = [
+    ("D1-0001", "L", "calcification", "Benign", None),
+    ("D1-0002", "L", "mass", "Malignant", "Luminal A"),
+    ("D1-0002", "R", "calcification", "Benign", None),
+    ("D1-0003", "R", "both", "Malignant", "HER2-enriched"),
+    ("D2-0001", "L", "mass", "Malignant", "Luminal B"),
+    ("D2-0002", "R", "mass", "Benign", None),
+]
+# (patient, laterality) of the images in the tree: D2-0001 also has an image of its unlisted right breast
+CMMD_IMAGES = [("D1-0001", "L"), ("D1-0002", "L"), ("D1-0002", "R"), ("D1-0003", "R"), ("D2-0001", "L"),
+               ("D2-0001", "R")]
+VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
+
+
+def cmmd_tree(root: Path) -> Path:
+    """TCIA's CMMD download: ``root/CMMD/<ID1>/<study>/<series>/1-N.dcm`` (laterality in
+    ImageLaterality, view in ViewCodeSequence only) and ``root/CMMD_clinicaldata_revision.xlsx``."""
+    root.mkdir(parents=True, exist_ok=True)
+    clinical = pd.DataFrame(CMMD_BREASTS, columns=["ID1", "LeftRight", "abnormality", "classification", "subtype"])
+    clinical.insert(2, "Age", 50)
+    clinical.insert(3, "number", 2)
+    clinical.to_excel(root / "CMMD_clinicaldata_revision.xlsx", index=False)
+    counts: dict[str, int] = {}
+    for i, (patient, side) in enumerate(CMMD_IMAGES):
+        folder = root / "CMMD" / patient / f"07-18-2010-NA-NA-{i:05d}" / f"1.000000-NA-{i + 70000}"
+        for view, (code, meaning) in VIEW_CODES.items():
+            counts[patient] = counts.get(patient, 0) + 1
+            item = Dataset()
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "SCT", meaning
+            write_dicom(folder / f"1-{counts[patient]}.dcm", breast(side, seed=i), PatientID=patient,
+                        StudyInstanceUID=uid(patient, "study"), SeriesInstanceUID=uid(patient, "series"),
+                        ImageLaterality=side, ViewCodeSequence=[item])
+    return root / "CMMD"
+
+
+def optimam_images(root: Path) -> Path:
+    """``root/<client>/<study>/<image>.dcm`` for every image of the OMI-DB fixture's JSON."""
+    for header in sorted((FIXTURES / "omidb" / "data").glob("*/*/*.json")):
+        tags = json.loads(header.read_text())
+        laterality = tags.get("00200062", {}).get("Value", ["L"])[0]
+        client, study = header.parts[-3], header.parts[-2]
+        write_dicom(root / client / study / f"{header.stem}.dcm", breast(laterality), ImageLaterality=laterality)
+    return root

@@ -1,0 +1,259 @@
+"""Public data sets exactly as downloaded (CBIS-DDSM in both TCIA folder modes, the VinDr-Mammo release,
+CMMD, OPTIMAM images): the DICOM index, the adapters, ``data check``, and ``predict``/``eval``/``train``
+on the manifest it writes."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import public_trees as trees
+from hct.__main__ import main
+from hct.data import (
+    check_data, complete_splits, index_dicoms, make_record, read_cbis_ddsm, read_cmmd, read_manifest,
+    read_mammogram, read_vindr_mammo, scan_cbis_ddsm, write_checked_manifest,
+)
+from hct.data import dicom_index
+from hct.data.dicom_index import INDEX_NAME
+from hct.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+BOX = trees.mask_box(1)
+
+
+@pytest.fixture(scope="module", params=["descriptive", "uids"])
+def cbis(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"cbis-{request.param}")
+    trees.cbis_ddsm_tree(root, request.param)
+    return root
+
+
+def by_id(records):
+    return {r.image_id: r for r in records}
+
+
+def test_cbis_ddsm_records_from_either_tcia_layout(cbis):
+    csvs = sorted(cbis.glob("*.csv"))
+    report = scan_cbis_ddsm(csvs, cbis / "CBIS-DDSM")
+    records = by_id(report.records)
+    assert len(records) == 13 and report.listed == 14 and report.missing == ("Mass-Test_P_00018_LEFT_CC",)
+    left_cc = records["Mass-Test_P_00016_LEFT_CC"]
+    assert (left_cc.label, left_cc.laterality, left_cc.view, left_cc.split) == (1, "L", "CC", "test")
+    assert left_cc.patient_id == "P_00016"
+    assert left_cc.finding_boxes == (BOX,) and left_cc.finding_size == pytest.approx(math.sqrt(16 * 20))
+    assert read_mammogram(left_cc.path).pixels.shape == trees.SHAPE
+    mask = read_mammogram(left_cc.finding_masks[0]).pixels  # the mask, whichever of 1-1/1-2 it was saved as
+    assert set(mask.ravel().tolist()) == {0.0, 255.0} and mask[BOX[0], BOX[1]] == 255
+    # the swapped row: the CSV calls the mask the cropped image; the mask is still found by content
+    swapped = records["Mass-Test_P_00016_LEFT_MLO"]
+    assert swapped.finding_boxes == (BOX,) and swapped.finding_types == ("mass", "architectural_distortion")
+    assert any("Mass-Test_P_00016_LEFT_MLO_1" in note for note in report.notes)
+    benign = records["Mass-Test_P_00017_RIGHT_CC"]  # two abnormalities, two masks (one path ends in a newline)
+    assert benign.label == 0 and benign.finding_types == ("mass", "focal_asymmetry")
+    assert benign.finding_boxes == (BOX, trees.mask_box(2)) and len(benign.finding_masks) == 2
+    # a mask of another shape than its image is no mask: no box, and the report says so
+    assert records["Calc-Test_P_00038_RIGHT_MLO"].finding_boxes == ()
+    assert any("Calc-Test_P_00038_RIGHT_MLO_1" in note for note in report.notes)
+    assert records["Mass-Training_P_00001_LEFT_CC"].split == "train"
+
+
+def test_read_cbis_ddsm_keeps_its_signature_and_any_folder_above_works(cbis):
+    csvs = sorted(cbis.glob("*.csv"))
+    below = by_id(read_cbis_ddsm(csvs, cbis / "CBIS-DDSM"))
+    above = by_id(read_cbis_ddsm([str(c) for c in csvs], cbis))
+    assert {k: (r.label, r.finding_boxes) for k, r in below.items()} == \
+        {k: (r.label, r.finding_boxes) for k, r in above.items()}
+
+
+def test_cbis_ddsm_after_a_reorganisation(cbis, tmp_path):
+    flat = tmp_path / "flat"  # every file renamed and thrown into one folder: the headers still match
+    for i, file in enumerate(sorted((cbis / "CBIS-DDSM").rglob("*.dcm"))):
+        flat.mkdir(exist_ok=True)
+        shutil.copy(file, flat / f"image{i:03d}.dcm")
+    records = by_id(read_cbis_ddsm(sorted(cbis.glob("*.csv")), flat))
+    assert len(records) == 13 and records["Mass-Test_P_00016_LEFT_MLO"].finding_boxes == (BOX,)
+
+
+def test_cbis_ddsm_nothing_found_and_bad_csv(tmp_path):
+    shutil.copy(trees.FIXTURES / "cbis_ddsm" / "calc_case_description_test_set.csv", tmp_path)
+    report = check_data(tmp_path, "cbis-ddsm")
+    assert not report.usable and len(report.missing) == 2
+    (tmp_path / "calc_case_description_test_set.csv").write_text("patient_id,pathology\nP_1,BENIGN\n")
+    with pytest.raises(ConfigError, match="lacks CBIS-DDSM column"):
+        check_data(tmp_path, "cbis-ddsm")
+
+
+def test_index_is_cached_and_refreshed_file_by_file(tmp_path):
+    trees.cmmd_tree(tmp_path)
+    first = index_dicoms(tmp_path)
+    assert first.read == 12 and (tmp_path / INDEX_NAME).is_file()
+    assert "D1-0001" not in first.table.drop(columns="path").astype(str).values  # PatientID only as a digest
+    again = index_dicoms(tmp_path)
+    assert again.read == 0 and again.table.equals(first.table)
+    changed = sorted(tmp_path.rglob("1-1.dcm"))[0]
+    changed.write_bytes(changed.read_bytes()[:-100])  # pixel data cut short in place
+    sorted(tmp_path.rglob("1-2.dcm"))[0].unlink()
+    (tmp_path / "CMMD" / "notes.dcm").write_text("not a DICOM file")
+    refreshed = index_dicoms(tmp_path)
+    assert refreshed.read == 2 and len(refreshed.table) == 12
+    errors = dict(zip(refreshed.table["path"], refreshed.table["error"]))
+    assert errors["CMMD/notes.dcm"].startswith("not a readable DICOM file")
+    assert "truncated" in errors[changed.relative_to(tmp_path).as_posix()]
+    (tmp_path / INDEX_NAME).write_text("garbage")  # a broken cache is rebuilt, not trusted
+    assert index_dicoms(tmp_path).read == 12
+
+
+def test_index_in_parallel_equals_serial_and_lives_in_a_cache_folder(tmp_path, monkeypatch):
+    for i in range(70):
+        trees.write_dicom(tmp_path / "data" / f"{i:02d}.dcm", trees.breast("L", seed=i), PatientID=f"p{i % 7}")
+    serial = index_dicoms(tmp_path / "data", cache_dir=tmp_path / "serial", workers=1)
+    pools = []
+    pool = dicom_index.concurrent.futures.ProcessPoolExecutor
+    monkeypatch.setattr(dicom_index.concurrent.futures, "ProcessPoolExecutor",
+                        lambda *args, **kwargs: pools.append(kwargs["mp_context"]) or pool(*args, **kwargs))
+    monkeypatch.setattr(dicom_index.threading, "active_count", lambda: 1)  # as in the CLI: forked workers
+    parallel = index_dicoms(tmp_path / "data", cache_dir=tmp_path / "parallel", workers=2)
+    assert [c.get_start_method() for c in pools] == ["fork"]
+    assert parallel.read == 70 and parallel.table.equals(serial.table)
+    monkeypatch.setattr(dicom_index.threading, "active_count", lambda: 3)  # as in the app: no fork, few files
+    assert index_dicoms(tmp_path / "data", cache_dir=tmp_path / "threaded", workers=2).table.equals(serial.table)
+    assert len(pools) == 1
+    assert parallel.cache_file.parent == tmp_path / "parallel" and not (tmp_path / "data" / INDEX_NAME).exists()
+
+
+def test_vindr_mammo_release_layout(tmp_path):
+    release = trees.vindr_tree(tmp_path)
+    csv = release / "finding_annotations.csv"
+    for root in (release, release / "images", tmp_path):  # the release folder, its images, or above
+        records = by_id(read_vindr_mammo(csv, root))
+        assert len(records) == 11
+    table = pd.read_csv(release / "breast-level_annotations.csv")
+    first, mlo = records[table.image_id[0]], records[table.image_id[1]]
+    assert first.label == 1 and first.split == "train"
+    assert first.path.endswith(f"images/{table.study_id[0]}/{table.image_id[0]}.dicom")
+    assert first.finding_types == ("mass", "calcifications")  # the BI-RADS 2 mass is left out
+    assert first.finding_boxes == ((20, 10, 41, 30),) and mlo.finding_boxes == ((18, 12, 36, 28),)
+    right_mlo = records[table.image_id[7]]  # focal asymmetry kept, skin thickening (no type) left out
+    assert (right_mlo.label, right_mlo.finding_types, len(right_mlo.finding_boxes)) == (0, ("focal_asymmetry",), 1)
+    assert records[table.image_id[9]].finding_types == ()  # global asymmetry is not a focal asymmetry
+    assert read_vindr_mammo(csv, release, malignant_birads=(4, 5))[6].label == 1
+    report = check_data(release, "vindr")
+    assert report.missing == (table.image_id[trees.VINDR_NOT_DOWNLOADED],)
+
+
+def test_cmmd_labels_each_breast_from_its_classification(tmp_path):
+    trees.cmmd_tree(tmp_path)
+    records = read_cmmd(tmp_path / "CMMD_clinicaldata_revision.xlsx", tmp_path)
+    breasts = {(r.patient_id, r.laterality, r.view): (r.label, r.finding_types) for r in records}
+    assert len(records) == 12
+    assert breasts[("D1-0002", "L", "CC")] == (1, ("mass",))
+    assert breasts[("D1-0002", "R", "MLO")] == (0, ("calcifications",))
+    assert breasts[("D1-0003", "R", "MLO")] == (1, ("mass", "calcifications"))
+    assert breasts[("D2-0001", "R", "CC")] == (-1, ())  # an image of a breast the spreadsheet does not list
+    report = check_data(tmp_path, "cmmd")
+    assert report.unit == "breasts" and report.listed == 6 and report.missing == ("spreadsheet row 7 (R)",)
+    assert any("does not list" in note for note in report.notes)
+    assert not any(subject in " ".join(report.lines()) for subject, *_ in trees.CMMD_BREASTS)
+
+
+def test_cmmd_spreadsheet_errors(tmp_path):
+    pd.DataFrame({"ID1": ["D1-0001"], "LeftRight": ["L"], "classification": ["Unknown"]}).to_excel(tmp_path / "c.xlsx")
+    with pytest.raises(ConfigError, match="Benign or Malignant"):
+        read_cmmd(tmp_path / "c.xlsx", tmp_path)
+    pd.DataFrame({"ID1": ["D1-0001"]}).to_excel(tmp_path / "c.xlsx")
+    with pytest.raises(ConfigError, match="lacks CMMD column"):
+        read_cmmd(tmp_path / "c.xlsx", tmp_path)
+
+
+def test_complete_splits_keeps_test_and_carves_val_by_patient():
+    records = [make_record(image_id=f"{p}{v}", path="x", patient_id=p, label=0, split="test" if p == "t" else "train")
+               for p in "abcdefghijt" for v in "12"]
+    splits = {(r.patient_id, r.split) for r in complete_splits(records)}
+    assert ("t", "test") in splits and sum(s == "val" for _, s in splits) == 1
+    assert len({p for p, _ in splits}) == len(splits)  # no patient in two splits
+    assert {r.split for r in complete_splits([r.__class__(**{**r.__dict__, "split": ""}) for r in records])} == {
+        "train", "val", "test"}
+
+
+def test_write_checked_manifest_leaves_unlabelled_images_out(tmp_path):
+    trees.cmmd_tree(tmp_path)
+    path, splits = write_checked_manifest(check_data(tmp_path, "cmmd"), tmp_path / "cmmd.csv")
+    records = read_manifest(path)
+    assert len(records) == 10 == sum(splits.values()) and all(r.label in (0, 1) for r in records)
+    assert all(Path(r.path).is_file() for r in records)
+
+
+def test_data_check_cli_then_predict_and_eval(cbis, tmp_path, capsys):
+    manifest = tmp_path / "cbis_ddsm.csv"
+    assert main(["data", "check", str(cbis), "--format", "cbis-ddsm", "--write-manifest", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "usable images: 13 (of 14 listed)" in out and "missing images: 1, e.g. Mass-Test_P_00018_LEFT_CC" in out
+    assert "by finding type: architectural_distortion 2, calcifications 2, focal_asymmetry 1, mass 11" in out
+    assert "DICOM headers: 41 files" in out and "by split: test 5, train 8" in out
+    assert f"wrote {manifest}: 13 labelled images" in out
+    records = read_manifest(manifest)
+    assert {r.split for r in records} == {"train", "val", "test"}
+    assert by_id(records)["Mass-Test_P_00016_LEFT_CC"].finding_masks[0].endswith(".dcm")
+    predictions = tmp_path / "preds.csv"
+    assert main(["predict", "--checkpoint", "gmic", "--data", str(manifest), "--split", "test", "--size", "128x96",
+                 "--device", "cpu", "--out", str(predictions)]) == 0
+    table = pd.read_csv(predictions)
+    assert len(table) == 5 and set(table["label"]) == {0, 1} and table["finding_size"].notna().sum() == 4
+    assert main(["eval", "--predictions", str(predictions), "--out", str(tmp_path / "eval"), "--n-boot", "20"]) == 0
+    assert (tmp_path / "eval" / "auc.csv").is_file()
+
+
+def test_manifest_paths_hold_from_any_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trees.optimam_images(tmp_path / "images")
+    omidb = Path("omidb")
+    shutil.copytree(trees.FIXTURES / "omidb" / "data", omidb)
+    assert main(["data", "check", "omidb", "--format", "optimam", "--images", "images", "--write-manifest",
+                 "out/optimam.csv"]) == 0  # relative paths, and a manifest in another folder
+    assert main(["data", "check", "out/optimam.csv", "--format", "manifest", "--write-manifest", "again/m.csv"]) == 0
+    assert all(Path(r.path).is_file() for r in read_manifest("out/optimam.csv") + read_manifest("again/m.csv"))
+
+
+def test_data_check_cli_exits_non_zero_when_nothing_is_usable(tmp_path, capsys):
+    shutil.copy(trees.FIXTURES / "cbis_ddsm" / "calc_case_description_test_set.csv", tmp_path)
+    argv = ["data", "check", str(tmp_path), "--format", "cbis-ddsm", "--write-manifest", str(tmp_path / "m.csv")]
+    assert main(argv) == 1
+    assert "nothing usable was found" in capsys.readouterr().out and not (tmp_path / "m.csv").exists()
+    assert main(["data", "check", str(tmp_path / "absent"), "--format", "cmmd"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["vindr", "cmmd", "optimam"])
+def test_data_check_predict_and_eval_other_formats(fmt, tmp_path, capsys):
+    if fmt == "vindr":
+        source, extra = trees.vindr_tree(tmp_path), []
+    elif fmt == "cmmd":
+        source, extra = trees.cmmd_tree(tmp_path).parent, []
+    else:
+        source, extra = trees.FIXTURES / "omidb" / "data", ["--images", str(trees.optimam_images(tmp_path / "images"))]
+    manifest = tmp_path / "manifest.csv"
+    assert main(["data", "check", str(source), "--format", fmt, "--write-manifest", str(manifest), *extra]) == 0
+    assert "unreadable images: 0" in capsys.readouterr().out
+    assert main(["data", "check", str(manifest), "--format", "manifest"]) == 0
+    predictions = tmp_path / "preds.csv"
+    assert main(["predict", "--checkpoint", "gmic", "--data", str(manifest), "--size", "128x96", "--device", "cpu",
+                 "--out", str(predictions)]) == 0
+    assert len(pd.read_csv(predictions)) == len(read_manifest(manifest))
+    assert main(["eval", "--predictions", str(predictions), "--out", str(tmp_path / "eval"), "--n-boot", "20"]) == 0
+
+
+def test_training_config_runs_on_its_checked_manifest(tmp_path, monkeypatch, capsys):
+    """configs/cbis_ddsm.json as the README uses it, shrunk to one step on 64x48 images."""
+    monkeypatch.chdir(tmp_path)
+    trees.cbis_ddsm_tree(tmp_path / "data", csvs=("mass_case_description_train_set.csv",))
+    assert main(["data", "check", "data", "--format", "cbis-ddsm", "--write-manifest", "data/cbis_ddsm.csv"]) == 0
+    config = json.loads((REPO / "configs" / "cbis_ddsm.json").read_text())
+    assert config["manifest"] == "data/cbis_ddsm.csv"
+    config.update(input_size="128x96", patch_size=32, batch_size=4, micro_batch=2, max_steps=1, device="cpu", workers=0)
+    Path("cbis.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["train", "--config", "cbis.json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 1

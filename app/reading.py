@@ -62,7 +62,7 @@ def display_options(item: ImageItem | None) -> Display:
         top = cols[3].slider("Outline the top share of the mass (%)", 0, 95, 50, 5, key="attn-top", help="0: no outline.")
         window_level = None
         if item is not None:
-            low, high = widgets.pixel_range(loaders.display_pixels(item))
+            low, high = widgets.pixel_range(loaders.read_image(item).pixels)
             left, right = st.columns(2)
             level = left.slider("Level", low, high, (low + high) / 2, key=f"attn-level-{item.key}")
             window = right.slider("Window", 1.0, max(high - low, 1.0), max(high - low, 1.0), key=f"attn-window-{item.key}")
@@ -160,8 +160,9 @@ def overlays_view(model_key: str, item: ImageItem, size: str, methods: Sequence[
     if not methods:
         st.info("Choose at least one method.")
         return
-    compute.start("attn-overlays", lambda task: compute.attributions(model_key, item, size, methods, task, layer),
-                  images=1, size=size, inputs=(model_key, item.key, size, tuple(methods), layer))
+    widgets.run_safely(lambda: compute.start(
+        "attn-overlays", lambda task: compute.attributions(model_key, item, size, methods, task, layer),
+        images=1, size=size, inputs=(model_key, item.key, size, tuple(methods), layer)), "Explaining")
     done = widgets.follow("attn-overlays", "Explaining")
     if not done:
         return
@@ -217,8 +218,9 @@ def erf_view(model_key: str, item: ImageItem, size: str, display: Display) -> No
     of another image, model or size is never drawn."""
     inputs = (model_key, item.key, size)
     if st.button("Compute the ERF of this image"):
-        compute.start("attn-erf", lambda task: compute.erf(model_key, [item], size, "all", task),
-                      images=1, size=size, inputs=inputs)
+        widgets.run_safely(lambda: compute.start(
+            "attn-erf", lambda task: compute.erf(model_key, [item], size, "all", task),
+            images=1, size=size, inputs=inputs), "The ERF")
     task = compute.task("attn-erf")
     if task is None or task.inputs != inputs:
         return
@@ -237,8 +239,10 @@ def erf_view(model_key: str, item: ImageItem, size: str, display: Display) -> No
 def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str, layer: str, display: Display) -> None:
     """The four views hung R-CC, L-CC / R-MLO, L-MLO with ``method``'s map on each, each view's
     malignancy probability and each breast's score (the mean over its views)."""
-    compute.start("attn-exam", lambda task: compute.exam(model_key, views, size, method, task, layer),
-                  images=len(views), size=size, inputs=(model_key, tuple(v.key for v in views), size, method, layer))
+    widgets.run_safely(lambda: compute.start(
+        "attn-exam", lambda task: compute.exam(model_key, views, size, method, task, layer),
+        images=len(views), size=size, inputs=(model_key, tuple(v.key for v in views), size, method, layer)),
+        "Reading the exam")
     results = widgets.follow("attn-exam", "Reading the exam")
     if not results:
         return

@@ -25,8 +25,9 @@ def localization_section() -> None:
     if clicked and not (items and models and methods):
         st.error("Choose models and methods, and a set with malignant images that have finding boxes.")
     elif clicked:
-        compute.start("bd-localization", lambda task: compute.localization(models, items, size, methods, task),
-                      images=len(items), size=size, models=len(models))
+        widgets.run_safely(lambda: compute.start(
+            "bd-localization", lambda task: compute.localization(models, items, size, methods, task),
+            images=len(items), size=size, models=len(models)), "Scoring the maps")
     rows = widgets.follow("bd-localization", "Scoring the maps")
     if rows is None:
         return

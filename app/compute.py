@@ -21,9 +21,15 @@ and, inside a task's work (each takes the task for progress and cancel; cache ke
 - ``erfs(model_keys, items, size, subset, task, position=, stage=, reduction=) -> list[ERFResult]``:
   several models' ERFs over ``items``, each image read once (one device slot for them all).
 - ``table1(model_keys, items, size, n, seed, reduction, task) -> Table1``: the paper's Table 1 / A2.
-- ``attributions(model_key, item, size, methods, task) -> dict[str, Attribution]``: captum attributions.
-- ``attention(model_key, item, size, query, layer, task) -> AttentionMap``: one position's attention.
+- ``attributions(model_key, item, size, methods, task, gradcam_layer) -> dict[str, Attribution]``: captum
+  attributions of one image; ``exam(model_key, views, size, method, task, gradcam_layer)`` one method on
+  each view of an exam.
 - ``predictions(model_key, items, size, task) -> DataFrame``: one model's predictions table.
+- ``localization(model_keys, items, size, methods, task) -> DataFrame``: where each method points.
+
+and, in the page (quick once the layer's input is kept):
+
+- ``attention(model_key, item, size, query, layer) -> AttentionMap``: one position's attention.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ from hct.eval import (
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, table3_with_cards
 from hct.explain import (
     DEFAULT_REDUCTION, AttentionMap, Attribution, ERFEngine, ERFResult, GradientCache, attention_map, attribute,
-    compute_erfs, select_subset,
+    compute_erfs, layer_input, localize, select_subset,
 )
 from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.serving import DeviceQueue, Task, check_budget, compute_slots
@@ -65,9 +71,9 @@ from app.state import ImageItem
 
 TASKS = "hct_tasks"
 # Result caches of the process: (entries, pickled size). An ERF at 1664x1280 pickles to ~17 MB.
-CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "attention": (32, "256MiB"),
-                "predictions": (16, "64MiB"), "shipped": (4, "64MiB"), "overview": (16, "64MiB"),
-                "size_breakdowns": (32, "64MiB"), "table1": (4, "1GiB")}
+CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "predictions": (16, "64MiB"),
+                "shipped": (4, "64MiB"), "overview": (16, "64MiB"), "size_breakdowns": (32, "64MiB"),
+                "table1": (4, "1GiB")}
 
 
 def _cached(name: str, spinner: bool | str = False) -> Callable:
@@ -114,10 +120,10 @@ def _label(model_key: str) -> str:
 
 
 @contextmanager
-def _using(model_key: str, task: Task) -> Iterator[loaders.LoadedModel]:
+def _using(model_key: str, task: Task | None = None) -> Iterator[loaders.LoadedModel]:
     """A device queue slot, then the loaded model, for one computation at a time on it (see
-    :class:`app.loaders.LoadedModel`)."""
-    with queue().slot(cancel=task.cancelled, on_wait=task.queued):
+    :class:`app.loaders.LoadedModel`); without a task (a quick computation in the page) it waits uncancelled."""
+    with queue().slot(cancel=task.cancelled if task else None, on_wait=task.queued if task else None):
         loaded = loaders.model(model_key)
         with loaded.lock:
             yield loaded
@@ -202,37 +208,73 @@ def table1(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, n: 
 
 
 @_cached("attribution")
-def _attribution(model_key: str, image_key: str, size: str, method: str, _item: ImageItem,
+def _attribution(model_key: str, image_key: str, size: str, method: str, layer: str | None, _item: ImageItem,
                  _task: Task) -> Attribution:
     image = loaders.preprocessed(_item, size)
+    options = {"layer": layer} if method == "gradcam" and layer else {}
     with _using(model_key, _task) as loaded:
-        return attribute(loaded.model, image, method)
+        return attribute(loaded.model, image.tensor, method, **options)
 
 
-def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task) -> dict[str, Attribution]:
-    """Captum attributions of one image by each of ``methods``, each cached by its inputs."""
+def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task,
+                 gradcam_layer: str | None = None) -> dict[str, Attribution]:
+    """Captum attributions of one image by each of ``methods`` (Grad-CAM at ``gradcam_layer``, default
+    the last stage), at model resolution, each cached by its inputs."""
     task.step(f"{_label(model_key)}: {', '.join(m.replace('_', ' ') for m in methods)}")
     done = {}
     for method in methods:
         task.check()
-        done[method] = _attribution(model_key, item.key, size, method, item, task)
+        done[method] = _attribution(model_key, item.key, size, method, gradcam_layer, item, task)
         task.progress(len(done), len(methods))
     return done
 
 
-@_cached("attention")
-def _attention(model_key: str, image_key: str, size: str, query: tuple[int, int], layer: str | None,
-               _item: ImageItem, _task: Task) -> AttentionMap:
+def exam(model_key: str, views: Sequence[ImageItem], size: str, method: str, task: Task,
+         gradcam_layer: str | None = None) -> list[Attribution]:
+    """One attribution ``method`` of each view of an exam (its probability included), each cached."""
+    task.step(f"{_label(model_key)}: {method.replace('_', ' ')} of {len(views)} views")
+    done = []
+    for item in views:
+        task.check()
+        done.append(_attribution(model_key, item.key, size, method, gradcam_layer, item, task))
+        task.progress(len(done), len(views))
+    return done
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _layer_input(model_key: str, image_key: str, size: str, layer: str | None, _item: ImageItem) -> torch.Tensor:
     image = loaders.preprocessed(_item, size)
-    with _using(model_key, _task) as loaded:
-        return attention_map(loaded.model, image, query, layer=layer)
+    with _using(model_key) as loaded:
+        return layer_input(loaded.model, layer, image.tensor)
 
 
-def attention(model_key: str, item: ImageItem, size: str, query: tuple[int, int], layer: str | None,
-              task: Task) -> AttentionMap:
-    """Where the input position ``query`` (row, col) attends in HCT attention ``layer``, cached by its inputs."""
-    task.step(f"{_label(model_key)}: attention of {layer or 'the first layer'}")
-    return _attention(model_key, item.key, size, tuple(query), layer, item, task)
+def attention(model_key: str, item: ImageItem, size: str, query: tuple[float, float], layer: str | None) -> AttentionMap:
+    """Where the input position ``query`` (row, col) attends in HCT attention ``layer``, in the page.
+
+    The layer's input is kept per model, image, size and layer (a forward pass up to the layer, once);
+    each query then costs one attention row, quick enough for a click to redraw at once.
+    """
+    features = _layer_input(model_key, item.key, size, layer, item)
+    image = loaders.preprocessed(item, size)
+    with _using(model_key) as loaded:
+        return attention_map(loaded.model, image.tensor, query, layer=layer, features=features)
+
+
+def localization(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, methods: Sequence[str],
+                 task: Task) -> pd.DataFrame:
+    """Where each method's map points on the malignant images of ``items`` that have finding boxes
+    (:func:`hct.explain.localize`), one row per image, model and method."""
+    def progress(done: int, total: int) -> None:
+        task.progress(done, total)
+        task.check()  # localize has no cancel argument: stop at its next image
+
+    frames = []
+    for key in model_keys:
+        task.step(f"{_label(key)}: localization")
+        with _using(key, task) as loaded:
+            frames.append(localize({_label(key): loaded.model}, [i.record for i in items], methods,
+                                   parse_size(size), progress=progress))
+    return pd.concat(frames, ignore_index=True)
 
 
 @_cached("predictions")

@@ -14,8 +14,8 @@ import torch
 
 from hct.checkpoints import load_model
 from hct.weights import ModelCard, find_checkpoints, read_card
-from hct.data import Mammogram, Preprocessed, parse_size, preprocess, read_mammogram
-from hct.data.preprocess import resize
+from hct.data import Mammogram, Preprocessed, parse_size, preprocess, read_mammogram, study_key
+from hct.explain.overlays import display_pixels as to_display
 from hct.devices import resolve_device
 from hct.errors import HCTError
 from hct.models import DEFAULT_INPUT_SIZE, display_name, list_models
@@ -172,28 +172,23 @@ def preprocessed(item: ImageItem, size: str, mode: str = "canonical") -> Preproc
     return _preprocessed(item.key, parse_size(size), mode, item)
 
 
-DISPLAY_ROWS = 1024  # images are drawn at most this tall
-
-
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _display(key: str, _item: ImageItem) -> np.ndarray:
-    pixels = read_image(_item).pixels
-    rows, cols = pixels.shape
-    if rows <= DISPLAY_ROWS:
-        return pixels
-    return resize(pixels, (DISPLAY_ROWS, max(1, round(cols * DISPLAY_ROWS / rows)))).numpy()
+    return to_display(read_image(_item).pixels)
 
 
 def display_pixels(item: ImageItem) -> np.ndarray:
-    """The item's pixels scaled down (library resize) to at most DISPLAY_ROWS rows, for drawing only."""
+    """The item's pixels at display resolution (about 1,000 pixels on the long side), for drawing only."""
     return _display(item.key, item)
 
 
 def with_tags(item: ImageItem) -> ImageItem:
-    """The item with laterality and view filled from its image (tags, or inferred from the image)."""
+    """The item with laterality and view filled from its image (tags, or inferred from the image), and an
+    upload's exam from its DICOM study (a keyed hash of the StudyInstanceUID, never the UID)."""
     meta = read_image(item).meta
+    exam_id = item.record.exam_id or (study_key(item.data) if item.data is not None else "")
     record = replace(item.record, laterality=item.record.laterality or meta.laterality,
-                     view=item.record.view or meta.view)
+                     view=item.record.view or meta.view, exam_id=exam_id)
     return replace(item, record=record)
 
 
@@ -203,7 +198,8 @@ def metadata_row(item: ImageItem) -> dict:
     spacing = "x".join(f"{v:.3f}" for v in meta.pixel_spacing) if meta.pixel_spacing else "—"
     return {"image": item.name, "laterality": meta.laterality, "view": meta.view or "?",
             "size (rows x cols)": f"{meta.rows} x {meta.cols}", "manufacturer": meta.manufacturer or "—",
-            "bit depth": meta.bit_depth, "format": meta.file_format, "pixel spacing (mm)": spacing,
+            "bit depth": meta.bit_depth, "format": meta.file_format, "modality": meta.modality or "—",
+            "pixel spacing (mm)": spacing,
             "label": {1: "malignant", 0: "non-malignant"}.get(item.record.label, "unknown")}
 
 

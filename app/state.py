@@ -77,15 +77,3 @@ def card_size(input_size: tuple[int, int]) -> str:
     within = [s for s in options if parse_size(s)[0] <= input_size[0] and parse_size(s)[1] <= input_size[1]]
     by_area = sorted(within or options, key=lambda s: parse_size(s)[0] * parse_size(s)[1])
     return by_area[-1] if within else by_area[0]
-
-
-FOUR_VIEWS = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
-
-
-def complete_exams(items: list[ImageItem]) -> dict[str, list[ImageItem]]:
-    """Exams holding all four views, each in R-CC, L-CC, R-MLO, L-MLO order."""
-    by_exam: dict[str, dict[tuple[str, str], ImageItem]] = {}
-    for item in items:
-        if item.record.exam_id:
-            by_exam.setdefault(item.record.exam_id, {})[(item.record.laterality, item.record.view)] = item
-    return {exam: [views[v] for v in FOUR_VIEWS] for exam, views in by_exam.items() if all(v in views for v in FOUR_VIEWS)}

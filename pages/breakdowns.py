@@ -1,5 +1,5 @@
 """Breakdowns: the paper's evaluation of predictions — Table 3, AUC by finding type (Table A1), the
-AUC difference of two models by finding-size threshold (Fig. A2a) and tertile (Fig. A2b), ROC curves.
+AUC difference of two models by finding-size threshold (Fig. A2a) and tertile (Fig. A2b), ROC curves; and where each explanation points on the images with a finding.
 
 Opens on the shipped checkpoints' predictions (checkpoints/predictions.csv), with no click."""
 
@@ -9,6 +9,7 @@ import streamlit as st
 from hct.eval import negatives_note, read_predictions, validate_predictions
 from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure, tertile_figure
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, stale_models
+from hct.explain import LOCALIZATION_METHODS, localization_figure, summarise
 from hct.models import MODEL_SPECS
 
 from app import compute, state, widgets
@@ -24,7 +25,36 @@ def gaps(table: pd.DataFrame, group: str, label: str = "{}") -> str:
                    for why, rows in missing.groupby("reason", sort=False))
 
 
+def localization_section() -> None:
+    """The localization scores (``python -m hct localize``) of the selected set's malignant images with boxes."""
+    items = [i for i in state.images() if i.data is None and i.record.label == 1 and i.record.finding_boxes]
+    st.caption(f"Each method's map scored against the finding's box on the {len(items)} malignant images with boxes "
+               "of the selected set (choose a phantom or manifest on the Images page): the share of the map's "
+               "positive mass inside the finding, and whether its maximum lies within 15 px of it.")
+    with st.form("localize"):
+        models = widgets.model_picker("Models", multi=True, key="bd-loc-models", default=["init:hct_performer_relu"])
+        methods = st.multiselect("Methods", LOCALIZATION_METHODS, default=["gradcam", "saliency", "attention"])
+        size = widgets.size_picker(models, key="bd-loc-size")
+        clicked = st.form_submit_button("Score the maps", type="primary")
+    if clicked and not (items and models and methods):
+        st.error("Choose models and methods, and a set with malignant images that have finding boxes.")
+    elif clicked:
+        widgets.run_safely(lambda: compute.start(
+            "bd-localization", lambda task: compute.localization(models, items, size, methods, task),
+            images=len(items), size=size, models=len(models)), "Scoring the maps")
+    rows = widgets.follow("bd-localization", "Scoring the maps")
+    if rows is None:
+        return
+    summary = summarise(rows)
+    st.dataframe(summary, hide_index=True, width="stretch")
+    st.image(widgets.png_bytes(localization_figure(summary)))
+    st.download_button("Scores per image (CSV)", rows.to_csv(index=False), "localization.csv", "text/csv")
+
+
 st.title("Breakdowns")
+if st.segmented_control("Show", ["AUC", "Where explanations point"], default="AUC", key="bd-view") == "Where explanations point":
+    localization_section()
+    st.stop()
 source = st.radio("Predictions", [SHIPPED, COMPUTE, UPLOAD, PATH], horizontal=True)
 predictions = None
 if source == SHIPPED:

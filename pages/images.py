@@ -6,7 +6,7 @@ import random
 import pandas as pd
 import streamlit as st
 
-from hct.data import FORMATS, builtin_samples, check_data
+from hct.data import FORMATS, builtin_samples, check_data, complete_exams, exam_label
 
 from app import loaders, state, widgets
 
@@ -66,10 +66,10 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 if not items:
     st.stop()
 
-exams = state.complete_exams(items)
+exams = complete_exams(items, record=lambda i: i.record)
 view = st.radio("View", ["Four-view exam", "One image"] if exams else ["One image"], horizontal=True)
 if view == "Four-view exam":
-    exam = st.selectbox("Exam", list(exams))
+    exam = st.selectbox("Exam", list(exams), format_func=lambda e: exam_label(e, list(exams).index(e)))
     shown = exams[exam]
 else:
     shown = [st.selectbox("Image", items, format_func=lambda i: i.name)]

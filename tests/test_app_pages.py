@@ -129,15 +129,113 @@ def test_erf_explorer_table1(app):
     assert len(at.get("plotly_chart")) == 1 and len(at.get("download_button")) == 1
 
 
-def test_attention_page_probability_overlays_and_erf(app):
+def open_view(at: AppTest, view: str) -> AppTest:
+    at.session_state["attn-view"] = view  # the tabs run only the open view
+    at.run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    return at
+
+
+def test_attention_overlays_carry_what_made_them(app):
     at = open_page(app, "attention")
     assert at.metric[0].value.endswith("%")
+    captions = [c.value for c in at.caption]
+    for name in ("Grad-CAM at stages.4", "saliency"):
+        assert any(c.startswith(f"{name} · HCT (Performer-RELU)") and c.endswith("sfm-benign-0/1-130 · 64x48")
+                   for c in captions), captions
+    assert len(at.get("plotly_chart")) == 2 and len(at.get("download_button")) == 4  # PNG and DICOM each
+
+
+def test_opacity_changes_never_recompute(app, monkeypatch):
+    from app import compute
+
+    calls = []
+    attribute = compute.attribute
+    monkeypatch.setattr(compute, "attribute", lambda *a, **k: calls.append(a[2]) or attribute(*a, **k))
+    compute._attribution.clear()
+    at = open_page(app, "attention")
+    assert sorted(calls) == ["gradcam", "saliency"]
+    task = at.session_state[TASKS]["attn-overlays"]
+    at.slider(key="attn-opacity").set_value(0.9).run()
+    at.slider(key="attn-percentile").set_value(95.0).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert sorted(calls) == ["gradcam", "saliency"] and at.session_state[TASKS]["attn-overlays"] is task
+
+
+def test_attention_of_a_position_keeps_the_layer_input(app, monkeypatch):
+    from app import compute
+
+    calls = []
+    layer_input = compute.layer_input
+    monkeypatch.setattr(compute, "layer_input", lambda *a, **k: calls.append(1) or layer_input(*a, **k))
+    compute._layer_input.clear()
+    at = open_view(open_page(app, "attention"), "Attention of a position")
     assert at.number_input(key="attn-row").value == 32
     at.number_input(key="attn-row").set_value(10).run()
     assert not at.exception and not at.error
+    assert any("from model-input position (10, 24)" in c.value for c in at.caption)
+    assert len(calls) == 1  # two queries, one forward pass to the layer
+
+
+def test_switching_the_image_clears_the_single_image_erf(app):
+    at = open_view(open_page(app, "attention"), "Single-image ERF")
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 2 + 1 + 3  # two overlays, attention, ERF map and curves
+    assert len(at.get("plotly_chart")) == 3  # the map over the image, and its two curves
+    assert any(c.value.startswith("sqrt |ERF|") and "1-130" in c.value for c in at.caption)
+    images = at.selectbox(key="attn-image")
+    images.set_value(images.options[1]).run()  # another image of the same size
+    assert not at.exception and not at.get("plotly_chart")
+    assert not any(c.value.startswith("sqrt |ERF|") for c in at.caption)
+
+
+def test_exam_mode_hangs_four_views_with_breast_scores(app):
+    at = open_page(app, "attention")
+    at.button_group[0].set_value("Four-view exam").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    views = [c.value.split(" · ")[0] for c in at.caption if " · P(malignant) " in c.value]
+    assert views == ["R-CC", "L-CC", "R-MLO", "L-MLO"]
+    assert len(at.get("plotly_chart")) == 4
+    assert [m.label for m in at.metric] == ["Right breast: mean over its views", "Left breast: mean over its views"]
+    exam = at.selectbox(key="attn-exam-id")
+    assert exam.options == ["sfm-benign-0", "sfm-malign-0"]
+
+
+def test_an_image_with_a_finding_shows_where_each_map_points(app, tmp_path):
+    from app.state import IMAGES_KEY, record_item
+    from hct.data import generate_phantom
+
+    records = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)
+    app.session_state[IMAGES_KEY] = [record_item(r) for r in records if r.finding_boxes][:1]
+    at = open_page(app, "attention")
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["Grad-CAM at stages.4", "saliency"]
+    assert table["energy inside the finding"].dropna().between(0, 1).all()  # NaN: a map without positive mass
+    assert (table["area share (a uniform map's energy)"] > 0).all()
+
+
+def test_a_finding_box_outside_the_image_is_named(app, tmp_path):
+    import dataclasses
+
+    from app.state import IMAGES_KEY, record_item
+    from hct.data import generate_phantom
+
+    record = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)[0]
+    app.session_state[IMAGES_KEY] = [record_item(dataclasses.replace(record, finding_boxes=((10, 10, 500, 20),)))]
+    at = app.switch_page("../pages/attention.py").run()
+    assert not at.exception
+    assert any("finding box (10, 10, 500, 20)" in e.value and "outside the 128x96 image" in e.value for e in at.error)
+
+
+def test_another_modality_is_read_with_a_visible_warning(app):
+    from pydicom.data import get_testdata_file
+
+    from app.state import IMAGES_KEY, upload_item
+
+    with open(get_testdata_file("CT_small.dcm"), "rb") as handle:
+        app.session_state[IMAGES_KEY] = [upload_item("CT_small.dcm", handle.read())]
+    at = open_page(app, "attention")
+    assert any("CT_small.dcm: Modality is CT, not MG" in w.value for w in at.warning)
 
 
 def test_breakdowns_opens_on_the_shipped_predictions(app):
@@ -177,6 +275,21 @@ def test_breakdowns_computes_predictions_for_other_images(app):
     # the samples carry no finding types or sizes: every breakdown says why it is empty
     assert any("No AUC for mass, calcifications, architectural distortion, focal asymmetry: no malignant images" in c.value
                for c in at.caption)
+
+
+def test_breakdowns_scores_where_explanations_point(app, tmp_path):
+    from app.state import IMAGES_KEY, record_item
+    from hct.data import generate_phantom
+
+    records = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)
+    app.session_state[IMAGES_KEY] = [record_item(r) for r in records if r.finding_boxes][:2]
+    at = open_page(app, "breakdowns")
+    at.button_group[0].set_value("Where explanations point").run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    summary = at.dataframe[0].value
+    assert list(summary["method"]) == ["gradcam", "saliency", "attention"] and (summary["n_images"] == 2).all()
+    assert {"energy", "energy_low", "energy_high", "hit_rate", "area_share"} <= set(summary.columns)
 
 
 def test_breakdowns_reports_a_missing_file(app):

@@ -1,12 +1,15 @@
 """Reading mammograms: real CBIS-DDSM samples, crafted DICOMs, PNG/TIFF, and every kind of bad input."""
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pydicom
 import pytest
 import tifffile
 from PIL import Image
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -182,3 +185,68 @@ def test_compressed_dicoms_decode_exactly(syntax):
     ds.save_as(out)
     assert pydicom.dcmread(io.BytesIO(out.getvalue())).file_meta.TransferSyntaxUID == syntax
     np.testing.assert_array_equal(read_mammogram(out.getvalue()).pixels, pixels)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` grey pixels (its data is a few bytes)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [12_000, 40_000])  # PIL warns past the limit and refuses past twice it
+def test_a_png_beyond_the_limit_is_called_too_large_with_the_limit(side):
+    with pytest.raises(MammogramError, match=r"too large: .*beyond the 100 megapixel limit"):
+        read_mammogram(_png_header(side, side))
+
+
+def test_a_dicom_claiming_more_pixels_than_it_holds():
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(RAMP)))
+    ds.Rows, ds.Columns = 40_000, 40_000
+    out = io.BytesIO()
+    ds.save_as(out)
+    with pytest.raises(MammogramError, match="too large: 40000x40000.*100 megapixel limit"):
+        read_mammogram(out.getvalue())
+    ds.Rows, ds.Columns = 640, 1000
+    out = io.BytesIO()
+    ds.save_as(out)
+    with pytest.raises(MammogramError, match=r"claims 640x1000 pixels .* holds 12,800 bytes"):
+        read_mammogram(out.getvalue())
+
+
+@pytest.mark.parametrize("name", ["ExplVR_LitEndNoMeta.dcm", "ExplVR_BigEndNoMeta.dcm"])
+def test_pydicom_files_without_preamble_or_meta_are_read_as_dicom(name):
+    """They hold an RT plan: read as DICOM, refused for holding no pixels (not as 'neither DICOM nor PNG')."""
+    with pytest.raises(MammogramError, match=r"DICOM file \(RTPLAN\) without pixel data"):
+        read_mammogram(get_testdata_file(name))
+
+
+@pytest.mark.parametrize("little_endian", [True, False])
+def test_a_dicom_written_without_preamble_or_meta_is_read(little_endian):
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(RAMP, ImageLaterality="L", ViewPosition="CC")))
+    ds.file_meta, ds.preamble = FileMetaDataset(), None
+    if not little_endian:
+        ds.PixelData = RAMP.astype(">u2").tobytes()
+    out = io.BytesIO()
+    pydicom.dcmwrite(out, ds, implicit_vr=False, little_endian=little_endian, enforce_file_format=False)
+    assert out.getvalue()[128:132] != b"DICM"
+    image = read_mammogram(out.getvalue())
+    np.testing.assert_array_equal(image.pixels, RAMP)
+    assert (image.meta.laterality, image.meta.view, image.meta.modality, image.meta.warning) == ("L", "CC", "MG", "")
+
+
+@pytest.mark.parametrize("name, modality", [("CT_small.dcm", "CT"), ("MR_small.dcm", "MR"), ("no_meta.dcm", "CT")])
+def test_another_modality_is_read_with_a_warning_naming_it(name, modality):
+    image = read_mammogram(get_testdata_file(name))
+    assert image.meta.modality == modality and f"Modality is {modality}, not MG" in image.meta.warning
+    assert image.pixels.shape == (image.meta.rows, image.meta.cols)
+
+
+def test_the_read_command_warns_of_another_modality(capsys):
+    from hct.__main__ import main
+
+    assert main(["read", get_testdata_file("MR_small.dcm")]) == 0
+    out, err = capsys.readouterr()
+    assert '"modality": "MR"' in out and "warning: Modality is MR, not MG" in err

@@ -75,14 +75,27 @@ def test_attention_map_of_a_model():
         attention_map(model, image, query=(999, 0))
 
 
-def test_overlay_click_grid_covers_the_image_and_heat_map_takes_no_clicks():
-    import numpy as np
+def test_picture_click_grid_covers_the_image_and_the_picture_takes_no_clicks():
+    from hct.explain import picture_figure
 
-    from hct.explain import heatmap_overlay
-
-    image = np.zeros((40, 30), dtype=np.float32)
-    fig = heatmap_overlay(image, image + 1, click_grid=10, marker=(5, 5))
+    picture = np.zeros((40, 30, 3), dtype=np.uint8)
+    fig = picture_figure(picture, click_grid=10, marker=(5, 5), boxes=[(1, 2, 10, 12)])
     grid = next(t for t in fig.data if t.name == "click to query")
     assert sorted(set(grid.y)) == [5, 15, 25, 35] and sorted(set(grid.x)) == [5, 15, 25]
-    assert fig.data[1].hoverinfo == "skip"
-    assert all(t.name != "click to query" for t in heatmap_overlay(image, image).data)
+    assert fig.data[0].type == "image" and fig.data[0].hoverinfo == "skip"
+    assert fig.data[0].source.startswith("data:image/png;base64,")
+    assert len(fig.layout.shapes) == 1  # the finding's box
+    assert all(t.name != "click to query" for t in picture_figure(picture).data)
+
+
+def test_a_kept_layer_input_gives_the_same_map_and_received_attention_sums_to_one():
+    from hct.explain import attention_received
+
+    torch.manual_seed(0)
+    model = create_model("hct_performer_relu").eval()
+    image = torch.randn(1, 256, 384)
+    features = layer_input(model, None, image)
+    fresh, kept = attention_map(model, image, (100, 100)), attention_map(model, image, (100, 100), features=features)
+    np.testing.assert_array_equal(fresh.heads, kept.heads)
+    received = attention_received(model, image, max_queries=4)
+    assert received.shape == (256, 384) and received.sum() == pytest.approx(1, rel=1e-5)

@@ -99,3 +99,16 @@ def test_explain_commands(image_dir, tmp_path):
             assert (tmp_path / "x" / f"img0_hct_performer_relu_{method}.{suffix}").exists()
     assert main(["explain", "--model", "gmic", "--image", str(image_dir / "img0.png"), "--method", "attention",
                  "--size", "128x128", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_explain_writes_the_overlay_as_acquired_and_a_secondary_capture(image_dir, tmp_path):
+    import pydicom
+
+    out = tmp_path / "sc"
+    assert main(["explain", "--model", "gmic", "--image", str(image_dir / "img1.png"), "--method", "gradcam",
+                 "--layer", "stages.2", "--size", "128x96", "--sigma", "3", "--secondary-capture", "--out", str(out)]) == 0
+    png = Image.open(out / "img1_gmic_gradcam.png")
+    assert png.size == (240, 300) and png.mode == "RGB"  # the original geometry, full resolution
+    ds = pydicom.dcmread(out / "img1_gmic_gradcam.dcm")
+    assert ds.pixel_array.shape == (300, 240, 3) and "PatientName" not in ds
+    assert np.load(out / "img1_gmic_gradcam.npz")["original"].shape == (300, 240)

@@ -81,6 +81,8 @@ def _phantom(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> int:
     meta = read_mammogram(args.path).meta
     print(json.dumps(dataclasses.asdict(meta), indent=2))
+    if meta.warning:
+        print(f"warning: {meta.warning}", file=sys.stderr)
     return 0
 
 

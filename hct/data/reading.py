@@ -42,6 +42,8 @@ class MammogramMeta:
     laterality_from: str  # 'tags' or 'image' (inferred from which side the breast lies on)
     view_from: str  # 'tags' or '' (view cannot be inferred)
     file_format: str  # 'DICOM', 'PNG', 'TIFF', ...
+    modality: str = ""  # the DICOM Modality ('MG' for a mammogram); '' for pictures
+    warning: str = ""  # what the reader should know before trusting a model on it ('' when nothing)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def read_mammogram(source: ImageSource) -> Mammogram:
         raise MammogramError(f"{name} is empty (0 bytes); choose a DICOM, PNG or TIFF mammogram.")
     if len(data) > 132 and data[128:132] == b"DICM":
         pixels, tags = _read_dicom(data, name)
+    elif (start := _headerless_dicom_start(data)) is not None:
+        pixels, tags = _read_dicom(data[start:], name)
     else:
         pixels, tags = _read_picture(data, name)
     rows, cols = pixels.shape
@@ -107,10 +111,22 @@ def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
     raise MammogramError(f"Cannot read a mammogram from a {type(source).__name__}; pass a path, bytes or a file.")
 
 
+def _headerless_dicom_start(data: bytes) -> int | None:
+    """Where a DICOM data set written without the 128-byte preamble and file meta starts, or None.
+
+    Such a data set opens with a group 0002 or 0008 element, little or big endian; pydicom's
+    ``no_meta.dcm`` has one stray byte before it, so the second byte is tried too.
+    """
+    for start in (0, 1):
+        if data[start:start + 2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
+            return start
+    return None
+
+
 def _check_size(rows: int, cols: int, name: str) -> None:
     if rows * cols > MAX_PIXELS:
         raise MammogramError(
-            f"{name} is {rows}x{cols} = {rows * cols / 1e6:.0f} megapixels, beyond the "
+            f"{name} is too large: {rows}x{cols} = {rows * cols / 1e6:.0f} megapixels, beyond the "
             f"{MAX_PIXELS / 1e6:.0f} megapixel limit; downsample it first."
         )
     if rows < 16 or cols < 16:
@@ -124,15 +140,16 @@ def _read_dicom(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(io.BytesIO(data))
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as err:
         raise MammogramError(f"{name} is a corrupt or truncated DICOM file ({err}); export it again.") from err
     ended_early = [w for w in caught if "End of file" in str(w.message) or "truncated" in str(w.message).lower()]
     if ended_early:
         raise MammogramError(f"{name} is a truncated DICOM file ({ended_early[0].message}); copy it again in full.")
     if "PixelData" not in ds:
-        raise MammogramError(f"{name} is a DICOM file without pixel data (a report or structured data?).")
-    syntax = ds.file_meta.get("TransferSyntaxUID")
+        kind = str(ds.get("Modality", "") or "unknown modality")
+        raise MammogramError(f"{name} is a DICOM file ({kind}) without pixel data (a report or structured data?).")
+    syntax = ds.file_meta.get("TransferSyntaxUID") or _syntax_of_encoding(ds)
     if syntax is None or not syntax.is_transfer_syntax:
         raise MammogramError(
             f"{name} uses an unsupported transfer syntax ({syntax or 'none'}); convert it to "
@@ -151,6 +168,7 @@ def _read_dicom(data: bytes, name: str) -> tuple[np.ndarray, dict]:
         raise MammogramError(f"{name} is a colour image ({photometric}); a mammogram must be greyscale.")
     if frames != 1:
         raise MammogramError(f"{name} holds {frames} frames (tomosynthesis?); export one 2-D view.")
+    _check_pixel_data_length(ds, syntax, rows, cols, name)
     try:
         stored = ds.pixel_array
     except Exception as err:
@@ -167,8 +185,44 @@ def _read_dicom(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     if pixels.shape != (rows, cols):
         raise MammogramError(f"{name}: decoded pixels are {pixels.shape}, not {rows}x{cols}.")
     tags = _dicom_tags(ds)
-    tags.update(photometric=photometric, bit_depth=bits, file_format="DICOM")
+    modality = str(ds.get("Modality", "") or "")
+    tags.update(photometric=photometric, bit_depth=bits, file_format="DICOM", modality=modality,
+                warning=modality_warning(modality))
     return np.ascontiguousarray(pixels), tags
+
+
+def modality_warning(modality: str) -> str:
+    """A warning when a DICOM's Modality is not MG (mammography), else ''."""
+    if modality in ("MG", ""):
+        return ""
+    return (f"Modality is {modality}, not MG (mammography): the models were trained on mammograms, "
+            "so their output on this image means little.")
+
+
+def _syntax_of_encoding(ds):
+    """The transfer syntax a data set without file meta was read in (pydicom sniffs the encoding)."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        return None
+    syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    ds.file_meta.TransferSyntaxUID = syntax  # so that pydicom can decode the pixels
+    return syntax
+
+
+def _check_pixel_data_length(ds, syntax, rows: int, cols: int, name: str) -> None:
+    """A clear error when an uncompressed DICOM holds fewer pixel bytes than its header claims."""
+    if syntax.is_compressed:
+        return
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    expected = rows * cols * bits // 8
+    held = len(ds.PixelData)
+    if held < expected:
+        raise MammogramError(
+            f"{name}'s header claims {rows}x{cols} pixels of {bits} bits ({expected:,} bytes) but the file holds "
+            f"{held:,} bytes of pixel data: it is truncated or its header is wrong; export it again."
+        )
 
 
 def _dicom_tags(ds) -> dict:
@@ -201,7 +255,10 @@ def _read_picture(data: bytes, name: str) -> tuple[np.ndarray, dict]:
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_size says it better
+            image = Image.open(io.BytesIO(data))
+        with image:
             _check_size(image.height, image.width, name)
             mode, fmt = image.mode, image.format or "image"
             if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA"):
@@ -209,7 +266,12 @@ def _read_picture(data: bytes, name: str) -> tuple[np.ndarray, dict]:
             pixels = np.asarray(image)
     except MammogramError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(claimed.group(1)) / 1e6:.0f} megapixels, " if claimed else ""
+        raise MammogramError(f"{name} is too large: {size}beyond the {MAX_PIXELS / 1e6:.0f} megapixel limit; "
+                             "downsample it first.") from err
+    except UnidentifiedImageError as err:
         raise MammogramError(f"{name} is neither a DICOM file nor a PNG or TIFF picture; use DICOM, PNG or TIFF.") from err
     except Exception as err:
         raise MammogramError(f"{name} is a corrupt image ({err}).") from err
@@ -246,4 +308,4 @@ def _read_tiff(data: bytes, name: str) -> tuple[np.ndarray, dict]:
 
 def _picture_tags(mode: str, bits: int, fmt: str) -> dict:
     return dict(laterality="", view="", pixel_spacing=None, manufacturer="", photometric=mode,
-                bit_depth=bits, file_format=fmt)
+                bit_depth=bits, file_format=fmt, modality="", warning="")

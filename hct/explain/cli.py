@@ -1,5 +1,6 @@
 """``python -m hct erf`` (ERF of several models over N images), ``python -m hct table1`` (the paper's
-Table 1 / A2) and ``python -m hct explain`` (one image). ``erf`` and ``table1`` also run under
+Table 1 / A2), ``python -m hct explain`` (one image, its overlay as acquired) and ``python -m hct
+localize`` (where each method points, against finding boxes). ``erf`` and ``table1`` also run under
 ``torchrun``: images are shared out over the processes and rank 0 writes the outputs."""
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from hct.explain.attribution import METHODS, attribute
 from hct.explain.erf import DEFAULT_REDUCTION, REDUCTIONS, SUBSETS, compute_erfs, subset_laterality
 from hct.explain.erf_cache import GradientCache, default_cache_dir
 from hct.explain.erf_engine import ERFEngine
-from hct.explain.figures import heatmap_overlay
+from hct.explain.export import secondary_capture, source_uids
+from hct.explain.figures import localization_figure, picture_figure
+from hct.explain.localization import LOCALIZATION_METHODS, TOLERANCE, localize, summarise
 from hct.explain.maps import NORMALISATIONS, SCALES, MapView
 from hct.explain.outputs import write_erf_outputs, write_table1
+from hct.explain.overlays import DISPLAY_LONG_SIDE, overlay_picture, png_bytes, point_in_original
+from hct.explain.readable import Readability, model_pixel_spacing, readable
 from hct.explain.receptive_field import STAGES
 from hct.explain.table1 import compute_table1, sample_table1
 from hct.reports import write_figures_html
@@ -157,46 +162,61 @@ def run_explain(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, label = model_and_label(args.model, device)
-    pre = preprocess(read_mammogram(args.image), parse_size(args.size), clear_background=not args.keep_background)
-    image = pre.tensor[0].numpy()
+    image = read_mammogram(args.image)
+    if image.meta.warning:
+        print(f"warning: {image.meta.warning}", file=sys.stderr)
+    pre = preprocess(image, parse_size(args.size), clear_background=not args.keep_background)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(args.image).stem}_{label}_{args.method}"
+    marker = None
     if args.method == "attention":
-        query = parse_pair(args.query, "--query") if args.query else (image.shape[0] // 2, image.shape[1] // 2)
-        result = attention_map(model, pre, query, layer=args.layer)
-        heatmap, marker = result.upsampled, result.query_input
+        query = parse_pair(args.query, "--query") if args.query else (pre.size[0] // 2, pre.size[1] // 2)
+        result = attention_map(model, pre.tensor, query, layer=args.layer)
+        heatmap, marker = result.upsampled, point_in_original(pre, result.query_input, DISPLAY_LONG_SIDE)
         title = f"{label}: attention of {result.layer} from {result.query}"
         arrays = dict(heatmap=heatmap, heads=result.heads, mean=result.mean, query=np.array(result.query))
     else:
-        result = attribute(model, pre, args.method)
-        heatmap, marker = result.heatmap, None
-        title = f"{label}: {args.method}, P(malignant) = {result.probability:.3f}"
+        result = attribute(model, pre.tensor, args.method, **({"layer": args.layer} if args.method == "gradcam" and args.layer else {}))
+        heatmap = result.heatmap
+        title = f"{label}: {args.method}{' of ' + result.layer if result.layer else ''}, P(malignant) = {result.probability:.3f}"
         print(f"P(malignant) = {result.probability:.4f}")
         arrays = dict(heatmap=heatmap, probability=np.array(result.probability))
-    if result.original is not None:
-        arrays["original"] = result.original
-    np.savez_compressed(out / f"{stem}.npz", **arrays)
-    written = [out / f"{stem}.npz"]
-    written += write_figures_html([heatmap_overlay(image, heatmap, title=title, marker=marker)],
-                                 out / f"{stem}.html", title)
-    written.append(_overlay_png(image, heatmap, title, out / f"{stem}.png"))
+    options = Readability(args.percentile, args.sigma, args.top_mass or None)
+    shown = readable(heatmap, options, model_pixel_spacing(image.meta.pixel_spacing, pre.scale))
+    np.savez_compressed(out / f"{stem}.npz", original=pre.to_original(heatmap), **arrays)
+    picture = overlay_picture(image.pixels, pre, shown, args.opacity, long_side=None)
+    written = [out / f"{stem}.npz", out / f"{stem}.png"]
+    written[-1].write_bytes(png_bytes(picture))
+    figure = picture_figure(overlay_picture(image.pixels, pre, shown, args.opacity), title=title, marker=marker)
+    written += write_figures_html([figure], out / f"{stem}.html", title)
+    if args.secondary_capture or args.reference_study:
+        reference = source_uids(args.image) if args.reference_study else None
+        written.append(out / f"{stem}.dcm")
+        written[-1].write_bytes(secondary_capture(picture, f"{label} {args.method} overlay", reference,
+                                                  image.meta.pixel_spacing, image.meta.laterality))
     for path in written:
         print(path)
     return 0
 
 
-def _overlay_png(image: np.ndarray, heatmap: np.ndarray, title: str, path: Path) -> Path:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 6 * image.shape[0] / image.shape[1]), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(image, cmap="gray")
-    ax.imshow(heatmap, cmap="jet", alpha=0.45)
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-    fig.savefig(path, dpi=120)
-    return path
+def run_localize(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    records = [r for r in load_records(args.data) if args.split == "all" or r.split == args.split]
+    models = dict(model_and_label(spec, device)[::-1] for spec in args.model)
+    rows = localize(models, records, args.methods, parse_size(args.size), args.tolerance,
+                    progress=_progress("localize"))
+    summary = summarise(rows, n_boot=args.n_boot)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "localization.csv", out / "localization_summary.csv", out / "localization.png"]
+    rows.to_csv(written[0], index=False)
+    summary.to_csv(written[1], index=False)
+    localization_figure(summary).savefig(written[2], dpi=120)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for path in written:
+        print(path)
+    return 0
 
 
 def _erf_arguments(p: argparse.ArgumentParser) -> None:
@@ -232,7 +252,7 @@ def _erf_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers) -> None:
-    """Register ``erf``, ``table1`` and ``explain``."""
+    """Register ``erf``, ``table1``, ``explain`` and ``localize``."""
     p = subparsers.add_parser("erf", help="effective receptive field of models over N images (paper Sec. 4)")
     _erf_arguments(p)
     p.add_argument("--subset", choices=SUBSETS, default="all", help="all, left or right breasts")
@@ -248,9 +268,30 @@ def add_commands(subparsers) -> None:
     p.add_argument("--method", choices=(*METHODS, "attention"), default="gradcam")
     p.add_argument("--size", default="1664x1280", help="model input HxW")
     p.add_argument("--query", default=None, help="attention: query ROW,COL in input pixels (default: centre)")
-    p.add_argument("--layer", default=None, help="attention: layer name (default: the first attention layer)")
+    p.add_argument("--layer", default=None, help="attention: layer name (default: the first attention layer); "
+                   "gradcam: stages.0 .. stages.4 (default: the last; earlier is finer)")
     p.add_argument("--keep-background", action="store_true",
                    help="keep what lies outside the breast (labels, markers) instead of clearing it")
+    p.add_argument("--percentile", type=float, default=99.5, help="colour scale clipped at this percentile")
+    p.add_argument("--sigma", type=float, default=0.0,
+                   help="Gaussian smoothing: mm where the pixel spacing is known, else pixels (0: none)")
+    p.add_argument("--top-mass", type=float, default=0.5, help="outline the region holding this share of the mass (0: none)")
+    p.add_argument("--opacity", type=float, default=0.5, help="heat-map opacity")
+    p.add_argument("--secondary-capture", action="store_true", help="also write the overlay as a DICOM Secondary Capture")
+    p.add_argument("--reference-study", action="store_true",
+                   help="file the Secondary Capture in the source image's study (its UIDs; never patient identity)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_explain)
+
+    p = subparsers.add_parser("localize", help="score each method's map against the findings' boxes (pointing game)")
+    p.add_argument("--model", nargs="+", required=True, help="checkpoint paths or registry names (random init)")
+    p.add_argument("--data", required=True, help="a phantom folder or manifest .csv with finding boxes")
+    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    p.add_argument("--methods", nargs="+", default=["gradcam", "saliency", "attention"], choices=LOCALIZATION_METHODS)
+    p.add_argument("--size", default="1664x1280", help="model input HxW")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE, help="pointing-game tolerance, pixels at model resolution")
+    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples of the images")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=run_localize)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hct.devices import disable_tf32
 from hct.distributed import DistContext, gather_to_main, round_ranges
 from hct.errors import ComputationCancelled, ConfigError
+from hct.explain.inputs import eval_mode
 from hct.explain.receptive_field import OUTPUT_STAGE, Geometry, stage_features, stage_geometry
 
 _CUDA_MAX_BATCH = 32
@@ -93,30 +93,6 @@ def input_gradients(feature_fn: Callable[[torch.Tensor], torch.Tensor], x: torch
         row, col = output_position(features.shape[-2:], position)
         (grad,) = torch.autograd.grad(features[:, :, row, col].sum(), x)
     return grad.contiguous(), (row, col), tuple(features.shape[-2:])
-
-
-class eval_mode:
-    """Eval mode and full float32 precision for the duration; the training flags are restored after.
-
-    TF32 is switched off for the process and never back (:func:`hct.devices.disable_tf32`): the flags
-    are process-global, so restoring them would change other threads' matmuls mid-run. With TF32 on,
-    an H200 gave maps that differed from float32 by up to 7% of the map's maximum. cudnn autotuning is
-    left as it is: re-tuning for every new batch shape cost more than it saved over 100
-    full-resolution images.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> "eval_mode":
-        self.training = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        disable_tf32()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for module, mode in self.training:
-            module.training = mode
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,13 @@ same normalised curves and display maps (:mod:`hct.explain.maps`)."""
 from __future__ import annotations
 
 import base64
-import io
 import math
 import re
 from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
-import PIL.Image
+import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.figure import Figure as MplFigure
 from plotly.subplots import make_subplots
@@ -20,6 +19,7 @@ from hct.explain.erf import ERFResult, curve_band
 from hct.explain.maps import (
     DisplayMap, MapView, area_downsample, default_normalisation, display_maps, normaliser, scaled,
 )
+from hct.explain.overlays import png_bytes
 from hct.models import MODEL_SPECS
 
 # Paper colours: GMIC blue, Def-GMIC green, HCT orange; more models cycle the rest.
@@ -64,9 +64,7 @@ def map_png(shown: DisplayMap) -> bytes:
     span = shown.zmax - shown.zmin
     levels = np.rint(np.clip((shown.z - shown.zmin) / span, 0, 1) * 255).astype(np.uint8)
     lut = (matplotlib.colormaps[_colormap(shown)](np.arange(256))[:, :3] * 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(lut[levels]).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return png_bytes(lut[levels])
 
 
 def _map_traces(shown: DisplayMap, name: str, showscale: bool, colorbar_x: float) -> list:
@@ -201,32 +199,33 @@ def erf_small_multiples(result: ERFResult, view: MapView = MapView(), names: Seq
     return fig
 
 
-def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5, colorscale: str = "Jet",
-                    title: str = "", marker: tuple[float, float] | None = None,
-                    click_grid: int | None = None) -> go.Figure:
-    """``heatmap`` over a grey ``image`` (same size) at ``opacity``; ``marker`` marks a (row, col).
+def picture_figure(picture: np.ndarray, title: str = "", marker: tuple[float, float] | None = None,
+                   click_grid: int | None = None, boxes: Sequence[tuple[float, float, float, float]] = (),
+                   height: int = 600) -> go.Figure:
+    """An RGB picture (``uint8`` ``(H, W, 3)``, e.g. :func:`hct.explain.overlays.overlay_picture`) sent
+    as one PNG, zoomable; ``marker`` marks a ``(row, col)``; ``boxes`` ``(row0, col0, row1, col1)``
+    are outlined (findings).
 
-    ``click_grid`` adds invisible points every that many pixels, so a click on the image selects a
-    point (heat maps themselves cannot be selected in plotly) and its (y, x) is the clicked position.
+    ``click_grid`` adds invisible points every that many pixels, so a click on the picture selects a
+    point (images cannot be selected in plotly) and its ``(y, x)`` is the clicked position.
     """
-    image = np.asarray(image, dtype=np.float32)
-    heatmap = np.asarray(heatmap, dtype=np.float32)
-    if image.shape != heatmap.shape:
-        raise ValueError(f"image {image.shape} and heat map {heatmap.shape} differ in size; resize one first")
-    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, hoverinfo="skip"))
-    # with a click grid, the heat map takes no hover, so a click lands on the nearest grid point
-    fig.add_trace(go.Heatmap(z=heatmap, colorscale=colorscale, opacity=opacity, name="heat map",
-                             hoverinfo="skip" if click_grid else None))
+    rows, cols = picture.shape[:2]
+    source = "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode()
+    fig = go.Figure(go.Image(source=source, hoverinfo="skip"))
     if click_grid:
-        rows, cols = np.mgrid[click_grid // 2:image.shape[0]:click_grid, click_grid // 2:image.shape[1]:click_grid]
-        fig.add_trace(go.Scatter(x=cols.ravel(), y=rows.ravel(), mode="markers", name="click to query",
+        grid_rows, grid_cols = np.mgrid[click_grid // 2:rows:click_grid, click_grid // 2:cols:click_grid]
+        fig.add_trace(go.Scatter(x=grid_cols.ravel(), y=grid_rows.ravel(), mode="markers", name="click to query",
                                  marker=dict(size=max(4, min(click_grid, 24)), opacity=0), hoverinfo="x+y",
                                  showlegend=False))
     if marker is not None:
-        fig.add_trace(go.Scatter(x=[marker[1]], y=[marker[0]], mode="markers", name="query",
-                                 marker=dict(symbol="x", size=12, color="white")))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x")
-    fig.update_layout(title=title, height=600)
+        fig.add_trace(go.Scatter(x=[marker[1]], y=[marker[0]], mode="markers", name="query", showlegend=False,
+                                 marker=dict(symbol="x", size=12, color="white", line=dict(width=1, color="black"))))
+    for row0, col0, row1, col1 in boxes:
+        fig.add_shape(type="rect", x0=col0 - 0.5, x1=col1 - 0.5, y0=row0 - 0.5, y1=row1 - 0.5,
+                      line=dict(color="#ffd400", width=2, dash="dash"))
+    fig.update_xaxes(visible=False, range=[-0.5, cols - 0.5])
+    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x")
+    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0))
     return fig
 
 
@@ -309,4 +308,34 @@ def table1_png(results: Sequence[ERFResult], subsets: Sequence[str] = ("all", "r
                             f"{result.model_name} (N={result.n})")
             ax.set_title(f"{subset}: {name} {AXES[axis]}", fontsize=9)
             ax.legend(fontsize=6)
+    return fig
+
+
+def localization_figure(summary: pd.DataFrame) -> MplFigure:
+    """Energy inside the finding and pointing-game hit rate per method, one bar per model, with 95%
+    bootstrap intervals; black ticks mark what a uniform map would score (the finding's area share)."""
+    methods = list(dict.fromkeys(summary["method"]))
+    models = list(dict.fromkeys(summary["model"]))
+    width = 0.8 / max(len(models), 1)
+    fig = MplFigure(figsize=(max(6.0, 1.6 * len(methods) * max(len(models), 1) ** 0.5), 6.5), layout="constrained")
+    for row, (score, what) in enumerate((("energy", "energy inside the finding"), ("hit_rate", "pointing-game hit rate"))):
+        ax = fig.add_subplot(2, 1, row + 1)
+        low_key, high_key = ("energy_low", "energy_high") if score == "energy" else ("hit_low", "hit_high")
+        for i, model in enumerate(models):
+            part = summary[summary["model"] == model].set_index("method").reindex(methods)
+            x = np.arange(len(methods)) + (i - (len(models) - 1) / 2) * width
+            values = part[score].to_numpy(dtype=float)
+            errors = np.abs(np.stack([values - part[low_key].to_numpy(dtype=float),
+                                      part[high_key].to_numpy(dtype=float) - values]))
+            spec = MODEL_SPECS.get(model)
+            ax.bar(x, values, width, yerr=errors, capsize=2, label=model,
+                   color=spec.colour if spec else PALETTE[i % len(PALETTE)])
+            if score == "energy":
+                ax.hlines(part["area_share"].to_numpy(dtype=float), x - width / 2, x + width / 2, colors="black", lw=1)
+        ax.set_xticks(np.arange(len(methods)), [m.replace("_", " ") for m in methods], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(what, fontsize=8)
+        if row == 0:
+            ax.legend(fontsize=7, ncols=min(len(models), 3))
+    fig.suptitle("Where explanations point (95% bootstrap intervals over images; black: a uniform map)", fontsize=9)
     return fig

@@ -1,5 +1,6 @@
 """End to end in a real browser: start the app as the README says, compute an ERF of two models and Table 1
-on the built-in samples, reject bad uploads, click to query attention, and save a screenshot of every page."""
+on the built-in samples, reject bad uploads, click to query attention, read a four-view exam, and save a
+screenshot of every page."""
 
 import os
 import socket
@@ -144,4 +145,23 @@ def test_clicking_the_image_moves_the_attention_query(server, page):
     expect(row_input).not_to_have_value(before[0], timeout=60_000)
     after = (int(row_input.input_value()), int(page.get_by_label("Query column").input_value()))
     assert after != tuple(map(int, before)) and after[0] < int(before[0])
+    caption = page.get_by_text(f"from model-input position ({after[0]}, {after[1]})")
+    expect(caption).to_be_visible(timeout=60_000)  # the map redrawn for the clicked position
     page.screenshot(path=SHOTS / "attention_click.png", full_page=True)
+
+
+def test_exam_mode_hangs_the_four_views_in_the_browser(server, page):
+    """The built-in samples hold two exams: four views hung R-CC, L-CC / R-MLO, L-MLO with their
+    probabilities and both breasts' scores."""
+    page.goto(f"{server}/attention")
+    expect(page.get_by_role("heading", name="Attention", exact=True)).to_be_visible(timeout=60_000)
+    page.get_by_role("radio", name="Four-view exam").click()
+    captions = page.get_by_text("P(malignant)")
+    expect(captions).to_have_count(4, timeout=300_000)
+    assert [text.split(" · ")[0] for text in captions.all_inner_texts()] == ["R-CC", "L-CC", "R-MLO", "L-MLO"]
+    expect(page.get_by_text("Right breast: mean over its views")).to_be_visible()
+    expect(page.get_by_text("Left breast: mean over its views")).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_have_count(4)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.wait_for_timeout(1500)
+    page.screenshot(path=SHOTS / "attention_exam.png", full_page=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -11,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from hct.data_roots import OutsideDataRoots, confine
 from hct.errors import ComputationCancelled, HCTError
 from hct.models import DEFAULT_INPUT_SIZE
 from hct.serving import Task
@@ -88,6 +90,23 @@ def _queued(key: str, what: str) -> None:
     waiting = "cancelling…" if task.cancelled() else "waiting for the device"
     st.info(f"{what}: queued, position {task.position} — {waiting}")
     st.button("Cancel", key=f"{key}-cancel-queued", on_click=task.cancel, disabled=task.cancelled())
+
+
+PATH_KEY = "path-"  # the key prefix of every path input (tests walk them)
+
+
+def path_input(label: str, *, key: str, value: str = "", placeholder: str = "") -> Path | None:
+    """A server path typed by the user, resolved and confined to the data roots
+    (:func:`hct.data_roots.confine`, the one check of every path typed into the app). ``None`` while
+    empty, or when refused (the refusal is shown). Every page takes server paths through this."""
+    text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()
+    if not text:
+        return None
+    try:
+        return confine(text)
+    except OutsideDataRoots as err:
+        st.error(str(err))
+    return None
 
 
 def size_picker(models: Sequence[str], label: str = "Resolution (HxW)", key: str | None = None) -> str:

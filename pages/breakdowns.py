@@ -18,7 +18,7 @@ if source == "Upload CSV":
         predictions = widgets.run_safely(lambda: pd.concat(
             [validate_predictions(pd.read_csv(f), source=f.name) for f in files], ignore_index=True), "Reading the predictions")
 elif source == "CSV path":
-    path = st.text_input("Predictions file (CSV or Parquet)")
+    path = widgets.path_input("Predictions file (CSV or Parquet)", key="bd-predictions", placeholder="data/predictions.csv")
     if path:
         predictions = widgets.run_safely(lambda: read_predictions(path), f"Reading {path}")
 else:

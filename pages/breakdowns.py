@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from hct.eval import validate_predictions, read_predictions
+from hct.eval.predictions import without_identity
 from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure, tertile_figure
 
 from app import compute, state, widgets
@@ -43,7 +44,7 @@ if predictions is None:
     st.stop()
 n_boot = st.select_slider("Bootstrap iterations", [200, 1000, 2000, 10_000], value=1000,
                           help="The paper uses 10,000; fewer is faster for a first look.")
-st.download_button("Predictions (CSV)", predictions.to_csv(index=False), "predictions.csv", "text/csv")
+st.download_button("Predictions (CSV)", without_identity(predictions).to_csv(index=False), "predictions.csv", "text/csv")
 report = widgets.run_safely(lambda: compute.evaluation(predictions, n_boot), "The evaluation")
 if report is None:
     st.stop()

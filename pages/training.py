@@ -85,7 +85,8 @@ def submit():
     load_records(manifest, roots=data_roots())  # the manifest exists, and names images under the roots only
     config = TrainConfig(manifest=str(manifest), model=model, stage=stage, input_size=size, patch_size=patch,
                          epochs=epochs, optimizer=optimizer, batch_size=batch or None, lr=lr or None,
-                         max_steps=max_steps or None, out_dir=f"runs/train/{model}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}")
+                         max_steps=max_steps or None,
+                         out_dir=str(store.path.parent / "train" / f"{model}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}"))
     job = store.submit(config.to_dict(), nproc=int(nproc), owner=state.owner())
     store.schedule()
     return job

@@ -7,9 +7,23 @@ cached function: a cache hit would replay them). Pages call:
 
 - ``start(key, work, *, images, size, models=1, inputs=None, job=False) -> Task``: run ``work(task)``
   as this session's task under ``key`` (cancelling the one there); ``images`` x ``size`` x ``models``
-  is checked against the compute budget first. :func:`app.widgets.follow` draws it and returns its
-  result.
+  is checked against the compute budget first (below). :func:`app.widgets.follow` draws it and
+  returns its result.
 - ``task(key) -> Task | None``: this session's task under ``key``.
+- ``queue() -> DeviceQueue``: the process's device queue (``HCT_COMPUTE_SLOTS``).
+- ``generate_phantom(out_dir, counts, size) -> Task`` and ``phantom_generation(out_dir)``: the phantom
+  data set written as a queued job, one per folder for the whole server.
+- ``shipped_predictions() -> DataFrame``: ``checkpoints/predictions.csv``.
+- ``overview(predictions, n_boot, cards) -> Overview``: Table 3, AUC by finding type, ROC curves.
+- ``size_breakdowns(predictions, model, reference, n_boot)``: Fig. A2a and A2b of two models.
+  (The evaluation tables are bootstrapped on the CPU, in the page.)
+
+and, inside a task's work (each takes the task for progress and cancel; cache keys leave it out):
+
+- ``erf(model_key, items, size, subset, task) -> ERFResult``: one model's ERF over ``items``.
+- ``attributions(model_key, item, size, methods, task) -> dict[str, Attribution]``: captum attributions.
+- ``attention(model_key, item, size, query, layer, task) -> AttentionMap``: one position's attention.
+- ``predictions(model_key, items, size, task) -> DataFrame``: one model's predictions table.
 
 Big work runs as a queued job rather than being refused. A request over the budget raises
 :class:`hct.serving.BudgetExceeded` (which :func:`app.widgets.run_safely` leaves unshown) and is kept:
@@ -19,17 +33,6 @@ interactive request, its progress and Cancel show in ``follow(key)`` on whicheve
 and its result stays in the session until the page starts another request under ``key`` (refused
 while the job computes: cancel it first). A page whose action is always big may pass ``job=True``.
 So a page needs nothing more than ``run_safely(lambda: start(key, ...))`` and ``follow(key, what)``.
-- ``queue() -> DeviceQueue``: the process's device queue (``HCT_COMPUTE_SLOTS``).
-- ``generate_phantom(out_dir, counts, size) -> Task`` and ``phantom_generation(out_dir)``: the phantom
-  data set written as a queued job, one per folder for the whole server.
-- ``evaluation(predictions, n_boot) -> EvaluationReport``: the evaluation tables (CPU, in the page).
-
-and, inside a task's work (each takes the task for progress and cancel; cache keys leave it out):
-
-- ``erf(model_key, items, size, subset, task) -> ERFResult``: one model's ERF over ``items``.
-- ``attributions(model_key, item, size, methods, task) -> dict[str, Attribution]``: captum attributions.
-- ``attention(model_key, item, size, query, layer, task) -> AttentionMap``: one position's attention.
-- ``predictions(model_key, items, size, task) -> DataFrame``: one model's predictions table.
 """
 
 from __future__ import annotations
@@ -37,16 +40,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from hct.data import generate_phantom as write_phantom
 from hct.data import parse_size
 from hct.devices import disable_tf32
-from hct.eval import EvaluationReport, evaluate, predict
+from hct.eval import (
+    BootstrapOptions,
+    card_preprocessing,
+    finding_size_auc,
+    finding_type_auc,
+    image_stage,
+    predict,
+    read_predictions,
+    roc_curves,
+    size_tertile_auc,
+)
+from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, table3_with_cards
 from hct.explain import AttentionMap, Attribution, ERFResult, attention_map, attribute, compute_erf
 from hct.errors import HCTError
 from hct.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_slots
@@ -58,7 +74,8 @@ TASKS = "hct_tasks"
 REFUSED = "hct_refused"  # requests over the budget, by key: (request, message), offered as a job
 # Result caches of the process: (entries, pickled size). An ERF at 1664x1280 pickles to ~17 MB.
 CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "attention": (32, "256MiB"),
-                "predictions": (16, "64MiB"), "evaluation": (16, "64MiB")}
+                "predictions": (16, "64MiB"), "shipped": (4, "64MiB"), "overview": (16, "64MiB"),
+                "size_breakdowns": (32, "64MiB")}
 
 
 def _cached(name: str, spinner: bool | str = False) -> Callable:
@@ -143,6 +160,7 @@ def generate_phantom(out_dir: Path, counts: Mapping[str, int], size: tuple[int, 
     ``size``) to ``out_dir`` as this session's queued job under ``"phantom"``, with progress and cancel.
     A generation of ``out_dir`` under way in any session is refused. Without a GPU it takes a slot of
     the device queue (the CPU is the device), behind interactive requests."""
+
     def work(task: Task) -> int:
         task.step(f"writing {sum(counts.values()):,} phantom images at {size[0]}x{size[1]}")
 
@@ -243,17 +261,53 @@ def _predictions(model_key: str, image_keys: tuple[str, ...], size: str, _items:
         _task.check()  # predict has no cancel argument: stop at its next image
 
     with _using(model_key, _task) as loaded:
-        return predict(loaded.model, [i.record for i in _items], size=parse_size(size), batch_size=1,
+        return predict(loaded.model, [i.record for i in _items], size=parse_size(size),
+                       **card_preprocessing(loaded.card), batch_size=1,
                        device=loaders.device(), model_name=label,
                        checkpoint_sha256=loaded.card.weights_sha256 if loaded.card else "", progress=progress)
 
 
 def predictions(model_key: str, items: Sequence[ImageItem], size: str, task: Task) -> pd.DataFrame:
-    """One model's malignancy probabilities over data set images on disk, cached by their inputs."""
+    """One model's malignancy probabilities over data set images on disk (preprocessed as its card says),
+    cached by their inputs."""
     return _predictions(model_key, tuple(i.key for i in items), size, list(items), task)
 
 
-@_cached("evaluation", "Bootstrapping AUCs…")
-def evaluation(predictions: pd.DataFrame, n_boot: int) -> EvaluationReport:
-    """Every evaluation table of a predictions table, cached by its content."""
-    return evaluate(predictions, n_boot=n_boot)
+@_cached("shipped")
+def _read_predictions(path: str, mtime_ns: int) -> pd.DataFrame:
+    return read_predictions(path)
+
+
+def shipped_predictions() -> pd.DataFrame:
+    """``checkpoints/predictions.csv``, read again only when the file changes."""
+    path = SHIPPED_PREDICTIONS
+    return _read_predictions(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The Breakdowns page's tables of every model: Table 3, AUC by finding type and ROC curves."""
+
+    table3: pd.DataFrame
+    finding_type: pd.DataFrame
+    roc: dict[str, tuple[np.ndarray, np.ndarray]]
+    roc_auc: dict[str, float]
+
+
+@_cached("overview", "Bootstrapping AUCs…")
+def overview(predictions: pd.DataFrame, n_boot: int, cards: bool) -> Overview:
+    """Table 3 (its Patch column from the checkpoints' cards when ``cards``), AUC by finding type and
+    ROC curves of every model, cached by their inputs."""
+    bootstrap, image = BootstrapOptions(n_boot), image_stage(predictions)
+    curves, aucs = roc_curves(image)
+    return Overview(table3_with_cards(predictions, checkpoint_cards() if cards else {}, bootstrap=bootstrap),
+                    finding_type_auc(image, bootstrap=bootstrap), curves, aucs)
+
+
+@_cached("size_breakdowns", "Bootstrapping AUC differences…")
+def size_breakdowns(predictions: pd.DataFrame, model: str, reference: str,
+                    n_boot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. A2a and A2b of ``model`` against ``reference``: AUCs by finding-size threshold and tertile."""
+    image = image_stage(predictions)
+    pair, bootstrap = image[image["model"].isin([model, reference])], BootstrapOptions(n_boot)
+    return finding_size_auc(pair, reference, bootstrap=bootstrap), size_tertile_auc(pair, reference, bootstrap=bootstrap)

@@ -1,24 +1,52 @@
-"""Breakdowns: AUCs of predictions tables — Table 3, by finding type, by finding-size threshold and
-tertile, and ROC curves."""
+"""Breakdowns: the paper's evaluation of predictions — Table 3, AUC by finding type (Table A1), the
+AUC difference of two models by finding-size threshold (Fig. A2a) and tertile (Fig. A2b), ROC curves.
+
+Opens on the shipped checkpoints' predictions (checkpoints/predictions.csv), with no click."""
 
 import pandas as pd
 import streamlit as st
 
-from hct.eval import validate_predictions, read_predictions
-from hct.eval.predictions import without_identity
+from hct.eval import negatives_note, read_predictions, validate_predictions
 from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure, tertile_figure
+from hct.eval.predictions import without_identity
+from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, stale_models
+from hct.models import MODEL_SPECS
 
 from app import compute, state, widgets
 
+SHIPPED, COMPUTE, UPLOAD, PATH = "Shipped checkpoints", "Compute for other images", "Upload CSV", "CSV path"
+PAIR_DEFAULT = ("hct_performer_relu", "gmic")  # the paper's Fig. A2: HCT-RELU against GMIC
+
+
+def gaps(table: pd.DataFrame, group: str, label: str = "{}") -> str:
+    """The cells without an AUC (left out of the figures), grouped by why."""
+    missing = table[table["auc"].isna()].drop_duplicates(group)
+    return "".join(f" No AUC for {', '.join(label.format(str(k).replace('_', ' ')) for k in rows[group])}: {why}."
+                   for why, rows in missing.groupby("reason", sort=False))
+
+
 st.title("Breakdowns")
-source = st.radio("Predictions", ["Compute for models", "Upload CSV", "CSV path"], horizontal=True)
+source = st.radio("Predictions", [SHIPPED, COMPUTE, UPLOAD, PATH], horizontal=True)
 predictions = None
-if source == "Upload CSV":
+if source == SHIPPED:
+    predictions = widgets.run_safely(compute.shipped_predictions, f"Reading {SHIPPED_PREDICTIONS.name}")
+    if predictions is not None:
+        n = predictions["image_id"].nunique()
+        st.caption(f"`checkpoints/{SHIPPED_PREDICTIONS.name}`: the shipped checkpoints on the phantom test split "
+                   f"({n} images, {int(predictions.drop_duplicates('image_id')['label'].sum())} malignant), "
+                   "written by `python -m hct predict` (README, Checkpoints).")
+        stale = widgets.run_safely(lambda: stale_models(predictions, checkpoint_cards()), "Checking the checkpoints")
+        if stale:
+            st.warning(f"`{SHIPPED_PREDICTIONS.name}` does not match the checkpoints: "
+                       + "; ".join(f"**{m}**: {why}" for m, why in stale.items())
+                       + ". Those models' numbers below are not of the shipped weights: rewrite the file "
+                         "(README, Checkpoints) or compute predictions for them here.")
+elif source == UPLOAD:
     files = st.file_uploader("Predictions CSV (one or more)", type=["csv"], accept_multiple_files=True)
     if files:
         predictions = widgets.run_safely(lambda: pd.concat(
             [validate_predictions(pd.read_csv(f), source=f.name) for f in files], ignore_index=True), "Reading the predictions")
-elif source == "CSV path":
+elif source == PATH:
     path = widgets.path_input("Predictions file (CSV or Parquet)", key="bd-predictions", placeholder="data/predictions.csv")
     if path:
         predictions = widgets.run_safely(lambda: read_predictions(path), f"Reading {path}")
@@ -28,13 +56,13 @@ else:
     with st.form("predict"):
         models = widgets.model_picker("Models", multi=True, key="bd-models", default=["init:gmic", "init:hct_performer_relu"])
         size = widgets.size_picker(models)
-        compute_clicked = st.form_submit_button("Compute predictions", type="primary")
+        clicked = st.form_submit_button("Compute predictions", type="primary")
     widgets.untrained_note(models)
-    if compute_clicked and not items:
+    if clicked and not items:
         st.error("The selected image set has no labelled images on disk: choose a data set on the Images page.")
-    elif compute_clicked and not models:
+    elif clicked and not models:
         st.error("Choose at least one model.")
-    elif compute_clicked:
+    elif clicked:
         widgets.run_safely(lambda: compute.start(
             "bd-predictions", lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
             images=len(items), size=size, models=len(models)), "Predicting")
@@ -42,19 +70,52 @@ else:
 
 if predictions is None:
     st.stop()
-n_boot = st.select_slider("Bootstrap iterations", [200, 1000, 2000, 10_000], value=1000,
-                          help="The paper uses 10,000; fewer is faster for a first look.")
-st.download_button("Predictions (CSV)", without_identity(predictions).to_csv(index=False), "predictions.csv", "text/csv")
-report = widgets.run_safely(lambda: compute.evaluation(predictions, n_boot), "The evaluation")
-if report is None:
+
+controls = st.columns([2, 1])
+n_boot = controls[0].select_slider("Bootstrap resamples", [200, 1000, 2000, 10_000], value=1000,
+                                   help="The paper uses 10,000; fewer is faster for a first look.")
+controls[1].download_button("Predictions (CSV)", without_identity(predictions).to_csv(index=False), "predictions.csv", "text/csv")
+overview = widgets.run_safely(lambda: compute.overview(predictions, n_boot, source == SHIPPED), "The evaluation")
+if overview is None:
     st.stop()
-if report.table3 is not None:
-    st.subheader("Table 3")
-    st.dataframe(report.table3, hide_index=True, width="stretch")
-st.subheader("AUC [95% CI]")
-st.dataframe(report.auc, hide_index=True, width="stretch")
+colours = {m: MODEL_SPECS[m].colour for m in predictions["model"].unique() if m in MODEL_SPECS}
+
+st.subheader("Table 3")
+table = overview.table3.rename(columns={"model": "Model", "params_millions": "Params (M)",
+                                        "patch": "Patch AUC [95% CI]", "image": "Image AUC [95% CI]"})
+st.dataframe(table[["Model", "Params (M)", "Patch AUC [95% CI]", "Image AUC [95% CI]"]], hide_index=True,
+             width="stretch", column_config={"Params (M)": st.column_config.NumberColumn(format="%.2f")})
+st.caption("AUC in percent, malignant against all non-malignant images, with its percentile-bootstrap 95% CI. "
+           "Patch: the patch-stage model's test AUC recorded in the checkpoint's card (— where the card has none)."
+           if source == SHIPPED else "AUC in percent, malignant against all non-malignant images, with its "
+           "percentile-bootstrap 95% CI.")
+
 left, right = st.columns(2)
-left.plotly_chart(finding_type_figure(report.finding_type), key="bd-type")
-right.plotly_chart(roc_figure(report.roc, report.roc_auc), key="bd-roc")
-left.plotly_chart(size_threshold_figure(report.finding_size), key="bd-size")
-right.plotly_chart(tertile_figure(report.size_tertiles), key="bd-tertile")
+left.plotly_chart(finding_type_figure(overview.finding_type, colours), key="bd-type")
+right.plotly_chart(roc_figure(overview.roc, overview.roc_auc, colours), key="bd-roc")
+st.caption(negatives_note(overview.finding_type) + gaps(overview.finding_type, "finding_type"))
+
+st.subheader("Two models by finding size (Fig. A2)")
+models = list(dict.fromkeys(predictions["model"]))
+if len(models) < 2:
+    st.info("Fig. A2 compares two models: add predictions of a second model.")
+    st.stop()
+pick = st.columns(2)
+model = pick[0].selectbox("Model", models, key="bd-model",
+                          index=models.index(PAIR_DEFAULT[0]) if PAIR_DEFAULT[0] in models else len(models) - 1)
+others = [m for m in models if m != model]
+reference = pick[1].selectbox("Against (the reference)", others, key="bd-reference",
+                              index=others.index(PAIR_DEFAULT[1]) if PAIR_DEFAULT[1] in others else 0)
+pair = widgets.run_safely(lambda: compute.size_breakdowns(predictions, model, reference, n_boot), "The size breakdowns")
+if pair is None:
+    st.stop()
+sizes, tertiles = pair
+left, right = st.columns(2)
+left.plotly_chart(size_threshold_figure(sizes, colours), key="bd-size")
+right.plotly_chart(tertile_figure(tertiles, colours), key="bd-tertile")
+st.caption(negatives_note(sizes) + gaps(sizes, "threshold", "size < {}") + gaps(tertiles, "tertile", "the {} tertile"))
+with st.expander("Tables"):
+    for name, frame in (("By finding type", overview.finding_type), ("By size threshold", sizes),
+                        ("By size tertile", tertiles)):
+        st.markdown(f"**{name}**")
+        st.dataframe(frame, hide_index=True, width="stretch")

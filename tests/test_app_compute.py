@@ -3,7 +3,6 @@ choices, the default size from the card, the result caches' limits, the device q
 
 import shutil
 
-import pandas as pd
 import pytest
 import torch
 
@@ -81,17 +80,17 @@ def test_the_default_size_is_the_card_s_within_the_offered_sizes(monkeypatch):
 
 def test_a_result_cache_past_its_limit_drops_the_least_recently_used(monkeypatch):
     calls = []
-    monkeypatch.setattr(compute, "evaluate", lambda predictions, n_boot: calls.append(n_boot) or n_boot)
-    compute.evaluation.clear()
-    entries, _ = compute.CACHE_LIMITS["evaluation"]
-    tables = [pd.DataFrame({"probability": [i / 100]}) for i in range(entries + 1)]
-    for table in tables:
-        compute.evaluation(table, 10)
-    compute.evaluation(tables[-1], 10)  # held
+    monkeypatch.setattr(compute, "read_predictions", lambda path: calls.append(path) or path)
+    compute._read_predictions.clear()
+    entries, _ = compute.CACHE_LIMITS["shipped"]
+    paths = [f"predictions{i}.csv" for i in range(entries + 1)]
+    for path in paths:
+        compute._read_predictions(path, 0)
+    compute._read_predictions(paths[-1], 0)  # held
     assert len(calls) == entries + 1
-    compute.evaluation(tables[0], 10)  # dropped when the cache passed its limit: computed again
+    compute._read_predictions(paths[0], 0)  # dropped when the cache passed its limit: computed again
     assert len(calls) == entries + 2
-    compute.evaluation.clear()
+    compute._read_predictions.clear()
 
 
 def test_the_app_s_device_queue_fixes_tf32_off_before_any_computation(monkeypatch):

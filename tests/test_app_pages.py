@@ -1,5 +1,6 @@
 """Every page of the Streamlit app under AppTest: renders on the built-in data, main widgets, main action."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -111,12 +112,43 @@ def test_attention_page_probability_overlays_and_erf(app):
     assert len(at.get("plotly_chart")) == 2 + 1 + 3  # two overlays, attention, ERF map and curves
 
 
-def test_breakdowns_computes_predictions_and_figures(app):
-    at = open_page(app, "breakdowns")
-    at.button[0].click().run()
+def test_breakdowns_opens_on_the_shipped_predictions(app):
+    at = open_page(app, "breakdowns")  # no click
+    assert at.radio[0].value == "Shipped checkpoints" and not at.main.warning
+    table3 = at.dataframe[0].value
+    assert list(table3["Model"]) == ["def_gmic", "gmic", "hct_nystrom", "hct_performer_relu", "hct_performer_softmax"]
+    assert (table3["Patch AUC [95% CI]"] == "—").all()  # today's cards lack patch_test_auc
+    assert table3["Image AUC [95% CI]"].str.match(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]$").all()
+    assert len(at.get("plotly_chart")) == 4  # finding type, ROC, size thresholds, tertiles
+    assert (at.selectbox(key="bd-model").value, at.selectbox(key="bd-reference").value) == ("hct_performer_relu", "gmic")
+    assert any("images with no finding at all" in c.value and "left out of both classes" in c.value for c in at.caption)
+    at.selectbox(key="bd-reference").set_value("def_gmic").run()
     assert not at.exception and not at.error
+    assert at.expander[0].dataframe[1].value["reference"].eq("def_gmic").all()
+
+
+def test_breakdowns_names_the_models_of_a_stale_file(app, monkeypatch):
+    import hct.eval.shipped
+
+    cards = hct.eval.shipped.checkpoint_cards()
+    cards["gmic"] = dataclasses.replace(cards["gmic"], weights_sha256="0" * 64)  # as if gmic had been retrained
+    monkeypatch.setattr(hct.eval.shipped, "checkpoint_cards", lambda: cards)
+    at = open_page(app, "breakdowns")
+    warnings = [w.value for w in at.main.warning]
+    assert len(warnings) == 1 and "**gmic**" in warnings[0] and "000000000000" in warnings[0]
+    assert "def_gmic" not in warnings[0]
+
+
+def test_breakdowns_computes_predictions_for_other_images(app):
+    at = open_page(app, "breakdowns")
+    at.radio[0].set_value("Compute for other images").run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.dataframe[0].value) == 2  # Table 3: the two models chosen
     assert len(at.get("plotly_chart")) == 4
-    assert len(at.dataframe[0].value) == 2
+    # the samples carry no finding types or sizes: every breakdown says why it is empty
+    assert any("No AUC for mass, calcifications, architectural distortion, focal asymmetry: no malignant images" in c.value
+               for c in at.caption)
 
 
 def test_breakdowns_reports_a_missing_file(app):

@@ -7,11 +7,14 @@ from sklearn.metrics import roc_auc_score
 
 from hct.errors import EvaluationError
 from hct.eval import (
+    BootstrapOptions,
     bootstrap_auc,
     finding_size_auc,
     finding_type_auc,
+    negatives_note,
     overall_auc,
     paired_bootstrap_auc_difference,
+    params_millions,
     score_table,
     size_tertile_auc,
     table3,
@@ -19,7 +22,7 @@ from hct.eval import (
 
 # image_id, label, finding_types, finding_size, score A, score B
 ROWS = [
-    ("n1", 0, "mass", 50.0, 0.30, 0.20),  # a negative with a (benign) finding still counts as a negative
+    ("n1", 0, "mass", 50.0, 0.30, 0.20),  # benign finding: a negative in Table 3, left out of the breakdowns
     ("n2", 0, "", np.nan, 0.10, 0.50),
     ("n3", 0, "", np.nan, 0.55, 0.30),
     ("n4", 0, "calcifications", 300.0, 0.20, 0.10),
@@ -29,7 +32,7 @@ ROWS = [
     ("p4", 1, "focal_asymmetry", np.nan, 0.40, 0.70),
     ("p5", 1, "mass", 390.0, 0.95, 0.80),
 ]
-NEGATIVES = ["n1", "n2", "n3", "n4"]
+NEGATIVES = ["n2", "n3"]  # the breakdowns' negatives: no finding at all
 
 
 def predictions(rows=ROWS, models=("A", "B")):
@@ -61,10 +64,10 @@ def cell(table, key_column, key, model):
      ("architectural_distortion", ["p3"]), ("focal_asymmetry", ["p4"])],
 )
 def test_finding_type_members(finding_type, positives):
-    table = finding_type_auc(predictions(), "A", n_boot=200)
+    table = finding_type_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     for model, column in (("A", 4), ("B", 5)):
         row = cell(table, "finding_type", finding_type, model)
-        assert (row["n_pos"], row["n_neg"]) == (len(positives), 4)
+        assert (row["n_pos"], row["n_neg"], row["n_excluded"]) == (len(positives), 2, 2)
         assert row["auc"] == pytest.approx(expected_auc(positives, column))
     row = cell(table, "finding_type", finding_type, "B")
     assert row["difference"] == pytest.approx(expected_auc(positives, 5) - expected_auc(positives, 4))
@@ -77,14 +80,14 @@ def test_finding_type_members(finding_type, positives):
      (400, ["p1", "p2", "p3", "p5"])],
 )
 def test_size_threshold_members_exclude_unsized(threshold, positives):
-    table = finding_size_auc(predictions(), "A", n_boot=200)
+    table = finding_size_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     row = cell(table, "threshold", threshold, "B")
-    assert row["n_pos"] == len(positives) and row["n_neg"] == 4
+    assert row["n_pos"] == len(positives) and row["n_neg"] == 2
     assert row["auc"] == pytest.approx(expected_auc(positives, 5))
 
 
 def test_tertiles_split_sized_malignant_images():
-    table = size_tertile_auc(predictions(), "A", n_boot=200)
+    table = size_tertile_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     # sized malignant: p1 80, p2 120, p3 260, p5 390 -> 2 / 1 / 1 (first part takes the extra image)
     for tertile, positives, lo, hi in (("small", ["p1", "p2"], 80, 120), ("medium", ["p3"], 260, 260),
                                         ("large", ["p5"], 390, 390)):
@@ -94,8 +97,8 @@ def test_tertiles_split_sized_malignant_images():
 
 
 def test_breakdown_ci_equals_bootstrap_on_the_subset():
-    table = finding_size_auc(predictions(), "A", thresholds=[300], n_boot=300, seed=4)
-    ids = ["n1", "n2", "n3", "n4", "p1", "p2", "p3"]  # the subset, in table order
+    table = finding_size_auc(predictions(), "A", thresholds=[300], bootstrap=BootstrapOptions(300, seed=4))
+    ids = ["n2", "n3", "p1", "p2", "p3"]  # the subset, in table order
     chosen = [r for r in ROWS if r[0] in ids]
     labels = [r[1] for r in chosen]
     single = bootstrap_auc(labels, [r[5] for r in chosen], n_boot=300, seed=4)
@@ -108,13 +111,32 @@ def test_breakdown_ci_equals_bootstrap_on_the_subset():
 
 def test_empty_subsets_are_nan_with_reason():
     rows = [r for r in ROWS if r[0] != "p4"]
-    table = finding_type_auc(predictions(rows), "A", n_boot=50)
+    table = finding_type_auc(predictions(rows), "A", bootstrap=BootstrapOptions(50))
     row = cell(table, "finding_type", "focal_asymmetry", "B")
     assert np.isnan(row["auc"]) and np.isnan(row["difference"]) and "no malignant" in row["reason"]
-    small = finding_size_auc(predictions(), "A", thresholds=[50], n_boot=50)
+    small = finding_size_auc(predictions(), "A", thresholds=[50], bootstrap=BootstrapOptions(50))
     assert small["auc"].isna().all() and (small["reason"] != "").all()
-    no_negatives = finding_type_auc(predictions([r for r in ROWS if r[1] == 1]), n_boot=50)
+    no_negatives = finding_type_auc(predictions([r for r in ROWS if r[1] == 1]), bootstrap=BootstrapOptions(50))
     assert no_negatives["auc"].isna().all() and (no_negatives["reason"] == "no negative images").all()
+    only_benign = finding_type_auc(predictions([r for r in ROWS if r[0] not in NEGATIVES]), bootstrap=BootstrapOptions(50))
+    assert (only_benign["reason"] == "no negative images (2 non-malignant images with a finding are left out)").all()
+
+
+def test_negatives_follow_the_paper():
+    """Table 3: malignant vs all non-malignant; Table A1 / Fig. A2: malignant vs no finding at all."""
+    rows = [("p", 1, "mass", 120.0, 0.6, 0.6), ("clean", 0, "", np.nan, 0.2, 0.2),
+            ("benign", 0, "mass", 120.0, 0.9, 0.9)]
+    df = predictions(rows)
+    options = BootstrapOptions(200)
+    overall = overall_auc(df, bootstrap=options).set_index("model")
+    assert overall.loc["A", ["n_pos", "n_neg", "auc"]].tolist() == [1, 2, 0.5]  # 0.6 beats 0.2, not 0.9
+    for table, key, value in ((finding_type_auc(df, bootstrap=options), "finding_type", "mass"),
+                              (finding_size_auc(df, thresholds=[150], bootstrap=options), "threshold", 150),
+                              (size_tertile_auc(df, bootstrap=options), "tertile", "small")):
+        row = cell(table, key, value, "A")
+        assert (row["n_pos"], row["n_neg"], row["n_excluded"], row["auc"]) == (1, 1, 1, 1.0)  # the benign image left out
+        note = negatives_note(table)
+        assert "the 1 images with no finding" in note and "1 non-malignant images with benign findings" in note
 
 
 def test_mismatched_ids_name_count_and_examples():
@@ -141,17 +163,21 @@ def test_duplicate_ids_nan_scores_and_label_conflicts_raise():
     with pytest.raises(EvaluationError, match="disagree on the label"):
         score_table(bad)
     with pytest.raises(EvaluationError, match="reference model 'C'"):
-        finding_type_auc(df, "C", n_boot=10)
+        finding_type_auc(df, "C", bootstrap=BootstrapOptions(10))
 
 
 def test_overall_and_table3():
     df = predictions()
-    overall = overall_auc(df, n_boot=100).set_index("model")
+    overall = overall_auc(df, bootstrap=BootstrapOptions(100)).set_index("model")
     assert overall.loc["A", "auc"] == pytest.approx(roc_auc_score([r[1] for r in ROWS], [r[4] for r in ROWS]))
     patch = df.assign(stage="patch", params_millions=df["model"].map({"A": 2.80, "B": 1.73}))
-    table = table3(patch, df.assign(stage="image"), {"B": 1.5}, n_boot=100).set_index("model")
+    staged = overall_auc(pd.concat([patch, df.assign(stage="image")]), bootstrap=BootstrapOptions(100))
+    table = table3(staged, {**params_millions(patch), "B": 1.5}).set_index("model")
     assert table.loc["A", "params_millions"] == 2.80 and table.loc["B", "params_millions"] == 1.5
     value, low, high = table.loc["A", ["image_auc", "image_low", "image_high"]]
     assert value == pytest.approx(overall.loc["A", "auc"])
     assert table.loc["A", "image"] == f"{100 * value:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
-    assert table3(None, df, n_boot=20)["patch"].eq("").all()
+    image_only = table3(staged[staged["stage"] == "image"])
+    assert image_only["patch"].eq("—").all() and image_only["params_millions"].isna().all()
+    with pytest.raises(EvaluationError, match="'stage' column"):
+        table3(overall.reset_index())

@@ -1,14 +1,11 @@
-"""``python -m hct eval`` writes every table and figure, offline-ready."""
-
-import argparse
+"""``python -m hct predict`` and ``eval`` through the real entry point: every table and figure, offline-ready."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import hct.__main__
-from hct.errors import EvaluationError
-from hct.eval import cli, write_predictions
+from hct.__main__ import main
+from hct.eval import read_predictions, write_predictions
 
 
 def synthetic(model, shift, stage=None, seed=0):
@@ -26,22 +23,12 @@ def synthetic(model, shift, stage=None, seed=0):
     return df.assign(stage=stage) if stage else df
 
 
-def run(argv):
-    parser = argparse.ArgumentParser()
-    cli.add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def test_eval_is_registered():
-    assert "hct.eval.cli" in hct.__main__.COMMAND_MODULES
-
-
-def test_cli_writes_tables_and_offline_figures(tmp_path):
+def test_cli_writes_tables_and_offline_figures(tmp_path, capsys):
     a = write_predictions(synthetic("GMIC", 1.0), tmp_path / "a.csv")
     b = write_predictions(synthetic("HCT", 2.0, seed=1), tmp_path / "b.csv")
     out = tmp_path / "out"
-    assert run(["eval", "--predictions", str(a), str(b), "--reference-model", "GMIC", "--out", str(out), "--n-boot", "50"]) == 0
+    assert main(["eval", "--predictions", str(a), str(b), "--reference-model", "GMIC", "--out", str(out), "--n-boot", "50"]) == 0
+    assert "Negatives: the 80 images with no finding at all" in capsys.readouterr().out
     for name in ("auc.csv", "finding_type.csv", "finding_size.csv", "size_tertiles.csv", "plotly.min.js",
                  "finding_type.png", "finding_size.html", "size_tertiles.png", "roc.html"):
         assert (out / name).stat().st_size > 0, name
@@ -57,28 +44,29 @@ def test_cli_table3_with_stages(tmp_path):
               for stage in ("patch", "image")]
     path = write_predictions(pd.concat(frames, ignore_index=True), tmp_path / "all.csv")
     out = tmp_path / "out"
-    run(["eval", "--predictions", str(path), "--out", str(out), "--n-boot", "30", "--params", "GMIC=2.80", "HCT=1.73"])
+    assert main(["eval", "--predictions", str(path), "--out", str(out), "--n-boot", "30", "--params", "GMIC=2.80", "HCT=1.73"]) == 0
     table = pd.read_csv(out / "table3.csv").set_index("model")
     assert table.loc["HCT", "params_millions"] == 1.73
     assert table[["patch", "image"]].notna().all().all()
     assert len(pd.read_csv(out / "auc.csv")) == 4
 
 
-def test_cli_errors_are_evaluation_errors(tmp_path, capsys):
+def test_cli_errors_are_reported_not_raised(tmp_path, capsys):
     a = write_predictions(synthetic("GMIC", 1.0), tmp_path / "a.csv")
     b = write_predictions(synthetic("HCT", 2.0).iloc[5:], tmp_path / "b.csv")
-    with pytest.raises(EvaluationError, match="not run on the same images"):
-        run(["eval", "--predictions", str(a), str(b), "--out", str(tmp_path / "o"), "--n-boot", "10"])
+    assert main(["eval", "--predictions", str(a), str(b), "--out", str(tmp_path / "o"), "--n-boot", "10"]) == 2
+    assert "not run on the same images" in capsys.readouterr().err
+    assert main(["eval", "--predictions", str(a), "--out", str(tmp_path / "o"), "--n-boot", "0"]) == 2
+    assert "at least 1 resample" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run(["eval", "--predictions", str(a), "--out", str(tmp_path), "--params", "GMIC"])
+        main(["eval", "--predictions", str(a), "--out", str(tmp_path), "--params", "GMIC"])
+    assert "expected MODEL=MILLIONS" in capsys.readouterr().err
 
 
 def test_predict_then_eval_on_a_phantom(tmp_path):
     """`predict` over a labelled phantom data set writes a table that `eval` accepts."""
-    from hct.__main__ import main
     from hct.checkpoints import save_checkpoint
     from hct.data import generate_phantom
-    from hct.eval import read_predictions
     from hct.models import create_model
 
     generate_phantom(12, tmp_path / "phantom", size=(128, 96), seed=3, malignant_fraction=0.5)
@@ -97,9 +85,25 @@ def test_predict_then_eval_on_a_phantom(tmp_path):
     assert (tmp_path / "eval" / "auc.csv").is_file()
 
 
-def test_predict_rejects_unknown_source(tmp_path, capsys):
-    from hct.__main__ import main
+def test_predict_preprocesses_as_the_card_says(tmp_path):
+    from hct.checkpoints import load_checkpoint, save_checkpoint
+    from hct.data import generate_phantom, load_records
+    from hct.eval import predict
+    from hct.models import create_model
 
+    generate_phantom(4, tmp_path / "phantom", size=(128, 96), seed=2)
+    save_checkpoint(create_model("gmic"), tmp_path / "gmic", input_size=(64, 48), stage="image",
+                    preprocessing={"mode": "acquired", "clear_background": False, "version": 2})
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--checkpoint", str(tmp_path / "gmic.safetensors"), "--data", str(tmp_path / "phantom"),
+                 "--out", str(out)]) == 0
+    model, _ = load_checkpoint(tmp_path / "gmic")
+    records = load_records(str(tmp_path / "phantom"))
+    expected = predict(model, records, size=(64, 48), mode="acquired", clear_background=False)
+    np.testing.assert_allclose(read_predictions(out)["probability"], expected["probability"], rtol=1e-5)
+
+
+def test_predict_rejects_unknown_source(tmp_path, capsys):
     assert main(["predict", "--checkpoint", "gmic", "--data", str(tmp_path / "nope"), "--size", "64x64",
                  "--out", str(tmp_path / "p.csv")]) == 2
     assert "is not 'samples', a manifest .csv or a folder" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from torch import nn
 import hct.data
 from hct.data.records import ImageRecord
 from hct.errors import EvaluationError
-from hct.eval import PREDICTION_COLUMNS, predict, predict_batches, read_predictions, write_predictions
+from hct.eval import PREDICTION_COLUMNS, card_preprocessing, predict, predict_batches, read_predictions, write_predictions
 
 
 def table():
@@ -80,24 +80,33 @@ def test_predict_batches_softmax_order_and_progress():
     assert df["finding_types"].tolist()[:2] == ["", "mass"] and (df["model"] == "tiny").all()
 
 
-def test_predict_reads_records_through_mammogram_dataset(monkeypatch):
-    class FakeDataset:
-        def __init__(self, recs, size):
-            self.recs, self.size = recs, size
+@pytest.fixture(scope="module")
+def phantom_records(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phantom")
+    hct.data.generate_phantom(4, folder, size=(128, 96), seed=1, malignant_fraction=0.5)
+    return hct.data.load_records(str(folder))
 
-        def __getitem__(self, i):
-            gen = torch.Generator().manual_seed(i)
-            return torch.rand(1, *self.size, generator=gen), self.recs[i].label
 
-        def __len__(self):
-            return len(self.recs)
-
-    monkeypatch.setattr(hct.data, "MammogramDataset", FakeDataset, raising=False)
+@pytest.mark.parametrize("mode, clear_background", [("canonical", True), ("acquired", False)])
+def test_predict_preprocesses_as_asked(phantom_records, mode, clear_background):
     model = tiny_model()
-    df = predict(model, records(5), size=(16, 12), batch_size=2, model_name="tiny", checkpoint_sha256="cd" * 32)
-    images = torch.stack([FakeDataset(records(5), (16, 12))[i][0] for i in range(5)])
+    df = predict(model, phantom_records, size=(64, 48), mode=mode, clear_background=clear_background, batch_size=3,
+                 model_name="tiny", checkpoint_sha256="cd" * 32)
+    images = torch.stack([hct.data.preprocess(hct.data.read_mammogram(r.path), (64, 48), mode, clear_background).tensor
+                          for r in phantom_records])
     np.testing.assert_allclose(df["probability"], torch.softmax(model(images), 1)[:, 1].detach().numpy(), rtol=1e-5)
+    other = predict(model, phantom_records, size=(64, 48), mode="acquired" if mode == "canonical" else "canonical")
+    assert not np.allclose(df["probability"], other["probability"])  # the mode reaches the model
     write_predictions(df, "/dev/null")  # a valid table
+
+
+def test_card_preprocessing_defaults_to_canonical_cleared():
+    from hct.weights import ModelCard
+
+    assert card_preprocessing(None) == {"mode": "canonical", "clear_background": True}
+    assert card_preprocessing(ModelCard("gmic")) == {"mode": "canonical", "clear_background": True}
+    card = ModelCard("gmic", preprocessing={"mode": "acquired", "clear_background": False, "version": 2})
+    assert card_preprocessing(card) == {"mode": "acquired", "clear_background": False}
 
 
 def test_predict_rejects_non_binary_classifier():

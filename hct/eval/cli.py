@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from hct.errors import EvaluationError
-from hct.eval.breakdowns import SIZE_THRESHOLDS
-from hct.eval.predictions import predict, read_predictions, validate_predictions, write_predictions
-from hct.eval.report import evaluate, write_report
+from hct.eval.breakdowns import SIZE_THRESHOLDS, negatives_note
+from hct.eval.evaluation import evaluate, write_report
+from hct.eval.predictions import card_preprocessing, predict, read_predictions, validate_predictions, write_predictions
+from hct.eval.roc import BootstrapOptions
 
 
 def _param(text: str) -> tuple[str, float]:
@@ -28,8 +29,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``predict`` and ``eval``."""
     parser = subparsers.add_parser(
         "predict", help="malignancy probability of every image of a data set, one row per (model, image)",
-        description="Run checkpoints over a data set (batched, on the GPU when present) and write a predictions "
-        "table (CSV, or Parquet for a .parquet path) for `python -m hct eval`.",
+        description="Run checkpoints over a data set (batched, on the GPU when present; images preprocessed as each "
+        "checkpoint's card says) and write a predictions table (CSV, or Parquet for a .parquet path) for "
+        "`python -m hct eval`.",
     )
     parser.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint paths (or registry names: random init)")
     parser.add_argument("--data", required=True, help="a manifest .csv, a phantom folder, a folder of images, or 'samples'")
@@ -49,9 +51,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--predictions", nargs="+", required=True, type=Path, help="predictions files (one or more models)")
     parser.add_argument("--reference-model", help="model the others are compared with (default: the first model)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000, as in the paper)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    parser.add_argument("--n-boot", type=int, default=BootstrapOptions.n_boot,
+                        help="bootstrap resamples (default 10000, as in the paper)")
+    parser.add_argument("--seed", type=int, default=BootstrapOptions.seed, help="bootstrap seed")
+    parser.add_argument("--alpha", type=float, default=BootstrapOptions.alpha, help="1 - confidence level (default 0.05)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(SIZE_THRESHOLDS), help="finding-size thresholds")
     parser.add_argument("--params", type=_param, nargs="*", default=[], metavar="MODEL=MILLIONS",
                         help="parameter counts for Table 3, e.g. GMIC=2.80 HCT=1.73")
@@ -80,7 +83,8 @@ def run_predict(args: argparse.Namespace) -> int:
             raise EvaluationError(f"{spec} has no input size on its card; pass --size HxW")
         with tqdm(total=len(records), desc=model.name, unit="img") as bar:
             frame = predict(
-                model, records, size=tuple(size), batch_size=args.batch_size, device=str(device),
+                model, records, size=tuple(size), **card_preprocessing(card), batch_size=args.batch_size,
+                device=str(device),
                 model_name=model.name if card is None else Path(spec).with_suffix("").name,
                 checkpoint_sha256=card.weights_sha256 if card else "",
                 progress=lambda done, total: bar.update(done - bar.n),
@@ -98,16 +102,16 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Handler of ``python -m hct eval``."""
-    if args.n_boot < 1:
-        raise EvaluationError(f"--n-boot must be at least 1, got {args.n_boot}.")
+    bootstrap = BootstrapOptions(n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
     frames = [read_predictions(path) for path in args.predictions]
     if len({"stage" in f.columns for f in frames}) > 1:
         raise EvaluationError("some predictions files have a 'stage' column and some do not; add it to all or none.")
     predictions = validate_predictions(pd.concat(frames, ignore_index=True), " + ".join(map(str, args.predictions)))
     report = evaluate(
-        predictions, reference=args.reference_model, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha,
+        predictions, reference=args.reference_model, bootstrap=bootstrap,
         thresholds=args.thresholds, params=dict(args.params),
     )
+    print(negatives_note(report.finding_type))
     for path in write_report(report, args.out):
         print(path)
     return 0

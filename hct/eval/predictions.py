@@ -21,6 +21,8 @@ from hct.errors import EvaluationError
 if TYPE_CHECKING:  # torch is imported only when predicting
     import torch
 
+    from hct.weights import ModelCard
+
 PREDICTION_COLUMNS = (
     "image_id",
     "patient_id",
@@ -40,7 +42,8 @@ _TEXT_COLUMNS = ("image_id", "patient_id", "laterality", "view", "finding_types"
 Progress = Callable[[int, int], None]
 
 
-def _examples(values: Iterable[object], limit: int = 3) -> str:
+def format_examples(values: Iterable[object], limit: int = 3) -> str:
+    """The first ``limit`` values, quoted, for an error message."""
     return ", ".join(repr(v) for v in list(values)[:limit])
 
 
@@ -68,7 +71,7 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
     if bad.any():
         raise EvaluationError(
             f"{source}: {int(bad.sum())} probabilities are missing, NaN or outside [0, 1] "
-            f"(image_id {_examples(out.loc[bad, 'image_id'])}); re-run the predictions for those images."
+            f"(image_id {format_examples(out.loc[bad, 'image_id'])}); re-run the predictions for those images."
         )
     out["probability"] = probability
 
@@ -77,7 +80,7 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
     bad = ~label.isin(allowed)
     if bad.any():
         raise EvaluationError(
-            f"{source}: {int(bad.sum())} labels are not in {set(allowed)} (image_id {_examples(out.loc[bad, 'image_id'])}); "
+            f"{source}: {int(bad.sum())} labels are not in {set(allowed)} (image_id {format_examples(out.loc[bad, 'image_id'])}); "
             "use 1 for malignant and 0 for non-malignant images, and evaluate only labelled images."
         )
     out["label"] = label.astype(np.int64)
@@ -88,14 +91,14 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
         bad = ~out["stage"].isin(STAGES)
         if bad.any():
             raise EvaluationError(
-                f"{source}: stage must be one of {', '.join(STAGES)}, got {_examples(out.loc[bad, 'stage'].unique())}."
+                f"{source}: stage must be one of {', '.join(STAGES)}, got {format_examples(out.loc[bad, 'stage'].unique())}."
             )
     keys = ["model", "stage", "image_id"] if "stage" in out.columns else ["model", "image_id"]
     duplicated = out.duplicated(keys, keep=False)
     if duplicated.any():
         raise EvaluationError(
             f"{source}: {int(out.loc[duplicated, 'image_id'].nunique())} image_id(s) appear more than once for one model "
-            f"({_examples(out.loc[duplicated, 'image_id'].unique())}); keep one prediction per image and model."
+            f"({format_examples(out.loc[duplicated, 'image_id'].unique())}); keep one prediction per image and model."
         )
     columns = list(PREDICTION_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in out.columns]
     return out[columns].reset_index(drop=True)
@@ -132,15 +135,33 @@ def write_predictions(df: pd.DataFrame, path: str | Path, *, labelled: bool = Tr
     return path
 
 
-def batch_records(dataset: Sequence, records: Sequence[ImageRecord], batch_size: int) -> Iterator[tuple[torch.Tensor, list[ImageRecord]]]:
-    """``(images (B,1,H,W), records)`` batches from a dataset whose items are ``(image, label)``."""
+def card_preprocessing(card: ModelCard | None) -> dict[str, object]:
+    """How a checkpoint's inputs are made, as :func:`predict`'s keywords ``mode`` and ``clear_background``:
+    its card's ``preprocessing``, else canonical with the background cleared (``hct.data.preprocess``'s default)."""
+    recorded = card.preprocessing if card is not None else {}
+    return {"mode": recorded.get("mode", "canonical"), "clear_background": bool(recorded.get("clear_background", True))}
+
+
+def batch_records(
+    records: Sequence[ImageRecord],
+    size: tuple[int, int],
+    batch_size: int,
+    *,
+    mode: str = "canonical",
+    clear_background: bool = True,
+) -> Iterator[tuple[torch.Tensor, list[ImageRecord]]]:
+    """``(images (B, 1, H, W), records)`` batches of ``records`` preprocessed at ``size`` by
+    ``hct.data.load_preprocessed`` with ``mode`` and ``clear_background``."""
     import torch
+
+    from hct.data import load_preprocessed
 
     if batch_size < 1:
         raise EvaluationError(f"batch_size must be at least 1, got {batch_size}.")
     for start in range(0, len(records), batch_size):
-        stop = min(start + batch_size, len(records))
-        yield torch.stack([dataset[i][0] for i in range(start, stop)]), list(records[start:stop])
+        batch = list(records[start:start + batch_size])
+        images = [load_preprocessed(r.path, size, mode=mode, clear_background=clear_background).tensor for r in batch]
+        yield torch.stack(images), batch
 
 
 def predict_batches(
@@ -197,19 +218,20 @@ def predict(
     records: Sequence[ImageRecord],
     *,
     size: tuple[int, int],
+    mode: str = "canonical",
+    clear_background: bool = True,
     batch_size: int = 4,
     device: str = "cpu",
     progress: Progress | None = None,
     model_name: str = "",
     checkpoint_sha256: str = "",
 ) -> pd.DataFrame:
-    """Predictions table of ``model`` over ``records``, read by ``hct.data.MammogramDataset(records, size)``."""
-    from hct.data import MammogramDataset
-
+    """Predictions table of ``model`` over ``records`` preprocessed at ``size`` with ``mode`` and
+    ``clear_background`` (a checkpoint's are :func:`card_preprocessing` of its card)."""
     records = list(records)
     return predict_batches(
         model,
-        batch_records(MammogramDataset(records, size), records, batch_size),
+        batch_records(records, size, batch_size, mode=mode, clear_background=clear_background),
         device=device,
         model_name=model_name,
         checkpoint_sha256=checkpoint_sha256,

@@ -1,19 +1,25 @@
-"""Matplotlib (Agg) PNG versions of the figures in :mod:`hct.eval.figures`, for reports and papers."""
+"""Matplotlib PNG versions of the figures in :mod:`hct.eval.figures`, for reports and papers.
+
+Figures are ``matplotlib.figure.Figure`` objects saved directly, never through pyplot, so importing
+this module leaves the user's matplotlib backend alone.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 
-def _grouped_bars(ax: plt.Axes, table: pd.DataFrame, group: str, annotate: bool) -> None:
+def _save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def _grouped_bars(ax: Axes, table: pd.DataFrame, group: str, annotate: bool) -> None:
     rows_all = table.dropna(subset=["auc"])
     groups = list(dict.fromkeys(table[group]))
     models = list(dict.fromkeys(rows_all["model"]))
@@ -36,16 +42,17 @@ def _grouped_bars(ax: plt.Axes, table: pd.DataFrame, group: str, annotate: bool)
 
 def save_finding_type_png(table: pd.DataFrame, path: Path) -> None:
     """AUC by finding type with 95% CI error bars."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     _grouped_bars(ax, table, "finding_type", annotate=False)
-    ax.set_title("AUC by finding type (positives vs all negatives)")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    ax.set_title("AUC by finding type (malignant vs no finding)")
+    _save(fig, path)
 
 
 def save_size_threshold_png(table: pd.DataFrame, path: Path) -> None:
     """AUC difference to the reference model by finding-size threshold with its 95% CI band."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     rows_all = table.dropna(subset=["difference"])
     for model, rows in rows_all.groupby("model", sort=False):
         ax.fill_between(rows["threshold"], rows["difference_low"], rows["difference_high"], alpha=0.25)
@@ -53,25 +60,25 @@ def save_size_threshold_png(table: pd.DataFrame, path: Path) -> None:
     ax.axhline(0, color="red", linestyle="--")
     ax.set_xlabel("finding size threshold (pixels)")
     ax.set_ylabel("AUC difference")
-    ax.set_title("AUC difference by finding-size threshold (95% CI band)")
+    ax.set_title("AUC difference by finding-size threshold (vs no finding, 95% CI band)")
     if len(rows_all):
         ax.legend()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def save_tertile_png(table: pd.DataFrame, path: Path) -> None:
     """AUC per size tertile with each model's improvement over the reference annotated."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     _grouped_bars(ax, table, "tertile", annotate=True)
-    ax.set_title("AUC by finding-size tertile")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    ax.set_title("AUC by size tertile (vs no finding)")
+    _save(fig, path)
 
 
 def save_roc_png(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], aucs: Mapping[str, float], path: Path) -> None:
     """ROC curves of several models."""
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig = Figure(figsize=(5.5, 5.5))
+    ax = fig.subplots()
     for model, (fpr, tpr) in curves.items():
         ax.plot(fpr, tpr, label=f"{model} (AUC {aucs[model]:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
@@ -79,5 +86,4 @@ def save_roc_png(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], aucs: Mapp
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC curves")
     ax.legend(loc="lower right")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)

@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 
 from hct.models.attention import SpatialAttention
+from hct.models.deform_conv import deform_conv2d
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -43,7 +44,8 @@ class DeformableConv3x3(nn.Module):
         nn.init.zeros_(self.offset.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x, self.offset(x))
+        conv = self.conv
+        return deform_conv2d(x, self.offset(x), conv.weight, conv.stride[0], conv.padding[0])
 
 
 class PreActBlock(nn.Module):

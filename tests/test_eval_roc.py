@@ -1,4 +1,4 @@
-"""AUC, bootstrap CIs and paired differences against sklearn loops on the same resamples."""
+"""ROC AUC, bootstrap CIs and paired differences against sklearn loops on the same resamples."""
 
 import numpy as np
 import pytest
@@ -6,12 +6,13 @@ from sklearn.metrics import roc_auc_score
 
 from hct.errors import EvaluationError
 from hct.eval import (
-    auc,
+    BootstrapOptions,
     bootstrap_auc,
     bootstrap_indices,
     iter_bootstrap_indices,
     paired_bootstrap_auc_difference,
     resample_aucs,
+    roc_auc,
     roc_curve_points,
 )
 
@@ -45,12 +46,12 @@ def test_exact_auc_equals_sklearn_with_ties():
         if labels.min() == labels.max():
             continue
         scores = rng.integers(0, 4, n) / 3.0
-        assert auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
 
 
 def test_hand_computed_auc():
     # positives 0.8, 0.4; negatives 0.4, 0.1 -> pairs: 1 + 1 + 0.5 + 1 = 3.5 of 4.
-    assert auc([1, 1, 0, 0], [0.8, 0.4, 0.4, 0.1]) == 0.875
+    assert roc_auc([1, 1, 0, 0], [0.8, 0.4, 0.4, 0.1]) == 0.875
 
 
 @pytest.mark.parametrize("decimals", [None, 2])
@@ -114,6 +115,12 @@ def test_paired_difference_matches_definition():
 def test_bad_inputs_raise_clear_errors(labels, scores, match):
     with pytest.raises(EvaluationError, match=match):
         bootstrap_auc(labels, scores, n_boot=10)
+
+
+@pytest.mark.parametrize("options, match", [({"n_boot": 0}, "at least 1 resample"), ({"alpha": 1.0}, "alpha must lie")])
+def test_bad_bootstrap_options_raise(options, match):
+    with pytest.raises(EvaluationError, match=match):
+        BootstrapOptions(**options)
 
 
 def test_all_resamples_single_class_raises():

@@ -1,4 +1,5 @@
-"""AUC, its percentile-bootstrap confidence interval and paired AUC differences.
+"""ROC analysis: the exact ROC AUC, its percentile-bootstrap confidence interval, paired AUC
+differences and ROC curve points.
 
 Resampling rule (as in the paper: plain percentile bootstrap of images, 10,000 iterations): each
 resample draws ``n`` images with replacement from all images, positives and negatives together
@@ -25,6 +26,34 @@ from hct.errors import EvaluationError
 
 # Resamples generated and counted at once: bounds memory to about CHUNK_ROWS * n * 12 bytes.
 CHUNK_ROWS = 250
+
+
+@dataclass(frozen=True)
+class BootstrapOptions:
+    """How every interval is drawn: ``n_boot`` resamples from ``seed``, a ``1 - alpha`` percentile interval.
+
+    The defaults are the paper's (10,000 resamples, 95%).
+    """
+
+    n_boot: int = 10_000
+    seed: int = 0
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.n_boot < 1:
+            raise EvaluationError(f"the bootstrap needs at least 1 resample, got n_boot={self.n_boot}; the paper uses 10,000.")
+        if not 0 < self.alpha < 1:
+            raise EvaluationError(f"alpha must lie in (0, 1), got {self.alpha}; use 0.05 for a 95% interval.")
+
+    def interval(self, values: np.ndarray) -> tuple[float, float]:
+        """The ``alpha / 2`` and ``1 - alpha / 2`` quantiles of the resamples' ``values``."""
+        if values.size == 0:
+            raise EvaluationError(
+                "every bootstrap resample held one class only, so no interval exists; "
+                "add images of the rarer class or report the AUC without an interval."
+            )
+        low, high = np.quantile(values, [self.alpha / 2, 1 - self.alpha / 2])
+        return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -115,8 +144,8 @@ def _aucs_from_counts(counts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     return aucs, n_pos, n_neg
 
 
-def auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
-    """Exact ROC AUC (Mann-Whitney U with ties counted one half), equal to ``roc_auc_score``."""
+def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """Exact ROC AUC (Mann-Whitney U with ties counted one half), equal to ``sklearn.metrics.roc_auc_score``."""
     labels, scores = check_labels_scores(labels, scores)
     _require_both_classes(labels)
     keys, k = _slot_keys(labels, scores)
@@ -142,8 +171,8 @@ def resample_aucs(
     labels: Sequence[int] | np.ndarray,
     score_sets: Sequence[np.ndarray] | np.ndarray,
     *,
-    n_boot: int = 10_000,
-    seed: int = 0,
+    n_boot: int = BootstrapOptions.n_boot,
+    seed: int = BootstrapOptions.seed,
 ) -> tuple[np.ndarray, int]:
     """AUCs of each score set on the same resamples: ``(n_kept, n_sets)`` array and the number skipped."""
     labels = np.asarray(labels)
@@ -168,48 +197,38 @@ def resample_aucs(
     return aucs, n_boot - aucs.shape[0]
 
 
-def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
-    if not 0 < alpha < 1:
-        raise EvaluationError(f"alpha must lie in (0, 1), got {alpha}; use 0.05 for a 95% interval.")
-    if values.size == 0:
-        raise EvaluationError(
-            "every bootstrap resample held one class only, so no interval exists; "
-            "add images of the rarer class or report the AUC without an interval."
-        )
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
-
-
 def bootstrap_auc(
     labels: Sequence[int] | np.ndarray,
     scores: Sequence[float] | np.ndarray,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    n_boot: int = BootstrapOptions.n_boot,
+    seed: int = BootstrapOptions.seed,
+    alpha: float = BootstrapOptions.alpha,
 ) -> AUCResult:
     """AUC with its ``1 - alpha`` percentile-bootstrap interval (single-class resamples dropped)."""
+    options = BootstrapOptions(n_boot, seed, alpha)
     labels, scores = check_labels_scores(labels, scores)
     n_pos, n_neg = _require_both_classes(labels)
     aucs, skipped = resample_aucs(labels, [scores], n_boot=n_boot, seed=seed)
-    low, high = _interval(aucs[:, 0], alpha)
-    return AUCResult(auc(labels, scores), low, high, n_pos, n_neg, skipped)
+    low, high = options.interval(aucs[:, 0])
+    return AUCResult(roc_auc(labels, scores), low, high, n_pos, n_neg, skipped)
 
 
 def paired_bootstrap_auc_difference(
     labels: Sequence[int] | np.ndarray,
     scores_a: Sequence[float] | np.ndarray,
     scores_b: Sequence[float] | np.ndarray,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    n_boot: int = BootstrapOptions.n_boot,
+    seed: int = BootstrapOptions.seed,
+    alpha: float = BootstrapOptions.alpha,
 ) -> AUCDifference:
     """AUC(a) - AUC(b) with its paired percentile interval: both models scored on the same resamples."""
+    options = BootstrapOptions(n_boot, seed, alpha)
     labels, scores_a = check_labels_scores(labels, scores_a, "scores_a")
     _, scores_b = check_labels_scores(labels, scores_b, "scores_b")
     n_pos, n_neg = _require_both_classes(labels)
     aucs, skipped = resample_aucs(labels, [scores_a, scores_b], n_boot=n_boot, seed=seed)
-    low, high = _interval(aucs[:, 0] - aucs[:, 1], alpha)
-    return AUCDifference(auc(labels, scores_a) - auc(labels, scores_b), low, high, n_pos, n_neg, skipped)
+    low, high = options.interval(aucs[:, 0] - aucs[:, 1])
+    return AUCDifference(roc_auc(labels, scores_a) - roc_auc(labels, scores_b), low, high, n_pos, n_neg, skipped)
 
 
 def roc_curve_points(

@@ -10,26 +10,32 @@ import numpy as np
 import pandas as pd
 
 from hct.eval import figures, static_figures
-from hct.reports import write_figures_html
-from hct.eval.auc import auc, roc_curve_points
 from hct.eval.breakdowns import (
     SIZE_THRESHOLDS,
     finding_size_auc,
     finding_type_auc,
+    image_stage,
     model_names,
     overall_auc,
+    params_millions,
     score_table,
     size_tertile_auc,
     table3,
 )
 from hct.eval.predictions import validate_predictions
+from hct.eval.roc import BootstrapOptions, roc_auc, roc_curve_points
+from hct.reports import write_figures_html
 
 
 @dataclass
 class EvaluationReport:
-    """The tables of one evaluation; breakdowns and ROC curves are of the image stage (or all rows)."""
+    """The tables of one evaluation; breakdowns and ROC curves are of the image stage (or all rows).
 
-    auc: pd.DataFrame
+    ``overall`` holds every model's (and stage's) AUC with its interval, ``roc`` each model's ROC curve
+    (false- and true-positive rates) and ``roc_auc`` its AUC.
+    """
+
+    overall: pd.DataFrame
     finding_type: pd.DataFrame
     finding_size: pd.DataFrame
     size_tertiles: pd.DataFrame
@@ -42,9 +48,7 @@ def evaluate(
     predictions: pd.DataFrame,
     *,
     reference: str | None = None,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    bootstrap: BootstrapOptions = BootstrapOptions(),
     thresholds: Sequence[float] = SIZE_THRESHOLDS,
     params: Mapping[str, float] | None = None,
 ) -> EvaluationReport:
@@ -54,29 +58,34 @@ def evaluate(
     image stage (the patch stage when there is no image stage).
     """
     predictions = validate_predictions(predictions)
-    image = predictions
+    overall = overall_auc(predictions, bootstrap=bootstrap)
+    image = image_stage(predictions)
     table = None
     if "stage" in predictions.columns:
-        by_stage = {s: rows for s, rows in predictions.groupby("stage")}
-        image = by_stage.get("image", by_stage.get("patch"))
-        table = table3(by_stage.get("patch"), by_stage.get("image"), params, n_boot=n_boot, seed=seed, alpha=alpha)
+        table = table3(overall, {**params_millions(predictions), **(params or {})})
     reference = reference or model_names(image)[0]
-    options = {"n_boot": n_boot, "seed": seed, "alpha": alpha}
-    scores = score_table(image)
-    report = EvaluationReport(
-        auc=overall_auc(predictions, **options),
-        finding_type=finding_type_auc(image, reference, **options),
-        finding_size=finding_size_auc(image, reference, thresholds, **options),
-        size_tertiles=size_tertile_auc(image, reference, **options),
+    roc, aucs = roc_curves(image)
+    return EvaluationReport(
+        overall=overall,
+        finding_type=finding_type_auc(image, reference, bootstrap=bootstrap),
+        finding_size=finding_size_auc(image, reference, thresholds, bootstrap=bootstrap),
+        size_tertiles=size_tertile_auc(image, reference, bootstrap=bootstrap),
         table3=table,
+        roc=roc,
+        roc_auc=aucs,
     )
+
+
+def roc_curves(predictions: pd.DataFrame) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, float]]:
+    """Each model's ROC curve (false- and true-positive rates) and AUC; empty when a class is missing."""
+    scores = score_table(predictions)
     labels = scores["label"].to_numpy()
+    curves, aucs = {}, {}
     if 0 < labels.sum() < labels.size:
-        for model in model_names(image):
+        for model in model_names(predictions):
             fpr, tpr, _ = roc_curve_points(labels, scores[model].to_numpy())
-            report.roc[model] = (fpr, tpr)
-            report.roc_auc[model] = auc(labels, scores[model].to_numpy())
-    return report
+            curves[model], aucs[model] = (fpr, tpr), roc_auc(labels, scores[model].to_numpy())
+    return curves, aucs
 
 
 def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
@@ -84,7 +93,7 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = {
-        "auc": report.auc,
+        "auc": report.overall,
         "finding_type": report.finding_type,
         "finding_size": report.finding_size,
         "size_tertiles": report.size_tertiles,

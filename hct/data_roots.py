@@ -23,9 +23,9 @@ if TYPE_CHECKING:  # hct.data imports this module
 ROOTS_ENV = "HCT_DATA_ROOTS"
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEFAULT_FOLDERS = ("data", "runs", "checkpoints")
-_WHERE = (f"the server reads only under its data roots (the repository's {', '.join(f + '/' for f in DEFAULT_FOLDERS)} "
-          f"the built-in samples and the folders in {ROOTS_ENV}); put the data there, or ask whoever runs the "
-          f"server to add its folder to {ROOTS_ENV}")
+_WHERE = ("this server reads only under its data roots (the repository's data/, runs/ and checkpoints/, the "
+          f"built-in samples, and the folders in {ROOTS_ENV}). Put the data there, or ask whoever runs the server "
+          f"to add its folder to {ROOTS_ENV}")
 
 
 class OutsideDataRoots(ConfigError):

@@ -26,9 +26,9 @@ FOLLOW = "hct_train_follow"  # the job this session launched last
 
 st.title("Training")
 store = loaders.job_store()
-st.caption(f"Jobs run as `python -m hct train` processes (under `torchrun` for several), one process per "
-           f"device; their store is `{store.path.name}` in `runs/`. A finished job's best checkpoint appears "
-           "on the Models page, for everyone on this server.")
+st.caption("Jobs run as `python -m hct train` processes (under `torchrun` for several), one process per "
+           "device, in the server's job queue. A finished job's best checkpoint appears on the Models page, for "
+           "everyone on this server.")
 
 
 def phantom_section(folder) -> None:

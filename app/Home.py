@@ -9,7 +9,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import sidebar  # noqa: E402
+from app import sidebar, signon  # noqa: E402
 
 PAGES = [
     st.Page("../pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -22,6 +22,7 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="HCT Explorer", page_icon=":material/blur_on:", layout="wide")
+signon.gate()  # with sign-on configured, nothing below runs for a visitor who has not signed in
 page = st.navigation(PAGES)
 models_slot = sidebar.render()
 page.run()

@@ -5,12 +5,14 @@ A page starts the work and draws it; the work runs in a thread of its own, so it
 reruns, and its queue position, progress and cancel go through the task (never ``st.*`` calls inside a
 cached function: a cache hit would replay them). Pages call:
 
-- ``start(key, work, *, images, size, models=1, inputs=None) -> Task``: run ``work(task)`` as this
-  session's task under ``key`` (cancelling the one there); ``images`` x ``size`` x ``models`` is
-  checked against the compute budget first (:class:`hct.serving.BudgetExceeded` says what to lower).
-  :func:`app.widgets.follow` draws it and returns its result.
+- ``start(key, work, *, images, size, models=1, inputs=None, job=False) -> Task``: run ``work(task)``
+  as this session's task under ``key`` (cancelling the one there); ``images`` x ``size`` x ``models``
+  is checked against the compute budget first (below). :func:`app.widgets.follow` draws it and
+  returns its result.
 - ``task(key) -> Task | None``: this session's task under ``key``.
 - ``queue() -> DeviceQueue``: the process's device queue (``HCT_COMPUTE_SLOTS``).
+- ``generate_phantom(out_dir, counts, size) -> Task`` and ``phantom_generation(out_dir)``: the phantom
+  data set written as a queued job, one per folder for the whole server.
 - ``shipped_predictions() -> DataFrame``: ``checkpoints/predictions.csv``.
 - ``overview(predictions, n_boot, cards) -> Overview``: Table 3, AUC by finding type, ROC curves.
 - ``size_breakdowns(predictions, model, reference, n_boot)``: Fig. A2a and A2b of two models.
@@ -30,13 +32,24 @@ and, inside a task's work (each takes the task for progress and cancel; cache ke
 and, in the page (quick once the layer's input is kept):
 
 - ``attention(model_key, item, size, query, layer) -> AttentionMap``: one position's attention.
+
+Big work runs as a queued job rather than being refused. A request over the budget raises
+:class:`hct.serving.BudgetExceeded` (which :func:`app.widgets.run_safely` leaves unshown) and is kept:
+``follow(key)`` then shows what to lower and a "Run as a queued job" button (:func:`run_as_job`). A
+job is a background task: the budget does not limit it, it waits for the device behind every
+interactive request, its progress and Cancel show in ``follow(key)`` on whichever visit to the page,
+and its result stays in the session until the page starts another request under ``key`` (refused
+while the job computes: cancel it first). A page whose action is always big may pass ``job=True``.
+So a page needs nothing more than ``run_safely(lambda: start(key, ...))`` and ``follow(key, what)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+import threading
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,8 +58,10 @@ import streamlit as st
 import torch
 
 from hct.checkpoints import model_label
+from hct.data import generate_phantom as write_phantom
 from hct.data import parse_size
 from hct.devices import disable_tf32
+from hct.errors import HCTError
 from hct.eval import (
     BootstrapOptions,
     card_preprocessing,
@@ -64,12 +79,13 @@ from hct.explain import (
     compute_erfs, layer_input, localize, select_subset,
 )
 from hct.explain.table1 import Table1, compute_table1, sample_table1
-from hct.serving import DeviceQueue, Task, check_budget, compute_slots
+from hct.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_slots
 
 from app import loaders
 from app.state import ImageItem
 
 TASKS = "hct_tasks"
+REFUSED = "hct_refused"  # requests over the budget, by key: (request, message), offered as a job
 # Result caches of the process: (entries, pickled size). An ERF at 1664x1280 pickles to ~17 MB.
 CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "predictions": (16, "64MiB"),
                 "shipped": (4, "64MiB"), "overview": (16, "64MiB"), "size_breakdowns": (32, "64MiB"),
@@ -95,24 +111,87 @@ def task(key: str) -> Task | None:
 
 
 def start(key: str, work: Callable[[Task], Any], *, images: int, size: str, models: int = 1,
-          inputs: Hashable = None) -> Task:
+          inputs: Hashable = None, job: bool = False) -> Task:
     """Run ``work(task)`` as this session's task under ``key``, cancelling (and dropping) the task there.
 
     With ``inputs``, a task under ``key`` with equal inputs that is queued, running or done is kept instead.
-    ``images`` x ``size`` x ``models`` is the size of the request: checked against the compute budget.
+    ``images`` x ``size`` x ``models`` is the size of the request: checked against the compute budget,
+    unless ``job`` (a background job; see the module's docstring). A job still computing under ``key``
+    is never dropped for another request: that raises :class:`HCTError` until it is cancelled.
     """
     tasks = st.session_state.setdefault(TASKS, {})
-    old = tasks.pop(key, None)
+    refused = st.session_state.setdefault(REFUSED, {})
+    refused.pop(key, None)
+    old = tasks.get(key)
     if inputs is not None and old is not None and old.inputs == inputs and old.state in ("queued", "running", "done"):
-        tasks[key] = old
         return old
+    if old is not None and old.background and not old.finished:
+        raise HCTError(f"a queued job is still computing here ({old.note}); wait for it, or cancel it first.")
+    tasks.pop(key, None)
     if old is not None:
         old.cancel()
-    check_budget(images, parse_size(size), models)
-    new = Task(work, inputs)
+    if not job:
+        try:
+            check_budget(images, parse_size(size), models)
+        except BudgetExceeded as err:
+            refused[key] = (dict(work=work, images=images, size=size, models=models, inputs=inputs), str(err))
+            raise
+    new = Task(work, inputs, background=job)
     new.step(f"{images} image{'s' * (images != 1)} at {size}" + (f", {models} models" if models > 1 else ""))
     tasks[key] = new
     return new.start()
+
+
+def refusal(key: str) -> str | None:
+    """Why this session's last request under ``key`` was refused (over the budget), until another starts."""
+    entry = st.session_state.get(REFUSED, {}).get(key)
+    return entry[1] if entry else None
+
+
+def run_as_job(key: str) -> Task:
+    """Run the request refused under ``key`` as a background job (``start(..., job=True)``)."""
+    request, _ = st.session_state[REFUSED][key]
+    return start(key, **request, job=True)
+
+
+_GENERATING = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def _generations() -> dict[str, Task]:
+    """The phantom generations of the process, by output folder."""
+    return {}
+
+
+def phantom_generation(out_dir: Path) -> Task | None:
+    """The generation of ``out_dir`` under way, whichever session started it."""
+    task = _generations().get(str(out_dir))
+    return task if task is not None and not task.finished else None
+
+
+def generate_phantom(out_dir: Path, counts: Mapping[str, int], size: tuple[int, int]) -> Task:
+    """Write the phantom data set (:func:`hct.data.generate_phantom`: ``counts`` images per split at
+    ``size``) to ``out_dir`` as this session's queued job under ``"phantom"``, with progress and cancel.
+    A generation of ``out_dir`` under way in any session is refused. Without a GPU it takes a slot of
+    the device queue (the CPU is the device), behind interactive requests."""
+
+    def work(task: Task) -> int:
+        task.step(f"writing {sum(counts.values()):,} phantom images at {size[0]}x{size[1]}")
+
+        def progress(done: int, total: int) -> None:
+            task.progress(done, total)
+            task.check()
+
+        on_cpu = loaders.device() == "cpu"
+        with queue().slot(cancel=task.cancelled, on_wait=task.queued, background=True) if on_cpu else nullcontext():
+            return len(write_phantom(dict(counts), out_dir, size=size, progress=progress))
+
+    with _GENERATING:
+        if phantom_generation(out_dir) is not None:
+            raise HCTError(f"{out_dir} is being generated already (by another session); wait for it to finish.")
+        task = start("phantom", work, images=sum(counts.values()), size=f"{size[0]}x{size[1]}", job=True)
+        _generations()[str(out_dir)] = task
+    return task
 
 
 def _label(model_key: str) -> str:
@@ -123,7 +202,8 @@ def _label(model_key: str) -> str:
 def _using(model_key: str, task: Task | None = None) -> Iterator[loaders.LoadedModel]:
     """A device queue slot, then the loaded model, for one computation at a time on it (see
     :class:`app.loaders.LoadedModel`); without a task (a quick computation in the page) it waits uncancelled."""
-    with queue().slot(cancel=task.cancelled if task else None, on_wait=task.queued if task else None):
+    with queue().slot(cancel=task.cancelled if task else None, on_wait=task.queued if task else None,
+                      background=task.background if task else False):
         loaded = loaders.model(model_key)
         with loaded.lock:
             yield loaded
@@ -133,7 +213,7 @@ def _using(model_key: str, task: Task | None = None) -> Iterator[loaders.LoadedM
 def _using_all(model_keys: Sequence[str], task: Task) -> Iterator[dict[str, loaders.LoadedModel]]:
     """One device queue slot, then several loaded models at once, locked in one order (so two tasks
     never wait on each other)."""
-    with queue().slot(cancel=task.cancelled, on_wait=task.queued), ExitStack() as stack:
+    with queue().slot(cancel=task.cancelled, on_wait=task.queued, background=task.background), ExitStack() as stack:
         loaded = {}
         for key in sorted(set(model_keys)):
             loaded[key] = loaders.model(key)

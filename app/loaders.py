@@ -1,10 +1,17 @@
-"""Process-wide cached resources: the device, the model choices, models (loaded once, read-only, eval mode) and images."""
+"""Process-wide cached resources: the device, the model choices, models (loaded once, read-only, eval mode) and images.
+
+Memory stays bounded: at most ``MODEL_CACHE_SIZE`` models and ``FULL_IMAGES`` full-resolution
+mammograms are held (``st.cache_resource`` limits entries only), and what is derived from an image
+(its metadata, display pixels and model inputs) is cached apart with an entry and a size limit each
+(``IMAGE_CACHE_LIMITS``; ``st.cache_data`` pickles, so it knows each entry's size).
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,7 +21,7 @@ import torch
 
 from hct.checkpoints import load_model
 from hct.weights import ModelCard, find_checkpoints, read_card
-from hct.data import Mammogram, Preprocessed, parse_size, preprocess, read_mammogram, study_key
+from hct.data import Mammogram, MammogramMeta, Preprocessed, parse_size, preprocess, read_mammogram, study_key
 from hct.explain.overlays import display_pixels as to_display
 from hct.devices import resolve_device
 from hct.errors import HCTError
@@ -26,6 +33,15 @@ from app.state import ImageItem
 
 
 MODEL_CACHE_SIZE = 8  # models held on the device at once; the least recently used one goes first
+FULL_IMAGES = 4  # full-resolution mammograms held (a 4432x2864 DICOM reads to 51 MB of float32)
+# Image caches of the process: (entries, pickled size). A 1664x1280 input pickles to ~11 MB, a
+# display image (1024 rows) to ~3 MB.
+IMAGE_CACHE_LIMITS = {"meta": (4096, "8MiB"), "display": (64, "128MiB"), "preprocessed": (64, "512MiB")}
+
+
+def _image_cache(name: str) -> Callable:
+    entries, size = IMAGE_CACHE_LIMITS[name]
+    return st.cache_data(show_spinner=False, max_entries=entries, max_size=size)
 
 
 @dataclass(frozen=True)
@@ -147,22 +163,33 @@ def training_curve(checkpoint: str) -> list[dict]:
     return read_metrics(path if path.is_file() else Path(checkpoint).parent / "metrics.jsonl")
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=FULL_IMAGES)
 def _read(key: str, _source: io.BytesIO | str) -> Mammogram:
     return read_mammogram(_source)
 
 
 def read_image(item: ImageItem) -> Mammogram:
-    """The item's mammogram, read once per process (treat the pixels as read-only)."""
+    """The item's mammogram at full resolution (treat the pixels as read-only); held for the last
+    ``FULL_IMAGES`` images only: ask for what is derived from it (below) rather than keeping it."""
     return _read(item.key, item.source)
 
 
 def laterality(item: ImageItem) -> str:
     """``'L'`` or ``'R'``: the record's, else read from the image (tags, or which side the breast lies)."""
-    return item.record.laterality or read_image(item).meta.laterality
+    return item.record.laterality or image_meta(item).laterality
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
+@_image_cache("meta")
+def _meta(key: str, _item: ImageItem) -> MammogramMeta:
+    return read_image(_item).meta
+
+
+def image_meta(item: ImageItem) -> MammogramMeta:
+    """The item's metadata (laterality and view from its tags, or inferred from the image)."""
+    return _meta(item.key, item)
+
+
+@_image_cache("preprocessed")
 def _preprocessed(key: str, size: tuple[int, int], mode: str, _item: ImageItem) -> Preprocessed:
     return preprocess(read_image(_item), size, mode)
 
@@ -172,7 +199,7 @@ def preprocessed(item: ImageItem, size: str, mode: str = "canonical") -> Preproc
     return _preprocessed(item.key, parse_size(size), mode, item)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+@_image_cache("display")
 def _display(key: str, _item: ImageItem) -> np.ndarray:
     return to_display(read_image(_item).pixels)
 
@@ -185,7 +212,7 @@ def display_pixels(item: ImageItem) -> np.ndarray:
 def with_tags(item: ImageItem) -> ImageItem:
     """The item with laterality and view filled from its image (tags, or inferred from the image), and an
     upload's exam from its DICOM study (a keyed hash of the StudyInstanceUID, never the UID)."""
-    meta = read_image(item).meta
+    meta = image_meta(item)
     exam_id = item.record.exam_id or (study_key(item.data) if item.data is not None else "")
     record = replace(item.record, laterality=item.record.laterality or meta.laterality,
                      view=item.record.view or meta.view, exam_id=exam_id)
@@ -194,7 +221,7 @@ def with_tags(item: ImageItem) -> ImageItem:
 
 def metadata_row(item: ImageItem) -> dict:
     """The metadata that matters, never a patient-identifying tag."""
-    meta = read_image(item).meta
+    meta = image_meta(item)
     spacing = "x".join(f"{v:.3f}" for v in meta.pixel_spacing) if meta.pixel_spacing else "—"
     return {"image": item.name, "laterality": meta.laterality, "view": meta.view or "?",
             "size (rows x cols)": f"{meta.rows} x {meta.cols}", "manufacturer": meta.manufacturer or "—",

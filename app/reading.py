@@ -42,7 +42,7 @@ class Display:
 def modality_warning(item: ImageItem) -> bool:
     """Read the item (once per process) and warn, visibly, when it is not a mammogram (its Modality);
     True once read."""
-    warning = loaders.read_image(item).meta.warning
+    warning = loaders.image_meta(item).warning
     if warning:
         st.warning(f"{item.name}: {warning}")
     return True
@@ -56,7 +56,7 @@ def display_options(item: ImageItem | None) -> Display:
         opacity = cols[0].slider("Heat-map opacity", 0.0, 1.0, 0.5, key="attn-opacity")
         percentile = cols[1].slider("Clip colours at percentile", 90.0, 100.0, 99.5, 0.1, key="attn-percentile",
                                     help="Robust scaling: a few extreme pixels no longer set the colour scale.")
-        spacing = loaders.read_image(item).meta.pixel_spacing if item else None
+        spacing = loaders.image_meta(item).pixel_spacing if item else None
         sigma = cols[2].number_input(f"Smoothing sigma ({sigma_unit(spacing)})", 0.0, 50.0, 0.0, 0.5, key="attn-sigma",
                                      help="Millimetres where the image's pixel spacing is known, pixels otherwise; 0: none.")
         top = cols[3].slider("Outline the top share of the mass (%)", 0, 95, 50, 5, key="attn-top", help="0: no outline.")
@@ -72,7 +72,7 @@ def display_options(item: ImageItem | None) -> Display:
 
 def readable_map(item: ImageItem, pre: Preprocessed, heatmap: np.ndarray, display: Display) -> ReadableMap:
     """``heatmap`` made readable, smoothing in millimetres where the image's pixel spacing is known."""
-    spacing = model_pixel_spacing(loaders.read_image(item).meta.pixel_spacing, pre.scale)
+    spacing = model_pixel_spacing(loaders.image_meta(item).pixel_spacing, pre.scale)
     return readable(heatmap, display.readability, spacing)
 
 

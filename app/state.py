@@ -1,10 +1,12 @@
-"""Per-session state: the selected image set shared by every page, and the input sizes offered."""
+"""Per-session state: who the session is, the selected image set shared by every page, and the input
+sizes offered. Nothing here is shared between sessions: uploads live in the session that made them."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import uuid
 from dataclasses import dataclass
 
 import streamlit as st
@@ -12,6 +14,7 @@ import streamlit as st
 from hct.data import ImageRecord, builtin_samples, parse_size
 
 IMAGES_KEY = "hct_images"
+OWNER_KEY = "hct_owner"
 SIZES = ("416x320", "832x640", "1664x1280", "3328x2560")
 CARD_SIZE = "card"  # the size option that follows the chosen model's card
 
@@ -35,9 +38,19 @@ class ImageItem:
         return stream
 
 
+def owner() -> str:
+    """Who this session acts for (training jobs record it): the signed-in user under sign-on, else
+    this browser session alone."""
+    if st.user.get("is_logged_in"):
+        return f"user:{st.user.get('email') or st.user.get('sub')}"
+    return st.session_state.setdefault(OWNER_KEY, f"session:{uuid.uuid4().hex}")
+
+
 def upload_item(name: str, data: bytes) -> ImageItem:
-    """An uploaded file, keyed by its content (laterality/view come from the image when read)."""
-    key = hashlib.sha256(data).hexdigest()[:16]
+    """An uploaded file, keyed by its content's sha256: two sessions with the same image share the
+    process's cached computations on it, and neither sees the other's name for it (laterality/view
+    come from the image when read)."""
+    key = "upload:" + hashlib.sha256(data).hexdigest()
     return ImageItem(key=key, name=name, record=ImageRecord(image_id=name, path=f"<upload:{name}>"), data=data)
 
 

@@ -14,9 +14,10 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from hct.data_roots import OutsideDataRoots, confine
 from hct.errors import ComputationCancelled, HCTError
 from hct.models import DEFAULT_INPUT_SIZE
-from hct.serving import Task
+from hct.serving import BudgetExceeded, Task
 
 from app import compute, loaders, state
 
@@ -26,6 +27,8 @@ _EXPECTED = (ComputationCancelled, torch.cuda.OutOfMemoryError, MemoryError, HCT
 
 def _show_failure(err: BaseException, what: str) -> None:
     """A clear message for the failures users can fix (cancel, out of memory, bad input)."""
+    if isinstance(err, BudgetExceeded):
+        return  # follow(key) shows it, with the offer to run the request as a queued job
     if isinstance(err, ComputationCancelled):
         st.warning(f"{what} was cancelled; nothing was kept.")
     elif isinstance(err, torch.cuda.OutOfMemoryError):
@@ -53,8 +56,16 @@ def follow(key: str, what: str) -> Any | None:
     to Streamlit every half second, so a click reruns the page at once (the task goes on, and the new
     run waits for it again). While it waits for the device queue, the page goes on: "queued, position k"
     and a Cancel button refresh every second. A failed or cancelled task shows its message; a failure
-    that is not the user's is raised.
+    that is not the user's is raised. A request refused as over the compute budget shows why, and a
+    button that runs it as a queued job (:func:`app.compute.run_as_job`).
     """
+    refusal = compute.refusal(key)
+    if refusal is not None:
+        st.error(f"{what}: {refusal}")
+        st.button("Run as a queued job", key=f"{key}-as-job", on_click=compute.run_as_job, args=(key,),
+                  help="It waits for the device behind interactive requests, shows its progress here, and its "
+                       "result stays in this session.")
+        return None
     task = compute.task(key)
     if task is None:
         return None
@@ -78,6 +89,7 @@ def follow(key: str, what: str) -> Any | None:
 
 def _progress(task: Task, what: str) -> tuple[float, str]:
     done, total = task.steps
+    what = f"{what} (queued job)" if task.background else what
     if task.cancelled():
         return 0.0, f"{what}: cancelling…"
     return (done / total if total else 0.0), f"{what}: {task.note}" + (f" — {done}/{total}" if total else "")
@@ -89,8 +101,27 @@ def _queued(key: str, what: str) -> None:
     if task is None or task.state != "queued":
         st.rerun()
     waiting = "cancelling…" if task.cancelled() else "waiting for the device"
+    if task.background:
+        what, waiting = f"{what} (queued job)", waiting + " behind interactive requests; it keeps its place while you use other pages"
     st.info(f"{what}: queued, position {task.position} — {waiting}")
     st.button("Cancel", key=f"{key}-cancel-queued", on_click=task.cancel, disabled=task.cancelled())
+
+
+PATH_KEY = "path-"  # the key prefix of every path input (tests walk them)
+
+
+def path_input(label: str, *, key: str, value: str = "", placeholder: str = "") -> Path | None:
+    """A server path typed by the user, resolved and confined to the data roots
+    (:func:`hct.data_roots.confine`, the one check of every path typed into the app). ``None`` while
+    empty, or when refused (the refusal is shown). Every page takes server paths through this."""
+    text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()
+    if not text:
+        return None
+    try:
+        return confine(text)
+    except OutsideDataRoots as err:
+        st.error(str(err))
+    return None
 
 
 def size_picker(models: Sequence[str], label: str = "Resolution (HxW)", key: str | None = None) -> str:

@@ -5,8 +5,11 @@
   passes ``task.progress`` and ``task.cancelled`` to the library's ``progress`` and ``cancel``
   arguments, so a cancel request stops it at the next image.
 - :class:`DeviceQueue`: at most ``slots`` heavy computations on the device at once, first come first
-  served; a waiting caller learns its position and can cancel while it waits.
-- :func:`check_budget`: a request's size, images x pixels x models, against the compute budget.
+  served, interactive requests ahead of background jobs; a waiting caller learns its position and
+  can cancel while it waits.
+- :func:`check_budget`: a request's size, images x pixels x models, against the compute budget. A
+  request over it runs only as a background job (a :class:`Task` with ``background=True``), which
+  the budget does not limit.
 
 Configuration (environment variables, read by :func:`compute_slots` and :func:`compute_budget`):
 
@@ -75,9 +78,10 @@ def check_budget(images: int, size: tuple[int, int], models: int = 1, budget_mpx
 class DeviceQueue:
     """At most ``slots`` computations at once, first come first served; thread-safe.
 
-    ``with queue.slot(cancel=..., on_wait=...):`` waits for a free slot. ``on_wait(k)`` is called with
-    the caller's position (1: next) each time it changes while it waits, and with 0 once admitted;
-    ``cancel()`` returning True while it waits leaves the queue and raises
+    ``with queue.slot(cancel=..., on_wait=..., background=...):`` waits for a free slot; a background
+    caller (a big job) waits behind every interactive one, even one that came later. ``on_wait(k)`` is
+    called with the caller's position (1: next) each time it changes while it waits, and with 0 once
+    admitted; ``cancel()`` returning True while it waits leaves the queue and raises
     :class:`ComputationCancelled`. A thread holding a slot must not ask for another.
     """
 
@@ -86,7 +90,8 @@ class DeviceQueue:
             raise ConfigError(f"a device queue needs at least one slot, got {slots}")
         self.slots, self.poll_s = slots, poll_s
         self._cond = threading.Condition()
-        self._waiting: list[object] = []
+        self._waiting: list[object] = []  # in order of arrival
+        self._background: set[object] = set()
         self._running = 0
 
     @property
@@ -97,16 +102,24 @@ class DeviceQueue:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    def _position(self, ticket: object) -> int:
+        """Where ``ticket`` stands (1: next): interactive callers first, then background ones, each
+        in order of arrival (the sort is stable)."""
+        return sorted(self._waiting, key=lambda other: other in self._background).index(ticket) + 1
+
     @contextlib.contextmanager
-    def slot(self, *, cancel: Callable[[], bool] | None = None,
-             on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+    def slot(self, *, cancel: Callable[[], bool] | None = None, on_wait: Callable[[int], None] | None = None,
+             background: bool = False) -> Iterator[None]:
         ticket = object()
         with self._cond:
             self._waiting.append(ticket)
+            if background:
+                self._background.add(ticket)
             try:
                 self._wait_turn(ticket, cancel, on_wait or (lambda position: None))
             finally:
                 self._waiting.remove(ticket)
+                self._background.discard(ticket)
                 self._cond.notify_all()
             self._running += 1
         try:
@@ -119,7 +132,7 @@ class DeviceQueue:
     def _wait_turn(self, ticket: object, cancel: Callable[[], bool] | None, on_wait: Callable[[int], None]) -> None:
         shown = None
         while True:
-            position = self._waiting.index(ticket) + 1
+            position = self._position(ticket)
             if position == 1 and self._running < self.slots:
                 on_wait(0)
                 return
@@ -137,11 +150,12 @@ class Task:
     ``state`` is ``running`` (or ``queued``, at ``position``, while it waits for a :class:`DeviceQueue`
     slot), then ``done`` (``result`` holds the value), ``failed`` or ``cancelled`` (the work raised
     :class:`ComputationCancelled`); ``error`` holds the exception of either. ``inputs`` tags what the
-    task computes, so a caller can tell whether it still matches what is asked.
+    task computes, so a caller can tell whether it still matches what is asked. A ``background`` task
+    is a big job: it waits for the device behind every interactive request.
     """
 
-    def __init__(self, work: Callable[[Task], Any], inputs: Hashable = None) -> None:
-        self.work, self.inputs = work, inputs
+    def __init__(self, work: Callable[[Task], Any], inputs: Hashable = None, background: bool = False) -> None:
+        self.work, self.inputs, self.background = work, inputs, background
         self.state = "running"
         self.position = 0  # in the device queue while queued
         self.steps = (0, 0)  # (done, total) of the current step

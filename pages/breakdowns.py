@@ -8,6 +8,7 @@ import streamlit as st
 
 from hct.eval import negatives_note, read_predictions, validate_predictions
 from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure, tertile_figure
+from hct.eval.predictions import without_identity
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, stale_models
 from hct.explain import LOCALIZATION_METHODS, localization_figure, summarise
 from hct.models import MODEL_SPECS
@@ -76,7 +77,7 @@ elif source == UPLOAD:
         predictions = widgets.run_safely(lambda: pd.concat(
             [validate_predictions(pd.read_csv(f), source=f.name) for f in files], ignore_index=True), "Reading the predictions")
 elif source == PATH:
-    path = st.text_input("Predictions file (CSV or Parquet)")
+    path = widgets.path_input("Predictions file (CSV or Parquet)", key="bd-predictions", placeholder="data/predictions.csv")
     if path:
         predictions = widgets.run_safely(lambda: read_predictions(path), f"Reading {path}")
 else:
@@ -103,7 +104,7 @@ if predictions is None:
 controls = st.columns([2, 1])
 n_boot = controls[0].select_slider("Bootstrap resamples", [200, 1000, 2000, 10_000], value=1000,
                                    help="The paper uses 10,000; fewer is faster for a first look.")
-controls[1].download_button("Predictions (CSV)", predictions.to_csv(index=False), "predictions.csv", "text/csv")
+controls[1].download_button("Predictions (CSV)", without_identity(predictions).to_csv(index=False), "predictions.csv", "text/csv")
 overview = widgets.run_safely(lambda: compute.overview(predictions, n_boot, source == SHIPPED), "The evaluation")
 if overview is None:
     st.stop()

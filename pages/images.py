@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from hct.data import FORMATS, builtin_samples, check_data, complete_exams, exam_label
+from hct.data_roots import data_roots
 
 from app import loaders, state, widgets
 
@@ -15,9 +16,9 @@ st.caption("The set chosen here is shared with the ERF explorer, Attention and B
            "Uploads stay in memory; nothing is written to disk.")
 
 # source -> (data check format, or None to choose one; path label; placeholder)
-CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "/data/phantom"),
-                   "Manifest": ("manifest", "Manifest CSV path", "/data/manifest.csv"),
-                   "Public data set": (None, "Folder it was downloaded to", "/data/CBIS-DDSM")}
+CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "data/phantom"),
+                   "Manifest": ("manifest", "Manifest CSV path", "data/manifest.csv"),
+                   "Public data set": (None, "Folder it was downloaded to", "data/cbis-ddsm")}
 source = st.radio("Source", ["Built-in samples", "Upload", *CHECKED_SOURCES], horizontal=True)
 records = None
 if source == "Upload":
@@ -37,10 +38,10 @@ elif source == "Built-in samples":
 else:
     fmt, label, placeholder = CHECKED_SOURCES[source]
     fmt = fmt or st.selectbox("Format", [f for f in FORMATS if f != "manifest"])
-    path = st.text_input(label, placeholder=placeholder)
+    path = widgets.path_input(label, key=f"images-{source}", placeholder=placeholder)
     key = f"hct_data_check:{fmt}:{path}"  # the report is kept for the session: checking reads every header
     if path and (key not in st.session_state or st.button("Check again")):
-        report = widgets.run_safely(lambda: check_data(path, fmt), f"Checking {path}")
+        report = widgets.run_safely(lambda: check_data(path, fmt, roots=data_roots()), f"Checking {path}")
         if report is not None:
             st.session_state[key] = report
     if key in st.session_state:

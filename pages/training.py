@@ -1,31 +1,75 @@
-"""Training: launch a run with the paper's defaults, follow the queue, watch a running job, cancel it."""
+"""Training: make the phantom data set when it is missing, launch a run (one process, or torchrun's K)
+with the paper's defaults, see the server's queue, and follow this session's jobs live (curves, each
+rank's status and log), cancelling them."""
 
 import time
 
 import pandas as pd
 import streamlit as st
 
+from hct.data import load_records
+from hct.data.phantom import BENCHMARK_SPLITS, MANIFEST_NAME, split_counts
+from hct.data_roots import REPOSITORY, data_roots
 from hct.errors import HCTError
 from hct.models import display_name, list_models
 from hct.train import STAGE_DEFAULTS, TrainConfig
 from hct.train.figures import training_curves_figure
 
-from app import loaders, state, widgets
+from app import compute, loaders, state, widgets
+
+PHANTOM = "data/phantom"  # relative to the repository, a data root
+# the phantom sizes offered: label -> (images per split, HxW); times of one CPU core (bench/RESULTS.md)
+PHANTOM_SIZES = {"Quick: 200 images at 832x640 (about 20 s)": (split_counts(200), (832, 640)),
+                 "Benchmark: 4,800 images at 1664x1280, as `python -m hct phantom` (about 25 minutes)":
+                     (BENCHMARK_SPLITS, (1664, 1280))}
+FOLLOW = "hct_train_follow"  # the job this session launched last
 
 st.title("Training")
 store = loaders.job_store()
-st.caption(f"Jobs run as `python -m hct train` processes, one per device; their store is `{store.path}`. "
-           "A finished job's best checkpoint appears on the Models page.")
+st.caption("Jobs run as `python -m hct train` processes (under `torchrun` for several), one process per "
+           "device, in the server's job queue. A finished job's best checkpoint appears on the Models page, for "
+           "everyone on this server.")
 
+
+def phantom_section(folder) -> None:
+    """Offer to generate the phantom data set into ``folder``, and follow the generation."""
+    running, mine = compute.phantom_generation(folder), compute.task("phantom")
+    if running is not None and running is not mine:
+        done, total = running.steps
+        st.info(f"Another session is generating the phantom data set ({done:,} of {total:,} images); "
+                "reload this page when it is done.")
+        return
+    if mine is None or mine.finished:
+        st.info("The phantom data set (synthetic DICOM mammograms with known findings) is not there yet: "
+                "generate it to train on.")
+        with st.form("phantom"):
+            choice = st.radio("Size", list(PHANTOM_SIZES))
+            generate = st.form_submit_button("Generate the phantom data set")
+        if generate:
+            widgets.run_safely(lambda: compute.generate_phantom(folder, *PHANTOM_SIZES[choice]), "Generating the phantom")
+    written = widgets.follow("phantom", "The phantom data set")
+    if written:
+        st.success(f"Wrote {written:,} images and {folder.name}/{MANIFEST_NAME}.")
+
+
+manifest = widgets.path_input("Data set manifest (CSV)", key="train-manifest", value=f"{PHANTOM}/{MANIFEST_NAME}")
+if manifest is not None and not manifest.is_file():
+    if manifest == (REPOSITORY / PHANTOM / MANIFEST_NAME).resolve():
+        phantom_section(manifest.parent)
+    else:
+        st.warning(f"{manifest} does not exist yet; write one with `python -m hct data check` or generate the phantom.")
+
+slots = len(store.slots({"device": "auto"}))
 with st.form("train"):
-    cols = st.columns(4)
+    cols = st.columns(5)
     model = cols[0].selectbox("Model", list_models(), format_func=display_name)
     stage = cols[1].selectbox("Stage", list(STAGE_DEFAULTS), help="patch: 512x512 patches; image: full images")
     optimizer = cols[2].selectbox("Optimiser", ["adam", "asam"], format_func={"adam": "Adam", "asam": "Adam + ASAM (rho 0.05)"}.get)
     epochs = cols[3].number_input("Epochs", 1, 1000, 80)
-    manifest = st.text_input("Data set manifest (CSV)", placeholder="/data/phantom/manifest.csv")
+    nproc = cols[4].number_input("Processes", 1, slots, 1, help=f"torchrun --nproc-per-node: each process takes one "
+                                 f"of this server's {slots} training device(s), and waits until they are free")
     cols = st.columns(5)
-    size = cols[0].selectbox("Image resolution (HxW)", state.SIZES, index=len(state.SIZES) - 1)
+    size = cols[0].selectbox("Image resolution (HxW)", state.SIZES, index=state.SIZES.index("1664x1280"))
     patch = cols[1].number_input("Patch size", 32, 2048, 512)
     batch = cols[2].number_input("Batch (0: paper default)", 0, 1024, 0,
                                  help=f"paper: {STAGE_DEFAULTS['patch']['batch_size']} (patch), {STAGE_DEFAULTS['image']['batch_size']} (image)")
@@ -34,17 +78,41 @@ with st.form("train"):
     max_steps = cols[4].number_input("Max steps (0: all)", 0, 10_000_000, 0, help="End a smoke run early")
     launch = st.form_submit_button("Launch", type="primary")
 
+
+def submit():
+    if manifest is None:
+        raise HCTError("give the data set's manifest (a CSV under the data roots) above.")
+    load_records(manifest, roots=data_roots())  # the manifest exists, and names images under the roots only
+    config = TrainConfig(manifest=str(manifest), model=model, stage=stage, input_size=size, patch_size=patch,
+                         epochs=epochs, optimizer=optimizer, batch_size=batch or None, lr=lr or None,
+                         max_steps=max_steps or None,
+                         out_dir=str(store.path.parent / "train" / f"{model}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    job = store.submit(config.to_dict(), nproc=int(nproc), owner=state.owner())
+    store.schedule()
+    return job
+
+
 if launch:
-    def submit():
-        config = TrainConfig(manifest=manifest, model=model, stage=stage, input_size=size, patch_size=patch,
-                             epochs=epochs, optimizer=optimizer, batch_size=batch or None, lr=lr or None,
-                             max_steps=max_steps or None, out_dir=f"runs/train/{model}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}")
-        job = store.submit(config.to_dict())
-        store.schedule()
-        return job
     job = widgets.run_safely(submit, "Launching the run")
     if job is not None:
+        st.session_state[FOLLOW] = job.id
         st.success(f"Job {job.id} queued.")
+
+
+def ranks_panel(job) -> None:
+    """Each rank's heartbeat and the end of its own log."""
+    ranks = store.ranks(job.id)
+    now = time.time()
+    st.dataframe(pd.DataFrame([{
+        "rank": r["rank"], "phase": r["phase"], "epoch": r.get("epoch", ""),
+        "step": f"{r['step']}/{r['steps']}" if "step" in r else "", "pid": r.get("pid", ""),
+        "last heartbeat": f"{now - r['time']:.0f} s ago" if "time" in r else "—"} for r in ranks]),
+        hide_index=True, width="stretch")
+    with st.expander("Log" if job.nproc == 1 else "Logs: torchrun's, then each rank's"):
+        st.code(widgets.log_tail(job.log_file) or "(empty)")
+        for rank in ranks if job.nproc > 1 else ():
+            st.caption(f"rank {rank['rank']}")
+            st.code("".join(widgets.log_tail(path, 1500) for path in rank["logs"]) or "(empty)")
 
 
 @st.fragment(run_every=3)
@@ -57,19 +125,29 @@ def jobs_panel() -> None:
     if not jobs:
         st.info("No training jobs yet.")
         return
+    me = state.owner()
     st.subheader("Queue and history")
     st.dataframe(pd.DataFrame([{
-        "job": j.id, "state": j.state, "model": j.config.get("model"), "stage": j.config.get("stage"),
-        "optimiser": j.config.get("optimizer"), "device": j.gpu or "", "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created)),
-        "checkpoint": j.checkpoint or "", "error": (j.error or "")[-200:]} for j in jobs]), hide_index=True, width="stretch")
-    job = st.selectbox("Follow job", jobs, format_func=lambda j: f"{j.id}: {j.config.get('model')} {j.config.get('stage')} ({j.state})")
+        "job": j.id, "state": j.state, "processes": j.nproc, "model": j.config.get("model"), "stage": j.config.get("stage"),
+        "devices": j.gpu or "", "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created)),
+        "launched by": "you" if j.owner == me else "another session",
+        "error": (j.error or "")[-200:] if j.owner == me else ""} for j in jobs]), hide_index=True, width="stretch")
+    mine = [j for j in jobs if j.owner == me]
+    if not mine:
+        st.caption("The jobs launched from this session show here live, with their curves and each process's status.")
+        return
+    ids = [j.id for j in mine]
+    default = ids.index(st.session_state[FOLLOW]) if st.session_state.get(FOLLOW) in ids else 0
+    job = st.selectbox("Follow job", mine, index=default,
+                       format_func=lambda j: f"{j.id}: {j.config.get('model')} {j.config.get('stage')} ({j.state})")
     figure = training_curves_figure(store.metrics(job.id), title=f"Job {job.id}: loss and validation AUC")
     if figure is not None:
         st.plotly_chart(figure, key=f"job-curve-{job.id}")
+    elif not job.finished:
+        st.caption("The curves appear with the first logged steps.")
     if not job.finished and st.button("Cancel job", key=f"cancel-{job.id}"):
-        widgets.run_safely(lambda: store.cancel(job.id), "Cancelling")
-    with st.expander("Log"):
-        st.code(widgets.log_tail(job.log_file) or "(empty)")
+        widgets.run_safely(lambda: store.cancel(job.id, owner=me), "Cancelling")
+    ranks_panel(job)
 
 
 jobs_panel()

@@ -104,3 +104,51 @@ def test_the_app_s_device_queue_fixes_tf32_off_before_any_computation(monkeypatc
     finally:
         compute.queue.clear()
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _mib(text: str) -> int:
+    return int(text.removesuffix("MiB")) * 2**20
+
+
+@pytest.mark.parametrize("name", sorted(loaders.IMAGE_CACHE_LIMITS))
+def test_an_image_cache_past_its_size_limit_drops_the_least_recently_used(monkeypatch, name):
+    """Four entries of a third of the cache's size each: the first is dropped, and computed again."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    entries, size = loaders.IMAGE_CACHE_LIMITS[name]
+    blob = np.zeros((1000, _mib(size) // 3000 + 1), np.uint8)
+    computed = []
+    monkeypatch.setattr(loaders, "to_display", lambda pixels: pixels)  # kept at its size, whatever its shape
+    monkeypatch.setattr(loaders, "read_image", lambda item: computed.append(item.key) or SimpleNamespace(meta=blob, pixels=blob))
+    monkeypatch.setattr(loaders, "preprocess", lambda image, size, mode: blob)
+    cached = {"meta": loaders.image_meta, "display": loaders.display_pixels,
+              "preprocessed": lambda item: loaders.preprocessed(item, "64x48")}[name]
+    cache = getattr(loaders, f"_{name}")
+    cache.clear()
+    items = [state.ImageItem(f"fill-{i}", f"{i}.png", None) for i in range(4)]
+    for item in items:
+        cached(item)
+    cached(items[-1])
+    assert computed == [i.key for i in items]  # the last one is held
+    cached(items[0])
+    assert computed[-1] == items[0].key and len(computed) == 5  # the first was dropped
+    cache.clear()
+
+
+def test_an_image_cache_past_its_entry_limit_drops_the_least_recently_used(monkeypatch):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    computed = []
+    monkeypatch.setattr(loaders, "read_image", lambda item: computed.append(item.key) or SimpleNamespace(pixels=np.ones((4, 4))))
+    loaders._display.clear()
+    entries, _ = loaders.IMAGE_CACHE_LIMITS["display"]
+    items = [state.ImageItem(f"entry-{i}", f"{i}.png", None) for i in range(entries + 1)]
+    for item in items:
+        loaders.display_pixels(item)
+    loaders.display_pixels(items[0])
+    assert len(computed) == entries + 2 and computed[-1] == items[0].key
+    loaders._display.clear()

@@ -56,14 +56,15 @@ def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
     assert at.radio[1].options == ["Four-view exam", "One image"]
     assert len(at.get("plotly_chart")) == 4
     at.radio[0].set_value("Manifest").run()
-    at.text_input[0].set_value("/nonexistent/manifest.csv").run()
-    assert at.error and "does not exist" in at.error[0].value and "/nonexistent/manifest.csv" in at.error[0].value
+    at.text_input[0].set_value("data/nonexistent/manifest.csv").run()
+    assert at.error and "does not exist" in at.error[0].value and "nonexistent/manifest.csv" in at.error[0].value
     assert not at.exception
 
 
-def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path):
+def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path, monkeypatch):
     import public_trees
 
+    monkeypatch.setenv("HCT_DATA_ROOTS", str(tmp_path))
     public_trees.cmmd_tree(tmp_path)
     at = open_page(app, "images")
     at.radio[0].set_value("Public data set").run()
@@ -295,26 +296,29 @@ def test_breakdowns_scores_where_explanations_point(app, tmp_path):
 def test_breakdowns_reports_a_missing_file(app):
     at = open_page(app, "breakdowns")
     at.radio[0].set_value("CSV path").run()
-    at.text_input[0].set_value("/nonexistent.csv").run()
-    assert at.error and "/nonexistent.csv" in at.error[0].value and not at.exception
+    at.text_input[0].set_value("data/nonexistent.csv").run()
+    assert at.error and "data/nonexistent.csv" in at.error[0].value and not at.exception
 
 
-def test_training_form_validates_and_launches(app, tmp_path):
+def test_training_form_validates_and_launches(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("HCT_DATA_ROOTS", str(tmp_path))
     at = open_page(app, "training")
-    at.text_input[0].set_value(str(tmp_path / "missing.csv"))
+    at.text_input(key="path-train-manifest").set_value(str(tmp_path / "missing.csv")).run()
+    assert at.warning and "missing.csv" in at.warning[0].value
     at.button[0].click().run()
     assert at.error and "missing.csv" in at.error[0].value and not at.exception  # reported, not raised
     from hct.data import generate_phantom
 
     generate_phantom(8, tmp_path / "phantom", size=(128, 96))
-    at.text_input[0].set_value(str(tmp_path / "phantom" / "manifest.csv"))
-    at.number_input[1].set_value(32)  # patch size
-    at.number_input[4].set_value(1)  # max steps
+    at.text_input(key="path-train-manifest").set_value(str(tmp_path / "phantom" / "manifest.csv"))
+    at.number_input[2].set_value(32)  # patch size
+    at.number_input[5].set_value(1)  # max steps
     at.button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.success and "queued" in at.success[-1].value
     jobs = at.dataframe[0].value
     assert len(jobs) == 1 and jobs["state"].iloc[0] in ("queued", "running", "succeeded", "failed")
+    assert jobs["launched by"].iloc[0] == "you"
     from app import loaders
 
     job = loaders.job_store().list()[0]

@@ -113,3 +113,14 @@ def test_predict_rejects_non_binary_classifier():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     with pytest.raises(EvaluationError, match="two outputs"):
         predict_batches(model, [(torch.rand(2, 1, 4, 4), records(2))])
+
+
+def test_without_identity_keeps_patients_apart_and_their_ids_out():
+    import pandas as pd
+
+    from hct.eval.predictions import without_identity
+
+    table = pd.DataFrame({"patient_id": ["PID-1", "PID-1", "PID-2"], "probability": [0.1, 0.2, 0.3]})
+    out = without_identity(table)
+    assert out["patient_id"].nunique() == 2 and out["patient_id"].iloc[0] == out["patient_id"].iloc[1]
+    assert not out["patient_id"].str.contains("PID").any() and table["patient_id"].iloc[0] == "PID-1"

@@ -68,10 +68,10 @@ def test_check_raises_once_cancel_was_asked():
 
 
 def _waiter(queue: DeviceQueue, positions: list, admitted: threading.Event, release: threading.Event,
-            cancel=None) -> threading.Thread:
+            cancel=None, background: bool = False) -> threading.Thread:
     def run():
         try:
-            with queue.slot(cancel=cancel, on_wait=positions.append):
+            with queue.slot(cancel=cancel, on_wait=positions.append, background=background):
                 admitted.set()
                 release.wait(10)
         except ComputationCancelled:
@@ -108,6 +108,28 @@ def test_waiting_callers_learn_their_position_first_come_first_served():
     for thread in threads:
         thread.join(10)
     assert positions[2] == [2, 1, 0] and queue.running == queue.waiting == 0
+
+
+def test_a_background_job_waits_behind_interactive_requests_that_came_later():
+    queue = DeviceQueue(slots=1, poll_s=0.01)
+    events = [(threading.Event(), threading.Event()) for _ in range(3)]
+    positions = [[], [], []]
+    threads = [_waiter(queue, positions[0], *events[0])]
+    assert events[0][0].wait(10)
+    threads.append(_waiter(queue, positions[1], *events[1], background=True))
+    _until(lambda: queue.waiting == 1)
+    threads.append(_waiter(queue, positions[2], *events[2]))
+    _until(lambda: positions[1] == [1, 2])  # the interactive request went ahead of the job
+    assert positions[2] == [1]
+    events[0][1].set()
+    assert events[2][0].wait(10) and not events[1][0].is_set()
+    _until(lambda: positions[1] == [1, 2, 1])
+    events[2][1].set()
+    assert events[1][0].wait(10)
+    events[1][1].set()
+    for thread in threads:
+        thread.join(10)
+    assert queue.running == queue.waiting == 0
 
 
 def test_no_more_than_slots_computations_run_at_once():

@@ -24,6 +24,7 @@ from hct.data.records import ImageRecord
 from hct.data.report import DataReport
 from hct.data.splits import complete_splits
 from hct.data.vindr import scan_vindr_mammo
+from hct.data_roots import confine, confine_records
 from hct.errors import ConfigError
 
 FORMATS = ("cbis-ddsm", "vindr", "cmmd", "optimam", "manifest")
@@ -34,33 +35,47 @@ TABLE_PATTERNS = {"cbis-ddsm": "*case_description*.csv", "vindr": "finding_annot
 
 def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (), images: str | Path | None = None,
                cache_dir: str | Path | None = None, workers: int | None = None, progress: Progress | None = None,
-               malignant_birads: tuple[int, ...] = (5,)) -> DataReport:
+               malignant_birads: tuple[int, ...] = (5,), roots: Sequence[Path] | None = None) -> DataReport:
     """What of the data set at ``source`` (``format``: one of ``FORMATS``) is there and usable.
 
     ``source`` is the folder the data set was downloaded to (or any folder above it), an OMI-DB data
     folder for ``optimam`` (``images``: its image folder, default the same), or a manifest CSV (or a
     folder holding ``manifest.csv``). ``tables``: the case description CSVs (CBIS-DDSM),
     finding_annotations.csv (VinDr-Mammo) or the clinical spreadsheet (CMMD); found under ``source``
-    when not given."""
+    when not given. With ``roots`` (the app's data roots, :mod:`hct.data_roots`), every path read is
+    confined to them, a manifest's rows before any of their files is looked at."""
     if format not in FORMATS:
         raise ConfigError(f"Unknown data set format {format!r}; use one of {', '.join(FORMATS)}.")
+    if roots is not None:
+        source, images = confine(source, roots), images and confine(images, roots)
     source = Path(source)
     if not source.exists():
         raise ConfigError(f"{source} does not exist; give the folder the data set was downloaded to.")
-    if format == "manifest":
-        manifest = source / MANIFEST_NAME if source.is_dir() else source
-        return verify_records(read_manifest(manifest), "manifest", str(source), workers, progress)
-    if format == "optimam":
-        return verify_records(read_optimam(source, images), "optimam", str(source), workers, progress)
+    if format in ("manifest", "optimam"):
+        records = (read_manifest(source / MANIFEST_NAME if source.is_dir() else source) if format == "manifest"
+                   else read_optimam(source, images))
+        if roots is not None:
+            records = confine_records(records, source, roots)
+        return verify_records(records, format, str(source), workers, progress)
     found = [Path(t) for t in tables] or _find_tables(source, TABLE_PATTERNS[format])
+    if roots is not None:
+        found = [confine(t, roots) for t in found]
+    report = _scan(format, found, source, cache_dir, workers, progress, malignant_birads)
+    if roots is not None:
+        confine_records(report.records, source, roots)
+    return report
+
+
+def _scan(format: str, tables: list[Path], source: Path, cache_dir: str | Path | None, workers: int | None,
+          progress: Progress | None, malignant_birads: tuple[int, ...]) -> DataReport:
     if format == "cbis-ddsm":
-        return scan_cbis_ddsm(found, source, cache_dir, workers, progress)
-    if len(found) != 1:
-        raise ConfigError(f"{format} needs one table, found {len(found)} ({', '.join(map(str, found))}); "
+        return scan_cbis_ddsm(tables, source, cache_dir, workers, progress)
+    if len(tables) != 1:
+        raise ConfigError(f"{format} needs one table, found {len(tables)} ({', '.join(map(str, tables))}); "
                           "pass the one to use with --tables.")
     if format == "vindr":
-        return scan_vindr_mammo(found[0], source, malignant_birads, cache_dir, workers, progress)
-    return scan_cmmd(found[0], source, cache_dir, workers, progress)
+        return scan_vindr_mammo(tables[0], source, malignant_birads, cache_dir, workers, progress)
+    return scan_cmmd(tables[0], source, cache_dir, workers, progress)
 
 
 def _find_tables(source: Path, pattern: str) -> list[Path]:

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from hct.data.manifest import make_record, read_manifest
 from hct.data.phantom import MANIFEST_NAME
 from hct.data.records import ImageRecord
 from hct.data.samples import builtin_samples
+from hct.data_roots import confine, confine_records
 from hct.errors import ConfigError
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".tif", ".tiff")
 
 
-def load_records(source: str | Path) -> list[ImageRecord]:
+def load_records(source: str | Path, roots: Sequence[Path] | None = None) -> list[ImageRecord]:
     """Records of ``source``: ``"samples"`` (the built-in CBIS-DDSM DICOMs), a manifest ``.csv``, a
     folder holding a ``manifest.csv`` (a phantom data set), or a folder of DICOM/PNG/TIFF images
-    (unlabelled; laterality and view are read from each file when it is used)."""
+    (unlabelled; laterality and view are read from each file when it is used). With ``roots`` (the
+    app's data roots, :mod:`hct.data_roots`), ``source`` and every image it names are confined to them."""
     if str(source) == "samples":
         return builtin_samples()
+    if roots is not None:
+        return confine_records(load_records(confine(source, roots)), source, roots)
     path = Path(source)
     if path.is_file() and path.suffix.lower() == ".csv":
         return read_manifest(path)

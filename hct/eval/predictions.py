@@ -238,3 +238,13 @@ def predict(
         total=len(records),
         progress=progress,
     )
+
+
+def without_identity(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each ``patient_id`` replaced by its digest (one patient, one digest; the index's
+    :func:`~hct.data.dicom_index.subject_digest`), for a table that leaves the app."""
+    from hct.data.dicom_index import subject_digest
+
+    if "patient_id" not in table.columns:
+        return table
+    return table.assign(patient_id=table["patient_id"].astype(str).map(subject_digest))

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 NORMALISATIONS = ("area", "peak", "none")
 SCALES = ("linear", "sqrt", "log10", "power_0.25")
-DISPLAY_LONG_SIDE = 1000
+DISPLAY_LONG_SIDE = 1000  # pixels on the long side of what is sent to the browser (maps and pictures)
 
 
 def default_normalisation(reduction: str) -> str:

@@ -18,9 +18,9 @@ from scipy import ndimage
 
 from hct.data.preprocess import Preprocessed, resize
 from hct.errors import ConfigError
+from hct.explain.maps import DISPLAY_LONG_SIDE
 from hct.explain.readable import ReadableMap
 
-DISPLAY_LONG_SIDE = 1000  # pixels on the long side of what is sent to the browser
 COLORMAP = "jet"
 
 

@@ -5,22 +5,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 
 def _train(args: argparse.Namespace) -> int:
+    from hct.train.heartbeat import Heartbeat
     from hct.train.jobs import write_status
     from hct.train.loop import train
 
+    rank = int(os.environ.get("RANK", "0"))  # set by torchrun
+    heartbeat = Heartbeat(args.status_file.parent, rank) if args.status_file else None
     try:
-        result = train(args.config, progress=not args.no_progress)
+        result = train(args.config, progress=not args.no_progress, heartbeat=heartbeat)
     except BaseException as err:
         if args.status_file:
+            heartbeat("failed", error=f"{type(err).__name__}: {err}")
             write_status(args.status_file, "failed", error=f"{type(err).__name__}: {err}")
         raise
-    if args.status_file:
+    if args.status_file and rank == 0:
         write_status(args.status_file, "succeeded", checkpoint=str(result.best_checkpoint))
     print(json.dumps(result.to_dict(), indent=2))
     return 0
@@ -35,10 +40,10 @@ def _store(args: argparse.Namespace):
 def _jobs_list(args: argparse.Namespace) -> int:
     store = _store(args)
     store.schedule()
-    print(f"{'id':>4}  {'state':<10} {'device':<8} {'created':<20} config")
+    print(f"{'id':>4}  {'state':<10} {'nproc':>5} {'devices':<16} {'created':<20} config")
     for job in store.list():
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created))
-        print(f"{job.id:>4}  {job.state:<10} {job.gpu or '-':<8} {created:<20} {job.config.get('out_dir', '')}")
+        print(f"{job.id:>4}  {job.state:<10} {job.nproc:>5} {job.gpu or '-':<16} {created:<20} {job.config.get('out_dir', '')}")
         if job.state == "failed" and job.error:
             print("      " + job.error.strip().splitlines()[-1])
     return 0
@@ -49,7 +54,7 @@ def _jobs_launch(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)  # refuse a bad config before queueing it
     store = _store(args)
-    job = store.submit(config.to_dict())
+    job = store.submit(config.to_dict(), nproc=args.nproc)
     store.schedule()
     job = store.get(job.id)
     print(f"job {job.id} {job.state} (log {job.log_file})")
@@ -113,14 +118,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     jobs.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"job database (default {DEFAULT_STORE})")
     actions = jobs.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="jobs and their states").set_defaults(func=_jobs_list)
-    launch = actions.add_parser("launch", help="queue a training run and start it when a device is free")
-    launch.add_argument("config", type=Path)
+    launch = actions.add_parser("launch", help="queue a training run and start it when its devices are free")
+    launch.add_argument("--config", required=True, type=Path, help="JSON (or YAML) training config")
+    launch.add_argument("--nproc", type=int, default=1, help="processes (torchrun --nproc-per-node; each takes a device)")
     launch.set_defaults(func=_jobs_launch)
     follow = actions.add_parser("follow", help="print a job's log until it ends")
     follow.add_argument("id", type=int)
     follow.add_argument("--poll", type=float, default=1.0, help="seconds between checks")
     follow.set_defaults(func=_jobs_follow)
-    cancel = actions.add_parser("cancel", help="stop a job (SIGTERM, then SIGKILL)")
+    cancel = actions.add_parser("cancel", help="stop any job, whoever launched it (SIGTERM, then SIGKILL)")
     cancel.add_argument("id", type=int)
     cancel.set_defaults(func=_jobs_cancel)
 

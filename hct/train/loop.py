@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,13 +188,18 @@ def _build_model(config: TrainConfig) -> HighResNet:
     return model
 
 
+def _silent(phase: str, **fields) -> None:
+    """No heartbeat."""
+
+
 def train(config: TrainConfig | dict | str | Path, bank: ImageBank | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, heartbeat: Callable[..., None] | None = None) -> TrainResult:
     """Train as ``config`` says (a :class:`TrainConfig`, a dict or a config file) and return the result.
 
     Resumes from ``out_dir/resume.pt`` when present; a finished run returns its result at once.
     Under ``torchrun`` each process calls this; only rank 0 writes. ``bank`` reuses data already in
-    memory (it must be the bank of ``config.manifest`` at ``config.input_size``).
+    memory (it must be the bank of ``config.manifest`` at ``config.input_size``). ``heartbeat(phase,
+    **fields)`` hears how the run goes (:class:`hct.train.heartbeat.Heartbeat`).
     """
     if isinstance(config, (str, Path)):
         config = load_config(config)
@@ -201,7 +207,7 @@ def train(config: TrainConfig | dict | str | Path, bank: ImageBank | None = None
         config = TrainConfig.from_dict(config)
     ctx = setup(config.resolved_device())
     try:
-        return _train(config, ctx, bank, progress)
+        return _train(config, ctx, bank, progress, heartbeat or _silent)
     finally:
         teardown(ctx)
 
@@ -238,6 +244,7 @@ class _Run:
     metrics: _Metrics
     state: RunState
     started: float = field(default_factory=time.perf_counter)
+    beat: Callable[..., None] = _silent  # the process's heartbeat
 
     @property
     def patches(self) -> bool:
@@ -369,6 +376,7 @@ def train_one_epoch(run: _Run, bar: tqdm) -> None:
         state.global_step += 1
         state.step_in_epoch += 1
         bar.update(1)
+        run.beat("training", epoch=state.epoch + 1, step=state.global_step, steps=run.total_steps())
         if state.global_step % config.log_every == 0 or state.step_in_epoch == run.steps_per_epoch:
             if run.ctx.distributed:
                 torch.distributed.all_reduce(running)
@@ -428,6 +436,7 @@ def _end_epoch(run: _Run) -> tuple[float | None, float]:
     state = run.state
     state.epoch += 1
     state.step_in_epoch = 0
+    run.beat("validating", epoch=state.epoch, step=state.global_step, steps=run.total_steps())
     val_auc, val_loss = validate(run)
     if run.ctx.is_main:
         run.metrics.write(epoch=state.epoch, step=state.global_step, val_auc=val_auc, val_loss=val_loss,
@@ -439,7 +448,8 @@ def _end_epoch(run: _Run) -> tuple[float | None, float]:
     return val_auc, val_loss
 
 
-def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progress: bool) -> TrainResult:
+def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progress: bool,
+           beat: Callable[..., None]) -> TrainResult:
     out_dir = Path(config.out_dir)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -447,7 +457,9 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
         (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
     if (out_dir / RESULT_NAME).is_file():
         return TrainResult.from_dict(json.loads((out_dir / RESULT_NAME).read_text()))
+    beat("loading data")
     run = _setup_run(config, ctx, bank)
+    run.beat = beat
     _resume(run)
     state = run.state
     bar = tqdm(total=run.total_steps(), initial=state.global_step, disable=not (progress and ctx.is_main),
@@ -466,6 +478,7 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
         run.save_resume()
         barrier(ctx)
     bar.close()
+    beat("done", epoch=state.epoch, step=state.global_step, steps=run.total_steps())
     result = TrainResult(
         out_dir=out_dir, best_checkpoint=out_dir / f"{BEST_NAME}.safetensors",
         last_checkpoint=out_dir / f"{LAST_NAME}.safetensors", metrics_path=run.metrics.path,

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from safetensors.torch import load_file
 from hct.checkpoints import load_checkpoint
 from hct.data import generate_phantom
 from hct.train import train
+from torchrun import hct_torchrun
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = [128, 96]
@@ -96,12 +96,6 @@ def test_kill_and_resume_equals_an_unbroken_run(manifest, tmp_path):
     assert epochs == [1, 2, 3, 4]
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_processes_train_the_single_process_model(manifest, tmp_path):
     # Four steps of 4 micro-batches (2 per rank: exercises no_sync accumulation), keyed noise and dropout.
@@ -120,12 +114,8 @@ def test_torchrun_two_processes_train_the_single_process_model(manifest, tmp_pat
     finally:
         torch.set_num_threads(threads)
     config_path = _write(tmp_path / "ddp.json", _config(manifest, tmp_path / "ddp", **settings))
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-         "-m", "hct", "train", "--config", config_path, "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    run = hct_torchrun("train", "--config", config_path, "--no-progress", env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads((tmp_path / "ddp" / "result.json").read_text())["steps"] == single.steps == 4
 

@@ -1,4 +1,5 @@
-"""``python -m hct eval``: AUC tables and figures from one or more predictions files."""
+"""``python -m hct predict`` (a predictions table; also under torchrun) and ``python -m hct eval`` (AUC
+tables and figures from one or more predictions files)."""
 
 from __future__ import annotations
 
@@ -31,14 +32,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="malignancy probability of every image of a data set, one row per (model, image)",
         description="Run checkpoints over a data set (batched, on the GPU when present; images preprocessed as each "
         "checkpoint's card says) and write a predictions table (CSV, or Parquet for a .parquet path) for "
-        "`python -m hct eval`.",
+        "`python -m hct eval`. Under torchrun the images are shared out over the processes and rank 0 writes "
+        "the table, equal to one process's.",
     )
     parser.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint paths (or registry names: random init)")
     parser.add_argument("--data", required=True, help="a manifest .csv, a phantom folder, a folder of images, or 'samples'")
     parser.add_argument("--split", default=None, help="only the records of this split (train, val, test)")
     parser.add_argument("--size", default=None, help="model input HxW (default: each checkpoint's training size)")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--workers", type=int, default=0, help="processes decoding images ahead (0: none)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: each rank's own GPU)")
     parser.add_argument("--out", required=True, type=Path, help="predictions file (.csv or .parquet)")
     parser.set_defaults(func=run_predict)
 
@@ -62,42 +65,52 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Handler of ``python -m hct predict``."""
-    from tqdm import tqdm
-
-    from hct.checkpoints import load_model
-    from hct.data import load_records, parse_size
+    """Handler of ``python -m hct predict`` (also under torchrun)."""
+    from hct.data import load_records
     from hct.devices import resolve_device
+    from hct.distributed import setup, teardown
 
-    device = resolve_device(args.device)
     records = load_records(args.data)
     if args.split:
         records = [r for r in records if r.split == args.split]
     if not records:
         raise EvaluationError(f"no images in {args.data}" + (f" with split {args.split!r}" if args.split else ""))
-    frames = []
-    for spec in args.checkpoint:
-        model, card = load_model(spec, device=device)
-        size = parse_size(args.size) if args.size else (card.input_size if card and card.input_size else None)
-        if size is None:
-            raise EvaluationError(f"{spec} has no input size on its card; pass --size HxW")
-        with tqdm(total=len(records), desc=model.name, unit="img") as bar:
-            frame = predict(
-                model, records, size=tuple(size), **card_preprocessing(card), batch_size=args.batch_size,
-                device=str(device),
-                model_name=model.name if card is None else Path(spec).with_suffix("").name,
-                checkpoint_sha256=card.weights_sha256 if card else "",
-                progress=lambda done, total: bar.update(done - bar.n),
-            )
-        if card is not None and card.stage:
-            frame["stage"] = card.stage
-        frames.append(frame)
+    context = setup(resolve_device(args.device))
+    try:
+        frames = [_predict_checkpoint(spec, records, args, context) for spec in args.checkpoint]
+    finally:
+        teardown(context)
+    if not context.is_main:
+        return 0
     table = pd.concat(frames, ignore_index=True)
     if "stage" in table.columns and table["stage"].isna().any():
         table = table.drop(columns="stage")  # a stage column must cover every row (Table 3) or none
-    path = write_predictions(table, args.out, labelled=False)
-    print(path)
+    print(write_predictions(table, args.out, labelled=False))
     return 0
+
+
+def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, context) -> pd.DataFrame | None:
+    """One checkpoint's predictions (rank 0's gathered table under torchrun, ``None`` on other ranks)."""
+    from tqdm import tqdm
+
+    from hct.checkpoints import load_model
+    from hct.data import parse_size
+
+    model, card = load_model(spec, device=context.device)
+    size = parse_size(args.size) if args.size else (card.input_size if card and card.input_size else None)
+    if size is None:
+        raise EvaluationError(f"{spec} has no input size on its card; pass --size HxW")
+    label = model.name if card is None else Path(spec).with_suffix("").name
+    with tqdm(total=len(records), desc=label, unit="img", disable=not context.is_main) as bar:
+        frame = predict(
+            model, records, size=tuple(size), **card_preprocessing(card), batch_size=args.batch_size,
+            workers=args.workers, device=str(context.device), model_name=label,
+            checkpoint_sha256=card.weights_sha256 if card else "", context=context,
+            progress=lambda done, total: bar.update(min(done * context.world, len(records)) - bar.n),  # rank 0's share
+        )
+    if frame is not None and card is not None and card.stage:
+        frame["stage"] = card.stage
+    return frame
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from hct.errors import EvaluationError
 if TYPE_CHECKING:  # torch is imported only when predicting
     import torch
 
+    from hct.distributed import DistContext
     from hct.weights import ModelCard
 
 PREDICTION_COLUMNS = (
@@ -142,6 +143,22 @@ def card_preprocessing(card: ModelCard | None) -> dict[str, object]:
     return {"mode": recorded.get("mode", "canonical"), "clear_background": bool(recorded.get("clear_background", True))}
 
 
+class _Preprocessing:
+    """``records[i]`` preprocessed (a map-style data set for ``torch.utils.data.DataLoader``)."""
+
+    def __init__(self, records: Sequence[ImageRecord], size: tuple[int, int], mode: str, clear_background: bool):
+        self.records, self.size, self.mode, self.clear_background = list(records), size, mode, clear_background
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from hct.data import load_preprocessed
+
+        record = self.records[index]
+        return load_preprocessed(record.path, self.size, mode=self.mode, clear_background=self.clear_background).tensor
+
+
 def batch_records(
     records: Sequence[ImageRecord],
     size: tuple[int, int],
@@ -149,19 +166,20 @@ def batch_records(
     *,
     mode: str = "canonical",
     clear_background: bool = True,
+    workers: int = 0,
 ) -> Iterator[tuple[torch.Tensor, list[ImageRecord]]]:
-    """``(images (B, 1, H, W), records)`` batches of ``records`` preprocessed at ``size`` by
-    ``hct.data.load_preprocessed`` with ``mode`` and ``clear_background``."""
-    import torch
-
-    from hct.data import load_preprocessed
+    """``(images (B, 1, H, W), records)`` batches of ``records``, in order, preprocessed at ``size`` by
+    ``hct.data.load_preprocessed`` with ``mode`` and ``clear_background``; ``workers`` processes decode
+    ahead (a ``DataLoader``; 0: in this process)."""
+    from torch.utils.data import DataLoader
 
     if batch_size < 1:
         raise EvaluationError(f"batch_size must be at least 1, got {batch_size}.")
-    for start in range(0, len(records), batch_size):
-        batch = list(records[start:start + batch_size])
-        images = [load_preprocessed(r.path, size, mode=mode, clear_background=clear_background).tensor for r in batch]
-        yield torch.stack(images), batch
+    records = list(records)
+    loader = DataLoader(_Preprocessing(records, size, mode, clear_background), batch_size=batch_size,
+                        num_workers=workers, prefetch_factor=2 if workers else None)
+    for start, images in zip(range(0, len(records), batch_size), loader):
+        yield images, records[start:start + batch_size]
 
 
 def predict_batches(
@@ -221,23 +239,40 @@ def predict(
     mode: str = "canonical",
     clear_background: bool = True,
     batch_size: int = 4,
+    workers: int = 0,
     device: str = "cpu",
     progress: Progress | None = None,
     model_name: str = "",
     checkpoint_sha256: str = "",
-) -> pd.DataFrame:
+    context: DistContext | None = None,
+) -> pd.DataFrame | None:
     """Predictions table of ``model`` over ``records`` preprocessed at ``size`` with ``mode`` and
-    ``clear_background`` (a checkpoint's are :func:`card_preprocessing` of its card)."""
+    ``clear_background`` (a checkpoint's are :func:`card_preprocessing` of its card), ``workers``
+    processes decoding ahead.
+
+    Under torchrun (``context`` of several ranks) the batches are dealt out in contiguous runs, one per
+    rank in rank order, and rank 0 gathers the rows in record order: the table equals one process's,
+    batch for batch (``None`` on the other ranks). ``progress`` counts this rank's images.
+    """
+    from hct.distributed import gather_to_main, round_ranges
+
     records = list(records)
-    return predict_batches(
+    if context is not None and context.distributed:
+        batches = round_ranges(0, -(-len(records) // batch_size), context.world)[context.rank]
+        records = records[batches.start * batch_size:batches.stop * batch_size]
+    table = predict_batches(
         model,
-        batch_records(records, size, batch_size, mode=mode, clear_background=clear_background),
+        batch_records(records, size, batch_size, mode=mode, clear_background=clear_background, workers=workers),
         device=device,
         model_name=model_name,
         checkpoint_sha256=checkpoint_sha256,
         total=len(records),
         progress=progress,
     )
+    if context is None or not context.distributed:
+        return table
+    tables = gather_to_main(context, table)
+    return None if tables is None else pd.concat(tables, ignore_index=True)
 
 
 def without_identity(table: pd.DataFrame) -> pd.DataFrame:

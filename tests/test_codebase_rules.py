@@ -1,0 +1,89 @@
+"""Rules the code base keeps (issue 13): short functions in hct/, one load_model, no import cycle."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "hct"
+MAX_FUNCTION_LINES = 80
+
+
+def _modules() -> dict[str, ast.Module]:
+    trees = {}
+    for path in sorted(LIBRARY.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        trees[name] = ast.parse(path.read_text(), filename=str(path))
+    return trees
+
+
+def test_no_function_in_the_library_is_longer_than_80_lines():
+    long = []
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {length} lines")
+    assert not long, long
+
+
+def test_there_is_one_load_model():
+    found = []
+    for folder in (LIBRARY, ROOT / "app", ROOT / "pages"):
+        for path in folder.rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "load_model"]
+    assert found == ["hct/checkpoints.py:" + found[0].split(":")[1]] if found else False, found
+
+
+def _executed(tree: ast.AST):
+    """The nodes of ``tree`` that run when the module runs: ``if TYPE_CHECKING:`` blocks left out."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            yield from (n for child in node.orelse for n in (child, *_executed(child)))
+            continue
+        yield node
+        yield from _executed(node)
+
+
+def _imports(module: str, tree: ast.Module, known: set[str]) -> set[str]:
+    """The hct modules ``module`` imports, at the top or inside functions (``from package import
+    submodule`` imports the submodule; the package above any module is imported anyway)."""
+    found = set()
+    for node in _executed(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+            names = [n for n in submodules if n in known]
+            if len(names) < len(submodules):
+                names.append(node.module)
+        else:
+            continue
+        found |= {n for n in names if n in known and n != module}
+    return found
+
+
+def test_the_library_has_no_import_cycle():
+    trees = _modules()
+    known = set(trees)
+    # a package's __init__ re-exports its modules; importing the package is importing what it holds
+    graph = {name: _imports(name, tree, known) for name, tree in trees.items()}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]) if nxt in path else f"{node} -> {nxt}")
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, cycles

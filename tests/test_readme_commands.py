@@ -1,0 +1,52 @@
+"""Every ``python -m hct`` command the README shows parses with the real command line (``hct.__main__``),
+so the README cannot drift from the options the commands take."""
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from hct.__main__ import build_parser
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands() -> list[str]:
+    """The arguments after ``python -m hct`` of every command in the README: inline code, code blocks and
+    ``torchrun ... -m hct -- ...`` lines; ``a\\|b`` alternatives become ``a``."""
+    text = README.read_text()
+    found = re.findall(r"`python -m hct ([^`]*)`", text)
+    found += re.findall(r"^python -m hct (.*)$", text, flags=re.MULTILINE)
+    found += re.findall(r"-m hct -- ([^`]*)`", text)
+    return sorted({re.sub(r"\\\|[\w-]+", "", command).strip() for command in found})
+
+
+def _subcommand_names(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions[0].choices if actions else {}
+
+
+def test_the_readme_shows_the_commands():
+    assert len(readme_commands()) >= 20
+
+
+@pytest.mark.parametrize("command", readme_commands(), ids=lambda command: command[:50])
+def test_a_readme_command_parses(command):
+    argv = shlex.split(command)
+    if argv == ["--help"]:
+        return
+    parser = build_parser()
+    if not any(a.startswith("-") for a in argv) and argv[-1] in ("...",):
+        argv = argv[:-1]
+    try:
+        parser.parse_args(argv)
+    except SystemExit:
+        # a command named in prose without its arguments: the command itself must exist
+        level = parser
+        for word in argv:
+            choices = _subcommand_names(level)
+            assert word in choices, f"README names `python -m hct {command}`, but {word!r} is not a command"
+            level = choices[word]
+        assert not any(a.startswith("-") for a in argv), f"`python -m hct {command}` does not parse"

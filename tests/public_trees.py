@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
+
+from hct.data.dicom_write import mammogram_dataset, write_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 SHAPE = (64, 48)
-MAMMOGRAPHY = "1.2.840.10008.5.1.4.1.1.1.2"
 
 # CBIS-DDSM rows whose case-description CSV lists the ROI mask as the cropped image and vice versa
 CBIS_SWAPPED = {"Mass-Test_P_00016_LEFT_MLO_1"}
@@ -42,26 +42,8 @@ def write_dicom(path: Path, pixels: np.ndarray, **tags) -> Path:
 
 
 def _write_dicom(path: Path, pixels: np.ndarray, tags: dict) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MAMMOGRAPHY
-    meta.MediaStorageSOPInstanceUID = tags.setdefault("SOPInstanceUID", uid(str(path)))
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MAMMOGRAPHY
-    ds.Modality = "MG"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    bits = pixels.dtype.itemsize * 8
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    write_dataset(mammogram_dataset(pixels, sop_instance=tags.pop("SOPInstanceUID", uid(str(path))), **tags), path)
     return path
 
 

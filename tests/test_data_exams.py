@@ -1,26 +1,17 @@
 """Exams: grouping, the four-view hanging, study keys of uploads, breast-level scores."""
 
-import io
-
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from hct.data import builtin_samples, make_record
+from hct.data.dicom_write import MAMMOGRAPHY, new_dataset, write_dataset
 from hct.data.exams import FOUR_VIEWS, breast_scores, complete_exams, exam_label, study_key
 
 
 def dicom_header(**tags) -> bytes:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds = new_dataset(MAMMOGRAPHY)
     for key, value in tags.items():
         setattr(ds, key, value)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return write_dataset(ds)
 
 
 def test_the_samples_hold_two_complete_exams_hung_rcc_lcc_rmlo_lmlo():

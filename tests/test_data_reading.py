@@ -10,10 +10,10 @@ import pytest
 import tifffile
 from PIL import Image
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import FileMetaDataset
 
 from hct.data import builtin_samples, infer_laterality, read_mammogram
+from hct.data.dicom_write import mammogram_dataset, write_dataset
 from hct.data import reading
 from hct.errors import MammogramError
 
@@ -25,26 +25,7 @@ def samples():
 
 
 def make_dicom(pixels: np.ndarray, **tags) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return write_dataset(mammogram_dataset(pixels.astype(np.uint16), **tags))
 
 
 RAMP = np.tile(np.arange(0, 1000, 10, dtype=np.uint16), (64, 1))  # 64 x 100, values 0..990

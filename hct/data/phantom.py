@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hct.data.dicom_write import mammogram_dataset, write_dataset
 from hct.data.manifest import make_record, write_manifest
 from hct.data.phantom_render import MAX_VALUE, BreastPlan, Finding, render
 from hct.data.records import FINDING_TYPES, SPLITS, ImageRecord
@@ -103,36 +104,20 @@ def _plan(counts: Mapping[str, int], seed: int, malignant_fraction: float, benig
 
 def _write_dicom(path: Path, pixels: np.ndarray, plan: _ImagePlan, seed: int, size: tuple[int, int],
                  compression: str) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+    from pydicom.uid import RLELossless, generate_uid
 
-    sop_class = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage - For Presentation
-    uid = generate_uid(entropy_srcs=[str(seed), plan.image_id])
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, uid
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=[str(seed), plan.patient_id, "study"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[str(seed), plan.image_id, "series"])
-    ds.Modality = "MG"
-    ds.Manufacturer = "HCT phantom"
-    ds.PatientID = plan.patient_id  # an opaque key; no name, no birth date
-    ds.ImageLaterality, ds.ViewPosition = plan.breast.laterality, plan.breast.view
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, int(MAX_VALUE).bit_length(), int(MAX_VALUE).bit_length() - 1
-    ds.PixelRepresentation = 0
-    spacing = 0.065 * 3328 / size[0]
-    ds.PixelSpacing = [f"{spacing:.4f}", f"{spacing:.4f}"]
-    ds.PixelData = pixels.tobytes()
+    spacing = f"{0.065 * 3328 / size[0]:.4f}"
+    ds = mammogram_dataset(
+        pixels, bits_stored=int(MAX_VALUE).bit_length(), sop_instance=generate_uid(entropy_srcs=[str(seed), plan.image_id]),
+        StudyInstanceUID=generate_uid(entropy_srcs=[str(seed), plan.patient_id, "study"]),
+        SeriesInstanceUID=generate_uid(entropy_srcs=[str(seed), plan.image_id, "series"]),
+        Manufacturer="HCT phantom", PatientID=plan.patient_id,  # an opaque key; no name, no birth date
+        ImageLaterality=plan.breast.laterality, ViewPosition=plan.breast.view,
+        PresentationIntentType="FOR PRESENTATION", PixelSpacing=[spacing, spacing],
+    )
     if compression == "rle":
         ds.compress(RLELossless, pixels, encoding_plugin="pylibjpeg", generate_instance_uid=False)
-    ds.save_as(path, enforce_file_format=True)
+    write_dataset(ds, path)
 
 
 def _make_image(args: tuple[_ImagePlan, int, tuple[int, int], str, str]) -> list[tuple[str, tuple[int, int, int, int]]]:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hct.data.dicom_write import SECONDARY_CAPTURE, new_dataset, write_dataset
 from hct.errors import ConfigError, MammogramError
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 # What the export must never hold: patient identity (module "Patient") and the visit's accession number.
 IDENTITY_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "OtherPatientIDsSequence",
                      "AccessionNumber", "IssuerOfPatientID", "PatientAddress", "ReferringPhysicianName")
@@ -46,18 +46,14 @@ def secondary_capture(rgb: np.ndarray, description: str, reference: dict[str, st
     never who it shows). ``reference``: the source's UIDs (:func:`source_uids`) to file the capture
     in the source's study and reference the source image; ``None`` (default) references nothing.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
 
     rgb = np.ascontiguousarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ConfigError(f"a Secondary Capture takes a uint8 (H, W, 3) picture, got {rgb.dtype} {rgb.shape}")
     now = time.strftime("%Y%m%d"), time.strftime("%H%M%S")
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = SECONDARY_CAPTURE
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = new_dataset(SECONDARY_CAPTURE)
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.StudyInstanceUID = reference["StudyInstanceUID"] if reference else generate_uid()
     ds.SeriesInstanceUID = generate_uid()
@@ -78,6 +74,4 @@ def secondary_capture(rgb: np.ndarray, description: str, reference: dict[str, st
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.PixelData = rgb.tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return write_dataset(ds)

@@ -19,8 +19,8 @@ from app import compute, loaders, state, widgets
 
 PHANTOM = "data/phantom"  # relative to the repository, a data root
 # the phantom sizes offered: label -> (images per split, HxW); times of one CPU core (bench/RESULTS.md)
-PHANTOM_SIZES = {"Quick: 200 images at 832x640 (about 20 s)": (split_counts(200), (832, 640)),
-                 "Benchmark: 4,800 images at 1664x1280, as `python -m hct phantom` (about 25 minutes)":
+PHANTOM_SIZES = {"Quick: 200 images at 832x640 (under 15 s on 2 cores)": (split_counts(200), (832, 640)),
+                 "Benchmark: 4,800 images at 1664x1280, as `python -m hct phantom` (about 6 minutes on 2 cores)":
                      (BENCHMARK_SPLITS, (1664, 1280))}
 FOLLOW = "hct_train_follow"  # the job this session launched last
 

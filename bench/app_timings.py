@@ -1,22 +1,25 @@
 """App timings on this machine under AppTest: first render of Home, one ERF (two models, default size
 and N; empty gradient cache), and the page's rerun when a display setting changes (the map scale).
 
-Run from the repository root: ``python bench/app.py``. Prints one line of JSON.
+Run from the repository root: ``python bench/app_timings.py``. Prints one line of JSON.
 """
 
 import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from app.compute import TASKS
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the app package (a script's own folder comes first on sys.path)
+from app.compute import TASKS  # noqa: E402
 
-HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
+HOME = str(ROOT / "app" / "Home.py")
 
 
 def main() -> None:

@@ -13,37 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
+from app_server import CHROMIUM, serve
 
-
-def serve() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, HCT_CACHE_DIR=tempfile.mkdtemp(prefix="hct-bench-cache-"))
-    process = subprocess.Popen([str(Path(sys.executable).parent / "streamlit"), "run", "app/Home.py", "--server.port",
-                                str(port), "--server.headless", "true"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("streamlit did not start")
 
 
 def tree_cpu_seconds(roots: list[int]) -> float:
@@ -76,7 +53,7 @@ def main() -> None:
     process, url = serve()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
             page = browser.new_page(viewport={"width": 1500, "height": 2400})
             page.goto(f"{url}/erf_explorer")
             expect(page.get_by_role("heading", name="ERF explorer")).to_be_visible(timeout=120_000)
@@ -100,7 +77,6 @@ def main() -> None:
                 page.wait_for_function("() => new Promise(done => requestAnimationFrame(() => done(true)))")
                 redraws.append(time.perf_counter() - start)
                 cpu.append(tree_cpu_seconds([os.getpid(), process.pid]) - used)
-                print("server", tree_cpu_seconds([process.pid]), "all", tree_cpu_seconds([os.getpid(), process.pid]), file=sys.stderr)
             browser.close()
     finally:
         process.terminate()

@@ -18,40 +18,14 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+from app_server import CHROMIUM, serve
+
 QUEUED = re.compile(r"queued, position (\d+)")
-
-
-def serve() -> tuple[subprocess.Popen, str]:
-    """The app as the README starts it, on a free port, with an empty gradient cache."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, HCT_CACHE_DIR=tempfile.mkdtemp(prefix="hct-load-cache-"))
-    process = subprocess.Popen([str(Path(sys.executable).parent / "streamlit"), "run", "app/Home.py",
-                                "--server.port", str(port), "--server.headless", "true"],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("streamlit did not start")
 
 
 def rss_mb(pid: int) -> float:

@@ -13,12 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -27,28 +23,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 from hct.data import builtin_samples
 from hct.devices import describe_device, resolve_device
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+from app_server import CHROMIUM, ROOT, serve
+
 TIMEOUT_MS = 600_000
-
-
-def start_app(jobs: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    streamlit = Path(sys.executable).parent / "streamlit"
-    process = subprocess.Popen([str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=dict(os.environ, HCT_APP_JOB_STORE=jobs))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("streamlit did not start")
 
 
 def overlays_drawn(page: Page, image: str) -> None:
@@ -83,7 +60,7 @@ def click_attention(page: Page, fraction: tuple[float, float]) -> float:
 
 def main() -> None:
     names = [r.image_id for r in builtin_samples()]
-    process, url = start_app(str(ROOT / "out" / "bench_jobs.sqlite"))
+    process, url = serve(HCT_APP_JOB_STORE=str(ROOT / "out" / "bench_jobs.sqlite"))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])

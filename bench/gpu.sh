@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU session, one call on the lent H100/H200 (about 9 minutes): the phantom benchmark, the five
+# The GPU session, one call on the lent H100/H200 (about 10 minutes): the phantom benchmark, the five
 # shipped checkpoints with their test predictions (python -m hct zoo), then the CUDA benchmarks.
 # Results go to $OUT (or ./gpu-out): at most 8 files come back, so logs are bundled into logs.tgz
 # after every step (a step cut by its time limit still leaves the earlier ones).
@@ -45,4 +45,5 @@ step bench_table1 150 python3 bench/table1.py --data /tmp/phantom --split test -
     --device cuda --workers 12 --models "$MODELS"/gmic.safetensors "$MODELS"/def_gmic.safetensors \
     "$MODELS"/hct_performer_relu.safetensors --out /tmp/table1_cuda
 step bench_train 30 python3 bench/train.py --device cuda --steps 5
+step bench_predict 60 python3 bench/predict.py --device cuda --n 64 --sizes 1664x1280 3328x2560 --workers 0 8
 ls -la "$OUT"

@@ -78,7 +78,7 @@ def main() -> None:
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory(prefix="hct-bench-predict-") as folder:
         data = Path(folder) / "phantom"
-        records = generate_phantom({"test": args.n}, data, size=(1664, 1280))
+        records = generate_phantom({"test": args.n}, data, size=(1664, 1280), workers=min(8, os.cpu_count() or 1))
         print(f"Machine: {describe_device(device)}; `nproc` = {os.cpu_count()}; torch {torch.__version__}; "
               f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n")
         print(f"Command: `python {' '.join(sys.argv)}`\n")

@@ -9,6 +9,7 @@ import torch
 from hct.checkpoints import save_checkpoint
 from hct.data import generate_phantom
 from hct.distributed import DistContext
+from hct.errors import EvaluationError
 from hct.eval import predict
 from hct.models import create_model
 from torchrun import hct, hct_torchrun
@@ -39,3 +40,12 @@ def test_predict_under_torchrun_equals_one_process(tmp_path):
     assert len(one) == 14 and list(one["image_id"]) == list(two["image_id"])
     assert np.array_equal(one["probability"].to_numpy(), two["probability"].to_numpy())
     assert one.drop(columns="probability").equals(two.drop(columns="probability"))
+
+
+@pytest.mark.parametrize(("batch_size", "workers", "message"), [(0, 0, "batch_size must be at least 1, got 0"),
+                                                                 (2, -1, "must be 0 or more, got -1")])
+def test_bad_batching_is_a_clear_error_on_every_rank(tmp_path, batch_size, workers, message):
+    records = generate_phantom(4, tmp_path / "phantom", size=(96, 64))
+    with pytest.raises(EvaluationError, match=message):
+        predict(create_model("gmic"), records, size=(96, 64), batch_size=batch_size, workers=workers,
+                context=DistContext(rank=1, world=2))

@@ -143,6 +143,13 @@ def card_preprocessing(card: ModelCard | None) -> dict[str, object]:
     return {"mode": recorded.get("mode", "canonical"), "clear_background": bool(recorded.get("clear_background", True))}
 
 
+def _check_batching(batch_size: int, workers: int) -> None:
+    if batch_size < 1:
+        raise EvaluationError(f"batch_size must be at least 1, got {batch_size}.")
+    if workers < 0:
+        raise EvaluationError(f"workers (decoding processes) must be 0 or more, got {workers}.")
+
+
 class _Preprocessing:
     """``records[i]`` preprocessed (a map-style data set for ``torch.utils.data.DataLoader``)."""
 
@@ -173,8 +180,7 @@ def batch_records(
     ahead (a ``DataLoader``; 0: in this process)."""
     from torch.utils.data import DataLoader
 
-    if batch_size < 1:
-        raise EvaluationError(f"batch_size must be at least 1, got {batch_size}.")
+    _check_batching(batch_size, workers)
     records = list(records)
     loader = DataLoader(_Preprocessing(records, size, mode, clear_background), batch_size=batch_size,
                         num_workers=workers, prefetch_factor=2 if workers else None)
@@ -256,6 +262,7 @@ def predict(
     """
     from hct.distributed import gather_to_main, round_ranges
 
+    _check_batching(batch_size, workers)
     records = list(records)
     if context is not None and context.distributed:
         batches = round_ranges(0, -(-len(records) // batch_size), context.world)[context.rank]

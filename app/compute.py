@@ -11,6 +11,7 @@ cached function: a cache hit would replay them). Pages call:
   returns its result.
 - ``task(key) -> Task | None``: this session's task under ``key``.
 - ``queue() -> DeviceQueue``: the process's device queue (``HCT_COMPUTE_SLOTS``).
+- ``check_data_set(key, source, fmt, again=False) -> Task``: a data set's check (its ``DataReport``).
 - ``generate_phantom(out_dir, counts, size) -> Task`` and ``phantom_generation(out_dir)``: the phantom
   data set written as a queued job, one per folder for the whole server.
 - ``shipped_predictions() -> DataFrame``: ``checkpoints/predictions.csv``.
@@ -58,6 +59,7 @@ import streamlit as st
 import torch
 
 from hct.checkpoints import model_label
+from hct.data import DataReport, check_data
 from hct.data import generate_phantom as write_phantom
 from hct.data import parse_size
 from hct.devices import disable_tf32
@@ -79,6 +81,7 @@ from hct.explain import (
     compute_erfs, layer_input, localize, select_subset,
 )
 from hct.explain.table1 import Table1, compute_table1, sample_table1
+from hct.data_roots import data_roots
 from hct.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_slots
 
 from app import loaders
@@ -110,14 +113,15 @@ def task(key: str) -> Task | None:
     return st.session_state.get(TASKS, {}).get(key)
 
 
-def start(key: str, work: Callable[[Task], Any], *, images: int, size: str, models: int = 1,
+def start(key: str, work: Callable[[Task], Any], *, images: int, size: str | None, models: int = 1,
           inputs: Hashable = None, job: bool = False) -> Task:
     """Run ``work(task)`` as this session's task under ``key``, cancelling (and dropping) the task there.
 
     With ``inputs``, a task under ``key`` with equal inputs that is queued, running or done is kept instead.
     ``images`` x ``size`` x ``models`` is the size of the request: checked against the compute budget,
-    unless ``job`` (a background job; see the module's docstring). A job still computing under ``key``
-    is never dropped for another request: that raises :class:`HCTError` until it is cancelled.
+    unless ``job`` (a background job; see the module's docstring) or ``size`` is None (work that runs no
+    model, such as a data check). A job still computing under ``key`` is never dropped for another
+    request: that raises :class:`HCTError` until it is cancelled.
     """
     tasks = st.session_state.setdefault(TASKS, {})
     refused = st.session_state.setdefault(REFUSED, {})
@@ -130,14 +134,15 @@ def start(key: str, work: Callable[[Task], Any], *, images: int, size: str, mode
     tasks.pop(key, None)
     if old is not None:
         old.cancel()
-    if not job:
+    if not job and size is not None:
         try:
             check_budget(images, parse_size(size), models)
         except BudgetExceeded as err:
             refused[key] = (dict(work=work, images=images, size=size, models=models, inputs=inputs), str(err))
             raise
     new = Task(work, inputs, background=job)
-    new.step(f"{images} image{'s' * (images != 1)} at {size}" + (f", {models} models" if models > 1 else ""))
+    if size is not None:
+        new.step(f"{images} image{'s' * (images != 1)} at {size}" + (f", {models} models" if models > 1 else ""))
     tasks[key] = new
     return new.start()
 
@@ -152,6 +157,25 @@ def run_as_job(key: str) -> Task:
     """Run the request refused under ``key`` as a background job (``start(..., job=True)``)."""
     request, _ = st.session_state[REFUSED][key]
     return start(key, **request, job=True)
+
+
+def check_data_set(key: str, source: Path, fmt: str, again: bool = False) -> Task:
+    """Check the data set at ``source`` (:func:`hct.data.check_data` in ``fmt``, confined to the data
+    roots) as this session's task under ``key``, with progress and cancel; its result is the
+    :class:`~hct.data.DataReport`. An equal check under way or done is kept, unless ``again``."""
+
+    def work(task: Task) -> DataReport:
+        task.step(f"reading the DICOM files under {source}")
+
+        def progress(done: int, total: int) -> None:
+            task.progress(done, total)
+            task.check()
+
+        return check_data(source, fmt, roots=data_roots(), progress=progress)
+
+    if again:
+        st.session_state.get(TASKS, {}).pop(key, None)
+    return start(key, work, images=0, size=None, inputs=(fmt, str(source)))
 
 
 _GENERATING = threading.Lock()

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from hct.data import Preprocessed, breast_scores, view_name
-from hct.explain import Attribution, Readability, ReadableMap, erf_curves, finding_mask, picture_figure, readable, score
+from hct.explain import Attribution, Readability, ReadableMap, erf_curves, finding_region, picture_figure, readable, score
 from hct.explain.attention_maps import upsample
 from hct.explain.export import secondary_capture, source_uids
 from hct.explain.localization import check_boxes
@@ -146,9 +146,10 @@ def downloads(item: ImageItem, pre: Preprocessed, shown: ReadableMap, display: D
 
 
 def localization_table(pre: Preprocessed, item: ImageItem, maps: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per method: the energy inside the finding, the pointing-game hit and the finding's area share."""
-    mask = finding_mask(pre, item.record.finding_boxes)
-    rows = [{"method": name, **score(heatmap, mask)} for name, heatmap in maps.items()]
+    """Per method: the energy inside the finding (its ROI masks, else its boxes), the pointing-game hit
+    and the finding's area share."""
+    mask, region = finding_region(pre, item.record)
+    rows = [{"method": name, **score(heatmap, mask), "finding outlined by": region} for name, heatmap in maps.items()]
     return pd.DataFrame(rows).rename(columns={
         "energy": "energy inside the finding", "hit": "pointing-game hit (15 px)",
         "finding_area_px": "finding area (model pixels)", "area_share": "area share (a uniform map's energy)"})
@@ -181,8 +182,10 @@ def overlays_view(model_key: str, item: ImageItem, size: str, methods: Sequence[
     if item.record.finding_boxes:
         st.subheader("Where each map points")
         shape = loaders.read_image(item).pixels.shape
-        if widgets.run_safely(lambda: check_boxes(item.record.finding_boxes, shape, item.name) or True, "Scoring"):
-            st.dataframe(localization_table(pre, item, maps), hide_index=True, width="stretch")
+        table = widgets.run_safely(lambda: check_boxes(item.record.finding_boxes, shape, item.name)
+                                   or localization_table(pre, item, maps), "Scoring")
+        if table is not None:
+            st.dataframe(table, hide_index=True, width="stretch")
 
 
 @st.fragment

@@ -1,8 +1,9 @@
 """Data throughput: decode + preprocess of the built-in DICOMs (full and half size), phantom generation,
-and indexing the headers of a CBIS-DDSM-like tree of small DICOMs (first run, then from the cache).
+indexing the headers of a CBIS-DDSM-like tree of small DICOMs (first run, then from the cache), and
+finding the boxes of full-size ROI masks.
 
 Run from the repository root: ``python bench/data.py [--phantom-n 200] [--index-n 10000] [--workers 2]
-[--parts decode phantom index]``; prints Markdown tables.
+[--masks-n 100] [--parts decode phantom index masks]``; prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 
 from hct.data import FULL_SIZE, HALF_SIZE, builtin_samples, generate_phantom, index_dicoms, preprocess, read_mammogram
+from hct.data.dicom_index import binary_boxes
+from hct.data.dicom_write import mammogram_dataset, write_dataset
 
 
 def _cpu_model() -> str:
@@ -49,31 +52,37 @@ def bench_phantom(n: int, workers: int) -> None:
 
 def write_tree(root: Path, n: int) -> None:
     """``n`` 64x48 DICOMs laid out as TCIA's descriptive CBIS-DDSM download (one file per series)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.Modality, ds.SamplesPerPixel, ds.PhotometricInterpretation = "MG", 1, "MONOCHROME2"
-    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 64, 48, 16, 16, 15, 0
-    ds.SeriesDescription = "full mammogram images"
-    ds.PixelData = np.random.default_rng(0).integers(0, 4096, (64, 48), dtype=np.uint16).tobytes()
+    pixels = np.random.default_rng(0).integers(0, 4096, (64, 48), dtype=np.uint16)
     for i in range(n):
-        subject = f"Mass-Training_P_{i:05d}_LEFT_CC"
-        ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = subject, generate_uid(), generate_uid()
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        folder = root / subject / f"07-20-2016-DDSM-NA-{ds.StudyInstanceUID[-5:]}" / \
-            f"1.000000-full mammogram images-{ds.SeriesInstanceUID[-5:]}"
+        subject, study, series = f"Mass-Training_P_{i:05d}_LEFT_CC", generate_uid(), generate_uid()
+        folder = root / subject / f"07-20-2016-DDSM-NA-{study[-5:]}" / f"1.000000-full mammogram images-{series[-5:]}"
         folder.mkdir(parents=True)
-        ds.save_as(folder / "1-1.dcm", enforce_file_format=True)
+        write_dataset(mammogram_dataset(pixels, PatientID=subject, StudyInstanceUID=study, SeriesInstanceUID=series,
+                                        SeriesDescription="full mammogram images"), folder / "1-1.dcm")
+
+
+def bench_masks(n: int, workers: int) -> None:
+    """Boxes of ``n`` ROI masks of a CBIS-DDSM full image's size (uint8, 0/255, uncompressed, as
+    downloaded), the second pass of ``data check --format cbis-ddsm``; the cropped images it skips by shape."""
+    shape = (4600, 2900)  # about a CBIS-DDSM full mammogram
+    with tempfile.TemporaryDirectory() as out:
+        for i in range(n):
+            mask = np.zeros(shape, np.uint8)
+            mask[1000 + i:1400 + i, 800:1300] = 255
+            write_dataset(mammogram_dataset(mask, SeriesDescription="ROI mask images"), Path(out) / f"{i:04d}.dcm")
+        index = index_dicoms(out, workers=workers)
+        start = time.perf_counter()
+        boxes = binary_boxes(index, list(index.table["path"]), workers)
+        seconds = time.perf_counter() - start
+        assert all(box is not None for box in boxes.values())
+        print(f"| ROI mask boxes, {shape[0]}x{shape[1]} uint8 | {n:,} | {workers} | {seconds:.2f} | {n / seconds:.1f} |")
 
 
 def bench_index(n: int, workers: int) -> None:
     with tempfile.TemporaryDirectory() as out:
         write_tree(Path(out), n)
-        print("| step | files | workers | seconds | files/s |\n|---|---|---|---|---|")
         for name in ("headers, no cache (first run)", "from the Parquet cache (second run)"):
             index = index_dicoms(out, workers=workers)
             assert len(index.table) == n and (index.table["error"] == "").all()
@@ -86,7 +95,8 @@ def main() -> None:
     parser.add_argument("--phantom-n", type=int, default=200)
     parser.add_argument("--index-n", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parts = ("decode", "phantom", "index")
+    parser.add_argument("--masks-n", type=int, default=100)
+    parts = ("decode", "phantom", "index", "masks")
     parser.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, torch {torch.__version__} "
@@ -97,8 +107,12 @@ def main() -> None:
         bench_decode()
     if "phantom" in args.parts:
         bench_phantom(args.phantom_n, args.workers)
+    if {"index", "masks"} & set(args.parts):
+        print("| step | files | workers | seconds | files/s |\n|---|---|---|---|---|")
     if "index" in args.parts:
         bench_index(args.index_n, args.workers)
+    if "masks" in args.parts:
+        bench_masks(args.masks_n, args.workers)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ import random
 import pandas as pd
 import streamlit as st
 
-from hct.data import FORMATS, builtin_samples, check_data, complete_exams, exam_label
+from hct.data import FORMATS, builtin_samples, complete_exams, exam_label
 from hct.data_roots import data_roots
 
-from app import loaders, state, widgets
+from app import compute, loaders, state, widgets
 
 st.title("Images")
 st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
@@ -39,16 +39,20 @@ else:
     fmt, label, placeholder = CHECKED_SOURCES[source]
     fmt = fmt or st.selectbox("Format", [f for f in FORMATS if f != "manifest"])
     path = widgets.path_input(label, key=f"images-{source}", placeholder=placeholder)
-    key = f"hct_data_check:{fmt}:{path}"  # the report is kept for the session: checking reads every header
-    if path and (key not in st.session_state or st.button("Check again")):
-        report = widgets.run_safely(lambda: check_data(path, fmt, roots=data_roots()), f"Checking {path}")
+    if path:
+        check = compute.task("data-check")
+        if check is None or check.inputs != (fmt, str(path)):  # checking reads every header: once per source
+            widgets.run_safely(lambda: compute.check_data_set("data-check", path, fmt), f"Checking {path}")
+        report = widgets.follow("data-check", f"Checking {path}")
         if report is not None:
-            st.session_state[key] = report
-    if key in st.session_state:
-        report = st.session_state[key]
-        with st.expander(f"Data check: {len(report.records):,} usable images", expanded=not report.usable):
-            st.text("\n".join(report.lines()))
-        records = list(report.records)
+            shown = st.error if not report.usable else st.warning if report.missing or report.unreadable else st.success
+            shown(report.summary())
+            with st.expander("Data check report", expanded=not report.usable):
+                st.text("\n".join(report.lines()))
+            st.button("Check again", on_click=compute.check_data_set, args=("data-check", path, fmt, True),
+                      help="Read the folder again: files added or changed since are indexed, the rest come "
+                           "from the index cache.")
+            records = list(report.records)
 
 if records:
     cols = st.columns([1, 1, 1, 2])

@@ -71,11 +71,15 @@ def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path, monke
     at.selectbox[0].set_value("cmmd").run()
     at.text_input[0].set_value(str(tmp_path)).run()
     assert not at.exception and not at.error
+    assert at.warning[0].value == "12 usable images (the table lists 6 breasts); missing breasts: 1; unreadable images: 0"
     report = at.text[0].value
     assert "usable images: 12 (the table lists 6 breasts)" in report and "missing breasts: 1" in report
     assert "D2-0002" not in report and "spreadsheet row 7 (R)" in report  # subjects are not named
     next(b for b in at.button if b.label.startswith("Use ")).click().run()
     assert not at.exception and not at.error
+    first = at.session_state[TASKS]["data-check"]
+    next(b for b in at.button if b.label == "Check again").click().run()
+    assert at.session_state[TASKS]["data-check"] is not first and not at.exception and at.warning
 
 
 def test_erf_explorer_computes_two_models(app):
@@ -213,6 +217,20 @@ def test_an_image_with_a_finding_shows_where_each_map_points(app, tmp_path):
     assert list(table["method"]) == ["Grad-CAM at stages.4", "saliency"]
     assert table["energy inside the finding"].dropna().between(0, 1).all()  # NaN: a map without positive mass
     assert (table["area share (a uniform map's energy)"] > 0).all()
+    assert set(table["finding outlined by"]) == {"box"}
+
+
+def test_a_cbis_ddsm_finding_is_scored_against_its_roi_mask(app, tmp_path):
+    import public_trees
+
+    from app.state import IMAGES_KEY, record_item
+    from hct.data import read_cbis_ddsm
+
+    folder = public_trees.cbis_ddsm_tree(tmp_path, csvs=("mass_case_description_test_set.csv",))
+    records = read_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder)
+    app.session_state[IMAGES_KEY] = [record_item(next(r for r in records if r.label == 1 and r.finding_masks))]
+    at = open_page(app, "attention")
+    assert set(at.dataframe[0].value["finding outlined by"]) == {"ROI mask"}
 
 
 def test_a_finding_box_outside_the_image_is_named(app, tmp_path):

@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -104,6 +105,30 @@ def test_index_is_cached_and_refreshed_file_by_file(tmp_path):
     assert "truncated" in errors[changed.relative_to(tmp_path).as_posix()]
     (tmp_path / INDEX_NAME).write_text("garbage")  # a broken cache is rebuilt, not trusted
     assert index_dicoms(tmp_path).read == 12
+
+
+def test_masks_are_told_by_content_in_any_encoding(tmp_path):
+    from pydicom.uid import RLELossless
+
+    from hct.data.dicom_write import mammogram_dataset, write_dataset
+
+    mask = np.zeros((40, 30), np.uint8)
+    mask[5:12, 7:20] = 255
+    files = {"mask": trees.write_dicom(tmp_path / "mask.dcm", mask),
+             "image": trees.write_dicom(tmp_path / "image.dcm", trees.breast("L", shape=(40, 30))),
+             "flat": trees.write_dicom(tmp_path / "flat.dcm", np.full((40, 30), 255, np.uint8))}
+    inverted = mammogram_dataset(255 - mask, PhotometricInterpretation="MONOCHROME1")  # foreground stored dark
+    write_dataset(inverted, files.setdefault("monochrome1", tmp_path / "monochrome1.dcm"))
+    compressed = mammogram_dataset(mask.astype(np.uint16) * 4)
+    compressed.compress(RLELossless, mask.astype(np.uint16) * 4, encoding_plugin="pylibjpeg")
+    write_dataset(compressed, files.setdefault("rle", tmp_path / "rle.dcm"))
+    (files.setdefault("corrupt", tmp_path / "corrupt.dcm")).write_bytes(files["mask"].read_bytes()[:400])
+    index = index_dicoms(tmp_path)
+    boxes = dicom_index.binary_boxes(index, [f.name for f in files.values()])
+    found = {name: boxes[file.name] for name, file in files.items()}
+    assert found == {"mask": (5, 7, 12, 20), "monochrome1": (5, 7, 12, 20), "rle": (5, 7, 12, 20),
+                     "image": None, "flat": None, "corrupt": None}
+    assert index_dicoms(tmp_path).table.set_index("path").at["mask.dcm", "binary_box"] == "5 7 12 20"  # kept
 
 
 def test_index_in_parallel_equals_serial_and_lives_in_a_cache_folder(tmp_path, monkeypatch):

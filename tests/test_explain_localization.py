@@ -91,3 +91,40 @@ def test_the_localize_command_writes_rows_summary_and_figure(phantom, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and {"image_id", "model", "method", "energy", "hit", "finding_area_px"} <= set(rows[0])
     assert (out / "localization_summary.csv").stat().st_size > 0 and (out / "localization.png").stat().st_size > 0
+
+
+def test_a_box_drawn_as_a_mask_covers_what_the_box_covers(phantom):
+    _, records = phantom
+    for record in records:
+        image = read_mammogram(record.path)
+        pre = preprocess(image, SIZE)
+        outline = np.zeros(image.pixels.shape, bool)
+        for row0, col0, row1, col1 in record.finding_boxes:
+            outline[row0:row1, col0:col1] = True
+        from_mask, from_boxes = pre.to_model_mask(outline), finding_mask(pre, record.finding_boxes)
+        assert (from_mask & from_boxes).sum() / (from_mask | from_boxes).sum() > 0.8, record.image_id
+    speck = np.zeros(image.pixels.shape, bool)
+    speck[100, 100] = True  # one original pixel, under a model pixel's half: still one model pixel
+    assert pre.to_model_mask(speck).sum() >= 1
+
+
+def test_cbis_ddsm_findings_are_scored_against_their_roi_masks(tmp_path):
+    import public_trees
+
+    from hct.data import read_cbis_ddsm
+    from hct.explain.localization import finding_region
+
+    folder = public_trees.cbis_ddsm_tree(tmp_path, csvs=("mass_case_description_test_set.csv",))
+    records = [r for r in read_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder) if r.label == 1 and r.finding_masks]
+    assert records
+    record = records[0]
+    pre = preprocess(read_mammogram(record.path), SIZE)
+    region, outlined_by = finding_region(pre, record)
+    assert outlined_by == "ROI mask" and score(region.astype(float), region)["energy"] == pytest.approx(1.0)
+    rows = localize({"gmic": create_model("gmic")}, records, ["saliency"], SIZE)
+    assert set(rows["region"]) == {"ROI mask"} and len(rows) == len(records)
+    assert set(localize({"gmic": create_model("gmic")}, [dataclasses.replace(record, finding_masks=())],
+                        ["saliency"], SIZE)["region"]) == {"box"}
+    gone = dataclasses.replace(record, finding_masks=(str(tmp_path / "moved.dcm"),))
+    with pytest.raises(MammogramError, match="ROI mask .*moved.dcm is missing .* data check"):
+        localize({"gmic": create_model("gmic")}, [gone], ["saliency"], SIZE)

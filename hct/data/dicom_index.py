@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hct.data.records import Box
-from hct.errors import ConfigError, HCTError
+from hct.errors import ConfigError
 
 INDEX_VERSION = "1"
 INDEX_NAME = ".hct-dicom-index.parquet"
@@ -137,13 +138,16 @@ def parallel_map(func: Callable[[list], list], items: list, workers: int | None 
     fork = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
     if workers > 1 and len(items) >= (FORK_MIN_ITEMS if fork else SPAWN_MIN_ITEMS):
         context = multiprocessing.get_context("fork" if fork else "spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        try:
             futures = {pool.submit(func, part): i for i, part in enumerate(chunks)}
             for future in concurrent.futures.as_completed(futures):
                 results[futures[future]] = future.result()
                 done += len(chunks[futures[future]])
                 if progress:
-                    progress(done, len(items))
+                    progress(done, len(items))  # may raise to stop (a cancelled task): pending chunks are dropped
+        finally:
+            pool.shutdown(cancel_futures=True)
     else:
         for i, part in enumerate(chunks):
             results[i] = func(part)
@@ -232,22 +236,34 @@ def _read_header(path: str) -> dict:
 
 
 def _binary_box(paths: list[str]) -> list[Box | None]:
-    import numpy as np
+    return [_box_of(read_binary_mask(path)) for path in paths]
 
-    from hct.data.reading import read_mammogram
 
-    boxes: list[Box | None] = []
-    for path in paths:
-        try:
-            pixels = read_mammogram(path).pixels
-        except HCTError:
-            boxes.append(None)
-            continue
-        low, high = pixels.min(), pixels.max()
-        bright = pixels == high
-        if low == high or not np.all(bright | (pixels == low)):
-            boxes.append(None)
-            continue
-        rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
-        boxes.append((int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1))
-    return boxes
+def read_binary_mask(path: str | os.PathLike) -> np.ndarray | None:
+    """The foreground (the brighter value as displayed) of a DICOM holding a binary image, else None
+    (not binary, not an image, or not readable).
+
+    Decoded with pydicom alone, in the stored integer type: no LUT is needed to tell two values apart,
+    and a full-size mask takes ~15 ms instead of ~190 ms through :func:`read_mammogram`."""
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(path)
+            pixels = ds.pixel_array
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds for corrupt or foreign files: not a mask
+        return None
+    if pixels.ndim != 2:
+        return None
+    low, high = pixels.min(), pixels.max()
+    if low == high or np.count_nonzero(pixels == low) + np.count_nonzero(pixels == high) != pixels.size:
+        return None
+    return pixels == (low if ds.get("PhotometricInterpretation") == "MONOCHROME1" else high)
+
+
+def _box_of(foreground: np.ndarray | None) -> Box | None:
+    if foreground is None:
+        return None
+    rows, cols = np.flatnonzero(foreground.any(axis=1)), np.flatnonzero(foreground.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1

@@ -169,6 +169,15 @@ class Preprocessed:
         br0, bc0 = self.crop_box[:2]
         return ((row0 - br0) * scale_r, (col0 - bc0) * scale_c, (row1 - br0) * scale_r, (col1 - bc0) * scale_c)
 
+    def to_model_mask(self, mask: np.ndarray) -> np.ndarray:
+        """An original-size boolean mask at model resolution: the model pixels it covers by half or more
+        (by any part, when that leaves none, so a finding smaller than a model pixel is not lost)."""
+        if mask.shape != self.original_shape:
+            raise ConfigError(f"Mask is {mask.shape}, expected the original image's {self.original_shape}.")
+        covered = resize(crop(mask[:, ::-1] if self.flipped else mask, self.crop_box).astype(np.float32), self.size)
+        inside = covered >= 0.5
+        return (inside if inside.any() else covered > 0).numpy()
+
     def to_original_box(self, box: tuple[float, float, float, float]) -> Box:
         """A model-input box in the original image's pixels (rounded outward)."""
         scale_r, scale_c = self.scale

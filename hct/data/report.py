@@ -44,11 +44,17 @@ class DataReport:
                       "without": sum(not r.finding_boxes for r in self.records)},
         }
 
+    def summary(self) -> str:
+        """One line: usable images of those listed, how many are missing and unreadable."""
+        return (f"{len(self.records):,} usable images ({self._listed()}); missing {self.unit}: {len(self.missing):,}; "
+                f"unreadable images: {len(self.unreadable):,}")
+
+    def _listed(self) -> str:
+        return f"of {self.listed:,} listed" if self.unit == "images" else f"the table lists {self.listed:,} {self.unit}"
+
     def lines(self, examples: int = 5) -> list[str]:
         """The report as text lines, naming up to ``examples`` missing and unreadable items."""
-        listed = f"of {self.listed:,} listed" if self.unit == "images" else \
-            f"the table lists {self.listed:,} {self.unit}"
-        lines = [f"{self.format} at {self.source}", f"usable images: {len(self.records):,} ({listed})"]
+        lines = [f"{self.format} at {self.source}", f"usable images: {len(self.records):,} ({self._listed()})"]
         for name, items in ((f"missing {self.unit}", self.missing), ("unreadable images", self.unreadable)):
             shown = "; ".join(items[:examples]) + ("; ..." if len(items) > examples else "")
             lines.append(f"{name}: {len(items):,}" + (f", e.g. {shown}" if items else ""))

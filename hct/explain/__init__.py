@@ -24,7 +24,7 @@ from hct.explain.receptive_field import STAGES, stage_features, stage_geometry
 # the reading view
 from hct.explain.export import secondary_capture, source_uids
 from hct.explain.figures import localization_figure, picture_figure
-from hct.explain.localization import LOCALIZATION_METHODS, finding_mask, localize, score, summarise
+from hct.explain.localization import LOCALIZATION_METHODS, finding_region, localize, score, summarise
 from hct.explain.overlays import in_original, overlay_picture, png_bytes, region_picture
 from hct.explain.readable import Readability, ReadableMap, readable
 
@@ -37,7 +37,7 @@ __all__ = [
     "gradcam_layers", "input_gradients", "integrated_gradients", "layer_input", "malignancy_probability", "occlusion",
     "occlusion_window", "output_position", "saliency", "select_subset", "smoothgrad", "stage_features",
     "stage_geometry", "table1_figure", "table1_png",
-    "LOCALIZATION_METHODS", "Readability", "ReadableMap", "finding_mask", "in_original", "localization_figure",
+    "LOCALIZATION_METHODS", "Readability", "ReadableMap", "finding_region", "in_original", "localization_figure",
     "localize", "overlay_picture", "picture_figure", "png_bytes", "readable", "region_picture", "score",
     "secondary_capture", "source_uids", "summarise",
 ]

@@ -1,7 +1,8 @@
 """``python -m hct erf`` (ERF of several models over N images), ``python -m hct table1`` (the paper's
 Table 1 / A2), ``python -m hct explain`` (one image, its overlay as acquired) and ``python -m hct
-localize`` (where each method points, against finding boxes). ``erf`` and ``table1`` also run under
-``torchrun``: images are shared out over the processes and rank 0 writes the outputs."""
+localize`` (where each method points, against the findings' ROI masks, else their boxes). ``erf`` and
+``table1`` also run under ``torchrun``: images are shared out over the processes and rank 0 writes the
+outputs."""
 
 from __future__ import annotations
 
@@ -284,7 +285,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_explain)
 
-    p = subparsers.add_parser("localize", help="score each method's map against the findings' boxes (pointing game)")
+    p = subparsers.add_parser("localize", help="score each method's map against the findings' ROI masks or "
+                              "boxes (energy, pointing game)")
     p.add_argument("--model", nargs="+", required=True, help="checkpoint paths or registry names (random init)")
     p.add_argument("--data", required=True, help="a phantom folder or manifest .csv with finding boxes")
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))

@@ -1,4 +1,5 @@
-"""Where explanations point: each method's map scored against the finding's box.
+"""Where explanations point: each method's map scored against the finding's outline: its ROI masks
+where the data set has them (CBIS-DDSM), else its boxes.
 
 Scores, at model resolution (the canonical input the model classifies):
 
@@ -18,6 +19,7 @@ query, so it can be scored against a finding it was not told of.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ from scipy import ndimage
 from torch import nn
 
 from hct.data import ImageRecord, Preprocessed, preprocess, read_mammogram
+from hct.data.dicom_index import read_binary_mask
 from hct.data.records import Box
 from hct.errors import ConfigError, MammogramError
 from hct.eval.roc import iter_bootstrap_indices
@@ -55,6 +58,21 @@ def finding_mask(pre: Preprocessed, boxes: Sequence[Box]) -> np.ndarray:
         row0, col0, row1, col1 = pre.to_model(box)
         mask |= (rows >= row0) & (rows < row1) & (cols >= col0) & (cols < col1)
     return mask
+
+
+def finding_region(pre: Preprocessed, record: ImageRecord) -> tuple[np.ndarray, str]:
+    """The record's findings at model resolution, and what outlines them: its ROI masks (``"ROI mask"``,
+    CBIS-DDSM) when it has them, else its boxes (``"box"``)."""
+    if not record.finding_masks:
+        return finding_mask(pre, record.finding_boxes), "box"
+    region = np.zeros(pre.size, bool)
+    for path in record.finding_masks:
+        outline = read_binary_mask(path) if Path(path).is_file() else None
+        if outline is None or outline.shape != pre.original_shape:
+            raise MammogramError(f"{record.image_id}: ROI mask {path} is missing or is not a binary image of the "
+                                 f"mammogram's size {pre.original_shape}; run `python -m hct data check` again.")
+        region |= pre.to_model_mask(outline)
+    return region, "ROI mask"
 
 
 def energy_inside(heatmap: np.ndarray, mask: np.ndarray) -> float:
@@ -109,14 +127,14 @@ def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], me
         image = read_mammogram(record.path)
         check_boxes(record.finding_boxes, image.pixels.shape, record.image_id)
         pre = preprocess(image, size)
-        mask = finding_mask(pre, record.finding_boxes)
+        mask, region = finding_region(pre, record)
         for label, model in models.items():
             has_attention = bool(getattr(model, "attention_layers", dict)())
             for method in methods:
                 if method == "attention" and not has_attention:
                     continue
                 rows.append({"image_id": record.image_id, "model": label, "method": method,
-                             "finding_types": ";".join(record.finding_types),
+                             "finding_types": ";".join(record.finding_types), "region": region,
                              **score(method_map(model, pre, method), mask, tolerance)})
         if progress:
             progress(done, len(images))

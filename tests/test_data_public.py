@@ -59,6 +59,16 @@ def test_cbis_ddsm_records_from_either_tcia_layout(cbis):
     assert records["Calc-Test_P_00038_RIGHT_MLO"].finding_boxes == ()
     assert any("Calc-Test_P_00038_RIGHT_MLO_1" in note for note in report.notes)
     assert records["Mass-Training_P_00001_LEFT_CC"].split == "train"
+    # one mammogram in the mass training CSV (a benign mass) and the calc test CSV (a malignant
+    # calcification), as two files with other UIDs: one record, the official test split, both findings' masks
+    twice = records["Calc-Test_P_00004_LEFT_CC"]
+    assert "Mass-Training_P_00004_LEFT_CC" not in records
+    assert (twice.label, twice.split, twice.finding_types) == (1, "test", ("calcifications",))
+    assert twice.finding_boxes == (BOX,) and len(twice.finding_masks) == 1
+    assert any("in both the mass and the calc CSVs" in n and "Calc-Test_P_00004_LEFT_CC = Mass-Training_P_00004_LEFT_CC"
+               in n for n in report.notes)
+    assert any(n.startswith("patients with images in both the training and the test CSVs") and "P_00004" in n
+               for n in report.notes)
 
 
 def test_read_cbis_ddsm_keeps_its_signature_and_any_folder_above_works(cbis):
@@ -81,7 +91,7 @@ def test_cbis_ddsm_after_a_reorganisation(cbis, tmp_path):
 def test_cbis_ddsm_nothing_found_and_bad_csv(tmp_path):
     shutil.copy(trees.FIXTURES / "cbis_ddsm" / "calc_case_description_test_set.csv", tmp_path)
     report = check_data(tmp_path, "cbis-ddsm")
-    assert not report.usable and len(report.missing) == 2
+    assert not report.usable and len(report.missing) == 3
     (tmp_path / "calc_case_description_test_set.csv").write_text("patient_id,pathology\nP_1,BENIGN\n")
     with pytest.raises(ConfigError, match="lacks CBIS-DDSM column"):
         check_data(tmp_path, "cbis-ddsm")
@@ -216,8 +226,8 @@ def test_data_check_cli_then_predict_and_eval(cbis, tmp_path, capsys):
     assert main(["data", "check", str(cbis), "--format", "cbis-ddsm", "--write-manifest", str(manifest)]) == 0
     out = capsys.readouterr().out
     assert "usable images: 13 (of 14 listed)" in out and "missing images: 1, e.g. Mass-Test_P_00018_LEFT_CC" in out
-    assert "by finding type: architectural_distortion 2, calcifications 2, focal_asymmetry 1, mass 11" in out
-    assert "DICOM headers: 41 files" in out and "by split: test 5, train 8" in out
+    assert "by finding type: architectural_distortion 2, calcifications 3, focal_asymmetry 1, mass 10" in out
+    assert "DICOM headers: 44 files" in out and "by split: test 6, train 7" in out
     assert f"wrote {manifest}: 13 labelled images" in out
     records = read_manifest(manifest)
     assert {r.split for r in records} == {"train", "val", "test"}
@@ -226,7 +236,7 @@ def test_data_check_cli_then_predict_and_eval(cbis, tmp_path, capsys):
     assert main(["predict", "--checkpoint", "gmic", "--data", str(manifest), "--split", "test", "--size", "128x96",
                  "--device", "cpu", "--out", str(predictions)]) == 0
     table = pd.read_csv(predictions)
-    assert len(table) == 5 and set(table["label"]) == {0, 1} and table["finding_size"].notna().sum() == 4
+    assert len(table) == 6 and set(table["label"]) == {0, 1} and table["finding_size"].notna().sum() == 5
     assert main(["eval", "--predictions", str(predictions), "--out", str(tmp_path / "eval"), "--n-boot", "20"]) == 0
     assert (tmp_path / "eval" / "auc.csv").is_file()
 
@@ -270,15 +280,37 @@ def test_data_check_predict_and_eval_other_formats(fmt, tmp_path, capsys):
     assert main(["eval", "--predictions", str(predictions), "--out", str(tmp_path / "eval"), "--n-boot", "20"]) == 0
 
 
-def test_training_config_runs_on_its_checked_manifest(tmp_path, monkeypatch, capsys):
-    """configs/cbis_ddsm.json as the README uses it, shrunk to one step on 64x48 images."""
+DATA_SETS = {  # format -> (tree under data/ as the README downloads it, data check arguments, configs in order)
+    "cbis-ddsm": (lambda data: trees.cbis_ddsm_tree(data, csvs=("mass_case_description_train_set.csv",)),
+                  ["data"], ["cbis_ddsm_patch", "cbis_ddsm_image"]),
+    "vindr": (trees.vindr_tree, ["data/physionet.org/files/vindr-mammo/1.0.0"], ["vindr_mammo_patch", "vindr_mammo_image"]),
+    "cmmd": (trees.cmmd_tree, ["data"], ["cmmd_image"]),
+    "optimam": (lambda data: (shutil.copytree(trees.FIXTURES / "omidb" / "data", data / "omidb" / "data"),
+                              trees.optimam_images(data / "omidb" / "images")),
+                ["data/omidb/data", "--images", "data/omidb/images"], ["optimam_patch", "optimam_image"]),
+}
+
+
+@pytest.mark.parametrize("fmt", DATA_SETS)
+def test_the_readme_recipe_trains_both_stages_on_the_checked_manifest(fmt, tmp_path, monkeypatch, capsys):
+    """Each data set's configs as the README uses them, in order (the image stage starts from the patch
+    stage's best checkpoint), shrunk to one step on tiny images."""
+    tree, check_args, configs = DATA_SETS[fmt]
     monkeypatch.chdir(tmp_path)
-    trees.cbis_ddsm_tree(tmp_path / "data", csvs=("mass_case_description_train_set.csv",))
-    assert main(["data", "check", "data", "--format", "cbis-ddsm", "--write-manifest", "data/cbis_ddsm.csv"]) == 0
-    config = json.loads((REPO / "configs" / "cbis_ddsm.json").read_text())
-    assert config["manifest"] == "data/cbis_ddsm.csv"
-    config.update(input_size="128x96", patch_size=32, batch_size=4, micro_batch=2, max_steps=1, device="cpu", workers=0)
-    Path("cbis.json").write_text(json.dumps(config))
-    capsys.readouterr()
-    assert main(["train", "--config", "cbis.json", "--no-progress"]) == 0
-    assert json.loads(capsys.readouterr().out)["steps"] == 1
+    tree(Path("data"))
+    first = json.loads((REPO / "configs" / f"{configs[0]}.json").read_text())
+    assert main(["data", "check", *check_args, "--format", fmt, "--write-manifest", first["manifest"]]) == 0
+    for name in configs:
+        config = json.loads((REPO / "configs" / f"{name}.json").read_text())
+        data_set, stage = name.rsplit("_", 1)
+        assert config["manifest"] == first["manifest"] and (config["stage"], config["out_dir"]) == \
+            (stage, f"runs/{data_set}/{stage}")
+        if stage == "image" and len(configs) == 2:
+            assert config["init_checkpoint"] == f"{first['out_dir']}/best.safetensors"
+        config.update(input_size="128x96", patch_size=32, batch_size=4, micro_batch=2, max_steps=1, device="cpu",
+                      workers=0)
+        Path(f"{name}.json").write_text(json.dumps(config))
+        capsys.readouterr()
+        assert main(["train", "--config", f"{name}.json", "--no-progress"]) == 0
+        assert json.loads(capsys.readouterr().out)["steps"] == 1
+        assert (Path(config["out_dir"]) / "best.safetensors").is_file()

@@ -11,6 +11,10 @@ image lists the types, boxes and masks of its malignant abnormalities; a non-mal
 its own. An abnormality's box is the bounding box of its ROI mask, told from the cropped image by
 content (binary, and the full image's shape), never by file name: the CSV's "cropped image file
 path" and "ROI mask file path" are swapped for some rows. Splits: Training -> train, Test -> test.
+
+A mammogram with both a mass and a calcification is two files, one per subset (other UIDs, same
+patient, side, view and size): it is one record with the abnormalities of both, test when either
+CSV lists it as test. The published CSVs hold 71 such pairs, 29 across the training/test split.
 """
 
 from __future__ import annotations
@@ -96,11 +100,50 @@ def scan_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path, cache_di
             missing.append(name)
     abnormalities = {n: (rows[n], found[p]) for p in found for n in images[p]}
     masks, notes = _masks(index, series, abnormalities, workers, progress)
-    records = [_record(index, [rows[n] for n in images[p]], [masks.get(n) for n in images[p]], full)
-               for p, full in found.items()]
-    return DataReport("cbis-ddsm", str(image_root), tuple(records), len(images), missing=tuple(missing),
+    mammograms, merged = _mammograms(rows, images, found)
+    records = [_record(index, [rows[n] for p in paths for n in images[p]],
+                       [masks.get(n) for p in paths for n in images[p]], found[paths[0]]) for paths in mammograms]
+    notes += _overlap_notes(records, merged)
+    listed = len(images) - sum(len(paths) - 1 for paths in merged)  # mammograms, each once
+    return DataReport("cbis-ddsm", str(image_root), tuple(records), listed, missing=tuple(missing),
                       unreadable=tuple(unreadable), notes=tuple(notes), files_indexed=len(index.table),
                       files_read=index.read, index_seconds=index.seconds)
+
+
+def _mammograms(rows: list[dict], images: dict[str, list[int]], found: dict[str, dict]
+                ) -> tuple[list[list[str]], list[list[str]]]:
+    """The found image file paths grouped by mammogram, and the groups of more than one.
+
+    The mass and the calcification subsets each converted their DDSM mammograms to DICOM: a mammogram
+    with both kinds of abnormality is two files with other UIDs (same patient, side and view, same
+    size), sometimes one in a training CSV and the other in a test CSV. Such files are one mammogram,
+    listed first from a test CSV so that it keeps the official test split."""
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for path in found:
+        first = rows[images[path][0]]
+        groups[(first["patient_id"], first["left or right breast"].upper(), first["image view"].upper(),
+                found[path]["rows"], found[path]["cols"])].append(path)
+    mammograms = [sorted(paths, key=lambda p: "-Test_" not in p.split("/")[0]) for paths in groups.values()]
+    return mammograms, [paths for paths in mammograms if len(paths) > 1]
+
+
+def _overlap_notes(records: list[ImageRecord], merged: list[list[str]]) -> list[str]:
+    """What a user of the official split should know: mammograms in both subsets, patients in both splits."""
+    notes = []
+    if merged:
+        across = [paths for paths in merged if len({"-Test_" in p for p in paths}) > 1]
+        notes.append(f"mammograms listed in both the mass and the calc CSVs (same patient, side, view and size; "
+                     f"each is one record with the findings of both, in the test split when either lists it as "
+                     f"test): {len(merged)}, of which {len(across)} in a training and a test CSV, e.g. "
+                     + ", ".join(" = ".join(p.split("/")[0] for p in paths) for paths in merged[:2]))
+    splits: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        splits[record.patient_id].add(record.split)
+    both = sorted(patient for patient, kinds in splits.items() if len(kinds) > 1)
+    if both:
+        notes.append(f"patients with images in both the training and the test CSVs (kept as listed, so a patient-"
+                     f"level evaluation sees them in both): {len(both)}, e.g. {', '.join(both[:3])}")
+    return notes
 
 
 def _masks(index: DicomIndex, series: dict, abnormalities: dict[int, tuple[dict, dict]], workers: int | None,

@@ -165,7 +165,7 @@ def check_data_set(key: str, source: Path, fmt: str, again: bool = False) -> Tas
     :class:`~hct.data.DataReport`. An equal check under way or done is kept, unless ``again``."""
 
     def work(task: Task) -> DataReport:
-        task.step(f"reading the DICOM files under {source}")
+        task.step("reading the DICOM files")
 
         def progress(done: int, total: int) -> None:
             task.progress(done, total)

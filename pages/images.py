@@ -6,14 +6,31 @@ import random
 import pandas as pd
 import streamlit as st
 
-from hct.data import FORMATS, builtin_samples, complete_exams, exam_label
-from hct.data_roots import data_roots
+from hct.data import FORMATS, DataReport, builtin_samples, complete_exams, exam_label, write_checked_manifest
 
 from app import compute, loaders, state, widgets
 
 st.title("Images")
 st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
-           "Uploads stay in memory; nothing is written to disk.")
+           "Uploads stay in memory and are never written to disk.")
+
+
+def manifest_writer(report: DataReport, fmt: str) -> None:
+    """Write the checked data set's labelled images as a manifest the Training page can train on."""
+    with st.expander("Write a training manifest"):
+        st.caption("The labelled images with train/val/test splits (the data set's own test split kept, a tenth "
+                   "of the training patients as val), as `python -m hct data check --write-manifest` writes it. "
+                   "Give its path on the Training page to train on it.")
+        target = widgets.path_input("Manifest CSV", key="images-write-manifest",
+                                    value=f"data/{fmt.replace('-', '_')}.csv")
+        replace = st.checkbox("Replace the file if it exists", key="images-replace-manifest")
+        if target is not None and st.button("Write manifest"):
+            written = widgets.run_safely(lambda: write_checked_manifest(report, target, replace=replace),
+                                         "Writing the manifest")
+            if written is not None:
+                splits = ", ".join(f"{name} {count:,}" for name, count in sorted(written[1].items()))
+                st.success(f"Wrote {written[0]}: {sum(written[1].values()):,} labelled images ({splits}).")
+
 
 # source -> (data check format, or None to choose one; path label; placeholder)
 CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "data/phantom"),
@@ -52,6 +69,8 @@ else:
             st.button("Check again", on_click=compute.check_data_set, args=("data-check", path, fmt, True),
                       help="Read the folder again: files added or changed since are indexed, the rest come "
                            "from the index cache.")
+            if report.usable and fmt != "manifest":
+                manifest_writer(report, fmt)
             records = list(report.records)
 
 if records:
@@ -60,7 +79,7 @@ if records:
     seed = cols[1].number_input("Seed", 0, 10_000, 0)
     split = cols[2].selectbox("Split", ["any", *sorted({r.split for r in records if r.split})])
     pool = [r for r in records if split == "any" or r.split == split]
-    if cols[3].button(f"Use {min(n, len(pool))} of {len(pool)} images", type="primary"):
+    if cols[3].button(f"Use {min(n, len(pool)):,} of {len(pool):,} images", type="primary"):
         chosen = pool if n >= len(pool) else random.Random(seed).sample(pool, n)
         state.set_images([state.record_item(r) for r in chosen])
 

@@ -64,6 +64,8 @@ def test_images_page_shows_four_views_and_rejects_a_bad_manifest(app):
 def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path, monkeypatch):
     import public_trees
 
+    from hct.data import read_manifest
+
     monkeypatch.setenv("HCT_DATA_ROOTS", str(tmp_path))
     public_trees.cmmd_tree(tmp_path)
     at = open_page(app, "images")
@@ -80,6 +82,19 @@ def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path, monke
     first = at.session_state[TASKS]["data-check"]
     next(b for b in at.button if b.label == "Check again").click().run()
     assert at.session_state[TASKS]["data-check"] is not first and not at.exception and at.warning
+    # the checked images as a training manifest, under the data roots; an existing one is replaced only when asked
+    target = tmp_path / "cmmd.csv"
+    at.text_input(key="path-images-write-manifest").set_value(str(target)).run()
+    next(b for b in at.button if b.label == "Write manifest").click().run()
+    assert at.success and at.success[-1].value.startswith(f"Wrote {target}: 10 labelled images")
+    assert len(read_manifest(target)) == 10  # the two images of a breast the spreadsheet does not list are left out
+    next(b for b in at.button if b.label == "Write manifest").click().run()
+    assert "exists already" in at.error[0].value
+    at.checkbox(key="images-replace-manifest").check().run()
+    next(b for b in at.button if b.label == "Write manifest").click().run()
+    assert not at.error and at.success[-1].value.startswith(f"Wrote {target}")
+    at.text_input(key="path-images-write-manifest").set_value("/etc/cmmd.csv").run()
+    assert "not readable here" in at.error[0].value
 
 
 def test_erf_explorer_computes_two_models(app):

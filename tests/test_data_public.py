@@ -219,6 +219,10 @@ def test_write_checked_manifest_leaves_unlabelled_images_out(tmp_path):
     records = read_manifest(path)
     assert len(records) == 10 == sum(splits.values()) and all(r.label in (0, 1) for r in records)
     assert all(Path(r.path).is_file() for r in records)
+    with pytest.raises(ConfigError, match="exists already"):
+        write_checked_manifest(check_data(tmp_path, "cmmd"), path, replace=False)
+    with pytest.raises(ConfigError, match="not a .csv path"):
+        write_checked_manifest(check_data(tmp_path, "cmmd"), tmp_path / "cmmd.xlsx")
 
 
 def test_data_check_cli_then_predict_and_eval(cbis, tmp_path, capsys):

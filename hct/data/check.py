@@ -99,9 +99,15 @@ def verify_records(records: Sequence[ImageRecord], format: str, source: str, wor
         files_indexed=len(dicoms), files_read=len(dicoms), index_seconds=time.perf_counter() - start)
 
 
-def write_checked_manifest(report: DataReport, path: str | Path, seed: int = 0) -> tuple[Path, dict[str, int]]:
+def write_checked_manifest(report: DataReport, path: str | Path, seed: int = 0,
+                           replace: bool = True) -> tuple[Path, dict[str, int]]:
     """Write the report's labelled images as a manifest with train/val/test splits
-    (:func:`~hct.data.splits.complete_splits`); returns the path and the images per split."""
+    (:func:`~hct.data.splits.complete_splits`) to a ``.csv`` ``path`` (an existing file only when
+    ``replace``); returns the path and the images per split."""
+    if Path(path).suffix.lower() != ".csv":
+        raise ConfigError(f"{path} is not a .csv path; a manifest is a CSV file (e.g. data/cbis_ddsm.csv).")
+    if not replace and Path(path).exists():
+        raise ConfigError(f"{path} exists already; choose another path, or allow replacing it.")
     labelled = [r for r in report.records if r.label in (0, 1)]
     if not labelled:
         raise ConfigError(f"{report.source} has no usable labelled image to write; see the report above.")

@@ -17,7 +17,7 @@ st.caption("The set chosen here is shared with the ERF explorer, Attention and B
 
 def manifest_writer(report: DataReport, fmt: str) -> None:
     """Write the checked data set's labelled images as a manifest the Training page can train on."""
-    with st.expander("Write a training manifest"):
+    if st.toggle("Write a training manifest", key="images-manifest-writer"):
         st.caption("The labelled images with train/val/test splits (the data set's own test split kept, a tenth "
                    "of the training patients as val), as `python -m hct data check --write-manifest` writes it. "
                    "Give its path on the Training page to train on it.")

@@ -84,6 +84,7 @@ def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path, monke
     assert at.session_state[TASKS]["data-check"] is not first and not at.exception and at.warning
     # the checked images as a training manifest, under the data roots; an existing one is replaced only when asked
     target = tmp_path / "cmmd.csv"
+    at.toggle(key="images-manifest-writer").set_value(True).run()
     at.text_input(key="path-images-write-manifest").set_value(str(target)).run()
     next(b for b in at.button if b.label == "Write manifest").click().run()
     assert at.success and at.success[-1].value.startswith(f"Wrote {target}: 10 labelled images")

@@ -93,8 +93,27 @@ def test_cbis_ddsm_nothing_found_and_bad_csv(tmp_path):
     report = check_data(tmp_path, "cbis-ddsm")
     assert not report.usable and len(report.missing) == 3
     (tmp_path / "calc_case_description_test_set.csv").write_text("patient_id,pathology\nP_1,BENIGN\n")
-    with pytest.raises(ConfigError, match="lacks CBIS-DDSM column"):
+    with pytest.raises(ConfigError, match="CBIS-DDSM table .* lacks the column"):
         check_data(tmp_path, "cbis-ddsm")
+
+
+@pytest.mark.parametrize("fmt", ["cbis-ddsm", "vindr", "manifest"])
+def test_a_table_that_is_missing_or_not_csv_text_is_named(fmt, tmp_path, capsys):
+    dicom = trees.write_dicom(tmp_path / "image.dcm", trees.breast("L"))  # a DICOM file given as the table
+    source = [str(dicom)] if fmt == "manifest" else [str(tmp_path), "--tables", str(dicom)]
+    assert main(["data", "check", *source, "--format", fmt]) == 2
+    assert "is not a CSV text file" in capsys.readouterr().err
+    source = [str(tmp_path / "gone.csv")] if fmt == "manifest" else [str(tmp_path), "--tables", str(tmp_path / "gone.csv")]
+    assert main(["data", "check", *source, "--format", fmt]) == 2
+    assert "gone.csv does not exist" in capsys.readouterr().err
+
+
+def test_a_case_description_saved_by_a_spreadsheet_program_still_reads(cbis, tmp_path):
+    """Excel writes UTF-8 CSVs with a byte-order mark before the first column name."""
+    csvs = sorted(cbis.glob("*.csv"))
+    for csv_path in csvs:
+        (tmp_path / csv_path.name).write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
+    assert len(read_cbis_ddsm(sorted(tmp_path.glob("*.csv")), cbis)) == len(read_cbis_ddsm(csvs, cbis))
 
 
 def test_index_is_cached_and_refreshed_file_by_file(tmp_path):
@@ -108,6 +127,7 @@ def test_index_is_cached_and_refreshed_file_by_file(tmp_path):
     changed.write_bytes(changed.read_bytes()[:-100])  # pixel data cut short in place
     sorted(tmp_path.rglob("1-2.dcm"))[0].unlink()
     (tmp_path / "CMMD" / "notes.dcm").write_text("not a DICOM file")
+    (tmp_path / "CMMD" / "moved.dcm").symlink_to(tmp_path / "elsewhere.dcm")  # a dangling link is no file
     refreshed = index_dicoms(tmp_path)
     assert refreshed.read == 2 and len(refreshed.table) == 12
     errors = dict(zip(refreshed.table["path"], refreshed.table["error"]))

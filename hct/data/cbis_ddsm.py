@@ -19,7 +19,6 @@ CSV lists it as test. The published CSVs hold 71 such pairs, 29 across the train
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from hct.data.dicom_index import DicomIndex, Progress, binary_boxes, index_dicom
 from hct.data.manifest import make_record
 from hct.data.records import Box, ImageRecord
 from hct.data.report import DataReport
+from hct.data.tables import read_table
 from hct.errors import ConfigError
 
 REQUIRED = ("patient_id", "left or right breast", "image view", "abnormality type", "pathology", "image file path",
@@ -48,16 +48,8 @@ def finding_types_of(row: dict) -> list[str]:
 
 def read_case_descriptions(csv_paths: list[str | Path]) -> list[dict]:
     """The rows of CBIS-DDSM case description CSVs, names and values stripped, columns checked."""
-    rows = []
-    for csv_path in csv_paths:
-        with open(csv_path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = set(REQUIRED) - {name.strip() for name in reader.fieldnames or ()}
-            if missing:
-                raise ConfigError(f"{csv_path} lacks CBIS-DDSM column(s) {sorted(missing)}; "
-                                  "pass a mass_ or calc_case_description CSV.")
-            rows += [{key.strip(): (value or "").strip() for key, value in raw.items()} for raw in reader]
-    return rows
+    return [{key: value.strip() for key, value in row.items()} for csv_path in csv_paths
+            for row in read_table(csv_path, REQUIRED, "CBIS-DDSM table", "pass a mass_ or calc_case_description CSV.")]
 
 
 def series_key(csv_path: str) -> tuple[str, str]:

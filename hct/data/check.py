@@ -50,7 +50,9 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
         source, images = confine(source, roots), images and confine(images, roots)
     source = Path(source)
     if not source.exists():
-        raise ConfigError(f"{source} does not exist; give the folder the data set was downloaded to.")
+        wanted = f"a manifest CSV, or a folder holding {MANIFEST_NAME}" if format == "manifest" else \
+            "the folder the data set was downloaded to"
+        raise ConfigError(f"{source} does not exist; give {wanted}.")
     if format in ("manifest", "optimam"):
         records = (read_manifest(source / MANIFEST_NAME if source.is_dir() else source) if format == "manifest"
                    else read_optimam(source, images))

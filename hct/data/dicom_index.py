@@ -164,7 +164,10 @@ def _walk(root: Path) -> pd.DataFrame:
         for name in files:
             if name.lower().endswith(DICOM_SUFFIXES):
                 full = os.path.join(folder, name)
-                stat = os.stat(full)
+                try:
+                    stat = os.stat(full)
+                except OSError:  # a dangling link, or a file removed while walking: not there
+                    continue
                 rows.append((full[start:].replace(os.sep, "/"), stat.st_size, stat.st_mtime_ns))
     return pd.DataFrame(rows, columns=["path", "size", "mtime_ns"]).astype({"size": "int64", "mtime_ns": "int64"})
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from hct.data.records import FINDING_TYPES, LATERALITIES, SPLITS, VIEWS, ImageRecord, box_size
+from hct.data.tables import read_table
 from hct.errors import ConfigError
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(ImageRecord))
@@ -85,31 +86,27 @@ def write_manifest(records: list[ImageRecord], path: str | Path) -> Path:
 def read_manifest(path: str | Path) -> list[ImageRecord]:
     """Read a manifest CSV; relative image paths are resolved against the manifest's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Manifest {path} does not exist; write one with write_manifest or `python -m hct phantom`.")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"image_id", "path"} - set(reader.fieldnames or ())
-        if missing:
-            raise ConfigError(f"Manifest {path} lacks the column(s) {sorted(missing)}; columns are {COLUMNS}.")
-        records = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                boxes = json.loads(row.get("finding_boxes") or "[]")
-                masks = json.loads(row.get("finding_masks") or "[]")
-                records.append(make_record(
-                    image_id=row["image_id"],
-                    path=_resolved(row["path"], path.parent),
-                    patient_id=row.get("patient_id") or "",
-                    exam_id=row.get("exam_id") or "",
-                    laterality=row.get("laterality") or "",
-                    view=row.get("view") or "",
-                    label=int(row.get("label") or -1),
-                    finding_types=tuple(t for t in (row.get("finding_types") or "").split(";") if t),
-                    finding_boxes=boxes,
-                    split=row.get("split") or "",
-                    finding_masks=[_resolved(m, path.parent) for m in masks],
-                ))
-            except (ValueError, TypeError) as err:
-                raise ConfigError(f"Manifest {path}, line {line}: {err}; fix that row.") from err
+    rows = read_table(path, ("image_id", "path"), "Manifest",
+                      f"write one with `python -m hct data check --write-manifest` or `python -m hct phantom` "
+                      f"(columns: {', '.join(COLUMNS)}).")
+    records = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            boxes = json.loads(row.get("finding_boxes") or "[]")
+            masks = json.loads(row.get("finding_masks") or "[]")
+            records.append(make_record(
+                image_id=row["image_id"],
+                path=_resolved(row["path"], path.parent),
+                patient_id=row.get("patient_id") or "",
+                exam_id=row.get("exam_id") or "",
+                laterality=row.get("laterality") or "",
+                view=row.get("view") or "",
+                label=int(row.get("label") or -1),
+                finding_types=tuple(t for t in (row.get("finding_types") or "").split(";") if t),
+                finding_boxes=boxes,
+                split=row.get("split") or "",
+                finding_masks=[_resolved(m, path.parent) for m in masks],
+            ))
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"Manifest {path}, line {line}: {err}; fix that row.") from err
     return records

@@ -16,7 +16,6 @@ left out with their boxes. VinDr-Mammo has one study per patient: the study id i
 from __future__ import annotations
 
 import ast
-import csv
 import math
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from hct.data.dicom_index import Progress, index_dicoms
 from hct.data.manifest import make_record
 from hct.data.records import ImageRecord
 from hct.data.report import DataReport
+from hct.data.tables import read_table
 from hct.errors import ConfigError
 
 CATEGORY_TYPES = {
@@ -46,27 +46,21 @@ def read_findings(csv_path: str | Path, malignant_birads: tuple[int, ...] = (5,)
     """Per image id of ``finding_annotations.csv``: its first ``row``, whether it is ``malignant``
     and its ``findings`` (types, box (row0, col0, row1, col1), whether its BI-RADS qualifies)."""
     images: dict[str, dict] = {}
-    with open(csv_path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(REQUIRED) - set(reader.fieldnames or ())
-        if missing:
-            raise ConfigError(f"{csv_path} lacks VinDr-Mammo column(s) {sorted(missing)}; "
-                              "pass finding_annotations.csv.")
-        for row in reader:
-            image = images.setdefault(row["image_id"], {"row": row, "findings": [], "malignant": False})
-            finding_birads = _birads(row["finding_birads"])
-            image["malignant"] |= _birads(row["breast_birads"]) in malignant_birads
-            image["malignant"] |= finding_birads in malignant_birads
-            try:
-                categories = ast.literal_eval(row["finding_categories"] or "[]")
-                coords = [float(row[k]) if row[k] else math.nan for k in ("ymin", "xmin", "ymax", "xmax")]
-            except (ValueError, SyntaxError) as err:
-                raise ConfigError(f"{csv_path}: image {row['image_id']} has a malformed finding ({err}).") from err
-            types = [CATEGORY_TYPES[c.lower()] for c in categories if c.lower() in CATEGORY_TYPES]
-            box = None if any(math.isnan(v) for v in coords) else (
-                math.floor(coords[0]), math.floor(coords[1]), math.ceil(coords[2]), math.ceil(coords[3]))
-            if types:
-                image["findings"].append((types, box, finding_birads in malignant_birads))
+    for row in read_table(csv_path, REQUIRED, "VinDr-Mammo table", "pass finding_annotations.csv."):
+        image = images.setdefault(row["image_id"], {"row": row, "findings": [], "malignant": False})
+        finding_birads = _birads(row["finding_birads"])
+        image["malignant"] |= _birads(row["breast_birads"]) in malignant_birads
+        image["malignant"] |= finding_birads in malignant_birads
+        try:
+            categories = ast.literal_eval(row["finding_categories"] or "[]")
+            coords = [float(row[k]) if row[k] else math.nan for k in ("ymin", "xmin", "ymax", "xmax")]
+        except (ValueError, SyntaxError) as err:
+            raise ConfigError(f"{csv_path}: image {row['image_id']} has a malformed finding ({err}).") from err
+        types = [CATEGORY_TYPES[c.lower()] for c in categories if c.lower() in CATEGORY_TYPES]
+        box = None if any(math.isnan(v) for v in coords) else (
+            math.floor(coords[0]), math.floor(coords[1]), math.ceil(coords[2]), math.ceil(coords[3]))
+        if types:
+            image["findings"].append((types, box, finding_birads in malignant_birads))
     return images
 
 

@@ -161,6 +161,17 @@ def test_masks_are_told_by_content_in_any_encoding(tmp_path):
     assert index_dicoms(tmp_path).table.set_index("path").at["mask.dcm", "binary_box"] == "5 7 12 20"  # kept
 
 
+def test_two_sessions_indexing_one_folder_at_once_both_succeed(tmp_path):
+    """The app's sessions are threads of one process: each writes the cache through a file of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    trees.cmmd_tree(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: index_dicoms(tmp_path, workers=1), range(2))
+    assert first.table.equals(second.table) and index_dicoms(tmp_path).read == 0
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_index_in_parallel_equals_serial_and_lives_in_a_cache_folder(tmp_path, monkeypatch):
     for i in range(70):
         trees.write_dicom(tmp_path / "data" / f"{i:02d}.dcm", trees.breast("L", seed=i), PatientID=f"p{i % 7}")

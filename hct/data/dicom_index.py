@@ -195,7 +195,7 @@ def _save(index: DicomIndex) -> None:
     table = table.replace_schema_metadata(metadata)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        partial = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        partial = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # sessions are threads
         pq.write_table(table, partial)
         os.replace(partial, file)
     except OSError:  # a read-only place: the index still works, it is just not kept

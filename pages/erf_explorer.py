@@ -95,8 +95,10 @@ def show_maps(results: list, view: MapView, request: dict) -> None:
             st.rerun()
 
 
+@st.fragment
 def show_erfs(results: list, request: dict) -> None:
-    """Maps, curves, per-image maps, metrics and downloads of the computed ERFs."""
+    """Maps, curves, per-image maps, metrics and downloads of the computed ERFs. A display control reruns
+    only this part of the page (a fragment): the form and Table 1 stay as they are."""
     view = view_controls()
     show_maps(results, view, request)
     sqrt = st.toggle("Sqrt ERF curves (the paper's second pair)", value=False)

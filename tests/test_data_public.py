@@ -19,7 +19,7 @@ from hct.data import (
 )
 from hct.data import dicom_index
 from hct.data.dicom_index import INDEX_NAME
-from hct.errors import ConfigError
+from hct.errors import ComputationCancelled, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 BOX = trees.mask_box(1)
@@ -159,6 +159,27 @@ def test_masks_are_told_by_content_in_any_encoding(tmp_path):
     assert found == {"mask": (5, 7, 12, 20), "monochrome1": (5, 7, 12, 20), "rle": (5, 7, 12, 20),
                      "image": None, "flat": None, "corrupt": None}
     assert index_dicoms(tmp_path).table.set_index("path").at["mask.dcm", "binary_box"] == "5 7 12 20"  # kept
+
+
+def test_a_mask_pass_stopped_midway_keeps_what_it_decoded(tmp_path, monkeypatch):
+    for i in range(5):
+        mask = np.zeros((40, 30), np.uint8)
+        mask[i:i + 10, 5:15] = 255
+        trees.write_dicom(tmp_path / f"mask{i}.dcm", mask)
+    monkeypatch.setattr(dicom_index, "MASK_BATCH", 2)
+    index, paths = index_dicoms(tmp_path), [f"mask{i}.dcm" for i in range(5)]
+
+    def cancel_in_the_second_batch(done: int, total: int) -> None:
+        if done > 2:
+            raise ComputationCancelled("cancelled")
+
+    with pytest.raises(ComputationCancelled):
+        dicom_index.binary_boxes(index, paths, workers=1, progress=cancel_in_the_second_batch)
+    decoded = []
+    decode = dicom_index._binary_box
+    monkeypatch.setattr(dicom_index, "_binary_box", lambda batch: decoded.extend(batch) or decode(batch))
+    boxes = dicom_index.binary_boxes(index_dicoms(tmp_path), paths, workers=1)
+    assert len(decoded) == 3 and boxes["mask4.dcm"] == (4, 5, 14, 15)  # the first batch came from the cache
 
 
 def test_two_sessions_indexing_one_folder_at_once_both_succeed(tmp_path):

@@ -62,6 +62,7 @@ from hct.checkpoints import model_label
 from hct.data import DataReport, check_data
 from hct.data import generate_phantom as write_phantom
 from hct.data import parse_size
+from hct.data_roots import data_roots
 from hct.devices import disable_tf32
 from hct.errors import HCTError
 from hct.eval import (
@@ -81,7 +82,6 @@ from hct.explain import (
     compute_erfs, layer_input, localize, select_subset,
 )
 from hct.explain.table1 import Table1, compute_table1, sample_table1
-from hct.data_roots import data_roots
 from hct.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_slots
 
 from app import loaders
@@ -173,8 +173,9 @@ def check_data_set(key: str, source: Path, fmt: str, again: bool = False) -> Tas
 
         return check_data(source, fmt, roots=data_roots(), progress=progress)
 
-    if again:
-        st.session_state.get(TASKS, {}).pop(key, None)
+    old = st.session_state.get(TASKS, {}).pop(key, None) if again else None
+    if old is not None:
+        old.cancel()
     return start(key, work, images=0, size=None, inputs=(fmt, str(source)))
 
 

@@ -113,8 +113,8 @@ def header_rows(paths: Sequence[str], workers: int | None = None, progress: Prog
 
 def binary_boxes(index: DicomIndex, paths: Sequence[str], workers: int | None = None,
                  progress: Progress | None = None) -> dict[str, Box | None]:
-    """For index paths: the bounding box of the bright pixels of a binary image (two grey values),
-    ``None`` for any other image. Pixels are decoded once; the answers are kept in the index cache,
+    """For index paths: the bounding box of the foreground of a binary image (two grey values; see
+    :func:`read_binary_mask`), ``None`` for any other image. Pixels are decoded once; the answers are kept in the index cache,
     saved every ``MASK_BATCH`` files, so a check stopped midway (a cancel) keeps what it decoded."""
     table = index.table.set_index("path")
     todo = [p for p in dict.fromkeys(paths) if table.at[p, "binary_box"] == ""]
@@ -250,7 +250,7 @@ def read_binary_mask(path: str | os.PathLike) -> np.ndarray | None:
     (not binary, not an image, or not readable).
 
     Decoded with pydicom alone, in the stored integer type: no LUT is needed to tell two values apart,
-    and a full-size mask takes ~15 ms instead of ~190 ms through :func:`read_mammogram`."""
+    and a 5000x3000 mask takes about 50 ms instead of about 190 ms through :func:`read_mammogram`."""
     import pydicom
 
     try:

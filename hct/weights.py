@@ -18,13 +18,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from typing import TYPE_CHECKING
 
 from hct import __version__
 from hct.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 WEIGHTS_SUFFIX, CARD_SUFFIX = ".safetensors", ".json"
@@ -146,6 +146,9 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Mode
             f"{weights_path} does not match its model card (sha256 {actual[:12]}... expected "
             f"{card.weights_sha256[:12]}...): the file is truncated, corrupt or was modified; do not use it"
         )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from hct.data import load_records
-from hct.data.phantom import BENCHMARK_SPLITS, MANIFEST_NAME, split_counts
+from hct.data.options import BENCHMARK_SPLITS
+from hct.data.phantom import MANIFEST_NAME, split_counts
 from hct.data_roots import REPOSITORY, data_roots
 from hct.errors import HCTError
 from hct.models import display_name, list_models

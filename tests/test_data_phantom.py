@@ -160,7 +160,8 @@ def test_phantom_dicoms_are_lossless_rle(tmp_path):
 def test_benchmark_splits_are_sized_for_the_paper_tables():
     """Planned without rendering: >= 100 malignant test images per finding type and below the
     100-pixel size threshold, >= 1,000 test images with no finding, patients in one split only."""
-    from hct.data.phantom import BENCHMARK_SPLITS, _plan
+    from hct.data.options import BENCHMARK_SPLITS
+    from hct.data.phantom import _plan
 
     plans = _plan(BENCHMARK_SPLITS, 0, 0.26, 0.15)
     test = [p for p in plans if p.split == "test"]

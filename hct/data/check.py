@@ -19,6 +19,7 @@ from hct.data.cmmd import scan_cmmd
 from hct.data.dicom_index import DICOM_SUFFIXES, Progress, header_rows
 from hct.data.manifest import read_manifest, write_manifest
 from hct.data.optimam import read_optimam
+from hct.data.options import FORMATS
 from hct.data.phantom import MANIFEST_NAME
 from hct.data.records import ImageRecord
 from hct.data.report import DataReport
@@ -27,7 +28,6 @@ from hct.data.vindr import scan_vindr_mammo
 from hct.data_roots import confine, confine_records
 from hct.errors import ConfigError
 
-FORMATS = ("cbis-ddsm", "vindr", "cmmd", "optimam", "manifest")
 # the data set's tables, looked for under the source folder when not given
 TABLE_PATTERNS = {"cbis-ddsm": "*case_description*.csv", "vindr": "finding_annotations.csv",
                   "cmmd": "CMMD_clinicaldata*.xlsx"}

@@ -9,10 +9,7 @@ import json
 import sys
 import time
 
-from hct.data.check import FORMATS, check_data, write_checked_manifest
-from hct.data.phantom import BENCHMARK_SPLITS, COMPRESSIONS, MANIFEST_NAME, generate_phantom
-from hct.data.preprocess import parse_size
-from hct.data.reading import read_mammogram
+from hct.data.options import BENCHMARK_SPLITS, COMPRESSIONS, FORMATS
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +63,9 @@ def _progress(done: int, total: int) -> None:
 
 
 def _phantom(args: argparse.Namespace) -> int:
+    from hct.data.phantom import MANIFEST_NAME, generate_phantom
+    from hct.data.preprocess import parse_size
+
     start = time.perf_counter()
     counts = args.n if args.n is not None else (args.splits or BENCHMARK_SPLITS)
     records = generate_phantom(counts, args.out, size=parse_size(args.size), seed=args.seed,
@@ -79,6 +79,8 @@ def _phantom(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
+    from hct.data.reading import read_mammogram
+
     meta = read_mammogram(args.path).meta
     print(json.dumps(dataclasses.asdict(meta), indent=2))
     if meta.warning:
@@ -87,6 +89,8 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from hct.data.check import check_data, write_checked_manifest
+
     report = check_data(args.source, args.format, tables=args.tables, images=args.images, cache_dir=args.cache_dir,
                         workers=args.workers, progress=_progress_bar(), malignant_birads=tuple(args.malignant_birads))
     print("\n".join(report.lines(args.examples)))

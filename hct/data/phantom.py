@@ -28,19 +28,16 @@ import numpy as np
 
 from hct.data.dicom_write import mammogram_dataset, write_dataset
 from hct.data.manifest import make_record, write_manifest
+from hct.data.options import COMPRESSIONS
 from hct.data.phantom_render import MAX_VALUE, BreastPlan, Finding, render
 from hct.data.records import FINDING_TYPES, SPLITS, ImageRecord
 from hct.errors import ConfigError
 
 MANIFEST_NAME = "manifest.csv"
 VIEW_ORDER = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
-# Train and validation as large as the shipped models' training needs; the test split holds >= 100
-# malignant images of each finding type and of each size threshold, and >= 1,000 with no finding.
-BENCHMARK_SPLITS = {"train": 2400, "val": 400, "test": 2000}
 SIZE_RANGES = {"mass": (30, 300), "calcifications": (25, 200), "architectural_distortion": (150, 450),
                "focal_asymmetry": (120, 420)}
 BENIGN_KINDS = ("mass", "calcifications")
-COMPRESSIONS = ("rle", "none")
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from hct.data.breast import breast_mask, breast_side
+from hct.data.options import MODES
 from hct.data.reading import Mammogram
 from hct.data.records import Box
 from hct.errors import ConfigError
 
 FULL_SIZE = (3328, 2560)
 HALF_SIZE = (1664, 1280)
-MODES = ("canonical", "acquired")
 # 2: background cleared outside the breast and the acquired mode added; 1: crop only, never cleared.
 PREPROCESSING_VERSION = 2
 

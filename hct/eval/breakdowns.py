@@ -20,10 +20,10 @@ import pandas as pd
 
 from hct.data.records import FINDING_TYPES
 from hct.errors import EvaluationError
+from hct.eval.options import SIZE_THRESHOLDS
 from hct.eval.predictions import STAGES, format_examples, validate_predictions
 from hct.eval.roc import BootstrapOptions, resample_aucs, roc_auc
 
-SIZE_THRESHOLDS = (100, 150, 200, 250, 300, 350, 400)
 TERTILES = ("small", "medium", "large")
 RESULT_COLUMNS = (
     "model", "n_pos", "n_neg", "n_excluded", "auc", "low", "high", "n_skipped",

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hct.errors import EvaluationError
-from hct.eval.breakdowns import SIZE_THRESHOLDS, negatives_note
-from hct.eval.evaluation import evaluate, write_report
-from hct.eval.predictions import card_preprocessing, predict, read_predictions, validate_predictions, write_predictions
+from hct.eval.options import SIZE_THRESHOLDS
 from hct.eval.roc import BootstrapOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _param(text: str) -> tuple[str, float]:
@@ -69,6 +69,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from hct.data import load_records
     from hct.devices import resolve_device
     from hct.distributed import setup, teardown
+    from hct.eval.predictions import write_predictions
 
     records = load_records(args.data)
     if args.split:
@@ -82,6 +83,8 @@ def run_predict(args: argparse.Namespace) -> int:
         teardown(context)
     if not context.is_main:
         return 0
+    import pandas as pd
+
     table = pd.concat(frames, ignore_index=True)
     if "stage" in table.columns and table["stage"].isna().any():
         table = table.drop(columns="stage")  # a stage column must cover every row (Table 3) or none
@@ -95,6 +98,7 @@ def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, cont
 
     from hct.checkpoints import load_model
     from hct.data import parse_size
+    from hct.eval.predictions import card_preprocessing, predict
 
     model, card = load_model(spec, device=context.device)
     size = parse_size(args.size) if args.size else (card.input_size if card and card.input_size else None)
@@ -115,6 +119,12 @@ def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, cont
 
 def run_eval(args: argparse.Namespace) -> int:
     """Handler of ``python -m hct eval``."""
+    import pandas as pd
+
+    from hct.eval.breakdowns import negatives_note
+    from hct.eval.evaluation import evaluate, write_report
+    from hct.eval.predictions import read_predictions, validate_predictions
+
     bootstrap = BootstrapOptions(n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
     frames = [read_predictions(path) for path in args.predictions]
     if len({"stage" in f.columns for f in frames}) > 1:

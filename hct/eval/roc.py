@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from hct.errors import EvaluationError
 
@@ -237,5 +236,7 @@ def roc_curve_points(
     """False-positive rates, true-positive rates and thresholds of the ROC curve, for plotting."""
     labels, scores = check_labels_scores(labels, scores)
     _require_both_classes(labels)
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thresholds = roc_curve(labels, scores)
     return fpr, tpr, thresholds

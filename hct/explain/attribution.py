@@ -19,8 +19,8 @@ from torch import nn
 
 from hct.errors import ConfigError
 from hct.explain.inputs import ImageInput, as_batch, eval_mode
+from hct.explain.options import METHODS
 
-METHODS = ("gradcam", "saliency", "smoothgrad", "integrated_gradients", "occlusion")
 MALIGNANT = 1
 SMOOTHGRAD_NOISE = 0.15  # SmoothGrad's noise level: a share of the input's value range (Smilkov et al.)
 

@@ -10,30 +10,22 @@ import argparse
 import random
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from hct.checkpoints import load_model, model_label
-from hct.data import MODES, ImageRecord, PreprocessedFiles, load_records, parse_size
-from hct.devices import resolve_device
-from hct.distributed import DistContext, setup, teardown
+from hct.data.options import MODES
 from hct.errors import ConfigError
-from hct.explain.attention_maps import attention_map
-from hct.explain.attribution import METHODS, attribute
-from hct.explain.erf import DEFAULT_REDUCTION, REDUCTIONS, SUBSETS, compute_erfs, subset_laterality
-from hct.explain.erf_cache import GradientCache, default_cache_dir
-from hct.explain.erf_engine import ERFEngine
-from hct.explain.export import secondary_capture, source_uids
-from hct.explain.figures import localization_figure, picture_figure
-from hct.explain.localization import LOCALIZATION_METHODS, TOLERANCE, localize, summarise
-from hct.explain.maps import NORMALISATIONS, SCALES, MapView
-from hct.explain.outputs import write_erf_outputs, write_table1
-from hct.explain.overlays import DISPLAY_LONG_SIDE, overlay_picture, png_bytes, point_in_original
-from hct.explain.readable import Readability, model_pixel_spacing, readable
-from hct.explain.receptive_field import STAGES
-from hct.explain.table1 import compute_table1, sample_table1
-from hct.reports import write_figures_html
+from hct.explain.options import (
+    DEFAULT_REDUCTION, LOCALIZATION_METHODS, METHODS, NORMALISATIONS, REDUCTIONS, SCALES, STAGES, SUBSETS, TOLERANCE,
+    default_cache_dir,
+)
+
+if TYPE_CHECKING:  # each command imports its library when it runs: the parser starts at once
+    import torch
+
+    from hct.data import ImageRecord
+    from hct.distributed import DistContext
+    from hct.explain.erf_engine import ERFEngine
+    from hct.explain.maps import MapView
 
 
 def parse_pair(text: str, what: str) -> tuple[int, int]:
@@ -46,6 +38,8 @@ def parse_pair(text: str, what: str) -> tuple[int, int]:
 
 def model_and_label(spec: str, device: torch.device, quiet: bool = False) -> tuple[torch.nn.Module, str]:
     """A registry name (random initialisation, said on stderr) or a checkpoint path -> (model, label)."""
+    from hct.checkpoints import load_model, model_label
+
     model, card = load_model(spec, device=device)
     if card is None and not quiet:
         print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
@@ -55,6 +49,8 @@ def model_and_label(spec: str, device: torch.device, quiet: bool = False) -> tup
 
 def dataset_records(images: str, split: str | None) -> list[ImageRecord]:
     """The records of ``images`` (see ``hct.data.load_records``), only those of ``split`` when given."""
+    from hct.data import load_records
+
     records = load_records(images)
     if split:
         records = [r for r in records if r.split == split]
@@ -72,6 +68,8 @@ def laterality(record: ImageRecord) -> str:
 
 def sample_images(records: list[ImageRecord], n: int, subset: str, seed: int) -> list[int]:
     """``n`` random records of ``subset`` (in a seeded random order); a clear error when there are fewer."""
+    from hct.explain.erf import subset_laterality
+
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     wanted = subset_laterality(subset)
@@ -94,6 +92,9 @@ def _progress(label: str):
 
 
 def _engine(args: argparse.Namespace, context: DistContext, label: str) -> ERFEngine:
+    from hct.explain.erf_cache import GradientCache
+    from hct.explain.erf_engine import ERFEngine
+
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     cache = None if args.no_cache else GradientCache(args.cache_dir)
     return ERFEngine(batch_size=batch, windowed=not args.no_window, cache=cache, context=context,
@@ -113,10 +114,18 @@ def _models(specs: list[str], context: DistContext) -> dict[str, torch.nn.Module
 
 
 def _view(args: argparse.Namespace) -> MapView:
+    from hct.explain.maps import MapView
+
     return MapView(normalisation=args.normalisation, scale=args.scale, clip=args.clip)
 
 
 def run_erf(args: argparse.Namespace) -> int:
+    from hct.data import PreprocessedFiles, parse_size
+    from hct.devices import resolve_device
+    from hct.distributed import setup, teardown
+    from hct.explain.erf import compute_erfs
+    from hct.explain.outputs import write_erf_outputs
+
     size, position = parse_size(args.size), _position(args.position)
     context = setup(resolve_device(args.device))
     try:
@@ -137,6 +146,12 @@ def run_erf(args: argparse.Namespace) -> int:
 
 
 def run_table1(args: argparse.Namespace) -> int:
+    from hct.data import PreprocessedFiles, parse_size
+    from hct.devices import resolve_device
+    from hct.distributed import setup, teardown
+    from hct.explain.outputs import write_table1
+    from hct.explain.table1 import compute_table1, sample_table1
+
     size, position = parse_size(args.size), _position(args.position)
     context = setup(resolve_device(args.device))
     try:
@@ -159,7 +174,17 @@ def run_table1(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from hct.data import preprocess, read_mammogram
+    import numpy as np
+
+    from hct.data import parse_size, preprocess, read_mammogram
+    from hct.devices import resolve_device
+    from hct.explain.attention_maps import attention_map
+    from hct.explain.attribution import attribute
+    from hct.explain.export import secondary_capture, source_uids
+    from hct.explain.figures import picture_figure
+    from hct.explain.overlays import DISPLAY_LONG_SIDE, overlay_picture, png_bytes, point_in_original
+    from hct.explain.readable import Readability, model_pixel_spacing, readable
+    from hct.reports import write_figures_html
 
     device = resolve_device(args.device)
     model, label = model_and_label(args.model, device)
@@ -202,6 +227,11 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_localize(args: argparse.Namespace) -> int:
+    from hct.data import load_records, parse_size
+    from hct.devices import resolve_device
+    from hct.explain.figures import localization_figure
+    from hct.explain.localization import localize, summarise
+
     device = resolve_device(args.device)
     records = [r for r in load_records(args.data) if args.split == "all" or r.split == args.split]
     models = dict(model_and_label(spec, device)[::-1] for spec in args.model)

@@ -29,10 +29,8 @@ from hct.data.records import SIDE_NAMES
 from hct.errors import ConfigError
 from hct.explain.erf_engine import ERFEngine, ImageGradient, Target
 from hct.explain.maps import DISPLAY_LONG_SIDE, area_downsample, default_normalisation, normaliser
+from hct.explain.options import DEFAULT_REDUCTION, REDUCTIONS, SUBSETS
 
-SUBSETS = ("all", *SIDE_NAMES.values())
-REDUCTIONS = ("mean", "mean_abs", "positive")
-DEFAULT_REDUCTION = "mean_abs"
 THUMBNAIL_LONG_SIDE = 256
 
 

@@ -19,16 +19,10 @@ import torch
 from torch import nn
 
 from hct.explain.erf_engine import ImageGradient, image_and_mask
+from hct.explain.options import default_cache_dir
 
 # Bump when what an entry holds, or how a gradient is computed, changes.
 CACHE_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    """``$HCT_CACHE_DIR/erf``, else ``$XDG_CACHE_HOME/hct/erf``, else ``~/.cache/hct/erf``."""
-    if os.environ.get("HCT_CACHE_DIR"):
-        return Path(os.environ["HCT_CACHE_DIR"]) / "erf"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hct" / "erf"
 
 
 def model_digest(model: nn.Module) -> str:

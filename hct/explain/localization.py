@@ -32,10 +32,9 @@ from hct.data.records import Box
 from hct.errors import ConfigError, MammogramError
 from hct.eval.roc import iter_bootstrap_indices
 from hct.explain.attention_maps import attention_received
-from hct.explain.attribution import METHODS, attribute
+from hct.explain.attribution import attribute
+from hct.explain.options import LOCALIZATION_METHODS, TOLERANCE
 
-LOCALIZATION_METHODS = (*METHODS, "attention")
-TOLERANCE = 15  # pixels at model resolution
 SCORES = ("energy", "hit")
 
 

@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from hct.errors import ConfigError
+from hct.explain.options import NORMALISATIONS, SCALES
 
 if TYPE_CHECKING:
     from hct.explain.erf import ERFResult
 
-NORMALISATIONS = ("area", "peak", "none")
-SCALES = ("linear", "sqrt", "log10", "power_0.25")
 DISPLAY_LONG_SIDE = 1000  # pixels on the long side of what is sent to the browser (maps and pictures)
 
 

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from hct.errors import ConfigError
+from hct.explain.options import STAGES
 from hct.models.blocks import ACBlock, DeformableConv3x3, PreActBlock
 
-STAGES = (1, 2, 3, 4, 5)
 OUTPUT_STAGE = 5
 Layer = tuple[int, int, int]  # kernel, stride, padding
 

@@ -1,14 +1,12 @@
-"""Model zoo: GMIC, Def-GMIC and HCT (Performer-RELU, Performer-Softmax, Nystrom), timm-style."""
+"""Model zoo: GMIC, Def-GMIC and HCT (Performer-RELU, Performer-Softmax, Nystrom), timm-style.
 
-from hct.models.attention import ATTENTION_KINDS, SpatialAttention
-from hct.models.network import ARCHITECTURE_VERSION, HighResNet, NetworkConfig
-from hct.models.registry import (
-    DEFAULT_INPUT_SIZE, MODEL_SPECS, ModelSpec, count_parameters, create_model, display_name, list_models,
-    model_config, model_spec,
-)
+The names below are imported from their modules on first use (``hct.lazy``)."""
 
-__all__ = [
-    "ARCHITECTURE_VERSION", "ATTENTION_KINDS", "DEFAULT_INPUT_SIZE", "HighResNet", "MODEL_SPECS", "ModelSpec",
-    "NetworkConfig", "SpatialAttention", "count_parameters", "create_model", "display_name", "list_models",
-    "model_config", "model_spec",
-]
+from hct.lazy import lazy_exports
+
+lazy_exports(__name__, {
+    "hct.models.attention": ("ATTENTION_KINDS", "SpatialAttention"),
+    "hct.models.network": ("ARCHITECTURE_VERSION", "HighResNet", "NetworkConfig"),
+    "hct.models.registry": ("DEFAULT_INPUT_SIZE", "MODEL_SPECS", "ModelSpec", "count_parameters", "create_model",
+                            "display_name", "list_models", "model_config", "model_spec"),
+})

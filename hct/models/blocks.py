@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops import DeformConv2d
 
 from hct.models.attention import SpatialAttention
 from hct.models.deform_conv import deform_conv2d
@@ -34,6 +33,8 @@ class DeformableConv3x3(nn.Module):
     """
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
+        from torchvision.ops import DeformConv2d  # torchvision only where a deformable op needs it
+
         super().__init__()
         self.offset = nn.Conv2d(in_ch, 2 * 3 * 3, 3, stride=stride, padding=1, bias=True)
         self.conv = DeformConv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)

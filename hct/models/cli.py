@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hct.models.registry import count_parameters, create_model, display_name, list_models, model_config
-from hct.weights import checkpoint_paths
+from hct.models.options import OFFICIAL_MODELS
+from hct.weights import CHECKPOINT_DIR
 
 
 def _list(args: argparse.Namespace) -> int:
+    from hct.models.registry import count_parameters, create_model, display_name, list_models
     from hct.weights import find_checkpoints, read_card
 
     print(f"{'model':<24}{'name':<26}{'params (M)':>11}  {'mixer':<18}{'output stride':>13}")
@@ -31,6 +32,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _import_official(args: argparse.Namespace) -> int:
     from hct.models.official import import_official
+    from hct.models.registry import model_config
+    from hct.weights import checkpoint_paths
 
     card = import_official(args.file, args.model, args.out, first_stage_stride=args.first_stage_stride,
                            overwrite=args.overwrite)
@@ -42,9 +45,6 @@ def _import_official(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from hct.models.official import OFFICIAL_MODELS
-    from hct.weights import CHECKPOINT_DIR
-
     parser = subparsers.add_parser("models", help="list the models and the checkpoints found")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="folder of checkpoints")
     parser.set_defaults(func=_list)

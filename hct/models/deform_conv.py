@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d as _torchvision_deform_conv2d
 
 TORCHVISION_DEVICES = frozenset({"cuda"})  # device types where torchvision's kernel is the faster one
 
@@ -85,5 +84,7 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
     """Deformable convolution without bias (shapes as :func:`deform_conv2d_gather`): torchvision's
     kernel on the device types in ``TORCHVISION_DEVICES``, :func:`deform_conv2d_gather` elsewhere."""
     if x.device.type in TORCHVISION_DEVICES:
-        return _torchvision_deform_conv2d(x, offset, weight, stride=stride, padding=padding)
+        from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
+
+        return torchvision_deform_conv2d(x, offset, weight, stride=stride, padding=padding)
     return deform_conv2d_gather(x, offset, weight, stride, padding)

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torchvision.ops import DeformConv2d
 
 from hct.models.attention import SpatialAttention, build_attention
 from hct.models.blocks import ACBlock, DeformableConv3x3, PreActBlock
@@ -87,8 +86,9 @@ class HighResNet(nn.Module):
     def _init_weights(self) -> None:
         """As the official code: kaiming normal (fan_in) for every convolution, PyTorch's defaults
         elsewhere; deformable offsets start at zero (a plain convolution at initialisation)."""
+        deformable = {id(m.conv) for m in self.modules() if isinstance(m, DeformableConv3x3)}
         for module in self.modules():
-            if isinstance(module, (nn.Conv2d, DeformConv2d)):
+            if isinstance(module, nn.Conv2d) or id(module) in deformable:
                 nn.init.kaiming_normal_(module.weight)
         for module in self.modules():
             if isinstance(module, DeformableConv3x3):

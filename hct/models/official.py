@@ -19,11 +19,11 @@ import torch
 
 from hct.checkpoints import save_checkpoint
 from hct.errors import CheckpointError, ConfigError
+from hct.models.options import OFFICIAL_MODELS
 from hct.models.network import STAGE_CHANNELS, HighResNet
 from hct.models.registry import create_model
 from hct.weights import ModelCard, checkpoint_paths, file_sha256
 
-OFFICIAL_MODELS = ("hct_performer_relu", "hct_performer_softmax")
 # Keys under which training scripts commonly nest a state dict next to epochs, optimiser state...
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict", "net")
 _STAGE_KEY = re.compile(r"^(conv|ac)_stages\.layer_list\.(\d+)\.(\d+)\.(.+)$")

@@ -1,14 +1,15 @@
-"""Training: the two-stage loop (patch, then image), ASAM, torchrun, the job store and the model zoo."""
+"""Training: the two-stage loop (patch, then image), ASAM, torchrun, the job store and the model zoo.
 
-from hct.train.asam import ASAM, frozen_bn_stats
-from hct.train.config import STAGE_DEFAULTS, TrainConfig, load_config
-from hct.train.data import ImageBank, build_bank, load_bank
-from hct.train.jobs import Job, JobStore
-from hct.train.loop import TrainResult, cosine_lr, predict_bank, read_metrics, train
-from hct.train.zoo import ZooConfig, build_zoo
+The names below are imported from their modules on first use (``hct.lazy``)."""
 
-__all__ = [
-    "ASAM", "STAGE_DEFAULTS", "ImageBank", "Job", "JobStore", "TrainConfig", "TrainResult", "ZooConfig",
-    "build_bank", "build_zoo", "cosine_lr", "frozen_bn_stats", "load_bank", "load_config",
-    "predict_bank", "read_metrics", "train",
-]
+from hct.lazy import lazy_exports
+
+lazy_exports(__name__, {
+    "hct.train.asam": ("ASAM", "frozen_bn_stats"),
+    "hct.train.config": ("STAGE_DEFAULTS", "TrainConfig", "load_config"),
+    "hct.train.data": ("ImageBank", "build_bank", "load_bank"),
+    "hct.train.jobs": ("Job", "JobStore"),
+    "hct.train.loop": ("TrainResult", "cosine_lr", "predict_bank", "read_metrics", "train"),
+    "hct.train.zoo": ("build_zoo",),
+    "hct.train.zoo_config": ("ZooConfig",),
+})

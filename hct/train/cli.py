@@ -78,7 +78,8 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    from hct.train.zoo import ZooConfig, build_zoo, zoo_config_from_file
+    from hct.train.zoo import build_zoo
+    from hct.train.zoo_config import ZooConfig, zoo_config_from_file
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ZooConfig) if getattr(args, f.name) is not None}
     zoo = dataclasses.replace(zoo_config_from_file(args.config), **given) if args.config else ZooConfig(**given)
@@ -91,7 +92,7 @@ def _zoo(args: argparse.Namespace) -> int:
 def _add_zoo_options(parser: argparse.ArgumentParser) -> None:
     """One option per :class:`ZooConfig` field (default: the field's own), so the two cannot drift."""
     from hct.data.cli import split_counts_arg
-    from hct.train.zoo import ZooConfig
+    from hct.train.zoo_config import ZooConfig
 
     for f in dataclasses.fields(ZooConfig):
         flag = "--" + f.name.replace("_", "-")

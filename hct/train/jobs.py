@@ -31,7 +31,6 @@ from pathlib import Path
 
 from hct.errors import ConfigError
 from hct.train.heartbeat import process_start, read_heartbeats
-from hct.train.loop import read_metrics
 
 DEFAULT_STORE = Path("runs/jobs.sqlite")
 CPU_SLOTS_ENV = "HCT_JOB_CPU_SLOTS"
@@ -332,6 +331,8 @@ class JobStore:
 
     def metrics(self, job_id: int) -> list[dict]:
         """The job's metrics lines so far (for plotting while it runs)."""
+        from hct.train.loop import read_metrics  # torch: only when metrics are asked for
+
         return read_metrics(self.get(job_id).metrics_file)
 
     def ranks(self, job_id: int) -> list[dict]:

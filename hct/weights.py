@@ -10,18 +10,16 @@ truncated or tampered file is refused. This module knows nothing of the networks
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hct import __version__
 from hct.errors import CheckpointError
+from hct.io import atomic_write, file_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -80,14 +78,6 @@ def code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """``(weights, card)`` for a path given with either suffix or none."""
     path = Path(path)
@@ -95,24 +85,10 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_suffix(WEIGHTS_SUFFIX), stem.with_suffix(CARD_SUFFIX)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_card(card: ModelCard, path: str | os.PathLike) -> Path:
     """Write ``card`` next to the weights of ``path`` (atomically); returns the card's path."""
     _, card_path = checkpoint_paths(path)
-    atomic_write(card_path, lambda tmp: tmp.write_text(card.to_json()))
+    atomic_write(card_path, card.to_json())
     return card_path
 
 

@@ -121,7 +121,7 @@ def test_checkpoint_of_the_first_layout_gets_a_clear_error(saved):
 def test_missing_keys_are_named_never_a_partial_load(saved):
     from safetensors.torch import load_file, save_file
 
-    from hct.weights import file_sha256
+    from hct.io import file_sha256
 
     _, _, path = saved
     state = load_file(str(path))

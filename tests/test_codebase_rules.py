@@ -87,3 +87,29 @@ def test_the_library_has_no_import_cycle():
         if name not in state:
             visit(name, [name])
     assert not cycles, cycles
+
+
+def _calls(folders=("hct", "app", "pages")):
+    """``(path, call node)`` of every call in the library and the app."""
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Call):
+                    yield path.relative_to(ROOT).as_posix(), node
+
+
+def test_one_writer_renames_files_into_place():
+    """Atomic writes have one owner, ``hct.io.atomic_write``: nowhere else renames a file (``os.replace``,
+    ``os.rename``, ``shutil.move``, ``Path.rename(target)``/``Path.replace(target)``) or makes a temporary."""
+    banned = {("os", "replace"), ("os", "rename"), ("os", "renames"), ("shutil", "move"), ("tempfile", "mkstemp"),
+              ("tempfile", "NamedTemporaryFile")}
+    found = []
+    for path, call in _calls():
+        func = call.func
+        if path == "hct/io.py" or not isinstance(func, ast.Attribute):
+            continue
+        module_call = isinstance(func.value, ast.Name) and (func.value.id, func.attr) in banned
+        path_rename = func.attr in ("rename", "replace") and len(call.args) == 1 and not call.keywords
+        if module_call or path_rename:
+            found.append(f"{path}:{call.lineno} {ast.unparse(func)}")
+    assert not found, f"write through hct.io.atomic_write instead: {found}"

@@ -190,7 +190,7 @@ def test_two_sessions_indexing_one_folder_at_once_both_succeed(tmp_path):
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(lambda _: index_dicoms(tmp_path, workers=1), range(2))
     assert first.table.equals(second.table) and index_dicoms(tmp_path).read == 0
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.rglob(".*.tmp*"))
 
 
 def test_index_in_parallel_equals_serial_and_lives_in_a_cache_folder(tmp_path, monkeypatch):

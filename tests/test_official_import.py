@@ -19,7 +19,7 @@ from hct.checkpoints import load_checkpoint
 from hct.errors import ConfigError
 from hct.models import create_model
 from hct.models.official import import_official
-from hct.weights import file_sha256
+from hct.io import file_sha256
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_hct"
 

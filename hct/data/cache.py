@@ -13,6 +13,7 @@ import torch
 from hct.data.preprocess import PREPROCESSING_VERSION, Preprocessed, parse_size, preprocess
 from hct.data.reading import read_mammogram
 from hct.errors import ConfigError
+from hct.io import atomic_write
 
 
 def cache_key(path: str | Path, size: tuple[int, int], mode: str, clear_background: bool) -> str:
@@ -38,11 +39,9 @@ def load_preprocessed(path: str | Path, size: tuple[int, int] | str, cache_dir: 
                                 original_shape=tuple(int(v) for v in saved["original_shape"]), mode=mode,
                                 cleared=clear_background)
     result = preprocess(read_mammogram(path), size, mode, clear_background)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    partial = file.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(partial, tensor=result.tensor.numpy(), mask=result.mask, flipped=result.flipped,
-             crop_box=np.array(result.crop_box), original_shape=np.array(result.original_shape))
-    os.replace(partial, file)
+    atomic_write(file, lambda tmp: np.savez(
+        tmp, tensor=result.tensor.numpy(), mask=result.mask, flipped=result.flipped,
+        crop_box=np.array(result.crop_box), original_shape=np.array(result.original_shape)))
     return result
 
 

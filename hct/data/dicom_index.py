@@ -24,6 +24,7 @@ import pandas as pd
 
 from hct.data.records import Box
 from hct.errors import ConfigError
+from hct.io import atomic_write
 
 INDEX_VERSION = "1"
 INDEX_NAME = ".hct-dicom-index.parquet"
@@ -197,10 +198,7 @@ def _save(index: DicomIndex) -> None:
     metadata = {**(table.schema.metadata or {}), b"hct_index_version": INDEX_VERSION.encode()}
     table = table.replace_schema_metadata(metadata)
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        partial = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # sessions are threads
-        pq.write_table(table, partial)
-        os.replace(partial, file)
+        atomic_write(file, lambda tmp: pq.write_table(table, tmp))
     except OSError:  # a read-only place: the index still works, it is just not kept
         index.cache_file = None
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from hct.explain.erf_engine import ImageGradient, image_and_mask
 from hct.explain.options import default_cache_dir
+from hct.io import atomic_write
 
 # Bump when what an entry holds, or how a gradient is computed, changes.
 CACHE_VERSION = 1
@@ -92,11 +93,8 @@ class GradientCache:
 
     def save(self, key: str, gradient: ImageGradient) -> None:
         """Write one entry atomically (a reader never sees half of it)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
         mask = np.packbits(gradient.mask) if gradient.mask is not None else np.zeros(0, np.uint8)
-        np.savez(partial, values=gradient.values, offset=np.array(gradient.offset), shape=np.array(gradient.shape),
-                 position=np.array(gradient.position), feature_shape=np.array(gradient.feature_shape),
-                 input_centre=np.array(gradient.input_centre), mask=mask)
-        os.replace(partial, path)
+        atomic_write(self._path(key), lambda tmp: np.savez(
+            tmp, values=gradient.values, offset=np.array(gradient.offset), shape=np.array(gradient.shape),
+            position=np.array(gradient.position), feature_shape=np.array(gradient.feature_shape),
+            input_centre=np.array(gradient.input_centre), mask=mask))

@@ -22,7 +22,8 @@ from hct.errors import CheckpointError, ConfigError
 from hct.models.options import OFFICIAL_MODELS
 from hct.models.network import STAGE_CHANNELS, HighResNet
 from hct.models.registry import create_model
-from hct.weights import ModelCard, checkpoint_paths, file_sha256
+from hct.io import file_sha256
+from hct.weights import ModelCard, checkpoint_paths
 
 # Keys under which training scripts commonly nest a state dict next to epochs, optimiser state...
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict", "net")

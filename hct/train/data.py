@@ -16,7 +16,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import multiprocessing
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from hct.data import load_preprocessed, read_manifest
 from hct.data.preprocess import PREPROCESSING_VERSION
 from hct.data.records import ImageRecord
 from hct.errors import ConfigError
+from hct.io import atomic_write
 
 BANK_VERSION = "2"
 CANDIDATE_GRID = 8  # negative-patch centres are breast pixels on this grid (model-input pixels)
@@ -169,8 +169,5 @@ def load_bank(manifest: str | Path, size: tuple[int, int], cache_dir: str | Path
     if file.is_file():
         return ImageBank(**torch.load(file, weights_only=True))
     bank = build_bank(read_manifest(manifest), size, str(cache), workers, clear_background)
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    torch.save(dict(bank.__dict__), partial)
-    os.replace(partial, file)
+    atomic_write(file, lambda tmp: torch.save(dict(bank.__dict__), tmp))
     return bank

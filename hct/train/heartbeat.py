@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+from hct.io import atomic_write
+
 PHASES = ("starting", "loading data", "training", "validating", "done", "failed")
 
 
@@ -39,9 +41,7 @@ class Heartbeat:
         if phase == self._phase and now - self._last < self.interval_s:
             return
         self._phase, self._last = phase, now
-        partial = self.path.with_name(f".{self.path.name}.tmp")
-        partial.write_text(json.dumps({**self._identity, "phase": phase, "time": now, **fields}))
-        os.replace(partial, self.path)
+        atomic_write(self.path, json.dumps({**self._identity, "phase": phase, "time": now, **fields}))
 
 
 def read_heartbeats(folder: str | Path, ranks: int) -> list[dict]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hct.errors import ConfigError
+from hct.io import atomic_write
 from hct.train.heartbeat import process_start, read_heartbeats
 
 DEFAULT_STORE = Path("runs/jobs.sqlite")
@@ -85,10 +86,7 @@ class Job:
 
 def write_status(path: str | Path, state: str, **fields) -> None:
     """What a training process reports at its end (atomically): ``state`` plus e.g. checkpoint, error."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps({"state": state, **fields}))
-    os.replace(partial, path)
+    atomic_write(path, json.dumps({"state": state, **fields}))
 
 
 def _alive(pid: int, token: str | None) -> bool:

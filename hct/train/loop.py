@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from hct.checkpoints import load_checkpoint, save_checkpoint
 from hct.data import augment, preprocessing_info
 from hct.devices import describe_device
 from hct.errors import ConfigError
+from hct.io import atomic_write
 from hct.models import HighResNet, create_model
 from hct.train.asam import ASAM, frozen_bn_stats
 from hct.train.config import TrainConfig, load_config
@@ -150,21 +150,13 @@ class _Metrics:
             return
         kept = [json.dumps(entry) + "\n" for entry in read_metrics(self.path)
                 if ("val_auc" in entry and entry["epoch"] <= epoch) or ("loss" in entry and entry["step"] <= step)]
-        partial = self.path.with_name(f".{self.path.name}.tmp")
-        partial.write_text("".join(kept))
-        os.replace(partial, self.path)
+        atomic_write(self.path, "".join(kept))
 
     def write(self, **entry) -> None:
         if self.enabled:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
                 handle.flush()
-
-
-def _atomic_torch_save(state: dict, path: Path) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, partial)
-    os.replace(partial, path)
 
 
 def _check_resumable(out_dir: Path, config: TrainConfig) -> None:
@@ -259,8 +251,8 @@ class _Run:
     def save_resume(self) -> None:
         if self.ctx.is_main:
             state = {**dataclasses.asdict(self.state), "elapsed_s": self.elapsed()}
-            _atomic_torch_save({"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-                                **state}, self.path(RESUME_NAME))
+            resume = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(), **state}
+            atomic_write(self.path(RESUME_NAME), lambda tmp: torch.save(resume, tmp))
 
     def path(self, name: str) -> Path:
         return Path(self.config.out_dir) / name
@@ -486,7 +478,5 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
         time_s=round(run.elapsed(), 1), stopped_by_time_budget=state.epochs < config.epochs,
     )
     if ctx.is_main:
-        partial = out_dir / f".{RESULT_NAME}.tmp"
-        partial.write_text(json.dumps(result.to_dict(), indent=2))
-        os.replace(partial, out_dir / RESULT_NAME)
+        atomic_write(out_dir / RESULT_NAME, json.dumps(result.to_dict(), indent=2))
     return result

@@ -37,6 +37,21 @@ def random_key(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) + 2 for p in parts]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def augment(batch: torch.Tensor, key: int, flips: bool = True, noise_std: float = 0.05) -> torch.Tensor:
+    """The paper's augmentation of a ``(B, C, H, W)`` batch: random horizontal/vertical flips and Gaussian
+    noise (std uniform in [0, noise_std]) per sample, drawn on the batch's device from a generator seeded by
+    ``key`` (:func:`random_key`)."""
+    generator = torch.Generator(device=batch.device).manual_seed(key)
+    draws = torch.rand(batch.shape[0], 3, generator=generator, device=batch.device)
+    if flips:
+        batch = torch.where((draws[:, 0] < 0.5).view(-1, 1, 1, 1), batch.flip(-1), batch)
+        batch = torch.where((draws[:, 1] < 0.5).view(-1, 1, 1, 1), batch.flip(-2), batch)
+    if noise_std > 0:
+        noise = torch.randn(batch.shape, generator=generator, device=batch.device, dtype=batch.dtype)
+        batch = batch + noise * (draws[:, 2] * noise_std).view(-1, 1, 1, 1)
+    return batch
+
+
 @dataclass
 class ImageBank:
     """Preprocessed images of one manifest at one size, with what patch sampling needs."""

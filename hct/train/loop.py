@@ -26,14 +26,14 @@ from torch import nn
 from tqdm import tqdm
 
 from hct.checkpoints import load_checkpoint, save_checkpoint
-from hct.data import augment, preprocessing_info
+from hct.data import preprocessing_info
 from hct.devices import describe_device
 from hct.errors import ConfigError
 from hct.io import atomic_write
 from hct.models import HighResNet, create_model
 from hct.train.asam import ASAM, frozen_bn_stats
 from hct.train.config import TrainConfig, load_config
-from hct.train.data import ImageBank, load_bank, random_key
+from hct.train.data import ImageBank, augment, load_bank, random_key
 from hct.train.distributed import DistContext, barrier, broadcast_int, setup, teardown
 
 CONFIG_NAME, METRICS_NAME, RESUME_NAME, RESULT_NAME = "config.json", "metrics.jsonl", "resume.pt", "result.json"

@@ -23,7 +23,7 @@ from hct.explain.localization import check_boxes
 from hct.explain.overlays import display_factor, overlay_picture, png_bytes, point_in_model, point_in_original, region_picture
 from hct.explain.readable import model_pixel_spacing, sigma_unit
 
-from app import compute, loaders, widgets
+from app import compute, loaders, tasks, widgets
 from app.state import ImageItem
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "saliency": "saliency", "smoothgrad": "SmoothGrad",
@@ -161,7 +161,7 @@ def overlays_view(model_key: str, item: ImageItem, size: str, methods: Sequence[
     if not methods:
         st.info("Choose at least one method.")
         return
-    widgets.run_safely(lambda: compute.start(
+    widgets.run_safely(lambda: tasks.start(
         "attn-overlays", lambda task: compute.attributions(model_key, item, size, methods, task, layer),
         images=1, size=size, inputs=(model_key, item.key, size, tuple(methods), layer)), "Explaining")
     done = widgets.follow("attn-overlays", "Explaining")
@@ -221,10 +221,10 @@ def erf_view(model_key: str, item: ImageItem, size: str, display: Display) -> No
     of another image, model or size is never drawn."""
     inputs = (model_key, item.key, size)
     if st.button("Compute the ERF of this image"):
-        widgets.run_safely(lambda: compute.start(
+        widgets.run_safely(lambda: tasks.start(
             "attn-erf", lambda task: compute.erfs([model_key], [item], size, "all", task)[0],
             images=1, size=size, inputs=inputs), "The ERF")
-    task = compute.task("attn-erf")
+    task = tasks.task("attn-erf")
     if task is None or task.inputs != inputs:
         return
     result = widgets.follow("attn-erf", "The ERF")
@@ -242,7 +242,7 @@ def erf_view(model_key: str, item: ImageItem, size: str, display: Display) -> No
 def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str, layer: str, display: Display) -> None:
     """The four views hung R-CC, L-CC / R-MLO, L-MLO with ``method``'s map on each, each view's
     malignancy probability and each breast's score (the mean over its views)."""
-    widgets.run_safely(lambda: compute.start(
+    widgets.run_safely(lambda: tasks.start(
         "attn-exam", lambda task: compute.exam(model_key, views, size, method, task, layer),
         images=len(views), size=size, inputs=(model_key, tuple(v.key for v in views), size, method, layer)),
         "Reading the exam")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from hct.devices import describe_device, resolve_device
 
-from app import compute, loaders
+from app import loaders, tasks
 
 
 def render() -> st.delta_generator.DeltaGenerator:
@@ -28,7 +28,7 @@ def show_models(slot: st.delta_generator.DeltaGenerator) -> None:
     so a model the page loaded shows at once)."""
     loaded = loaders.loaded_models()
     labels = {c.key: c.label for c in loaders.model_choices()}
-    queue = compute.queue()
+    queue = tasks.queue()
     with slot.container():
         if loaded:
             for key, where in loaded.items():

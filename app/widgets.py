@@ -19,7 +19,7 @@ from hct.errors import ComputationCancelled, HCTError
 from hct.models import DEFAULT_INPUT_SIZE
 from hct.serving import BudgetExceeded, Task
 
-from app import compute, loaders, state
+from app import loaders, state, tasks
 
 T = TypeVar("T")
 _EXPECTED = (ComputationCancelled, torch.cuda.OutOfMemoryError, MemoryError, HCTError)
@@ -50,23 +50,23 @@ def run_safely(work: Callable[[], T], what: str) -> T | None:
 
 
 def follow(key: str, what: str) -> Any | None:
-    """The result of this session's task under ``key`` (:func:`app.compute.start`) once it has ended.
+    """The result of this session's task under ``key`` (:func:`app.tasks.start`) once it has ended.
 
     While it computes, the page waits for it, showing its progress and a Cancel button; the wait yields
     to Streamlit every half second, so a click reruns the page at once (the task goes on, and the new
     run waits for it again). While it waits for the device queue, the page goes on: "queued, position k"
     and a Cancel button refresh every second. A failed or cancelled task shows its message; a failure
     that is not the user's is raised. A request refused as over the compute budget shows why, and a
-    button that runs it as a queued job (:func:`app.compute.run_as_job`).
+    button that runs it as a queued job (:func:`app.tasks.run_as_job`).
     """
-    refusal = compute.refusal(key)
+    refusal = tasks.refusal(key)
     if refusal is not None:
         st.error(f"{what}: {refusal}")
-        st.button("Run as a queued job", key=f"{key}-as-job", on_click=compute.run_as_job, args=(key,),
+        st.button("Run as a queued job", key=f"{key}-as-job", on_click=tasks.run_as_job, args=(key,),
                   help="It waits for the device behind interactive requests, shows its progress here, and its "
                        "result stays in this session.")
         return None
-    task = compute.task(key)
+    task = tasks.task(key)
     if task is None:
         return None
     if task.state == "running":
@@ -97,7 +97,7 @@ def _progress(task: Task, what: str) -> tuple[float, str]:
 
 @st.fragment(run_every=1.0)
 def _queued(key: str, what: str) -> None:
-    task = compute.task(key)
+    task = tasks.task(key)
     if task is None or task.state != "queued":
         st.rerun()
     waiting = "cancelling…" if task.cancelled() else "waiting for the device"

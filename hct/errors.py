@@ -1,6 +1,10 @@
 """The library's error types. Every user-facing failure is an :class:`HCTError` with a message that
 says what was wrong and what to do, so the app and the CLI can show it instead of a traceback."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 
 class HCTError(Exception):
     """Base class of every error the library raises on purpose."""
@@ -28,3 +32,20 @@ class ComputationCancelled(HCTError):
 
 class UnknownModelError(ConfigError, ValueError):
     """A model name or override the registry does not know; the message lists the known ones."""
+
+
+def cancellable(progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None,
+                what: str) -> Callable[[int, int], None] | None:
+    """The ``progress(done, total)`` a long computation calls after each unit of work, raising
+    :class:`ComputationCancelled` there once ``cancel()`` returns True: how ``check_data``, ``predict``,
+    ``localize`` and ``generate_phantom`` take the same ``progress=``/``cancel=`` pair as the ERF engine."""
+    if cancel is None:
+        return progress
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+        if cancel():
+            raise ComputationCancelled(f"{what} cancelled after {done} of {total}")
+
+    return report

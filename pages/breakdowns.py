@@ -13,7 +13,7 @@ from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, stale_models
 from hct.explain import LOCALIZATION_METHODS, localization_figure, summarise
 from hct.models import MODEL_SPECS
 
-from app import compute, state, widgets
+from app import compute, state, tasks, widgets
 
 SHIPPED, COMPUTE, UPLOAD, PATH = "Shipped checkpoints", "Compute for other images", "Upload CSV", "CSV path"
 PAIR_DEFAULT = ("hct_performer_relu", "gmic")  # the paper's Fig. A2: HCT-RELU against GMIC
@@ -40,7 +40,7 @@ def localization_section() -> None:
     if clicked and not (items and models and methods):
         st.error("Choose models and methods, and a set with malignant images that have finding boxes.")
     elif clicked:
-        widgets.run_safely(lambda: compute.start(
+        widgets.run_safely(lambda: tasks.start(
             "bd-localization", lambda task: compute.localization(models, items, size, methods, task),
             images=len(items), size=size, models=len(models)), "Scoring the maps")
     rows = widgets.follow("bd-localization", "Scoring the maps")
@@ -93,7 +93,7 @@ else:
     elif clicked and not models:
         st.error("Choose at least one model.")
     elif clicked:
-        widgets.run_safely(lambda: compute.start(
+        widgets.run_safely(lambda: tasks.start(
             "bd-predictions", lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
             images=len(items), size=size, models=len(models)), "Predicting")
     predictions = widgets.follow("bd-predictions", "Predicting")

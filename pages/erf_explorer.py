@@ -10,7 +10,7 @@ from hct.explain import (
 from hct.explain.outputs import metrics_frame, write_erf_outputs, write_table1
 from hct.reports import figures_html
 
-from app import compute, loaders, state, widgets
+from app import compute, loaders, state, tasks, widgets
 
 REDUCTION_NAMES = {"mean_abs": "mean |grad| (default)", "mean": "signed mean (Luo et al.)",
                    "positive": "mean relu(grad) (RepLKNet)"}
@@ -47,7 +47,7 @@ def start(request: dict) -> None:
     """Compute the ERFs of ``request`` as this session's task (each image read once for all models)."""
     st.session_state[REQUEST] = request
     chosen = request["items"]
-    widgets.run_safely(lambda: compute.start(
+    widgets.run_safely(lambda: tasks.start(
         "erf", lambda task: compute.erfs(request["models"], chosen, request["size"], request["subset"], task,
                                          position=request["position"], stage=request["stage"],
                                          reduction=request["reduction"]),
@@ -139,7 +139,7 @@ def table1_section() -> None:
         seed = cols[1].number_input("Seed of the image sample", 0, 2**31 - 1, 0)
         clicked = st.form_submit_button("Compute Table 1", disabled=per_side == 0 or not models)
     if clicked:
-        widgets.run_safely(lambda: compute.start(
+        widgets.run_safely(lambda: tasks.start(
             "table1", lambda task: compute.table1(models, items, size, int(table_n), int(seed), reduction, task),
             images=min(len(items), 2 * int(table_n)), size=size, models=len(models)), "Table 1")
     table = widgets.follow("table1", "Table 1")

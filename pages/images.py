@@ -8,7 +8,7 @@ import streamlit as st
 
 from hct.data import FORMATS, DataReport, builtin_samples, complete_exams, exam_label, write_checked_manifest
 
-from app import compute, loaders, state, widgets
+from app import loaders, state, tasks, widgets
 
 st.title("Images")
 st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
@@ -57,16 +57,16 @@ else:
     fmt = fmt or st.selectbox("Format", [f for f in FORMATS if f != "manifest"])
     path = widgets.path_input(label, key=f"images-{source}", placeholder=placeholder)
     if path:
-        check = compute.task("data-check")
+        check = tasks.task("data-check")
         if check is None or check.inputs != (fmt, str(path)):  # checking reads every header: once per source
-            widgets.run_safely(lambda: compute.check_data_set("data-check", path, fmt), f"Checking {path}")
+            widgets.run_safely(lambda: tasks.check_data_set("data-check", path, fmt), f"Checking {path}")
         report = widgets.follow("data-check", f"Checking {path}")
         if report is not None:
             shown = st.error if not report.usable else st.warning if report.missing or report.unreadable else st.success
             shown(report.summary())
             with st.expander("Data check report", expanded=not report.usable):
                 st.text("\n".join(report.lines()))
-            st.button("Check again", on_click=compute.check_data_set, args=("data-check", path, fmt, True),
+            st.button("Check again", on_click=tasks.check_data_set, args=("data-check", path, fmt, True),
                       help="Read the folder again: files added or changed since are indexed, the rest come "
                            "from the index cache.")
             if report.usable and fmt != "manifest":

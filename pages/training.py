@@ -16,7 +16,7 @@ from hct.models import display_name, list_models
 from hct.train import STAGE_DEFAULTS, TrainConfig
 from hct.train.figures import training_curves_figure
 
-from app import compute, loaders, state, widgets
+from app import loaders, state, tasks, widgets
 
 PHANTOM = "data/phantom"  # relative to the repository, a data root
 # the phantom sizes offered: label -> (images per split, HxW); times of one CPU core (bench/RESULTS.md)
@@ -34,7 +34,7 @@ st.caption("Jobs run as `python -m hct train` processes (under `torchrun` for se
 
 def phantom_section(folder) -> None:
     """Offer to generate the phantom data set into ``folder``, and follow the generation."""
-    running, mine = compute.phantom_generation(folder), compute.task("phantom")
+    running, mine = tasks.phantom_generation(folder), tasks.task("phantom")
     if running is not None and running is not mine:
         done, total = running.steps
         st.info(f"Another session is generating the phantom data set ({done:,} of {total:,} images); "
@@ -47,7 +47,7 @@ def phantom_section(folder) -> None:
             choice = st.radio("Size", list(PHANTOM_SIZES))
             generate = st.form_submit_button("Generate the phantom data set")
         if generate:
-            widgets.run_safely(lambda: compute.generate_phantom(folder, *PHANTOM_SIZES[choice]), "Generating the phantom")
+            widgets.run_safely(lambda: tasks.generate_phantom(folder, *PHANTOM_SIZES[choice]), "Generating the phantom")
     written = widgets.follow("phantom", "The phantom data set")
     if written:
         st.success(f"Wrote {written:,} images and {folder.name}/{MANIFEST_NAME}.")

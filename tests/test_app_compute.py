@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from app import compute, loaders, state
+from app import compute, loaders, state, tasks
 from hct.weights import CHECKPOINT_DIR, find_checkpoints
 
 
@@ -97,12 +97,12 @@ def test_the_app_s_device_queue_fixes_tf32_off_before_any_computation(monkeypatc
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     monkeypatch.setenv("HCT_COMPUTE_SLOTS", "2")
-    compute.queue.clear()
+    tasks.queue.clear()
     try:
-        assert compute.queue().slots == 2
+        assert tasks.queue().slots == 2
         assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
     finally:
-        compute.queue.clear()
+        tasks.queue.clear()
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import compute
-from app.compute import TASKS
+from app import compute, tasks
+from app.tasks import TASKS
 from hct.serving import Task
 
 HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
@@ -385,7 +385,7 @@ def test_a_failed_task_shows_its_message(app):
 def test_cancel_while_queued_leaves_the_device_queue(app):
     """Another session holds the device: the request waits at position 1; its Cancel button takes it out."""
     compute._erfs.clear()
-    queue = compute.queue()
+    queue = tasks.queue()
     with queue.slot():
         at = open_page(app, "erf_explorer")
         at.number_input[0].set_value(1)

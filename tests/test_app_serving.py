@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import compute, state
-from app.compute import TASKS
+from app import compute, state, tasks
+from app.tasks import TASKS
 from app.widgets import PATH_KEY
 from hct import data_roots
 from hct.data import builtin_samples
@@ -129,7 +129,7 @@ def test_a_request_over_the_budget_runs_as_a_queued_job_and_keeps_its_result(env
 
 
 def test_a_queued_job_is_not_dropped_for_another_request(env):
-    queue = compute.queue()
+    queue = tasks.queue()
 
     def work(task: Task) -> None:
         with queue.slot(cancel=task.cancelled, on_wait=task.queued, background=True):
@@ -213,9 +213,9 @@ def test_a_session_follows_and_cancels_only_its_own_training_jobs(env, monkeypat
 @pytest.mark.slow
 def test_a_fresh_checkout_generates_the_phantom_and_trains_with_live_curves(env, monkeypatch):
     monkeypatch.setattr(data_roots, "REPOSITORY", env)  # a checkout without data/
-    write = compute.write_phantom
-    monkeypatch.setattr(compute, "write_phantom", lambda counts, out, size, progress: write(
-        8, out, size=(96, 64), progress=progress))  # the page's smallest choice, smaller still
+    write = tasks.write_phantom
+    monkeypatch.setattr(tasks, "write_phantom", lambda counts, out, size, progress, cancel: write(
+        8, out, size=(96, 64), progress=progress, cancel=cancel))  # the page's smallest choice, smaller still
     at = session("training")
     assert any("not there yet" in i.value for i in at.info)
     next(b for b in at.button if b.label == "Generate the phantom data set").click().run()

@@ -173,3 +173,18 @@ def test_focal_asymmetry_is_drawn_in_fatty_breasts_only():
     asymmetric = [p.breast.density for p in plans if p.breast.findings and p.breast.findings[0].kind == "focal_asymmetry"]
     others = [p.breast.density for p in plans if not p.breast.findings]
     assert asymmetric and max(asymmetric) <= 0.45 and max(others) > 0.9
+
+
+def test_check_data_and_the_phantom_take_cancel(tmp_path):
+    """The same ``progress=``/``cancel=`` pair as the ERF engine: True stops after the work under way."""
+    from hct.data import check_data
+    from hct.errors import ComputationCancelled
+
+    with pytest.raises(ComputationCancelled, match="the phantom cancelled after 1 of 4"):
+        generate_phantom(4, tmp_path / "stopped", size=(96, 64), cancel=lambda: True)
+    generate_phantom(4, tmp_path / "full", size=(96, 64))
+    seen = []
+    with pytest.raises(ComputationCancelled, match="cancelled after"):
+        check_data(tmp_path / "full", "manifest", workers=1, progress=lambda done, total: seen.append(done),
+                   cancel=lambda: True)
+    assert seen and check_data(tmp_path / "full", "manifest", workers=1, cancel=lambda: False).usable

@@ -124,3 +124,14 @@ def test_without_identity_keeps_patients_apart_and_their_ids_out():
     out = without_identity(table)
     assert out["patient_id"].nunique() == 2 and out["patient_id"].iloc[0] == out["patient_id"].iloc[1]
     assert not out["patient_id"].str.contains("PID").any() and table["patient_id"].iloc[0] == "PID-1"
+
+
+def test_predict_takes_cancel_like_the_erf_engine(phantom_records):
+    """``cancel()`` is asked after each batch (with ``progress``): True stops the predictions there."""
+    from hct.errors import ComputationCancelled
+
+    seen = []
+    with pytest.raises(ComputationCancelled, match="predictions of tiny cancelled after 2 of 4"):
+        predict(tiny_model(), phantom_records, size=(64, 48), batch_size=2, model_name="tiny",
+                progress=lambda done, total: seen.append(done), cancel=lambda: len(seen) >= 1)
+    assert seen == [2]

@@ -128,3 +128,14 @@ def test_cbis_ddsm_findings_are_scored_against_their_roi_masks(tmp_path):
     gone = dataclasses.replace(record, finding_masks=(str(tmp_path / "moved.dcm"),))
     with pytest.raises(MammogramError, match="ROI mask .*moved.dcm is missing .* data check"):
         localize({"gmic": create_model("gmic")}, [gone], ["saliency"], SIZE)
+
+
+def test_localize_takes_cancel_like_the_erf_engine(phantom):
+    from hct.errors import ComputationCancelled
+
+    _, records = phantom
+    seen = []
+    with pytest.raises(ComputationCancelled, match="localization cancelled after 1 of"):
+        localize({"gmic": create_model("gmic")}, records[:2], ["saliency"], SIZE,
+                 progress=lambda done, total: seen.append(done), cancel=lambda: True)
+    assert seen == [1]

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hct.data.cbis_ddsm import scan_cbis_ddsm
@@ -26,7 +26,7 @@ from hct.data.report import DataReport
 from hct.data.splits import complete_splits
 from hct.data.vindr import scan_vindr_mammo
 from hct.data_roots import confine, confine_records
-from hct.errors import ConfigError
+from hct.errors import ConfigError, cancellable
 
 # the data set's tables, looked for under the source folder when not given
 TABLE_PATTERNS = {"cbis-ddsm": "*case_description*.csv", "vindr": "finding_annotations.csv",
@@ -35,7 +35,8 @@ TABLE_PATTERNS = {"cbis-ddsm": "*case_description*.csv", "vindr": "finding_annot
 
 def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (), images: str | Path | None = None,
                cache_dir: str | Path | None = None, workers: int | None = None, progress: Progress | None = None,
-               malignant_birads: tuple[int, ...] = (5,), roots: Sequence[Path] | None = None) -> DataReport:
+               malignant_birads: tuple[int, ...] = (5,), roots: Sequence[Path] | None = None,
+               cancel: Callable[[], bool] | None = None) -> DataReport:
     """What of the data set at ``source`` (``format``: one of ``FORMATS``) is there and usable.
 
     ``source`` is the folder the data set was downloaded to (or any folder above it), an OMI-DB data
@@ -43,9 +44,11 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
     folder holding ``manifest.csv``). ``tables``: the case description CSVs (CBIS-DDSM),
     finding_annotations.csv (VinDr-Mammo) or the clinical spreadsheet (CMMD); found under ``source``
     when not given. With ``roots`` (the app's data roots, :mod:`hct.data_roots`), every path read is
-    confined to them, a manifest's rows before any of their files is looked at."""
+    confined to them, a manifest's rows before any of their files is looked at. ``progress(done, total)``
+    follows the files read; ``cancel()`` returning True stops the check there (:class:`ComputationCancelled`)."""
     if format not in FORMATS:
         raise ConfigError(f"Unknown data set format {format!r}; use one of {', '.join(FORMATS)}.")
+    progress = cancellable(progress, cancel, f"the check of {source}")
     if roots is not None:
         source, images = confine(source, roots), images and confine(images, roots)
     source = Path(source)

@@ -31,7 +31,7 @@ from hct.data.manifest import make_record, write_manifest
 from hct.data.options import COMPRESSIONS
 from hct.data.phantom_render import MAX_VALUE, BreastPlan, Finding, render
 from hct.data.records import FINDING_TYPES, SPLITS, ImageRecord
-from hct.errors import ConfigError
+from hct.errors import ConfigError, cancellable
 
 MANIFEST_NAME = "manifest.csv"
 VIEW_ORDER = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
@@ -152,6 +152,7 @@ def generate_phantom(
     workers: int = 1,
     compression: str = "rle",
     progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> list[ImageRecord]:
     """Write phantom DICOMs under ``out_dir/images`` and ``out_dir/manifest.csv``; return the records.
 
@@ -159,7 +160,7 @@ def generate_phantom(
     patient. ``malignant_fraction`` and ``benign_fraction`` are shares of breasts, exact in each
     split. Deterministic by ``seed`` (any ``workers``). A malignant image's record holds its
     malignant finding (type and box); a non-malignant image's record its benign finding, if any.
-    ``progress(done, total)`` is called as images are written.
+    ``progress(done, total)`` is called as images are written; ``cancel()`` returning True stops there.
     """
     counts = split_counts(n) if isinstance(n, int) else {k: int(v) for k, v in n.items()}
     if set(counts) - set(SPLITS) or sum(counts.values()) < 1 or min(counts.values()) < 0:
@@ -175,7 +176,7 @@ def generate_phantom(
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     plans = _plan(counts, seed, malignant_fraction, benign_fraction)
     tasks = [(plan, seed, tuple(size), str(out_dir), compression) for plan in plans]
-    all_boxes = _render_all(tasks, workers, progress)
+    all_boxes = _render_all(tasks, workers, cancellable(progress, cancel, "the phantom"))
     records = []
     for plan, boxes in zip(plans, all_boxes):
         records.append(make_record(

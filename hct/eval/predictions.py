@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hct.data.records import ImageRecord
-from hct.errors import EvaluationError
+from hct.errors import EvaluationError, cancellable
 
 if TYPE_CHECKING:  # torch is imported only when predicting
     import torch
@@ -248,6 +248,7 @@ def predict(
     workers: int = 0,
     device: str = "cpu",
     progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
     model_name: str = "",
     checkpoint_sha256: str = "",
     context: DistContext | None = None,
@@ -258,7 +259,8 @@ def predict(
 
     Under torchrun (``context`` of several ranks) the batches are dealt out in contiguous runs, one per
     rank in rank order, and rank 0 gathers the rows in record order: the table equals one process's,
-    batch for batch (``None`` on the other ranks). ``progress`` counts this rank's images.
+    batch for batch (``None`` on the other ranks). ``progress`` counts this rank's images; ``cancel()``
+    returning True stops after the batch under way (:class:`~hct.errors.ComputationCancelled`).
     """
     from hct.distributed import gather_to_main, round_ranges
 
@@ -274,7 +276,7 @@ def predict(
         model_name=model_name,
         checkpoint_sha256=checkpoint_sha256,
         total=len(records),
-        progress=progress,
+        progress=cancellable(progress, cancel, f"predictions of {model_name or type(model).__name__}"),
     )
     if context is None or not context.distributed:
         return table

@@ -29,7 +29,7 @@ from torch import nn
 from hct.data import ImageRecord, Preprocessed, preprocess, read_mammogram
 from hct.data.dicom_index import read_binary_mask
 from hct.data.records import Box
-from hct.errors import ConfigError, MammogramError
+from hct.errors import ConfigError, MammogramError, cancellable
 from hct.eval.roc import iter_bootstrap_indices
 from hct.explain.attention_maps import attention_received
 from hct.explain.attribution import attribute
@@ -112,15 +112,18 @@ def localizable(records: Sequence[ImageRecord]) -> list[ImageRecord]:
 
 def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], methods: Sequence[str],
              size: tuple[int, int], tolerance: float = TOLERANCE,
-             progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+             progress: Callable[[int, int], None] | None = None,
+             cancel: Callable[[], bool] | None = None) -> pd.DataFrame:
     """One row per (image, model, method): the scores of :func:`score`, over the malignant images of
-    ``records`` that have boxes. ``attention`` is skipped for models without attention layers."""
+    ``records`` that have boxes. ``attention`` is skipped for models without attention layers.
+    ``progress(done, total)`` after each image; ``cancel()`` returning True stops there."""
     unknown = set(methods) - set(LOCALIZATION_METHODS)
     if unknown:
         raise ConfigError(f"unknown method(s) {sorted(unknown)}; choose from {LOCALIZATION_METHODS}")
     images = localizable(records)
     if not images:
         raise ConfigError("no malignant image with a finding box: localization needs boxes (phantom, VinDr, OPTIMAM)")
+    progress = cancellable(progress, cancel, "localization")
     rows = []
     for done, record in enumerate(images, start=1):
         image = read_mammogram(record.path)

@@ -48,8 +48,18 @@ from hct.eval import (
 )
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, table3_with_cards
 from hct.explain import (
-    DEFAULT_REDUCTION, AttentionMap, Attribution, ERFEngine, ERFResult, GradientCache, attention_map, attribute,
-    compute_erfs, layer_input, localize, select_subset,
+    DEFAULT_REDUCTION,
+    AttentionMap,
+    Attribution,
+    ERFEngine,
+    ERFResult,
+    GradientCache,
+    attention_map,
+    attribute,
+    compute_erfs,
+    layer_input,
+    localize,
+    select_subset,
 )
 from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.serving import Task

@@ -20,17 +20,16 @@ import streamlit as st
 import torch
 
 from hct.checkpoints import load_model
-from hct.weights import ModelCard, find_checkpoints, read_card
 from hct.data import Mammogram, MammogramMeta, Preprocessed, parse_size, preprocess, read_mammogram, study_key
-from hct.explain.overlays import display_pixels as to_display
 from hct.devices import resolve_device
 from hct.errors import HCTError
+from hct.explain.overlays import display_pixels as to_display
 from hct.models import DEFAULT_INPUT_SIZE, display_name, list_models
 from hct.train.jobs import DEFAULT_STORE, JobStore
 from hct.train.loop import read_metrics
+from hct.weights import ModelCard, find_checkpoints, read_card
 
 from app.state import ImageItem
-
 
 MODEL_CACHE_SIZE = 8  # models held on the device at once; the least recently used one goes first
 FULL_IMAGES = 4  # full-resolution mammograms held (a 4432x2864 DICOM reads to 51 MB of float32)

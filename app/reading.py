@@ -16,11 +16,27 @@ import pandas as pd
 import streamlit as st
 
 from hct.data import Preprocessed, breast_scores, view_name
-from hct.explain import Attribution, Readability, ReadableMap, erf_curves, finding_region, picture_figure, readable, score
+from hct.explain import (
+    Attribution,
+    Readability,
+    ReadableMap,
+    erf_curves,
+    finding_region,
+    picture_figure,
+    readable,
+    score,
+)
 from hct.explain.attention_maps import upsample
 from hct.explain.export import secondary_capture, source_uids
 from hct.explain.localization import check_boxes
-from hct.explain.overlays import display_factor, overlay_picture, png_bytes, point_in_model, point_in_original, region_picture
+from hct.explain.overlays import (
+    display_factor,
+    overlay_picture,
+    png_bytes,
+    point_in_model,
+    point_in_original,
+    region_picture,
+)
 from hct.explain.readable import model_pixel_spacing, sigma_unit
 
 from app import compute, loaders, tasks, widgets

@@ -36,9 +36,8 @@ from typing import Any
 
 import streamlit as st
 
-from hct.data import DataReport, check_data
+from hct.data import DataReport, check_data, parse_size
 from hct.data import generate_phantom as write_phantom
-from hct.data import parse_size
 from hct.data_roots import data_roots
 from hct.devices import disable_tf32
 from hct.errors import HCTError

@@ -102,7 +102,8 @@ def _queued(key: str, what: str) -> None:
         st.rerun()
     waiting = "cancelling…" if task.cancelled() else "waiting for the device"
     if task.background:
-        what, waiting = f"{what} (queued job)", waiting + " behind interactive requests; it keeps its place while you use other pages"
+        what = f"{what} (queued job)"
+        waiting += " behind interactive requests; it keeps its place while you use other pages"
     st.info(f"{what}: queued, position {task.position} — {waiting}")
     st.button("Cancel", key=f"{key}-cancel-queued", on_click=task.cancel, disabled=task.cancelled())
 

@@ -65,7 +65,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}), "
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"device {device} ({name}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, n {args.n}, repeats {args.repeats}\n")
     print("| model | size | straightforward img/s | engine img/s | speed-up | max abs diff | max abs map |")
     print("|---|---|---|---|---|---|---|")
@@ -78,10 +79,10 @@ def main() -> None:
             compute_erf(model, images[:1])  # warm-up (allocator, kernel loading)
             naive_t = engine_t = float("inf")
             for _ in range(args.repeats):  # alternate, so that load from elsewhere hits both alike
-                naive, t = _timed(lambda: straightforward(model, images), device)
+                naive, t = _timed(lambda model=model, images=images: straightforward(model, images), device)
                 naive_t = min(naive_t, t)
-                result, t = _timed(lambda: compute_erf(model, images, reduction="mean", keep_image_maps=True,
-                                                       engine=ERFEngine(batch_size=batch)), device)
+                result, t = _timed(lambda model=model, images=images: compute_erf(
+                    model, images, reduction="mean", keep_image_maps=True, engine=ERFEngine(batch_size=batch)), device)
                 engine_t = min(engine_t, t)
             diff = float(np.abs(result.image_maps - naive).max())
             print(f"| {name} | {size} | {args.n / naive_t:.3f} | {args.n / engine_t:.3f} | "

@@ -17,10 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from playwright.sync_api import expect, sync_playwright
-
 from app_server import CHROMIUM, serve
-
+from playwright.sync_api import expect, sync_playwright
 
 
 def tree_cpu_seconds(roots: list[int]) -> float:

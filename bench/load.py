@@ -21,9 +21,8 @@ import re
 import statistics
 import time
 
-from playwright.async_api import async_playwright
-
 from app_server import CHROMIUM, serve
+from playwright.async_api import async_playwright
 
 QUEUED = re.compile(r"queued, position (\d+)")
 

@@ -174,7 +174,8 @@ def _machine(device: str) -> str:
 
     if device == "cuda":
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
     return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
@@ -241,7 +242,10 @@ def main() -> None:
 
     from hct.models import list_models
 
-    run = _in_subprocess if args.device == "cpu" else (lambda job: (measure_attention if job.pop("what") == "attention" else measure_model)(**job))
+    def in_process(job: dict):
+        return (measure_attention if job.pop("what") == "attention" else measure_model)(**job)
+
+    run = _in_subprocess if args.device == "cpu" else in_process
     print(f"Machine: {_machine(args.device)}; {time.strftime('%Y-%m-%d')}; `python bench/models.py {' '.join(sys.argv[1:])}`\n")
     if args.input_grad:
         input_grad_table(run, argparse.Namespace(**{**vars(args), "models": args.models or list_models()}))

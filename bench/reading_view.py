@@ -15,15 +15,13 @@ import os
 import re
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from app_server import CHROMIUM, ROOT, serve
 from playwright.sync_api import Page, expect, sync_playwright
 
 from hct.data import builtin_samples
 from hct.devices import describe_device, resolve_device
-
-from app_server import CHROMIUM, ROOT, serve
 
 TIMEOUT_MS = 600_000
 

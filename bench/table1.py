@@ -92,7 +92,7 @@ def machine(device: torch.device) -> str:
 
 
 def section(args, size, base: dict, cold: float, warm: float | None, table, paths_count: int) -> str:
-    n, models = args.n, list(base)
+    n = args.n
     union = len(table.sample.order)
     naive = sum(3 * n * (decode + compute) for decode, compute in base.values())
     lines = [f"Machine: {machine(args.device)}", "", f"Command: `python {' '.join(sys.argv)}`", "",

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import save_file
 
 from hct.errors import CheckpointError
-from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_models, model_spec
 from hct.io import atomic_write, file_sha256
+from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_models, model_spec
 from hct.weights import ModelCard, checkpoint_paths, code_version, read_card, write_card
 
 

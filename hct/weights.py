@@ -100,7 +100,8 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     try:
         data = json.loads(card_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"model card {card_path} is not valid JSON ({err}); restore it from the original checkpoint") from err
+        raise CheckpointError(f"model card {card_path} is not valid JSON ({err}); "
+                              "restore it from the original checkpoint") from err
     if not isinstance(data, dict):
         raise CheckpointError(f"model card {card_path} is not a JSON object")
     return ModelCard.from_dict(data, card_path)

@@ -1,5 +1,6 @@
 """Breakdowns: the paper's evaluation of predictions — Table 3, AUC by finding type (Table A1), the
-AUC difference of two models by finding-size threshold (Fig. A2a) and tertile (Fig. A2b), ROC curves; and where each explanation points on the images with a finding.
+AUC difference of two models by finding-size threshold (Fig. A2a) and tertile (Fig. A2b), ROC curves;
+and where each explanation points on the images with a finding.
 
 Opens on the shipped checkpoints' predictions (checkpoints/predictions.csv), with no click."""
 
@@ -94,7 +95,8 @@ else:
         st.error("Choose at least one model.")
     elif clicked:
         widgets.run_safely(lambda: tasks.start(
-            "bd-predictions", lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
+            "bd-predictions",
+            lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
             images=len(items), size=size, models=len(models)), "Predicting")
     predictions = widgets.follow("bd-predictions", "Predicting")
 

@@ -4,8 +4,19 @@ and the paper's Table 1 / Table A2 in one action."""
 import streamlit as st
 
 from hct.explain import (
-    DEFAULT_REDUCTION, NORMALISATIONS, REDUCTIONS, SCALES, STAGES, SUBSETS, MapView, curves_frame, erf_curves,
-    erf_heatmaps, erf_small_multiples, erf_summary_figure, table1_figure,
+    DEFAULT_REDUCTION,
+    NORMALISATIONS,
+    REDUCTIONS,
+    SCALES,
+    STAGES,
+    SUBSETS,
+    MapView,
+    curves_frame,
+    erf_curves,
+    erf_heatmaps,
+    erf_small_multiples,
+    erf_summary_figure,
+    table1_figure,
 )
 from hct.explain.outputs import metrics_frame, write_erf_outputs, write_table1
 from hct.reports import figures_html

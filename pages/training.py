@@ -65,7 +65,8 @@ with st.form("train"):
     cols = st.columns(5)
     model = cols[0].selectbox("Model", list_models(), format_func=display_name)
     stage = cols[1].selectbox("Stage", list(STAGE_DEFAULTS), help="patch: 512x512 patches; image: full images")
-    optimizer = cols[2].selectbox("Optimiser", ["adam", "asam"], format_func={"adam": "Adam", "asam": "Adam + ASAM (rho 0.05)"}.get)
+    optimizer = cols[2].selectbox("Optimiser", ["adam", "asam"],
+                                  format_func={"adam": "Adam", "asam": "Adam + ASAM (rho 0.05)"}.get)
     epochs = cols[3].number_input("Epochs", 1, 1000, 80)
     nproc = cols[4].number_input("Processes", 1, slots, 1, help=f"torchrun --nproc-per-node: each process takes one "
                                  f"of this server's {slots} training device(s), and waits until they are free")
@@ -73,7 +74,8 @@ with st.form("train"):
     size = cols[0].selectbox("Image resolution (HxW)", state.SIZES, index=state.SIZES.index("1664x1280"))
     patch = cols[1].number_input("Patch size", 32, 2048, 512)
     batch = cols[2].number_input("Batch (0: paper default)", 0, 1024, 0,
-                                 help=f"paper: {STAGE_DEFAULTS['patch']['batch_size']} (patch), {STAGE_DEFAULTS['image']['batch_size']} (image)")
+                                 help=f"paper: {STAGE_DEFAULTS['patch']['batch_size']} (patch), "
+                                      f"{STAGE_DEFAULTS['image']['batch_size']} (image)")
     lr = cols[3].number_input("Learning rate (0: paper default)", 0.0, 1.0, 0.0, format="%.6f",
                               help=f"paper: {STAGE_DEFAULTS['patch']['lr']} (patch), {STAGE_DEFAULTS['image']['lr']} (image)")
     max_steps = cols[4].number_input("Max steps (0: all)", 0, 10_000_000, 0, help="End a smoke run early")

@@ -164,7 +164,7 @@ def cmmd_tree(root: Path) -> Path:
     counts: dict[str, int] = {}
     for i, (patient, side) in enumerate(CMMD_IMAGES):
         folder = root / "CMMD" / patient / f"07-18-2010-NA-NA-{i:05d}" / f"1.000000-NA-{i + 70000}"
-        for view, (code, meaning) in VIEW_CODES.items():
+        for code, meaning in VIEW_CODES.values():
             counts[patient] = counts.get(patient, 0) + 1
             item = Dataset()
             item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "SCT", meaning

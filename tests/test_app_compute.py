@@ -6,8 +6,9 @@ import shutil
 import pytest
 import torch
 
-from app import compute, loaders, state, tasks
 from hct.weights import CHECKPOINT_DIR, find_checkpoints
+
+from app import compute, loaders, state, tasks
 
 
 @pytest.fixture()

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from hct.serving import Task
+
 from app import compute, tasks
 from app.tasks import TASKS
-from hct.serving import Task
 
 HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
 
@@ -223,8 +224,9 @@ def test_exam_mode_hangs_four_views_with_breast_scores(app):
 
 
 def test_an_image_with_a_finding_shows_where_each_map_points(app, tmp_path):
-    from app.state import IMAGES_KEY, record_item
     from hct.data import generate_phantom
+
+    from app.state import IMAGES_KEY, record_item
 
     records = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)
     app.session_state[IMAGES_KEY] = [record_item(r) for r in records if r.finding_boxes][:1]
@@ -239,8 +241,9 @@ def test_an_image_with_a_finding_shows_where_each_map_points(app, tmp_path):
 def test_a_cbis_ddsm_finding_is_scored_against_its_roi_mask(app, tmp_path):
     import public_trees
 
-    from app.state import IMAGES_KEY, record_item
     from hct.data import read_cbis_ddsm
+
+    from app.state import IMAGES_KEY, record_item
 
     folder = public_trees.cbis_ddsm_tree(tmp_path, csvs=("mass_case_description_test_set.csv",))
     records = read_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder)
@@ -252,8 +255,9 @@ def test_a_cbis_ddsm_finding_is_scored_against_its_roi_mask(app, tmp_path):
 def test_a_finding_box_outside_the_image_is_named(app, tmp_path):
     import dataclasses
 
-    from app.state import IMAGES_KEY, record_item
     from hct.data import generate_phantom
+
+    from app.state import IMAGES_KEY, record_item
 
     record = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)[0]
     app.session_state[IMAGES_KEY] = [record_item(dataclasses.replace(record, finding_boxes=((10, 10, 500, 20),)))]
@@ -313,8 +317,9 @@ def test_breakdowns_computes_predictions_for_other_images(app):
 
 
 def test_breakdowns_scores_where_explanations_point(app, tmp_path):
-    from app.state import IMAGES_KEY, record_item
     from hct.data import generate_phantom
+
+    from app.state import IMAGES_KEY, record_item
 
     records = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)
     app.session_state[IMAGES_KEY] = [record_item(r) for r in records if r.finding_boxes][:2]

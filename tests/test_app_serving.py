@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import compute, state, tasks
-from app.tasks import TASKS
-from app.widgets import PATH_KEY
 from hct import data_roots
 from hct.data import builtin_samples
 from hct.data_roots import ROOTS_ENV
 from hct.serving import Task
+
+from app import compute, state, tasks
+from app.tasks import TASKS
+from app.widgets import PATH_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "app" / "Home.py")
@@ -66,7 +67,8 @@ def test_every_text_input_of_the_app_is_a_confined_path_input():
     sources = {p: p.read_text() for p in [*(ROOT / "pages").glob("*.py"), *(ROOT / "app").glob("*.py")]}
     calls = [(p.name, line) for p, text in sources.items() for line in text.splitlines()
              if re.search(r"\b(text_input|text_area|chat_input)\(", line)]
-    assert calls == [("widgets.py", '    text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()')]
+    assert calls == [
+        ("widgets.py", "    text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()")]
 
 
 def _states(at: AppTest):
@@ -188,8 +190,9 @@ def test_the_same_image_in_two_sessions_is_computed_once_and_keeps_each_session_
 
 
 def test_a_session_follows_and_cancels_only_its_own_training_jobs(env, monkeypatch):
-    from app import loaders
     from hct.data import generate_phantom
+
+    from app import loaders
 
     generate_phantom(8, env / "phantom", size=(96, 64))
     a, b = session("training"), session("training")

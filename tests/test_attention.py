@@ -3,9 +3,9 @@
 import pytest
 import torch
 from einops import rearrange
+from performer_pytorch.performer_pytorch import linear_attention
 
 from hct.models.attention import build_attention
-from performer_pytorch.performer_pytorch import linear_attention
 
 
 @pytest.mark.parametrize("kind", ["performer_relu", "performer_softmax", "nystrom"])

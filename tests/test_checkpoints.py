@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from hct.checkpoints import load_checkpoint, load_model, save_checkpoint
-from hct.weights import find_checkpoints, read_card
 from hct.errors import CheckpointError
 from hct.models import create_model
+from hct.weights import find_checkpoints, read_card
 
 
 @pytest.fixture()

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from hct.data import (
-    ClinicalEvent, builtin_samples, label_exam, make_record, read_manifest, read_optimam, write_manifest,
+    ClinicalEvent,
+    builtin_samples,
+    label_exam,
+    make_record,
+    read_manifest,
+    read_optimam,
+    write_manifest,
 )
 from hct.errors import ConfigError
 

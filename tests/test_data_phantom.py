@@ -8,8 +8,15 @@ import torch
 
 from hct.__main__ import main
 from hct.data import (
-    assign_splits, breast_mask, generate_phantom, infer_laterality, load_preprocessed, make_record, preprocess,
-    read_mammogram, read_manifest,
+    assign_splits,
+    breast_mask,
+    generate_phantom,
+    infer_laterality,
+    load_preprocessed,
+    make_record,
+    preprocess,
+    read_mammogram,
+    read_manifest,
 )
 from hct.data.preprocess import crop_box
 

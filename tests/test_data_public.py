@@ -9,15 +9,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import public_trees as trees
 import pytest
 
-import public_trees as trees
 from hct.__main__ import main
 from hct.data import (
-    check_data, complete_splits, index_dicoms, make_record, read_cbis_ddsm, read_cmmd, read_manifest,
-    read_mammogram, read_vindr_mammo, scan_cbis_ddsm, write_checked_manifest,
+    check_data,
+    complete_splits,
+    dicom_index,
+    index_dicoms,
+    make_record,
+    read_cbis_ddsm,
+    read_cmmd,
+    read_mammogram,
+    read_manifest,
+    read_vindr_mammo,
+    scan_cbis_ddsm,
+    write_checked_manifest,
 )
-from hct.data import dicom_index
 from hct.data.dicom_index import INDEX_NAME
 from hct.errors import ComputationCancelled, ConfigError
 

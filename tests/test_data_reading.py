@@ -12,9 +12,8 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 
-from hct.data import builtin_samples, infer_laterality, read_mammogram
+from hct.data import builtin_samples, infer_laterality, read_mammogram, reading
 from hct.data.dicom_write import mammogram_dataset, write_dataset
-from hct.data import reading
 from hct.errors import MammogramError
 
 

@@ -7,9 +7,9 @@ from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
 
 import hct.models.blocks as blocks
 from hct.checkpoints import load_checkpoint
-from hct.weights import CHECKPOINT_DIR
 from hct.models.blocks import DeformableConv3x3
 from hct.models.deform_conv import deform_conv2d, deform_conv2d_gather
+from hct.weights import CHECKPOINT_DIR
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOLERANCE = {torch.float32: {"rtol": 1e-4, "atol": 1e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-12}}
@@ -41,7 +41,7 @@ def _compare(fn, device: str, dtype: torch.dtype, stride: int, kind: str, x_form
         out = op(*inputs) if op is not fn else fn(*inputs, stride, 1)
         results.append((out, *torch.autograd.grad(out, inputs, grad_out)))
     for name, ours, ref in zip(("output", "d input", "d offset", "d weight"), *results):
-        torch.testing.assert_close(ours, ref, **TOLERANCE[dtype], msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(ours, ref, **TOLERANCE[dtype], msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -44,7 +44,8 @@ def test_cli_table3_with_stages(tmp_path):
               for stage in ("patch", "image")]
     path = write_predictions(pd.concat(frames, ignore_index=True), tmp_path / "all.csv")
     out = tmp_path / "out"
-    assert main(["eval", "--predictions", str(path), "--out", str(out), "--n-boot", "30", "--params", "GMIC=2.80", "HCT=1.73"]) == 0
+    assert main(["eval", "--predictions", str(path), "--out", str(out), "--n-boot", "30",
+                 "--params", "GMIC=2.80", "HCT=1.73"]) == 0
     table = pd.read_csv(out / "table3.csv").set_index("model")
     assert table.loc["HCT", "params_millions"] == 1.73
     assert table[["patch", "image"]].notna().all().all()

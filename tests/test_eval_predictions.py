@@ -9,7 +9,14 @@ from torch import nn
 import hct.data
 from hct.data.records import ImageRecord
 from hct.errors import EvaluationError
-from hct.eval import PREDICTION_COLUMNS, card_preprocessing, predict, predict_batches, read_predictions, write_predictions
+from hct.eval import (
+    PREDICTION_COLUMNS,
+    card_preprocessing,
+    predict,
+    predict_batches,
+    read_predictions,
+    write_predictions,
+)
 
 
 def table():

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torchrun import hct, hct_torchrun
 
 from hct.checkpoints import save_checkpoint
 from hct.data import generate_phantom
@@ -12,7 +13,6 @@ from hct.distributed import DistContext
 from hct.errors import EvaluationError
 from hct.eval import predict
 from hct.models import create_model
-from torchrun import hct, hct_torchrun
 
 
 def test_predict_with_a_one_rank_context_and_decoding_workers_equals_the_plain_call(tmp_path):

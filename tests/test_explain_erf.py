@@ -8,7 +8,13 @@ from torch import nn
 
 from hct.errors import ConfigError, HCTError
 from hct.explain import (
-    ComputationCancelled, ERFEngine, compute_erf, compute_erfs, curve_band, erf_metrics, select_subset,
+    ComputationCancelled,
+    ERFEngine,
+    compute_erf,
+    compute_erfs,
+    curve_band,
+    erf_metrics,
+    select_subset,
 )
 from hct.models import create_model, list_models
 

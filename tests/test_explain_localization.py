@@ -12,7 +12,13 @@ from hct.__main__ import main
 from hct.data import generate_phantom, preprocess, read_mammogram, write_manifest
 from hct.errors import MammogramError
 from hct.explain.localization import (
-    check_boxes, energy_inside, finding_mask, localize, pointing_hit, score, summarise,
+    check_boxes,
+    energy_inside,
+    finding_mask,
+    localize,
+    pointing_hit,
+    score,
+    summarise,
 )
 from hct.explain.overlays import point_in_original
 from hct.models import create_model

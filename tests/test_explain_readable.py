@@ -9,11 +9,24 @@ from PIL import Image
 from hct.data import preprocess
 from hct.errors import ConfigError
 from hct.explain.overlays import (
-    compose, display_pixels, display_shape, in_original, overlay_picture, png_bytes, point_in_model,
-    point_in_original, region_picture,
+    compose,
+    display_pixels,
+    display_shape,
+    in_original,
+    overlay_picture,
+    png_bytes,
+    point_in_model,
+    point_in_original,
+    region_picture,
 )
 from hct.explain.readable import (
-    Readability, model_pixel_spacing, readable, robust_scale, smooth, top_mass_level, top_mass_region,
+    Readability,
+    model_pixel_spacing,
+    readable,
+    robust_scale,
+    smooth,
+    top_mass_level,
+    top_mass_region,
 )
 
 

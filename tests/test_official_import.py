@@ -17,9 +17,9 @@ from torch import nn
 from hct.__main__ import main
 from hct.checkpoints import load_checkpoint
 from hct.errors import ConfigError
+from hct.io import file_sha256
 from hct.models import create_model
 from hct.models.official import import_official
-from hct.io import file_sha256
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_hct"
 

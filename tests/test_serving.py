@@ -97,7 +97,7 @@ def test_waiting_callers_learn_their_position_first_come_first_served():
     assert events[0][0].wait(10) and positions[0] == [0]
     for i in (1, 2):
         threads.append(_waiter(queue, positions[i], *events[i]))
-        _until(lambda: queue.waiting == i)
+        _until(lambda i=i: queue.waiting == i)
     assert positions[1] == [1] and positions[2] == [2] and queue.running == 1
     events[0][1].set()  # the first one ends: the second is admitted, the third moves up
     assert events[1][0].wait(10)

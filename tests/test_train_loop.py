@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from torchrun import hct_torchrun
 
 from hct.checkpoints import load_checkpoint
 from hct.data import generate_phantom
 from hct.train import train
-from torchrun import hct_torchrun
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = [128, 96]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path

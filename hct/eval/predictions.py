@@ -81,7 +81,8 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
     bad = ~label.isin(allowed)
     if bad.any():
         raise EvaluationError(
-            f"{source}: {int(bad.sum())} labels are not in {set(allowed)} (image_id {format_examples(out.loc[bad, 'image_id'])}); "
+            f"{source}: {int(bad.sum())} labels are not in {set(allowed)} "
+            f"(image_id {format_examples(out.loc[bad, 'image_id'])}); "
             "use 1 for malignant and 0 for non-malignant images, and evaluate only labelled images."
         )
     out["label"] = label.astype(np.int64)

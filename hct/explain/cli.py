@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from hct.data.options import MODES
 from hct.errors import ConfigError
 from hct.explain.options import (
-    DEFAULT_REDUCTION, LOCALIZATION_METHODS, METHODS, NORMALISATIONS, REDUCTIONS, SCALES, STAGES, SUBSETS, TOLERANCE,
+    DEFAULT_REDUCTION,
+    LOCALIZATION_METHODS,
+    METHODS,
+    NORMALISATIONS,
+    REDUCTIONS,
+    SCALES,
+    STAGES,
+    SUBSETS,
+    TOLERANCE,
     default_cache_dir,
 )
 
@@ -161,7 +169,8 @@ def run_table1(args: argparse.Namespace) -> int:
         images = PreprocessedFiles([r.path for r in chosen], size, args.mode, not args.keep_background)
         models = _models(args.models, context)
         settings = {"models": dict(zip(models, args.models)), "images": args.images, "split": args.split,
-                    "size": f"{size[0]}x{size[1]}", "mode": args.mode, "background": "kept" if args.keep_background else "cleared"}
+                    "size": f"{size[0]}x{size[1]}", "mode": args.mode,
+                    "background": "kept" if args.keep_background else "cleared"}
         table = compute_table1(models, images, sample, image_ids=[r.image_id for r in chosen], position=position,
                                reduction=args.reduction, stage=args.stage, settings=settings,
                                engine=_engine(args, context, " + ".join(models)))
@@ -203,7 +212,8 @@ def run_explain(args: argparse.Namespace) -> int:
         title = f"{label}: attention of {result.layer} from {result.query}"
         arrays = dict(heatmap=heatmap, heads=result.heads, mean=result.mean, query=np.array(result.query))
     else:
-        result = attribute(model, pre.tensor, args.method, **({"layer": args.layer} if args.method == "gradcam" and args.layer else {}))
+        options = {"layer": args.layer} if args.method == "gradcam" and args.layer else {}
+        result = attribute(model, pre.tensor, args.method, **options)
         heatmap = result.heatmap
         title = f"{label}: {args.method}{' of ' + result.layer if result.layer else ''}, P(malignant) = {result.probability:.3f}"
         print(f"P(malignant) = {result.probability:.4f}")

@@ -17,7 +17,13 @@ from plotly.subplots import make_subplots
 
 from hct.explain.erf import ERFResult, curve_band
 from hct.explain.maps import (
-    DisplayMap, MapView, area_downsample, default_normalisation, display_maps, normaliser, scaled,
+    DisplayMap,
+    MapView,
+    area_downsample,
+    default_normalisation,
+    display_maps,
+    normaliser,
+    scaled,
 )
 from hct.explain.overlays import png_bytes
 from hct.models import MODEL_SPECS

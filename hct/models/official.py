@@ -19,10 +19,10 @@ import torch
 
 from hct.checkpoints import save_checkpoint
 from hct.errors import CheckpointError, ConfigError
-from hct.models.options import OFFICIAL_MODELS
-from hct.models.network import STAGE_CHANNELS, HighResNet
-from hct.models.registry import create_model
 from hct.io import file_sha256
+from hct.models.network import STAGE_CHANNELS, HighResNet
+from hct.models.options import OFFICIAL_MODELS
+from hct.models.registry import create_model
 from hct.weights import ModelCard, checkpoint_paths
 
 # Keys under which training scripts commonly nest a state dict next to epochs, optimiser state...

@@ -93,7 +93,7 @@ def build_zoo(zoo: ZooConfig, progress: bool = True) -> list[dict]:
         torch.cuda.empty_cache()
     test_bank = _bank(test_records, zoo, device, "test")
     summaries, tables = [], []
-    for name, run in trained.items():
+    for run in trained.values():
         summary, table = (run, None) if "error" in run else evaluate_model(run, zoo, test_bank, test_records)
         summaries.append(summary)
         tables += [table] if table is not None else []

@@ -113,3 +113,19 @@ def test_one_writer_renames_files_into_place():
         if module_call or path_rename:
             found.append(f"{path}:{call.lineno} {ast.unparse(func)}")
     assert not found, f"write through hct.io.atomic_write instead: {found}"
+
+
+def test_the_library_logs_and_only_the_command_line_prints():
+    """``print`` (and writes to ``sys.stdout``/``sys.stderr``) only in ``hct/__main__.py`` and ``hct/*/cli.py``;
+    the rest of the library reports through ``logging``."""
+    found = []
+    for path, call in _calls(("hct",)):
+        if path == "hct/__main__.py" or path.endswith("/cli.py"):
+            continue
+        func = call.func
+        printed = isinstance(func, ast.Name) and func.id == "print"
+        written = (isinstance(func, ast.Attribute) and func.attr == "write" and isinstance(func.value, ast.Attribute)
+                   and isinstance(func.value.value, ast.Name) and func.value.value.id == "sys")
+        if printed or written:
+            found.append(f"{path}:{call.lineno}")
+    assert not found, f"use logging.getLogger(__name__) instead: {found}"

@@ -14,7 +14,7 @@ once into an in-memory bank shared by all models and stages.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -33,12 +33,9 @@ from hct.train.loop import TrainResult, predict_bank, train
 from hct.train.zoo_config import ZooConfig
 from hct.weights import write_card
 
+log = logging.getLogger(__name__)
 PATCH_SHARE = 1 / 3  # of a model's time budget, for its patch stage; the image stage gets the rest
 PREDICTIONS_NAME = "predictions.csv"
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def ensure_phantom(zoo: ZooConfig) -> Path:
@@ -50,7 +47,7 @@ def ensure_phantom(zoo: ZooConfig) -> Path:
         records = generate_phantom(zoo.splits, zoo.phantom_dir, size=size, seed=zoo.seed, workers=zoo.workers,
                                    compression=zoo.compression)
         seconds = time.perf_counter() - started
-        _log(f"phantom: {len(records)} images at {size[0]}x{size[1]} in {seconds:.0f} s "
+        log.info(f"phantom: {len(records)} images at {size[0]}x{size[1]} in {seconds:.0f} s "
              f"({1000 * seconds / len(records):.0f} s per 1,000)")
     return manifest
 
@@ -58,7 +55,7 @@ def ensure_phantom(zoo: ZooConfig) -> Path:
 def _bank(records: list, zoo: ZooConfig, device: torch.device, what: str) -> ImageBank:
     started = time.perf_counter()
     bank = build_bank(records, parse_size(zoo.image_size), workers=zoo.workers).to(device)  # moved once
-    _log(f"{what} bank {tuple(bank.images.shape)} on {device} ready in {time.perf_counter() - started:.1f} s")
+    log.info(f"{what} bank {tuple(bank.images.shape)} on {device} ready in {time.perf_counter() - started:.1f} s")
     return bank
 
 
@@ -97,7 +94,7 @@ def build_zoo(zoo: ZooConfig, progress: bool = True) -> list[dict]:
         summary, table = (run, None) if "error" in run else evaluate_model(run, zoo, test_bank, test_records)
         summaries.append(summary)
         tables += [table] if table is not None else []
-        _log(json.dumps(summary))
+        log.info(json.dumps(summary))
     if tables:
         write_predictions(pd.concat(tables, ignore_index=True), Path(zoo.out) / PREDICTIONS_NAME)
     return summaries

@@ -3,6 +3,7 @@ and the paper's Table 1 / Table A2 in one action."""
 
 import streamlit as st
 
+from hct.data import sample_images
 from hct.explain import (
     DEFAULT_REDUCTION,
     NORMALISATIONS,
@@ -69,10 +70,10 @@ if submitted:
     if not models:
         st.error("Choose at least one model (two to compare).")
     else:
-        wanted = [i for i in items if subset == "all" or loaders.laterality(i) == subset[0].upper()][:n]
-        if not wanted:
-            st.error(f"No {subset} breast among the session's images; choose another subset or add images.")
-        else:
+        chosen = widgets.run_safely(lambda: sample_images(len(items), n, subset=subset, seed=None, strict=False,
+                                                          side_of=lambda i: loaders.laterality(items[i])), "The images")
+        if chosen:
+            wanted = [items[i] for i in chosen]
             start({"models": models, "items": wanted, "size": size, "subset": subset, "stage": stage,
                    "reduction": reduction, "position": "centre" if centre else (int(row), int(col))})
 

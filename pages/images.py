@@ -1,12 +1,19 @@
 """Images: choose the session's image set (upload, built-in samples, phantom, manifest or a public data set
 as downloaded, with the data check's report) and browse it."""
 
-import random
 
 import pandas as pd
 import streamlit as st
 
-from hct.data import FORMATS, DataReport, builtin_samples, complete_exams, exam_label, write_checked_manifest
+from hct.data import (
+    FORMATS,
+    DataReport,
+    builtin_samples,
+    complete_exams,
+    exam_label,
+    sample_images,
+    write_checked_manifest,
+)
 
 from app import loaders, state, tasks, widgets
 
@@ -80,7 +87,7 @@ if records:
     split = cols[2].selectbox("Split", ["any", *sorted({r.split for r in records if r.split})])
     pool = [r for r in records if split == "any" or r.split == split]
     if cols[3].button(f"Use {min(n, len(pool)):,} of {len(pool):,} images", type="primary"):
-        chosen = pool if n >= len(pool) else random.Random(seed).sample(pool, n)
+        chosen = pool if n >= len(pool) else [pool[i] for i in sample_images(len(pool), n, seed=seed)]
         state.set_images([state.record_item(r) for r in chosen])
 
 items = state.images()

@@ -156,7 +156,7 @@ def test_cancel_stops_with_a_library_error():
 
 @pytest.mark.parametrize("lateralities, subset, message", [(None, "left", "needs one laterality"),
                                                             (["R", "R"], "left", "no left breast"),
-                                                            (["R", "L"], "top", "unknown ERF subset")])
+                                                            (["R", "L"], "top", "unknown subset")])
 def test_bad_subsets_are_clear_errors(lateralities, subset, message):
     with pytest.raises(ConfigError, match=message):
         select_subset(lateralities, subset, 2)

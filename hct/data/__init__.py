@@ -21,6 +21,7 @@ lazy_exports(__name__, {
     "hct.data.records": ("FINDING_TYPES", "LATERALITIES", "SPLITS", "VIEWS", "Box", "ImageRecord", "box_size"),
     "hct.data.report": ("DataReport",),
     "hct.data.samples": ("builtin_samples",),
+    "hct.data.sampling": ("SUBSETS", "sample_images", "seeded_order", "subset_laterality"),
     "hct.data.sources": ("load_records",),
     "hct.data.splits": ("assign_splits", "complete_splits"),
     "hct.data.vindr": ("read_vindr_mammo", "scan_vindr_mammo"),

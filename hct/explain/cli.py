@@ -7,7 +7,6 @@ outputs."""
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,25 +73,6 @@ def laterality(record: ImageRecord) -> str:
     return record.laterality or read_mammogram(record.path).meta.laterality
 
 
-def sample_images(records: list[ImageRecord], n: int, subset: str, seed: int) -> list[int]:
-    """``n`` random records of ``subset`` (in a seeded random order); a clear error when there are fewer."""
-    from hct.explain.erf import subset_laterality
-
-    if n < 1:
-        raise ConfigError(f"--n must be at least 1, got {n}")
-    wanted = subset_laterality(subset)
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    chosen = []
-    for i in order:
-        if wanted is None or laterality(records[i]) == wanted:
-            chosen.append(i)
-        if len(chosen) == n:
-            return chosen
-    raise ConfigError(f"--n {n} is more than the {len(chosen)} {'' if wanted is None else subset + ' breast '}images "
-                      f"among the {len(records)} images; lower --n to at most {len(chosen)} or add images")
-
-
 def _progress(label: str):
     def report(done: int, total: int) -> None:
         print(f"\r{label}: {done}/{total} images", end="\n" if done == total else "", file=sys.stderr, flush=True)
@@ -129,6 +109,7 @@ def _view(args: argparse.Namespace) -> MapView:
 
 def run_erf(args: argparse.Namespace) -> int:
     from hct.data import PreprocessedFiles, parse_size
+    from hct.data.sampling import sample_images
     from hct.devices import resolve_device
     from hct.distributed import setup, teardown
     from hct.explain.erf import compute_erfs
@@ -138,7 +119,8 @@ def run_erf(args: argparse.Namespace) -> int:
     context = setup(resolve_device(args.device))
     try:
         records = dataset_records(args.images, args.split)
-        chosen = sample_images(records, args.n, args.subset, args.seed)
+        chosen = sample_images(len(records), args.n, subset=args.subset, seed=args.seed,
+                               side_of=lambda i: laterality(records[i]))
         images = PreprocessedFiles([records[i].path for i in chosen], size, args.mode, not args.keep_background)
         models = _models(args.models, context)
         results = compute_erfs(models, images, {args.subset: range(len(chosen))}, position=position,

@@ -25,11 +25,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from hct.data.records import SIDE_NAMES
+from hct.data.sampling import sample_images, subset_laterality
 from hct.errors import ConfigError
 from hct.explain.erf_engine import ERFEngine, ImageGradient, Target
 from hct.explain.maps import DISPLAY_LONG_SIDE, area_downsample, default_normalisation, normaliser
-from hct.explain.options import DEFAULT_REDUCTION, REDUCTIONS, SUBSETS
+from hct.explain.options import DEFAULT_REDUCTION, REDUCTIONS
 
 THUMBNAIL_LONG_SIDE = 256
 
@@ -129,26 +129,13 @@ class ERFResult:
         return self._memo[key]
 
 
-def subset_laterality(subset: str) -> str | None:
-    """The laterality (``'L'``/``'R'``) an ERF subset keeps; ``None`` for ``all``."""
-    if subset not in SUBSETS:
-        raise ConfigError(f"unknown ERF subset {subset!r}; choose one of {SUBSETS}")
-    return next((side for side, name in SIDE_NAMES.items() if name == subset), None)
-
-
 def select_subset(lateralities: Sequence[str] | None, subset: str, count: int) -> list[int]:
-    """Indices of the images in ``subset`` (``all``, ``left`` or ``right`` breasts)."""
-    wanted = subset_laterality(subset)
-    if wanted is None:
-        return list(range(count))
-    if lateralities is None or len(lateralities) != count:
+    """Indices of the images in ``subset`` (``all``, ``left`` or ``right`` breasts), in order
+    (:func:`hct.data.sampling.sample_images`)."""
+    if subset_laterality(subset) is not None and (lateralities is None or len(lateralities) != count):
         raise ConfigError(f"subset {subset!r} needs one laterality ('L'/'R') per image; "
                           f"got {'none' if lateralities is None else len(lateralities)} for {count} images")
-    chosen = [i for i, side in enumerate(lateralities) if str(side).upper()[:1] == wanted]
-    if not chosen:
-        raise ConfigError(f"no {subset} breast among the {count} images (lateralities: {sorted(set(lateralities))}); "
-                          "choose another subset or add images")
-    return chosen
+    return sample_images(count, subset=subset, seed=None, side_of=lateralities.__getitem__ if lateralities else None)
 
 
 @dataclass

@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hct.data.records import SIDE_NAMES
+from hct.data.sampling import SUBSETS as SUBSETS  # ERF subsets: the sampler's (re-exported)
 
 METHODS = ("gradcam", "saliency", "smoothgrad", "integrated_gradients", "occlusion")  # hct.explain.attribute
 LOCALIZATION_METHODS = (*METHODS, "attention")
 TOLERANCE = 15  # pointing-game tolerance, pixels at model resolution
-SUBSETS = ("all", *SIDE_NAMES.values())  # ERF image subsets
 REDUCTIONS = ("mean", "mean_abs", "positive")  # per-image ERF gradient
 DEFAULT_REDUCTION = "mean_abs"
 STAGES = (1, 2, 3, 4, 5)  # whose output position an ERF back-propagates

@@ -1,7 +1,8 @@
 """The paper's Table 1 and Table A2 in one computation: the ERFs of several models over three
 subsets of N images each (all, right and left breasts), the same images for every model.
 
-Sampling (seeded): the candidate images are put in one random order; ``right`` and ``left`` are
+Sampling (seeded): the candidate images are put in one random order (:func:`hct.data.sampling.seeded_order`,
+the order every image sample of the project is drawn in); ``right`` and ``left`` are
 the first N right and the first N left breasts in that order, and ``all`` the first N images of
 either side. ``all`` is thus a uniform sample of N breasts that lies inside the two others, so the
 three rows need at most 2N images, each read once and back-propagated once per model.
@@ -9,7 +10,6 @@ three rows need at most 2N images, each read once and back-propagated once per m
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from hct.data.records import LATERALITIES
+from hct.data.sampling import seeded_order, subset_laterality
 from hct.errors import ConfigError
 from hct.explain.erf import DEFAULT_REDUCTION, ERFResult, compute_erfs
 from hct.explain.erf_engine import ERFEngine
 from hct.explain.metrics import erf_metrics
 
 TABLE_SUBSETS = ("all", "right", "left")
-SIDES = {"right": "R", "left": "L"}
 # Columns of the metrics table, in order (see hct.explain.metrics.erf_metrics).
 METRICS = ("area_share_50", "area_share_99", "spread_rows", "spread_cols", "centroid_row", "centroid_col",
            "offset_row", "offset_col", "gaussian_r2_over_rows", "gaussian_r2_over_columns", "breast_share")
@@ -45,16 +46,15 @@ def sample_table1(count: int, side_of: Callable[[int], str], n: int, seed: int =
     (``'L'``/``'R'``; anything else is skipped) and is asked only until the rows are full."""
     if n < 1:
         raise ConfigError(f"N must be at least 1, got {n}")
-    shuffled = list(range(count))
-    random.Random(seed).shuffle(shuffled)
+    keeps = {name: subset_laterality(name) for name in TABLE_SUBSETS}  # None: either side
     order, sides, rows = [], [], {name: [] for name in TABLE_SUBSETS}
-    for candidate in shuffled:
+    for candidate in seeded_order(count, seed):
         if all(len(rows[name]) == n for name in TABLE_SUBSETS):
             break
         side = str(side_of(candidate) or "").upper()[:1]
-        if side not in SIDES.values():
+        if side not in LATERALITIES:
             continue
-        wanted = [name for name in TABLE_SUBSETS if len(rows[name]) < n and SIDES.get(name, side) == side]
+        wanted = [name for name in TABLE_SUBSETS if len(rows[name]) < n and keeps[name] in (None, side)]
         if wanted:
             for name in wanted:
                 rows[name].append(len(order))

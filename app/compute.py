@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from hct.checkpoints import model_label
 from hct.data import parse_size
@@ -67,6 +67,9 @@ from hct.serving import Task
 from app import loaders
 from app.state import ImageItem
 from app.tasks import queue
+
+if TYPE_CHECKING:  # pages and the app never call torch; the library does
+    import torch
 
 # Result caches of the process: (entries, pickled size). An ERF at 1664x1280 pickles to ~17 MB.
 CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "predictions": (16, "64MiB"),

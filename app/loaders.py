@@ -14,14 +14,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
-import torch
 
 from hct.checkpoints import load_model
 from hct.data import Mammogram, MammogramMeta, Preprocessed, parse_size, preprocess, read_mammogram, study_key
-from hct.devices import resolve_device
+from hct.devices import free_device_memory, resolve_device
 from hct.errors import HCTError
 from hct.explain.overlays import display_pixels as to_display
 from hct.models import DEFAULT_INPUT_SIZE, display_name, list_models
@@ -30,6 +30,9 @@ from hct.train.loop import read_metrics
 from hct.weights import ModelCard, find_checkpoints, read_card
 
 from app.state import ImageItem
+
+if TYPE_CHECKING:  # pages and the app never call torch; the library does
+    import torch
 
 MODEL_CACHE_SIZE = 8  # models held on the device at once; the least recently used one goes first
 FULL_IMAGES = 4  # full-resolution mammograms held (a 4432x2864 DICOM reads to 51 MB of float32)
@@ -132,8 +135,7 @@ def _held() -> dict[str, LoadedModel]:
 def _released(loaded: LoadedModel) -> None:
     if _held().get(loaded.key) is loaded:
         _held().pop(loaded.key, None)
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    free_device_memory()
 
 
 @st.cache_resource(show_spinner=False, max_entries=MODEL_CACHE_SIZE, on_release=_released)

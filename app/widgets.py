@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 from hct.data_roots import OutsideDataRoots, confine
+from hct.devices import OutOfMemoryError, free_device_memory
 from hct.errors import ComputationCancelled, HCTError
 from hct.models import DEFAULT_INPUT_SIZE
 from hct.serving import BudgetExceeded, Task
@@ -22,7 +22,7 @@ from hct.serving import BudgetExceeded, Task
 from app import loaders, state, tasks
 
 T = TypeVar("T")
-_EXPECTED = (ComputationCancelled, torch.cuda.OutOfMemoryError, MemoryError, HCTError)
+_EXPECTED = (ComputationCancelled, OutOfMemoryError, MemoryError, HCTError)
 
 
 def _show_failure(err: BaseException, what: str) -> None:
@@ -31,8 +31,8 @@ def _show_failure(err: BaseException, what: str) -> None:
         return  # follow(key) shows it, with the offer to run the request as a queued job
     if isinstance(err, ComputationCancelled):
         st.warning(f"{what} was cancelled; nothing was kept.")
-    elif isinstance(err, torch.cuda.OutOfMemoryError):
-        torch.cuda.empty_cache()
+    elif isinstance(err, OutOfMemoryError):
+        free_device_memory()
         st.error(f"{what} ran out of GPU memory: choose a smaller resolution or fewer images (N) and try again.")
     elif isinstance(err, MemoryError):
         st.error(f"{what} ran out of memory: choose a smaller resolution or fewer images (N) and try again.")

@@ -41,3 +41,13 @@ def disable_tf32() -> None:
     """
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
+
+
+OutOfMemoryError = torch.cuda.OutOfMemoryError  # what a computation raises when the GPU's memory runs out
+
+
+def free_device_memory() -> None:
+    """Give the GPU memory torch holds cached back to the device (after an out-of-memory error, or once
+    models are dropped); nothing without a GPU."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

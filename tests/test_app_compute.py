@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 from hct.weights import CHECKPOINT_DIR, find_checkpoints
 
@@ -153,3 +154,18 @@ def test_an_image_cache_past_its_entry_limit_drops_the_least_recently_used(monke
     loaders.display_pixels(items[0])
     assert len(computed) == entries + 2 and computed[-1] == items[0].key
     loaders._display.clear()
+
+
+def test_running_out_of_gpu_memory_is_a_clear_message_not_a_traceback():
+    def page():
+        from hct.devices import OutOfMemoryError
+
+        from app import widgets
+
+        def work():
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        widgets.run_safely(work, "The ERF")
+
+    at = AppTest.from_function(page).run(timeout=60)
+    assert not at.exception and "The ERF ran out of GPU memory: choose a smaller resolution" in at.error[0].value

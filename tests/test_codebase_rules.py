@@ -129,3 +129,17 @@ def test_the_library_logs_and_only_the_command_line_prints():
         if printed or written:
             found.append(f"{path}:{call.lineno}")
     assert not found, f"use logging.getLogger(__name__) instead: {found}"
+
+
+def test_no_page_calls_torch():
+    """Pages and the app's modules draw and call the library; torch is the library's (``hct.devices`` for
+    device memory). A type hint may name it under ``if TYPE_CHECKING:``."""
+    found = []
+    for folder in ("app", "pages"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in _executed(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(name == "torch" or name.startswith(("torch.", "torchvision")) for name in names):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, f"call the library (hct) instead of torch: {found}"

@@ -110,6 +110,8 @@ def _choices(cards: tuple[tuple[str, int], ...], store_mtime: int) -> tuple[Mode
             card = read_card(path)
         except HCTError:
             continue
+        if card.architecture not in list_models():  # nyu_gmic: not drawn by the pages yet
+            continue
         stem = path.stem if path.parent.name == "checkpoints" else f"{path.parent.name}/{path.stem}"
         choices.append(ModelChoice(f"ckpt:{stem}", f"{display_name(card.architecture)} — {stem}", card.architecture,
                                    card.input_size or DEFAULT_INPUT_SIZE, str(path)))

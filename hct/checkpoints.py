@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from hct.errors import CheckpointError
-from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_models, model_spec
+from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_architectures, model_spec
 from hct.weights import ModelCard, atomic_write, checkpoint_paths, code_version, file_sha256, read_card, write_card
 
 
@@ -55,9 +55,9 @@ def load_checkpoint(
     card = read_card(path)
     if architecture is not None and card.architecture != architecture:
         raise CheckpointError(f"{checkpoint_paths(path)[0]} holds a {card.architecture} model, not {architecture}")
-    if card.architecture not in list_models():
+    if card.architecture not in list_architectures():
         raise CheckpointError(f"{checkpoint_paths(path)[1]} names an unknown architecture {card.architecture!r}; "
-                              f"known: {list_models()}")
+                              f"known: {list_architectures()}")
     model = create_model(card.architecture, checkpoint_path=path)
     return model.to(device).eval(), card
 
@@ -68,13 +68,14 @@ _SEEDED = threading.Lock()  # one seeded initialisation at a time: the generator
 def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighResNet, ModelCard | None]:
     """A checkpoint path in eval mode on ``device``, or a registry name for a model at random initialisation
     (card ``None``) drawn from seed 0, so that every load of a name (app, CLI) gives the same weights."""
-    if spec in list_models():
+    if spec in list_architectures():
         with _SEEDED, torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = create_model(spec)
         return model.to(device).eval(), None
     if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
-        raise CheckpointError(f"model {spec!r} is neither a registered name ({list_models()}) nor a checkpoint file")
+        raise CheckpointError(f"model {spec!r} is neither a registered name ({list_architectures()}) nor a "
+                              "checkpoint file")
     return load_checkpoint(spec, device=device)
 
 

@@ -1,0 +1,131 @@
+"""``nyu_gmic``: GMIC as NYU published it, equal to their code on their weight format.
+
+The fixture (tests/fixtures/nyu_gmic, rebuilt by its ``make_fixture.py`` from nyukat/GMIC's own
+code) holds their state dict's layout and their outputs for three seeded inputs; the weights are
+redrawn here from the seed (tests/nyu_gmic_recipe.py) in their key layout, saved as their ``.p``
+files are, and imported with ``python -m hct import-nyu-gmic``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from hct.__main__ import main
+from hct.checkpoints import load_checkpoint
+from hct.models import count_parameters, create_model
+from hct.errors import ConfigError
+from hct.models.nyu_import import convert_nyu_state_dict, import_nyu_gmic
+from hct.weights import file_sha256
+from nyu_gmic_recipe import FIXTURE, MODEL_INDICES, seeded_inputs, seeded_state_dict, their_layout
+
+
+@pytest.fixture(scope="module")
+def their_state() -> dict[str, torch.Tensor]:
+    return seeded_state_dict(their_layout())
+
+
+@pytest.fixture(scope="module")
+def their_file(their_state, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("nyu") / "sample_model_1.p"
+    torch.save(their_state, path)
+    return path
+
+
+def run_import(source: Path, out: Path, index: int = 1, *extra: str) -> int:
+    return main(["import-nyu-gmic", str(source), "--index", str(index), "--out", str(out), *extra])
+
+
+def test_parameter_counts_match_their_model():
+    """Their GMIC with run_model.py's parameters: 14,110,322 parameters, 2,800,048 in ds_net and
+    left_postprocess_net (counted on their code when the fixture was made)."""
+    model = create_model("nyu_gmic")
+    assert count_parameters(model) == 14_110_322
+    assert count_parameters(model.global_network) + count_parameters(model.saliency_conv) == 2_800_048
+
+
+def test_their_layout_maps_onto_every_key(their_state):
+    converted = convert_nyu_state_dict(their_state)
+    ours = create_model("nyu_gmic").state_dict()
+    assert set(converted) == set(ours)
+    assert all(converted[key].shape == value.shape for key, value in ours.items())
+
+
+@pytest.mark.slow
+def test_imported_weights_reproduce_their_outputs(their_file, tmp_path):
+    reference = load_file(FIXTURE / "outputs.safetensors")
+    inputs = seeded_inputs()
+    for i, index in enumerate(MODEL_INDICES):
+        out = tmp_path / f"nyu_gmic_{index}"
+        assert run_import(their_file, out, index) == 0
+        model, card = load_checkpoint(out)
+        with torch.no_grad():
+            result = model(inputs[i:i + 1])
+        assert torch.equal(result.crop_positions[0], reference["crop_positions"][i])
+        for name in ("saliency", "attention", "y_global", "y_local", "y_fusion"):
+            assert (getattr(result, name)[0] - reference[name][i]).abs().max().item() < 1e-5, name
+        assert card.training["model_index"] == index and card.training["source_sha256"] == file_sha256(their_file)
+        assert card.input_size == (2944, 1920) and "AGPL" in card.training["licence"]
+    assert not torch.equal(reference["y_global"][0], reference["y_global"][2])  # percent_t 0.02 vs 0.1 tell apart
+
+
+def test_unused_key_of_some_published_files_is_dropped(their_state, tmp_path):
+    source = tmp_path / "with_extra.p"
+    torch.save({**their_state, "shared_rep_filter.weight": torch.zeros(256, 256, 4, 4)}, source)
+    assert run_import(source, tmp_path / "out", 2) == 0
+    model, card = load_checkpoint(tmp_path / "out")
+    assert card.training["dropped_keys"] == ["shared_rep_filter.weight"] and model.config.percent_t == 0.03
+
+
+def _hct_official_state() -> dict:
+    return load_file(Path(__file__).parent / "fixtures" / "official_hct" / "state_dict.fp16.safetensors")
+
+
+BAD_FILES = {
+    "not a state dict": (lambda s: {"epoch": 3, "lr": 0.1}, r"not a state dict of tensors"),
+    "a list": (lambda s: [1, 2], r"holds a list, not a state dict"),
+    "another variant": (lambda s: {k: v for k, v in s.items() if not k.startswith("dn_resnet.layer4")},
+                        r"missing \d+: local_network\.layer4\.0\.bn1\.bias"),
+    "misshaped": (lambda s: {**s, "fusion_dnn.weight": torch.zeros(2, 1024)},
+                  r"misshaped 1: fusion\.weight \(2, 1024\) \(expected \(2, 768\)\)"),
+    "HCT official file": (lambda s: _hct_official_state(), r"the official HCT code.*python -m hct import-official"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_files_get_a_clear_error_and_nothing_is_written(their_state, tmp_path, capsys, case):
+    make, message = BAD_FILES[case]
+    source = tmp_path / "bad.p"
+    torch.save(make(their_state), source)
+    assert run_import(source, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_pickled_code_is_refused(tmp_path, capsys):
+    source = tmp_path / "whole_model.p"
+    torch.save(nn.Linear(2, 2), source)
+    assert run_import(source, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "needs more than weights" in err and "NYU's GMIC code" in err and not list(tmp_path.glob("out*"))
+
+
+@pytest.mark.parametrize("index", ["0", "6", "ensemble"])
+def test_index_out_of_range(their_file, tmp_path, capsys, index):
+    with pytest.raises(SystemExit) as exit_:
+        main(["import-nyu-gmic", str(their_file), "--index", index, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "--index" in capsys.readouterr().err and not list(tmp_path.glob("out*"))
+    with pytest.raises(ConfigError, match="--index must be one of"):
+        import_nyu_gmic(their_file, int(index) if index.isdigit() else 7, tmp_path / "out")
+
+
+def test_their_file_given_to_import_official(their_file, tmp_path, capsys):
+    code = main(["import-official", str(their_file), "--model", "hct_performer_relu", "--out", str(tmp_path / "o")])
+    assert code == 2 and "python -m hct import-nyu-gmic" in capsys.readouterr().err
+    assert not list(tmp_path.glob("o.*"))

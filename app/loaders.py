@@ -22,6 +22,8 @@ import torch
 from hct.checkpoints import load_model
 from hct.weights import ModelCard, find_checkpoints, read_card
 from hct.data import Mammogram, MammogramMeta, Preprocessed, parse_size, preprocess, read_mammogram, study_key
+from hct.data.exams import exam_from_name
+from hct.data.reading import with_name
 from hct.explain.overlays import display_pixels as to_display
 from hct.devices import resolve_device
 from hct.errors import HCTError
@@ -187,8 +189,9 @@ def _meta(key: str, _item: ImageItem) -> MammogramMeta:
 
 
 def image_meta(item: ImageItem) -> MammogramMeta:
-    """The item's metadata (laterality and view from its tags, or inferred from the image)."""
-    return _meta(item.key, item)
+    """The item's metadata (laterality and view from its tags, else its file name, else laterality
+    inferred from the image)."""
+    return with_name(_meta(item.key, item), item.name)
 
 
 @_image_cache("preprocessed")
@@ -212,10 +215,13 @@ def display_pixels(item: ImageItem) -> np.ndarray:
 
 
 def with_tags(item: ImageItem) -> ImageItem:
-    """The item with laterality and view filled from its image (tags, or inferred from the image), and an
-    upload's exam from its DICOM study (a keyed hash of the StudyInstanceUID, never the UID)."""
+    """The item with laterality and view filled from its image (tags, else its file name, else the
+    laterality inferred from the image), and an upload's exam from its DICOM study (a keyed hash of the
+    StudyInstanceUID, never the UID) or, without one, from its file name (``0_L-CC.png``...)."""
     meta = image_meta(item)
     exam_id = item.record.exam_id or (study_key(item.data) if item.data is not None else "")
+    if not exam_id and item.data is not None and meta.view_from == "name":
+        exam_id = exam_from_name(item.name)
     record = replace(item.record, laterality=item.record.laterality or meta.laterality,
                      view=item.record.view or meta.view, exam_id=exam_id)
     return replace(item, record=record)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from hct.checkpoints import save_checkpoint
+from hct.data.preprocess import preprocessing_info
 from hct.errors import ConfigError
 from hct.models.foreign import check_fit, read_state_dict, refuse_other_layout
 from hct.models.nyu_gmic import NYU_INPUT_SIZE, NYU_PERCENT_T
@@ -92,5 +93,5 @@ def import_nyu_gmic(path: str | os.PathLike, index: int, out: str | os.PathLike,
         training={"command": "python -m hct import-nyu-gmic", "source": str(path), "source_sha256": sha,
                   "model_index": index, "percent_t": NYU_PERCENT_T[index], "origin": origin,
                   "licence": NYU_LICENCE, "dropped_keys": dropped},
-        preprocessing={"mode": "nyu_gmic"},
+        preprocessing=preprocessing_info("nyu_gmic", clear_background=False),
     )

@@ -11,13 +11,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
 from hct.__main__ import main
 from hct.checkpoints import load_checkpoint
+from hct.data import generate_phantom, load_records, preprocess, read_mammogram
+from hct.eval import read_predictions
 from hct.models import count_parameters, create_model
 from hct.errors import ConfigError
 from hct.models.nyu_import import convert_nyu_state_dict, import_nyu_gmic
@@ -129,3 +133,48 @@ def test_their_file_given_to_import_official(their_file, tmp_path, capsys):
     code = main(["import-official", str(their_file), "--model", "hct_performer_relu", "--out", str(tmp_path / "o")])
     assert code == 2 and "python -m hct import-nyu-gmic" in capsys.readouterr().err
     assert not list(tmp_path.glob("o.*"))
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory) -> Path:
+    """A random nyu_gmic checkpoint at a small input size (the model takes any size; crops stay 256x256)."""
+    from hct.checkpoints import save_checkpoint
+    from hct.data.preprocess import preprocessing_info
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("small") / "nyu_small"
+    save_checkpoint(create_model("nyu_gmic"), path, input_size=(384, 256), stage="image",
+                    preprocessing=preprocessing_info("nyu_gmic", clear_background=False))
+    return path.with_suffix(".safetensors")
+
+
+def test_predict_gives_benign_and_malignant_columns(small_checkpoint, tmp_path):
+    generate_phantom(3, tmp_path / "phantom", size=(128, 96), seed=3, malignant_fraction=0.5)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--checkpoint", str(small_checkpoint), "--data", str(tmp_path / "phantom"),
+                 "--out", str(out)]) == 0
+    table = read_predictions(out)
+    raw = pd.read_csv(out)
+    assert len(table) == 3 and raw["benign_probability"].between(0, 1).all() and raw["probability"].between(0, 1).all()
+    model, _ = load_checkpoint(small_checkpoint)
+    record = load_records(str(tmp_path / "phantom"))[0]
+    pre = preprocess(read_mammogram(record.path), (384, 256), "nyu_gmic")
+    with torch.no_grad():
+        y = model(pre.tensor[None]).y_fusion[0]
+    row = raw.set_index("image_id").loc[record.image_id]
+    assert abs(row["probability"] - float(y[1])) < 1e-5 and abs(row["benign_probability"] - float(y[0])) < 1e-5
+
+
+@pytest.mark.parametrize("method", ["gradcam", "saliency", "integrated_gradients"])
+def test_explain_targets_malignant_y_fusion(small_checkpoint, tmp_path, capsys, method):
+    pixels = torch.zeros(300, 200, dtype=torch.uint8)
+    pixels[40:260, :120] = 180
+    Image.fromarray(pixels.numpy()).save(tmp_path / "0_L-CC.png")
+    assert main(["explain", "--model", str(small_checkpoint), "--image", str(tmp_path / "0_L-CC.png"),
+                 "--method", method, "--size", "384x256", "--out", str(tmp_path / "x")]) == 0
+    probability = float(re.search(r"P\(malignant\) = ([0-9.]+)", capsys.readouterr().out)[1])
+    model, _ = load_checkpoint(small_checkpoint)
+    pre = preprocess(read_mammogram(tmp_path / "0_L-CC.png"), (384, 256), "nyu_gmic")
+    with torch.no_grad():
+        assert abs(probability - float(model(pre.tensor[None]).y_fusion[0, 1])) < 1e-4
+    assert (tmp_path / "x" / f"0_L-CC_nyu_gmic-nyu_small_{method}.png").is_file()

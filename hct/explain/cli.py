@@ -166,7 +166,8 @@ def run_explain(args: argparse.Namespace) -> int:
     image = read_mammogram(args.image)
     if image.meta.warning:
         print(f"warning: {image.meta.warning}", file=sys.stderr)
-    pre = preprocess(image, parse_size(args.size), clear_background=not args.keep_background)
+    mode = (model.pretrained_cfg.get("preprocessing") or {}).get("mode", "canonical")  # the model's own
+    pre = preprocess(image, parse_size(args.size), mode, clear_background=not args.keep_background)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(args.image).stem}_{label}_{args.method}"

@@ -147,6 +147,23 @@ class NyuGmic(nn.Module):
         self.mil = GatedAttentionMIL(LOCAL_DIM, 128, config.num_classes)
         self.fusion = nn.Linear(config.post_processing_dim + LOCAL_DIM, config.num_classes)
 
+    # The global network's parts under the names of HighResNet's, so that stage ERFs, receptive
+    # fields and Grad-CAM at any stage take it as they take the other models.
+    @property
+    def stem(self) -> nn.Conv2d:
+        return self.global_network.stem
+
+    @property
+    def pool(self) -> nn.MaxPool2d:
+        return self.global_network.pool
+
+    @property
+    def stages(self) -> nn.Sequential:
+        return self.global_network.stages
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.global_network.forward_stem(x)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The global network's feature map ``(B, 256, h, w)``."""
         return self.global_network.forward_features(x)
@@ -161,10 +178,12 @@ class NyuGmic(nn.Module):
         return saliency if pre_logits else top_t_mean(saliency, self.config.percent_t)
 
     def crop_window(self, x: torch.Tensor, grid: tuple[int, int]) -> tuple[int, int]:
-        """A crop's size on the saliency grid (as their code rounds it)."""
+        """A crop's size on the saliency grid (as their code rounds it; at least 1, at most the grid,
+        for inputs smaller than theirs)."""
         height, width = x.shape[2:]
         size = self.config.crop_size
-        return round(size[0] * grid[0] / height), round(size[1] * grid[1] / width)
+        return (min(max(round(size[0] * grid[0] / height), 1), grid[0]),
+                min(max(round(size[1] * grid[1] / width), 1), grid[1]))
 
     def forward(self, x: torch.Tensor) -> GmicOutput:
         features = self.forward_features(x)

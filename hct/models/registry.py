@@ -16,14 +16,15 @@ DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped ch
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the project knows of one architecture: its config, its name in figures and tables,
-    its colour (the paper's: GMIC blue, Def-GMIC green, HCT orange), its input size at random
-    initialisation and its shipped checkpoint."""
+    its colour (the paper's: GMIC blue, Def-GMIC green, HCT orange), its input size and preprocessing
+    mode at random initialisation, and its shipped checkpoint."""
 
     name: str
     display_name: str
     colour: str
     config: NetworkConfig | NyuGmicConfig
     input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
+    preprocessing_mode: str = "canonical"  # hct.data.preprocess's mode its inputs are made in
 
     @property
     def checkpoint(self) -> str:
@@ -43,7 +44,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               NetworkConfig(mixer="performer_softmax", num_mixer_stages=2, first_stage_stride=2)),
     ModelSpec("hct_nystrom", "HCT (Nystrom)", "#9467bd",
               NetworkConfig(mixer="nystrom", num_mixer_stages=2, first_stage_stride=2)),
-    ModelSpec("nyu_gmic", "GMIC (NYU, full)", "#17becf", NyuGmicConfig(), NYU_INPUT_SIZE),
+    ModelSpec("nyu_gmic", "GMIC (NYU, full)", "#17becf", NyuGmicConfig(), NYU_INPUT_SIZE, "nyu_gmic"),
 )}
 
 # Friendly override names: AC stages for HCT, deformable stages for Def-GMIC.
@@ -100,7 +101,9 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.
     path = checkpoint_path or (model_spec(name).checkpoint if pretrained else None)
     if path is None:
         model = _build(name, model_config(name, **overrides))
-        model.pretrained_cfg = {"architecture": name, "input_size": model_spec(name).input_size, "pretrained": False}
+        spec = model_spec(name)
+        model.pretrained_cfg = {"architecture": name, "input_size": spec.input_size, "pretrained": False,
+                                "preprocessing": {"mode": spec.preprocessing_mode}}
         return model
     state, card = read_weights(path)
     if card.architecture != name:

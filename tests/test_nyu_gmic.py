@@ -19,11 +19,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from hct.__main__ import main
-from hct.checkpoints import load_checkpoint
+from hct.checkpoints import load_checkpoint, load_model
 from hct.data import generate_phantom, load_records, preprocess, read_mammogram
 from hct.eval import read_predictions
 from hct.models import count_parameters, create_model
-from hct.errors import ConfigError
+from hct.errors import CheckpointError, ConfigError
 from hct.models.nyu_import import convert_nyu_state_dict, import_nyu_gmic
 from hct.weights import file_sha256
 from nyu_gmic_recipe import FIXTURE, MODEL_INDICES, seeded_inputs, seeded_state_dict, their_layout
@@ -178,3 +178,25 @@ def test_explain_targets_malignant_y_fusion(small_checkpoint, tmp_path, capsys, 
     with torch.no_grad():
         assert abs(probability - float(model(pre.tensor[None]).y_fusion[0, 1])) < 1e-4
     assert (tmp_path / "x" / f"0_L-CC_nyu_gmic-nyu_small_{method}.png").is_file()
+
+
+@pytest.mark.slow
+def test_ensemble_of_the_five_is_their_mean(their_file, tmp_path, monkeypatch, capsys):
+    import hct.checkpoints
+
+    monkeypatch.setattr(hct.checkpoints, "CHECKPOINT_DIR", tmp_path)
+    for index in (1, 2, 3, 5):
+        assert run_import(their_file, tmp_path / f"nyu_gmic_{index}", index) == 0
+    with pytest.raises(CheckpointError, match=r"model\(s\) \[4\] are missing"):
+        load_model("nyu_gmic_ensemble")
+    assert run_import(their_file, tmp_path / "nyu_gmic_4", 4) == 0
+    ensemble, card = load_model("nyu_gmic_ensemble")
+    x = seeded_inputs(1)[:, :, :768, :512]
+    with torch.no_grad():
+        result = ensemble(x)
+        singles = [load_checkpoint(tmp_path / f"nyu_gmic_{i}")[0](x) for i in range(1, 6)]
+    for name in ("y_global", "y_local", "y_fusion"):
+        expected = torch.stack([getattr(s, name) for s in singles]).mean(dim=0)
+        assert (getattr(result, name) - expected).abs().max() < 1e-6
+    assert not torch.equal(singles[0].y_global, singles[4].y_global)  # percent_t 0.02 and 0.1
+    assert len(card.training["ensemble_of"]) == 5 and card.input_size == (2944, 1920)

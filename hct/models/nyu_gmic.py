@@ -25,6 +25,7 @@ from hct.models.network import STAGE_CHANNELS, HighResNet, NetworkConfig
 # Their run_model.py's PERCENT_T_DICT: the top-t share each of the five published models was trained with.
 NYU_PERCENT_T = {1: 0.02, 2: 0.03, 3: 0.03, 4: 0.05, 5: 0.1}
 NYU_INPUT_SIZE = (2944, 1920)
+NYU_ENSEMBLE = "nyu_gmic_ensemble"  # their MODEL_INDEX=ensemble, as a model name for load_model
 BENIGN, MALIGNANT = 0, 1
 LOCAL_DIM = 512  # ResNet-18's feature width
 
@@ -199,3 +200,47 @@ class NyuGmic(nn.Module):
         y_fusion = torch.sigmoid(self.fusion(torch.cat([global_vector, z], dim=1)))
         return GmicOutput(top_t_mean(saliency, self.config.percent_t), y_local, y_fusion, saliency, corners,
                           crops, attention)
+
+
+class NyuGmicEnsemble(nn.Module):
+    """Their ``MODEL_INDEX=ensemble``: the mean of the five models' predictions. Saliency maps, crops and
+    attention are the first model's (their visualisation draws model 1's), and so are the global
+    network's parts (``stages``...) that stage ERFs and Grad-CAM read."""
+
+    def __init__(self, models: list[NyuGmic], name: str = NYU_ENSEMBLE) -> None:
+        super().__init__()
+        self.name, self.members = name, nn.ModuleList(models)
+        self.config = models[0].config
+        self.pretrained_cfg: dict = dict(models[0].pretrained_cfg)
+        self.output_stride = models[0].output_stride
+
+    @property
+    def first(self) -> NyuGmic:
+        return self.members[0]
+
+    @property
+    def stem(self) -> nn.Conv2d:
+        return self.first.stem
+
+    @property
+    def pool(self) -> nn.MaxPool2d:
+        return self.first.pool
+
+    @property
+    def stages(self) -> nn.Sequential:
+        return self.first.stages
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.first.forward_stem(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The first model's global feature map."""
+        return self.first.forward_features(x)
+
+    def forward(self, x: torch.Tensor) -> GmicOutput:
+        outputs = [member(x) for member in self.members]
+        mean = {name: torch.stack([getattr(o, name) for o in outputs]).mean(dim=0)
+                for name in ("y_global", "y_local", "y_fusion")}
+        first = outputs[0]
+        return GmicOutput(**mean, saliency=first.saliency, crop_positions=first.crop_positions, crops=first.crops,
+                          attention=first.attention)

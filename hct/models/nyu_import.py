@@ -95,3 +95,4 @@ def import_nyu_gmic(path: str | os.PathLike, index: int, out: str | os.PathLike,
                   "licence": NYU_LICENCE, "dropped_keys": dropped},
         preprocessing=preprocessing_info("nyu_gmic", clear_background=False),
     )
+

@@ -13,12 +13,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from hct.models.nyu_gmic import GmicOutput, NyuGmic
+from hct.models.nyu_gmic import GmicOutput, NyuGmic, NyuGmicEnsemble
 
 
 def gives_probabilities(model: nn.Module) -> bool:
     """True when the model's scores are already probabilities per class (NYU's GMIC: benign, malignant)."""
-    return isinstance(model, NyuGmic)
+    return isinstance(model, (NyuGmic, NyuGmicEnsemble))
 
 
 def scores_of(output: torch.Tensor | GmicOutput) -> torch.Tensor:
@@ -28,7 +28,7 @@ def scores_of(output: torch.Tensor | GmicOutput) -> torch.Tensor:
 
 def score_function(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """``x -> (B, 2)`` scores whose column ``target`` attributions explain (the model itself for a classifier)."""
-    if isinstance(model, NyuGmic):
+    if gives_probabilities(model):
         return lambda x: model(x).y_fusion
     return model
 

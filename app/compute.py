@@ -81,6 +81,7 @@ from hct.explain import (
     DEFAULT_REDUCTION, AttentionMap, Attribution, ERFEngine, ERFResult, GradientCache, attention_map, attribute,
     compute_erfs, layer_input, localize, select_subset,
 )
+from hct.explain.gmic import GmicReading, read_gmic
 from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_slots
 
@@ -315,10 +316,23 @@ def table1(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, n: 
 @_cached("attribution")
 def _attribution(model_key: str, image_key: str, size: str, method: str, layer: str | None, _item: ImageItem,
                  _task: Task) -> Attribution:
-    image = loaders.preprocessed(_item, size)
+    image = loaders.preprocessed(_item, size, loaders.input_mode(model_key))
     options = {"layer": layer} if method == "gradcam" and layer else {}
     with _using(model_key, _task) as loaded:
         return attribute(loaded.model, image.tensor, method, **options)
+
+
+@_cached("attribution")
+def _gmic(model_key: str, image_key: str, size: str, _item: ImageItem, _task: Task) -> GmicReading:
+    image = loaders.preprocessed(_item, size, loaders.input_mode(model_key))
+    with _using(model_key, _task) as loaded:
+        return read_gmic(loaded.model, image.tensor)
+
+
+def gmic(model_key: str, item: ImageItem, size: str, task: Task) -> GmicReading:
+    """NYU GMIC's reading of one image (probabilities, saliency maps, crops, attention), cached."""
+    task.step(f"{_label(model_key)}: saliency maps, crops and fusion")
+    return _gmic(model_key, item.key, size, item, task)
 
 
 def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task,

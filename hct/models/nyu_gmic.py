@@ -165,6 +165,10 @@ class NyuGmic(nn.Module):
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.global_network.forward_stem(x)
 
+    def attention_layers(self) -> dict:
+        """None: GMIC's networks are convolutional (HighResNet's interface)."""
+        return {}
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The global network's feature map ``(B, 256, h, w)``."""
         return self.global_network.forward_features(x)
@@ -232,6 +236,9 @@ class NyuGmicEnsemble(nn.Module):
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.first.forward_stem(x)
+
+    def attention_layers(self) -> dict:
+        return {}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The first model's global feature map."""

@@ -349,13 +349,16 @@ def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[s
 
 
 def exam(model_key: str, views: Sequence[ImageItem], size: str, method: str, task: Task,
-         gradcam_layer: str | None = None) -> list[Attribution]:
-    """One attribution ``method`` of each view of an exam (its probability included), each cached."""
+         gradcam_layer: str | None = None) -> list[tuple[Attribution, GmicReading | None]]:
+    """One attribution ``method`` of each view of an exam (its probability included), each cached; for
+    NYU's GMIC also each view's own reading (benign and malignant probabilities)."""
     task.step(f"{_label(model_key)}: {method.replace('_', ' ')} of {len(views)} views")
+    gmic_model = loaders.choice(model_key).architecture == "nyu_gmic"
     done = []
     for item in views:
         task.check()
-        done.append(_attribution(model_key, item.key, size, method, gradcam_layer, item, task))
+        reading = _gmic(model_key, item.key, size, item, task) if gmic_model else None
+        done.append((_attribution(model_key, item.key, size, method, gradcam_layer, item, task), reading))
         task.progress(len(done), len(views))
     return done
 

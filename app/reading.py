@@ -252,7 +252,7 @@ def gmic_view(model_key: str, item: ImageItem, size: str, display: Display) -> N
     if result is None:
         return
     pre = loaders.preprocessed(item, size, loaders.input_mode(model_key))
-    for column, index, name in zip(st.columns(2), (1, 0), ("Malignant", "Benign")):
+    for column, index, name in zip(st.columns(2), (0, 1), ("Benign", "Malignant")):
         column.metric(f"{name} (fusion)", f"{result.y_fusion[index]:.1%}",
                       help="GMIC's prediction: the fusion of its global and local branches.")
         column.caption(f"global {result.y_global[index]:.1%} · local {result.y_local[index]:.1%}")
@@ -274,7 +274,8 @@ def gmic_view(model_key: str, item: ImageItem, size: str, display: Display) -> N
 
 def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str, layer: str, display: Display) -> None:
     """The four views hung R-CC, L-CC / R-MLO, L-MLO with ``method``'s map on each, each view's
-    malignancy probability and each breast's score (the mean over its views)."""
+    malignancy probability and each breast's score (the mean over its views); for NYU's GMIC, benign
+    and malignant both."""
     widgets.run_safely(lambda: compute.start(
         "attn-exam", lambda task: compute.exam(model_key, views, size, method, task, layer),
         images=len(views), size=size, inputs=(model_key, tuple(v.key for v in views), size, method, layer)),
@@ -282,20 +283,26 @@ def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str
     results = widgets.follow("attn-exam", "Reading the exam")
     if not results:
         return
-    probabilities = {(v.record.laterality, v.record.view): r.probability for v, r in zip(views, results)}
-    scores = breast_scores(probabilities)
-    for column, side, name in zip(st.columns(2), ("R", "L"), ("Right", "Left")):
-        if side in scores:
-            column.metric(f"{name} breast: mean over its views", f"{scores[side]:.1%}",
-                          help="The breast-level score is the mean of the malignancy probabilities of that "
-                               "breast's views (CC and MLO).")
+    classes = ("malignant", "benign") if results[0][1] is not None else ("malignant",)
+    for name in classes:
+        index = 1 if name == "malignant" else 0
+        probabilities = {(v.record.laterality, v.record.view): r.probability if reading is None else
+                         float(reading.y_fusion[index]) for v, (r, reading) in zip(views, results)}
+        scores = breast_scores(probabilities)
+        for column, side, side_name in zip(st.columns(2), ("R", "L"), ("Right", "Left")):
+            if side in scores:
+                label = f"{side_name} breast: mean over its views" + (f" ({name})" if len(classes) > 1 else "")
+                column.metric(label, f"{scores[side]:.1%}",
+                              help=f"The breast-level score is the mean of the {name} probabilities of that "
+                                   "breast's views (CC and MLO).")
     for pair in (range(0, 2), range(2, 4)):
         for column, i in zip(st.columns(2), pair):
-            item, result = views[i], results[i]
+            item, (result, reading) = views[i], results[i]
             with column:
                 pre = loaders.preprocessed(item, size, loaders.input_mode(model_key))
                 label = view_name(item.record.laterality, item.record.view)
-                caption = made_by(model_key, item, size, f"{label} · P(malignant) {result.probability:.1%} · "
+                benign = "" if reading is None else f"P(benign) {reading.y_fusion[0]:.1%} · "
+                caption = made_by(model_key, item, size, f"{label} · {benign}P(malignant) {result.probability:.1%} · "
                                                          f"{method_name(result)}")
                 draw(item, pre, readable_map(item, pre, result.heatmap, display), display, caption,
                      key=f"attn-exam-{i}", height=520)

@@ -23,7 +23,7 @@ def test_gmic_reading_view_shows_probabilities_saliency_patches_and_crops(app):
     at = app.switch_page("../pages/attention.py").run()
     at.selectbox(key="attn-model").set_value("init:nyu_gmic").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert [m.label for m in at.metric] == ["Malignant (fusion)", "Benign (fusion)"]
+    assert [m.label for m in at.metric] == ["Benign (fusion)", "Malignant (fusion)"]
     assert all(m.value.endswith("%") for m in at.metric)
     assert sum(c.value.startswith("global ") and " · local " in c.value for c in at.caption) == 2
     captions = [c.value for c in at.caption]
@@ -46,3 +46,9 @@ def test_gmic_other_views_and_exam_take_it(app):
     at.button_group[0].set_value("Four-view exam").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert len(at.get("plotly_chart")) == 4
+    captions = [c.value for c in at.caption if " · P(malignant) " in c.value]
+    assert [c.split(" · ")[0] for c in captions] == ["R-CC", "L-CC", "R-MLO", "L-MLO"]
+    assert all(" · P(benign) " in c for c in captions)
+    assert [m.label for m in at.metric] == [
+        "Right breast: mean over its views (malignant)", "Left breast: mean over its views (malignant)",
+        "Right breast: mean over its views (benign)", "Left breast: mean over its views (benign)"]

@@ -52,3 +52,13 @@ def test_gmic_other_views_and_exam_take_it(app):
     assert [m.label for m in at.metric] == [
         "Right breast: mean over its views (malignant)", "Left breast: mean over its views (malignant)",
         "Right breast: mean over its views (benign)", "Left breast: mean over its views (benign)"]
+
+
+def test_erf_explorer_takes_its_global_network_beside_gmic(app):
+    at = app.switch_page("../pages/erf_explorer.py").run()
+    at.multiselect(key="erf-models").set_value(["ckpt:gmic", "init:nyu_gmic"])
+    at.number_input(key="erf-n").set_value(1)
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = at.dataframe[0].value
+    assert list(metrics["model"]) == ["gmic", "nyu_gmic"] and set(metrics["n"]) == {1}

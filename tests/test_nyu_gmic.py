@@ -200,3 +200,13 @@ def test_ensemble_of_the_five_is_their_mean(their_file, tmp_path, monkeypatch, c
         assert (getattr(result, name) - expected).abs().max() < 1e-6
     assert not torch.equal(singles[0].y_global, singles[4].y_global)  # percent_t 0.02 and 0.1
     assert len(card.training["ensemble_of"]) == 5 and card.input_size == (2944, 1920)
+
+
+def test_localize_takes_it_in_its_own_preprocessing(small_checkpoint, tmp_path):
+    from hct.explain.localization import localize
+
+    records = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)
+    model, _ = load_checkpoint(small_checkpoint)
+    rows = localize({"nyu": model, "gmic": create_model("gmic").eval()}, records, ["saliency"], (384, 256))
+    assert set(rows["model"]) == {"nyu", "gmic"} and len(rows) == 2 * len(rows["image_id"].unique())
+    assert rows["energy"].dropna().between(0, 1).all()  # NaN: a map without positive mass

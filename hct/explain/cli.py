@@ -160,14 +160,14 @@ def run_table1(args: argparse.Namespace) -> int:
 
 def run_explain(args: argparse.Namespace) -> int:
     from hct.data import preprocess, read_mammogram
+    from hct.models.scores import input_mode
 
     device = resolve_device(args.device)
     model, label = model_and_label(args.model, device)
     image = read_mammogram(args.image)
     if image.meta.warning:
         print(f"warning: {image.meta.warning}", file=sys.stderr)
-    mode = (model.pretrained_cfg.get("preprocessing") or {}).get("mode", "canonical")  # the model's own
-    pre = preprocess(image, parse_size(args.size), mode, clear_background=not args.keep_background)
+    pre = preprocess(image, parse_size(args.size), input_mode(model), clear_background=not args.keep_background)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(args.image).stem}_{label}_{args.method}"

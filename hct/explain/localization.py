@@ -33,6 +33,7 @@ from hct.errors import ConfigError, MammogramError
 from hct.eval.roc import iter_bootstrap_indices
 from hct.explain.attention_maps import attention_received
 from hct.explain.attribution import METHODS, attribute
+from hct.models.scores import input_mode
 
 LOCALIZATION_METHODS = (*METHODS, "attention")
 TOLERANCE = 15  # pixels at model resolution
@@ -115,7 +116,8 @@ def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], me
              size: tuple[int, int], tolerance: float = TOLERANCE,
              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """One row per (image, model, method): the scores of :func:`score`, over the malignant images of
-    ``records`` that have boxes. ``attention`` is skipped for models without attention layers."""
+    ``records`` that have boxes, each image preprocessed as each model's card says (its ``input_mode``).
+    ``attention`` is skipped for models without attention layers."""
     unknown = set(methods) - set(LOCALIZATION_METHODS)
     if unknown:
         raise ConfigError(f"unknown method(s) {sorted(unknown)}; choose from {LOCALIZATION_METHODS}")
@@ -126,9 +128,13 @@ def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], me
     for done, record in enumerate(images, start=1):
         image = read_mammogram(record.path)
         check_boxes(record.finding_boxes, image.pixels.shape, record.image_id)
-        pre = preprocess(image, size)
-        mask, region = finding_region(pre, record)
+        inputs: dict[str, tuple] = {}  # by preprocessing mode: (Preprocessed, finding mask, region)
         for label, model in models.items():
+            mode = input_mode(model)
+            if mode not in inputs:
+                pre = preprocess(image, size, mode)
+                inputs[mode] = (pre, *finding_region(pre, record))
+            pre, mask, region = inputs[mode]
             has_attention = bool(getattr(model, "attention_layers", dict)())
             for method in methods:
                 if method == "attention" and not has_attention:

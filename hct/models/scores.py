@@ -1,4 +1,5 @@
-"""What a model's prediction is, whatever the model: one owner for predict, the attributions and the app.
+"""What a model's prediction is, and how its inputs are made, whatever the model: one owner for
+predict, explain, localize, the attributions and the app.
 
 The paper's classifiers give two logits (softmax: not malignant, malignant). NYU's GMIC gives
 independent sigmoid probabilities (benign, malignant) from three branches; its prediction is
@@ -36,3 +37,9 @@ def score_function(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 def probabilities(model: nn.Module, scores: torch.Tensor) -> torch.Tensor:
     """``(B, 2)`` probabilities from :func:`score_function`'s output: softmax of logits, GMIC's as they are."""
     return scores.float() if gives_probabilities(model) else torch.softmax(scores.float(), dim=1)
+
+
+def input_mode(model: nn.Module) -> str:
+    """The preprocessing mode (``hct.data.preprocess``) the model's inputs are made in: its card's (or, at
+    random initialisation, its architecture's: ``nyu_gmic`` for NYU's GMIC), else ``canonical``."""
+    return (getattr(model, "pretrained_cfg", {}).get("preprocessing") or {}).get("mode", "canonical")

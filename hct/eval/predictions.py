@@ -138,11 +138,12 @@ def write_predictions(df: pd.DataFrame, path: str | Path, *, labelled: bool = Tr
     return path
 
 
-def card_preprocessing(card: ModelCard | None) -> dict[str, object]:
+def card_preprocessing(card: ModelCard | None, default_mode: str = "canonical") -> dict[str, object]:
     """How a checkpoint's inputs are made, as :func:`predict`'s keywords ``mode`` and ``clear_background``:
-    its card's ``preprocessing``, else canonical with the background cleared (``hct.data.preprocess``'s default)."""
+    its card's ``preprocessing``, else ``default_mode`` (a model at random initialisation: its
+    architecture's) with the background cleared (``hct.data.preprocess``'s default)."""
     recorded = card.preprocessing if card is not None else {}
-    return {"mode": recorded.get("mode", "canonical"), "clear_background": bool(recorded.get("clear_background", True))}
+    return {"mode": recorded.get("mode", default_mode), "clear_background": bool(recorded.get("clear_background", True))}
 
 
 def _check_batching(batch_size: int, workers: int) -> None:

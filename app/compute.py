@@ -61,6 +61,7 @@ from hct.explain import (
     localize,
     select_subset,
 )
+from hct.explain.gmic import GmicReading, read_gmic
 from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.serving import Task
 
@@ -178,10 +179,23 @@ def table1(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, n: 
 @_cached("attribution")
 def _attribution(model_key: str, image_key: str, size: str, method: str, layer: str | None, _item: ImageItem,
                  _task: Task) -> Attribution:
-    image = loaders.preprocessed(_item, size)
+    image = loaders.preprocessed(_item, size, loaders.input_mode(model_key))
     options = {"layer": layer} if method == "gradcam" and layer else {}
     with _using(model_key, _task) as loaded:
         return attribute(loaded.model, image.tensor, method, **options)
+
+
+@_cached("attribution")
+def _gmic(model_key: str, image_key: str, size: str, _item: ImageItem, _task: Task) -> GmicReading:
+    image = loaders.preprocessed(_item, size, loaders.input_mode(model_key))
+    with _using(model_key, _task) as loaded:
+        return read_gmic(loaded.model, image.tensor)
+
+
+def gmic(model_key: str, item: ImageItem, size: str, task: Task) -> GmicReading:
+    """NYU GMIC's reading of one image (probabilities, saliency maps, crops, attention), cached."""
+    task.step(f"{_label(model_key)}: saliency maps, crops and fusion")
+    return _gmic(model_key, item.key, size, item, task)
 
 
 def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task,
@@ -198,13 +212,16 @@ def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[s
 
 
 def exam(model_key: str, views: Sequence[ImageItem], size: str, method: str, task: Task,
-         gradcam_layer: str | None = None) -> list[Attribution]:
-    """One attribution ``method`` of each view of an exam (its probability included), each cached."""
+         gradcam_layer: str | None = None) -> list[tuple[Attribution, GmicReading | None]]:
+    """One attribution ``method`` of each view of an exam (its probability included), each cached; for
+    NYU's GMIC also each view's own reading (benign and malignant probabilities)."""
     task.step(f"{_label(model_key)}: {method.replace('_', ' ')} of {len(views)} views")
+    gmic_model = loaders.choice(model_key).architecture == "nyu_gmic"
     done = []
     for item in views:
         task.check()
-        done.append(_attribution(model_key, item.key, size, method, gradcam_layer, item, task))
+        reading = _gmic(model_key, item.key, size, item, task) if gmic_model else None
+        done.append((_attribution(model_key, item.key, size, method, gradcam_layer, item, task), reading))
         task.progress(len(done), len(views))
     return done
 

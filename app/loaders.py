@@ -21,13 +21,16 @@ import streamlit as st
 
 from hct.checkpoints import load_model
 from hct.data import Mammogram, MammogramMeta, Preprocessed, parse_size, preprocess, read_mammogram, study_key
+from hct.data.exams import exam_from_name
+from hct.data.reading import with_name
 from hct.devices import free_device_memory, resolve_device
 from hct.errors import HCTError
 from hct.explain.overlays import display_pixels as to_display
-from hct.models import DEFAULT_INPUT_SIZE, display_name, list_models
+from hct.models import DEFAULT_INPUT_SIZE, display_name, list_architectures, model_spec
+from hct.models.nyu_gmic import NYU_ENSEMBLE, NYU_INPUT_SIZE, NYU_PERCENT_T
 from hct.train.jobs import DEFAULT_STORE, JobStore
 from hct.train.loop import read_metrics
-from hct.weights import ModelCard, find_checkpoints, read_card
+from hct.weights import CHECKPOINT_DIR, ModelCard, find_checkpoints, read_card
 
 from app.state import ImageItem
 
@@ -96,7 +99,8 @@ def _mtime(path: Path) -> int:
 
 
 def model_choices() -> list[ModelChoice]:
-    """Every checkpoint found (with a readable card), then each architecture at random initialisation.
+    """Every checkpoint found (with a readable card), NYU's GMIC ensemble when their five models are
+    imported into ``checkpoints/``, then each architecture at random initialisation.
 
     Read again only when a checkpoint card in ``checkpoints/`` or the job store changes.
     """
@@ -106,17 +110,28 @@ def model_choices() -> list[ModelChoice]:
 
 @st.cache_resource(show_spinner=False, max_entries=1)
 def _choices(cards: tuple[tuple[str, int], ...], store_mtime: int) -> tuple[ModelChoice, ...]:
-    choices = []
+    choices, nyu_indices = [], set()
     for path in [*(Path(p) for p, _ in cards), *job_checkpoints()]:
         try:
             card = read_card(path)
         except HCTError:
             continue
+        if card.architecture == "nyu_gmic" and path.parent == CHECKPOINT_DIR:
+            nyu_indices.add(card.training.get("model_index"))
         stem = path.stem if path.parent.name == "checkpoints" else f"{path.parent.name}/{path.stem}"
         choices.append(ModelChoice(f"ckpt:{stem}", f"{display_name(card.architecture)} — {stem}", card.architecture,
                                    card.input_size or DEFAULT_INPUT_SIZE, str(path)))
-    choices += [ModelChoice(f"init:{a}", f"{display_name(a)} (random init)", a, DEFAULT_INPUT_SIZE) for a in list_models()]
+    if nyu_indices >= set(NYU_PERCENT_T):  # all five of NYU's models imported: their ensemble
+        choices.append(ModelChoice("ckpt:nyu_gmic_ensemble", "GMIC (NYU) — ensemble of their five models", "nyu_gmic",
+                                   NYU_INPUT_SIZE, NYU_ENSEMBLE))
+    choices += [ModelChoice(f"init:{a}", f"{display_name(a)} (random init)", a, model_spec(a).input_size)
+                for a in list_architectures()]
     return tuple(choices)
+
+
+def input_mode(model_key: str) -> str:
+    """The preprocessing mode the model's inputs are made in (``canonical``; ``nyu_gmic`` for NYU's GMIC)."""
+    return model_spec(choice(model_key).architecture).preprocessing_mode
 
 
 def choice(key: str) -> ModelChoice:
@@ -186,8 +201,9 @@ def _meta(key: str, _item: ImageItem) -> MammogramMeta:
 
 
 def image_meta(item: ImageItem) -> MammogramMeta:
-    """The item's metadata (laterality and view from its tags, or inferred from the image)."""
-    return _meta(item.key, item)
+    """The item's metadata (laterality and view from its tags, else its file name, else laterality
+    inferred from the image)."""
+    return with_name(_meta(item.key, item), item.name)
 
 
 @_image_cache("preprocessed")
@@ -211,10 +227,13 @@ def display_pixels(item: ImageItem) -> np.ndarray:
 
 
 def with_tags(item: ImageItem) -> ImageItem:
-    """The item with laterality and view filled from its image (tags, or inferred from the image), and an
-    upload's exam from its DICOM study (a keyed hash of the StudyInstanceUID, never the UID)."""
+    """The item with laterality and view filled from its image (tags, else its file name, else the
+    laterality inferred from the image), and an upload's exam from its DICOM study (a keyed hash of the
+    StudyInstanceUID, never the UID) or, without one, from its file name (``0_L-CC.png``...)."""
     meta = image_meta(item)
     exam_id = item.record.exam_id or (study_key(item.data) if item.data is not None else "")
+    if not exam_id and item.data is not None and meta.view_from == "name":
+        exam_id = exam_from_name(item.name)
     record = replace(item.record, laterality=item.record.laterality or meta.laterality,
                      view=item.record.view or meta.view, exam_id=exam_id)
     return replace(item, record=record)

@@ -115,13 +115,15 @@ def _selected_box(key: str) -> tuple[float, float, float, float] | None:
 
 
 def draw(item: ImageItem, pre: Preprocessed, shown: ReadableMap | None, display: Display, caption: str, key: str,
-         marker: tuple[float, float] | None = None, click_grid: int | None = None, height: int = 640) -> None:
-    """The image as acquired at display resolution with ``shown`` over it and its caption. Without a
-    click grid, a box drawn on it shows that region at full resolution below."""
+         marker: tuple[float, float] | None = None, click_grid: int | None = None, height: int = 640,
+         outlines: Sequence[tuple[int, int, int, int]] = ()) -> None:
+    """The image as acquired at display resolution with ``shown`` over it and its caption; the finding
+    boxes and ``outlines`` (original pixels) outlined. Without a click grid, a box drawn on it shows that
+    region at full resolution below."""
     window, level = display.window_level or (None, None)
     picture = overlay_picture(loaders.display_pixels(item), pre, shown, display.opacity, window, level)
     factor = display_factor(loaders.read_image(item).pixels.shape)
-    boxes = [tuple(v * factor for v in box) for box in item.record.finding_boxes]
+    boxes = [tuple(v * factor for v in box) for box in (*item.record.finding_boxes, *outlines)]
     figure = picture_figure(picture, marker=marker, click_grid=click_grid, boxes=boxes, height=height)
     st.plotly_chart(figure, key=key, on_select="rerun", selection_mode="points" if click_grid else "box",
                     config={"displaylogo": False})
@@ -183,7 +185,7 @@ def overlays_view(model_key: str, item: ImageItem, size: str, methods: Sequence[
     done = widgets.follow("attn-overlays", "Explaining")
     if not done:
         return
-    pre = loaders.preprocessed(item, size)
+    pre = loaders.preprocessed(item, size, loaders.input_mode(model_key))
     st.metric("Malignancy probability", f"{next(iter(done.values())).probability:.1%}")
     columns = st.columns(min(len(done), 2))
     maps = {}
@@ -255,9 +257,41 @@ def erf_view(model_key: str, item: ImageItem, size: str, display: Display) -> No
     right.plotly_chart(erf_curves([result], "rows", band=None), key="attn-erf-rows")
 
 
+def gmic_view(model_key: str, item: ImageItem, size: str, display: Display) -> None:
+    """NYU GMIC's four panels on the image as acquired: benign and malignant probabilities (fusion, with
+    global and local), both saliency maps, the patch map with the K crops outlined, and the crops with
+    their attention weights."""
+    widgets.run_safely(lambda: tasks.start(
+        "attn-gmic", lambda task: compute.gmic(model_key, item, size, task),
+        images=1, size=size, inputs=(model_key, item.key, size)), "Reading with GMIC")
+    result = widgets.follow("attn-gmic", "Reading with GMIC")
+    if result is None:
+        return
+    pre = loaders.preprocessed(item, size, loaders.input_mode(model_key))
+    for column, index, name in zip(st.columns(2), (0, 1), ("Benign", "Malignant")):
+        column.metric(f"{name} (fusion)", f"{result.y_fusion[index]:.1%}",
+                      help="GMIC's prediction: the fusion of its global and local branches.")
+        column.caption(f"global {result.y_global[index]:.1%} · local {result.y_local[index]:.1%}")
+    for column, index, name in zip(st.columns(2), (0, 1), ("benign", "malignant")):
+        with column:
+            shown = readable_map(item, pre, result.saliency_upsampled[index], display)
+            draw(item, pre, shown, display, made_by(model_key, item, size, f"saliency map: {name}"),
+                 key=f"attn-gmic-{name}", height=560)
+            downloads(item, pre, shown, display, f"GMIC {name} saliency", key=f"attn-gmic-{name}")
+    outlines = [pre.to_original_box(box) for box in result.crop_boxes]
+    draw(item, pre, None, display, made_by(model_key, item, size, f"patch map: the {len(outlines)} crops GMIC read"),
+         key="attn-gmic-patches", height=560, outlines=outlines)
+    st.caption("The crops, at the model input's resolution, with the attention the local branch gave each:")
+    for column, crop, weight, box in zip(st.columns(len(result.crops)), result.crops, result.attention, outlines):
+        low, high = float(crop.min()), float(crop.max())
+        column.image((crop - low) / (high - low or 1.0), clamp=True,
+                     caption=f"α = {weight:.2f} · rows {box[0]}–{box[2]}, columns {box[1]}–{box[3]}")
+
+
 def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str, layer: str, display: Display) -> None:
     """The four views hung R-CC, L-CC / R-MLO, L-MLO with ``method``'s map on each, each view's
-    malignancy probability and each breast's score (the mean over its views)."""
+    malignancy probability and each breast's score (the mean over its views); for NYU's GMIC, benign
+    and malignant both."""
     widgets.run_safely(lambda: tasks.start(
         "attn-exam", lambda task: compute.exam(model_key, views, size, method, task, layer),
         images=len(views), size=size, inputs=(model_key, tuple(v.key for v in views), size, method, layer)),
@@ -265,20 +299,26 @@ def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str
     results = widgets.follow("attn-exam", "Reading the exam")
     if not results:
         return
-    probabilities = {(v.record.laterality, v.record.view): r.probability for v, r in zip(views, results)}
-    scores = breast_scores(probabilities)
-    for column, side, name in zip(st.columns(2), ("R", "L"), ("Right", "Left")):
-        if side in scores:
-            column.metric(f"{name} breast: mean over its views", f"{scores[side]:.1%}",
-                          help="The breast-level score is the mean of the malignancy probabilities of that "
-                               "breast's views (CC and MLO).")
+    classes = ("malignant", "benign") if results[0][1] is not None else ("malignant",)
+    for name in classes:
+        index = 1 if name == "malignant" else 0
+        probabilities = {(v.record.laterality, v.record.view): r.probability if reading is None else
+                         float(reading.y_fusion[index]) for v, (r, reading) in zip(views, results)}
+        scores = breast_scores(probabilities)
+        for column, side, side_name in zip(st.columns(2), ("R", "L"), ("Right", "Left")):
+            if side in scores:
+                label = f"{side_name} breast: mean over its views" + (f" ({name})" if len(classes) > 1 else "")
+                column.metric(label, f"{scores[side]:.1%}",
+                              help=f"The breast-level score is the mean of the {name} probabilities of that "
+                                   "breast's views (CC and MLO).")
     for pair in (range(0, 2), range(2, 4)):
         for column, i in zip(st.columns(2), pair):
-            item, result = views[i], results[i]
+            item, (result, reading) = views[i], results[i]
             with column:
-                pre = loaders.preprocessed(item, size)
+                pre = loaders.preprocessed(item, size, loaders.input_mode(model_key))
                 label = view_name(item.record.laterality, item.record.view)
-                caption = made_by(model_key, item, size, f"{label} · P(malignant) {result.probability:.1%} · "
+                benign = "" if reading is None else f"P(benign) {reading.y_fusion[0]:.1%} · "
+                caption = made_by(model_key, item, size, f"{label} · {benign}P(malignant) {result.probability:.1%} · "
                                                          f"{method_name(result)}")
                 draw(item, pre, readable_map(item, pre, result.heatmap, display), display, caption,
                      key=f"attn-exam-{i}", height=520)

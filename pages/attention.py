@@ -10,6 +10,7 @@ from hct.explain import METHODS, gradcam_layers
 from app import loaders, reading, state, widgets
 
 VIEWS = ["Overlays", "Attention of a position", "Single-image ERF"]
+GMIC_VIEW = "GMIC: saliency maps and crops"  # NYU's GMIC only
 SLOW = "Integrated gradients, SmoothGrad and occlusion take many passes: slow on a CPU."
 LAYER_HELP = "The last stage is the coarsest (HCT: 1/128 of the input); an earlier stage gives a finer map."
 
@@ -48,7 +49,13 @@ else:
     if widgets.run_safely(lambda: reading.modality_warning(item), f"Reading {item.name}") is None:
         st.stop()
     display = reading.display_options(item)
-    overlays, attention, erf = st.tabs(VIEWS, key="attn-view", on_change="rerun")  # only the open one runs
+    if loaders.choice(model_key).architecture == "nyu_gmic":
+        gmic, overlays, attention, erf = st.tabs([GMIC_VIEW, *VIEWS], key="attn-view", on_change="rerun")
+        if gmic.open:
+            with gmic:
+                reading.gmic_view(model_key, item, size, display)
+    else:
+        overlays, attention, erf = st.tabs(VIEWS, key="attn-view", on_change="rerun")  # only the open one runs
     if overlays.open:
         with overlays:
             reading.overlays_view(model_key, item, size, methods, layer, display)

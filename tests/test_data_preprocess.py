@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hct.data import breast_mask, builtin_samples, preprocess, read_mammogram
+from hct.data import Mammogram, breast_mask, builtin_samples, preprocess, read_mammogram
 from hct.data.preprocess import letterbox_box
 from hct.errors import ConfigError
 
@@ -83,3 +83,44 @@ def test_letterbox_grows_rows_or_columns_symmetrically():
 def test_unknown_mode_is_refused(samples):
     with pytest.raises(ConfigError, match="mode 'sideways'"):
         preprocess(samples[0][1], SIZE, mode="sideways")
+
+
+def _cropped_breast(rows: int, cols: int, laterality: str, view: str) -> Mammogram:
+    """A mammogram already cropped to the breast (as NYU's sample PNGs): the breast fills the image
+    from its chest wall (the left for a left breast) with a smooth profile."""
+    rr, cc = np.mgrid[0:rows, 0:cols]
+    pixels = np.where((cc / cols) ** 2 + ((rr - rows / 2) / (rows / 2)) ** 2 < 1, 1000 - cc / 4 + rr / 8, 0.0)
+    pixels = pixels.astype(np.float32)
+    if laterality == "R":
+        pixels = pixels[:, ::-1].copy()
+    meta = read_mammogram(builtin_samples()[0].path).meta
+    return Mammogram(pixels, dataclasses.replace(meta, laterality=laterality, view=view, rows=rows, cols=cols))
+
+
+@pytest.mark.parametrize("laterality, view, box", [
+    ("L", "CC", (-460, 0, 2484, 1920)), ("R", "CC", (-460, 0, 2484, 1920)), ("L", "MLO", (0, 0, 2944, 1920)),
+])
+def test_nyu_gmic_window_as_their_loading(laterality, view, box):
+    """An image smaller than their window is padded with black: CC centred vertically, MLO from the top,
+    columns from the chest wall; a right breast is flipped; standardised with the population std."""
+    image = _cropped_breast(2023, 801, laterality, view)
+    pre = preprocess(image, (2944, 1920), mode="nyu_gmic")
+    assert pre.crop_box == box and pre.flipped == (laterality == "R") and pre.size == (2944, 1920)
+    oriented = image.pixels[:, ::-1] if pre.flipped else image.pixels
+    expected = np.zeros((2944, 1920), np.float32)
+    expected[-box[0]:-box[0] + 2023, :801] = oriented
+    expected = (expected - expected.mean()) / expected.std()
+    assert np.abs(pre.tensor[0].numpy() - expected).max() < 1e-4
+    heat = np.zeros((2944, 1920), np.float32)
+    heat[-box[0] + 100, 50] = 1  # back on the image as acquired, on the same breast pixel
+    restored = pre.to_original(heat)
+    assert restored.shape == (2023, 801) and np.unravel_index(restored.argmax(), restored.shape) == (
+        100, 50 if laterality == "L" else 750)
+
+
+def test_nyu_gmic_window_on_a_larger_image_ends_at_the_breast():
+    image = _cropped_breast(3400, 2400, "L", "CC")
+    pre = preprocess(image, (2944, 1920), mode="nyu_gmic")
+    row0, col0, row1, col1 = pre.crop_box
+    assert (row1 - row0, col1 - col0) == (2944, 1920) and 0 <= row0 and row1 <= 3400
+    assert col1 == 2400 and abs((row0 + row1) / 2 - 1700) <= 1  # the breast's rightmost pixel; centred rows

@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pydicom
@@ -14,6 +15,8 @@ from pydicom.dataset import FileMetaDataset
 
 from hct.data import builtin_samples, infer_laterality, read_mammogram, reading
 from hct.data.dicom_write import mammogram_dataset, write_dataset
+from hct.data.exams import exam_from_name
+from hct.data.reading import view_from_name, with_name
 from hct.errors import MammogramError
 
 
@@ -230,3 +233,29 @@ def test_the_read_command_warns_of_another_modality(capsys):
     assert main(["read", get_testdata_file("MR_small.dcm")]) == 0
     out, err = capsys.readouterr()
     assert '"modality": "MR"' in out and "warning: Modality is MR, not MG" in err
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("0_L-CC.png", ("L", "CC")), ("0_R-MLO.png", ("R", "MLO")), ("LCC.dcm", ("L", "CC")), ("p1_L_CC.tif", ("L", "CC")),
+    ("Calc-Test_P_00038_LEFT_CC.png", ("L", "CC")), ("RIGHT_MLO.png", ("R", "MLO")), ("exam3-rmlo.png", ("R", "MLO")),
+    ("/data/R CC/scan.png", ("", "")), ("scan.png", ("", "")), ("ACCURATE.png", ("", "")), ("XRCC.png", ("", "")),
+])
+def test_view_from_file_name(name, expected):
+    assert view_from_name(name) == expected
+
+
+def test_file_name_fills_what_tags_lack_and_header_wins(tmp_path):
+    named = tmp_path / "0_R-MLO.png"
+    blob = np.zeros((64, 48), dtype=np.uint8)
+    blob[10:50, :20] = 200  # the breast lies on the image's left (a left breast); the name says right
+    Image.fromarray(blob).save(named)
+    meta = read_mammogram(named).meta
+    assert (meta.laterality, meta.laterality_from, meta.view, meta.view_from) == ("R", "name", "MLO", "name")
+    from_tags = replace(meta, laterality="L", laterality_from="tags", view="CC", view_from="tags")
+    assert with_name(from_tags, "0_R-MLO.png") == from_tags
+
+
+def test_four_uploads_named_by_view_share_an_exam():
+    names = ["0_L-CC.png", "0_R-CC.png", "0_L-MLO.png", "0_R-MLO.png"]
+    assert len({exam_from_name(n) for n in names}) == 1 and exam_from_name(names[0])
+    assert exam_from_name("1_L-CC.png") != exam_from_name("0_L-CC.png") and exam_from_name("scan.png") == ""

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hct.errors import UnknownModelError
-from hct.models import MODEL_SPECS, count_parameters, create_model, list_models
+from hct.models import MODEL_SPECS, count_parameters, create_model, list_architectures, list_models
 
 PAPER_PARAMS_M = {
     "gmic": 2.80, "def_gmic": 2.89,
@@ -123,6 +123,6 @@ def test_pretrained_loads_the_shipped_checkpoint_with_its_card():
 
 
 def test_one_spec_per_model_with_name_and_colour():
-    assert list(MODEL_SPECS) == list_models()
+    assert list(MODEL_SPECS) == list_architectures() == [*list_models(), "nyu_gmic"]
     assert MODEL_SPECS["gmic"].colour != MODEL_SPECS["hct_performer_relu"].colour
     assert MODEL_SPECS["def_gmic"].display_name == "Def-GMIC"

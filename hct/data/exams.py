@@ -11,8 +11,10 @@ import hashlib
 import io
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import PurePath
 from typing import TypeVar
 
+from hct.data.reading import NAME_VIEW
 from hct.data.records import ImageRecord
 
 T = TypeVar("T")
@@ -20,6 +22,7 @@ T = TypeVar("T")
 FOUR_VIEWS = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))  # the usual hanging, left to right, top to bottom
 _STUDY_KEY = secrets.token_bytes(16)  # per process: a study key cannot be matched against another's
 STUDY_PREFIX = "study:"
+NAME_PREFIX = "name:"
 
 
 def view_name(laterality: str, view: str) -> str:
@@ -41,6 +44,13 @@ def study_key(source: str | bytes) -> str:
     if not uid:
         return ""
     return STUDY_PREFIX + hashlib.blake2b(uid.encode(), key=_STUDY_KEY, digest_size=8).hexdigest()
+
+
+def exam_from_name(name: str) -> str:
+    """The exam of an upload whose file name names its view (``0_L-CC.png``): files named alike but
+    for the view (``0_R-MLO.png``...) share it; ``''`` when the name names no view."""
+    stem, found = NAME_VIEW.subn("", PurePath(name).name)
+    return f"{NAME_PREFIX}{stem.lower()}" if found else ""
 
 
 def complete_exams(items: Sequence[T], record: Callable[[T], ImageRecord] = lambda item: item

@@ -2,7 +2,7 @@
 nothing heavy): data set formats, preprocessing modes, the phantom benchmark's splits and compressions."""
 
 FORMATS = ("cbis-ddsm", "vindr", "cmmd", "optimam", "manifest")  # what hct.data.check_data reads
-MODES = ("canonical", "acquired")  # hct.data.preprocess: flipped and cropped, or as acquired
+MODES = ("canonical", "acquired", "nyu_gmic")  # hct.data.preprocess: flipped and cropped, as acquired, or NYU GMIC's window
 # Images per split of the phantom benchmark. Train and validation as large as the shipped models' training
 # needs; the test split holds >= 100 malignant images of each finding type and of each size threshold, and
 # >= 1,000 with no finding.

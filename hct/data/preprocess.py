@@ -1,11 +1,16 @@
 """Preprocessing a mammogram for a model, and the way back.
 
-Two modes. ``canonical`` (classification and training): flip so the chest wall is on the image's
+Three modes. ``canonical`` (classification and training): flip so the chest wall is on the image's
 left, crop to the breast, resize to the model size. ``acquired`` (the ERF study, paper Sec. 4): keep
 the image as acquired, no flip and no crop, resized to fit the model size with the aspect ratio
-kept (padded with background), so a right breast lies on the other side from a left one. In both,
-everything outside the breast (burned-in labels, view markers, rulers) is cleared to the background
-value unless ``clear_background=False``, and the result is normalised to zero mean, unit std.
+kept (padded with background), so a right breast lies on the other side from a left one.
+``nyu_gmic`` (NYU's GMIC, nyukat/GMIC): flip right breasts so the chest wall is on the left, take
+the breast with their 50-pixel margin (an image already cropped by their pipeline stays whole), then
+a 2944x1920 window at native resolution placed as their optimal centre places it (:func:`nyu_box`),
+resized to the model size only when that is another, padded with black. In the others, everything
+outside the breast (burned-in labels, view markers, rulers) is cleared to the background value
+unless ``clear_background=False`` (``nyu_gmic`` never clears, as their pipeline). The result is
+normalised to zero mean, unit std (``nyu_gmic``: their formula, population std floored at 1e-5).
 
 Each step is a plain function; :func:`preprocess` composes them and records what it did, so that a
 heat map at model resolution can be drawn on the original image (:meth:`Preprocessed.to_original`)
@@ -28,6 +33,8 @@ from hct.errors import ConfigError
 
 FULL_SIZE = (3328, 2560)
 HALF_SIZE = (1664, 1280)
+NYU_WINDOW = (2944, 1920)  # their INPUT_SIZE_DICT: the window cut at native resolution
+NYU_MARGIN = 50  # their crop_mammogram's buffer around the breast
 # 2: background cleared outside the breast and the acquired mode added; 1: crop only, never cleared.
 PREPROCESSING_VERSION = 2
 
@@ -47,11 +54,16 @@ def clear_outside(pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, flo
     return np.where(mask, pixels, np.float32(background)).astype(np.float32, copy=False), background
 
 
-def orient(pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Flip left-right so the chest wall is on the image's left; returns (pixels, mask, flipped)."""
-    if breast_side(mask) == "L":
+def orient(pixels: np.ndarray, mask: np.ndarray, laterality: str = "") -> tuple[np.ndarray, np.ndarray, bool]:
+    """Flip left-right so the chest wall is on the image's left (a right breast's image, by its
+    ``laterality`` when given, else by the side the breast lies on); returns (pixels, mask, flipped)."""
+    if (laterality or breast_side(mask)) == "L":
         return pixels, mask, False
     return pixels[:, ::-1], mask[:, ::-1], True
+
+
+def _laterality(image: Mammogram | np.ndarray) -> str:
+    return image.meta.laterality if isinstance(image, Mammogram) else ""
 
 
 def letterbox_box(shape: tuple[int, int], size: tuple[int, int]) -> Box:
@@ -89,6 +101,31 @@ def crop_box(mask: np.ndarray, size: tuple[int, int]) -> Box:
     return (row0, col0, row1, col1)
 
 
+def nyu_box(mask: np.ndarray, view: str, window: tuple[int, int] = NYU_WINDOW) -> Box:
+    """Their window (chest wall on the left): rows centred on the breast region for CC, from its top
+    for MLO, or where it holds the most breast rows (nearest the centre) when the region is taller;
+    columns from the chest wall, or ending at the breast's rightmost pixel when the region is wider.
+    The region is the breast's bounding box with their margin, within the image."""
+    rows, cols = mask.shape
+    row_any, col_any = mask.any(axis=1), mask.any(axis=0)
+    if not row_any.any():
+        row_any, col_any = np.ones(rows, bool), np.ones(cols, bool)
+    top = max(int(np.argmax(row_any)) - NYU_MARGIN, 0)
+    bottom = min(rows - int(np.argmax(row_any[::-1])) + NYU_MARGIN, rows)
+    rightmost = cols - int(np.argmax(col_any[::-1]))
+    right = min(rightmost + NYU_MARGIN, cols)
+    height, width = window
+    if bottom - top <= height:
+        row0 = top - (height - (bottom - top)) // 2 if view == "CC" else top
+    else:
+        counts = np.concatenate([[0], np.cumsum(row_any[top:bottom])])
+        inside = counts[height:] - counts[:-height]
+        best = np.flatnonzero(inside == inside.max())
+        row0 = top + int(best[np.argmin(np.abs(best - (bottom - top - height) / 2))])
+    col0 = 0 if right <= width else rightmost - width
+    return (row0, col0, row0 + height, col0 + width)
+
+
 def crop(array: np.ndarray, box: Box, fill: float = 0.0) -> np.ndarray:
     """The part of ``array`` inside ``box``; where the box leaves the image it holds ``fill``."""
     row0, col0, row1, col1 = box
@@ -108,10 +145,13 @@ def resize(array: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(tensor, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)[0, 0]
 
 
-def normalise(tensor: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit standard deviation over the whole image (as GMIC does)."""
-    std = tensor.std()
+def normalise(tensor: torch.Tensor, nyu: bool = False) -> torch.Tensor:
+    """Zero mean, unit standard deviation over the whole image (as GMIC does; ``nyu``: exactly as
+    their loading.py, the population std floored at 1e-5)."""
     centred = tensor - tensor.mean()
+    if nyu:
+        return centred / max(float(tensor.std(correction=0)), 1e-5)
+    std = tensor.std()
     return centred / std if std > 0 else centred
 
 
@@ -147,7 +187,8 @@ class Preprocessed:
 
     def describe(self) -> str:
         """The mode in words, for figure titles."""
-        what = "as acquired" if self.mode == "acquired" else "canonical (chest wall left, cropped)"
+        what = {"acquired": "as acquired", "nyu_gmic": "NYU GMIC window (chest wall left, 2944x1920)"}.get(
+            self.mode, "canonical (chest wall left, cropped)")
         return f"{what}, {'background cleared' if self.cleared else 'background kept'}"
 
     @property
@@ -212,18 +253,23 @@ def preprocess(
     size = parse_size(size)
     pixels = image.pixels if isinstance(image, Mammogram) else np.asarray(image, dtype=np.float32)
     mask = breast_mask(pixels)
+    if mode == "nyu_gmic":  # their pipeline clears nothing and pads with black
+        clear_background = False
     if clear_background:
         shown, background = clear_outside(pixels, mask)
     else:
         shown = pixels
-        background = float(pixels[~mask].mean()) if (~mask).any() else float(pixels.min())
+        background = float(pixels[~mask].mean()) if (~mask).any() and mode != "nyu_gmic" else float(pixels.min())
     flipped = False
     if mode == "canonical":
         shown, mask, flipped = orient(shown, mask)
         box = crop_box(mask, size)
+    elif mode == "nyu_gmic":
+        shown, mask, flipped = orient(shown, mask, _laterality(image))
+        box = nyu_box(mask, image.meta.view if isinstance(image, Mammogram) else "")
     else:
         box = letterbox_box(pixels.shape, size)
-    tensor = normalise(resize(crop(shown, box, fill=background), size))
+    tensor = normalise(resize(crop(shown, box, fill=background), size), nyu=mode == "nyu_gmic")
     model_mask = resize(crop(mask.astype(np.float32), box), size).numpy() > 0.5
     return Preprocessed(tensor=tensor[None].contiguous(), mask=model_mask, flipped=flipped, crop_box=box,
                         original_shape=tuple(pixels.shape), mode=mode, cleared=clear_background)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -23,6 +23,8 @@ MAX_PIXELS = 100_000_000  # images beyond this many pixels are refused
 ImageSource = Union[str, Path, bytes, bytearray, BinaryIO]
 
 _CBIS_NAME = re.compile(r"(LEFT|RIGHT)_(CC|MLO)", re.IGNORECASE)
+# A view in a file name: L-CC, LCC, L_CC, LEFT_CC, RIGHT-MLO, r_mlo... (not inside a longer word).
+NAME_VIEW = re.compile(r"(?<![A-Z])(LEFT|RIGHT|L|R)[-_ ]?(CC|MLO)(?![A-Z])", re.IGNORECASE)
 _VIEW_ALIASES = {"CC": "CC", "MLO": "MLO", "XCCL": "CC", "XCCM": "CC", "FB": "CC", "SIO": "MLO"}
 
 
@@ -39,8 +41,8 @@ class MammogramMeta:
     source: str  # the path, or '<bytes>'
     rows: int
     cols: int
-    laterality_from: str  # 'tags' or 'image' (inferred from which side the breast lies on)
-    view_from: str  # 'tags' or '' (view cannot be inferred)
+    laterality_from: str  # 'tags', 'name' (the file name) or 'image' (which side the breast lies on)
+    view_from: str  # 'tags', 'name' or '' (view cannot be inferred)
     file_format: str  # 'DICOM', 'PNG', 'TIFF', ...
     modality: str = ""  # the DICOM Modality ('MG' for a mammogram); '' for pictures
     warning: str = ""  # what the reader should know before trusting a model on it ('' when nothing)
@@ -57,6 +59,8 @@ class Mammogram:
 def read_mammogram(source: ImageSource) -> Mammogram:
     """Read a DICOM, PNG or TIFF mammogram from a path, bytes or a binary file-like object.
 
+    Laterality and view come from the tags, else from a path's file name (:func:`view_from_name`;
+    :func:`with_name` does it for bytes read under a name), else laterality from the image.
     Raises :class:`MammogramError` with the reason for any input that is not a readable grey image.
     """
     data, name = _read_bytes(source)
@@ -70,16 +74,34 @@ def read_mammogram(source: ImageSource) -> Mammogram:
         pixels, tags = _read_picture(data, name)
     rows, cols = pixels.shape
     laterality, view = tags.pop("laterality"), tags.pop("view")
-    laterality_from = "tags" if laterality else "image"
-    if not laterality:
-        laterality = infer_laterality(pixels)
+    named_laterality, named_view = view_from_name(name) if isinstance(source, (str, Path)) else ("", "")
+    laterality_from = "tags" if laterality else "name" if named_laterality else "image"
+    laterality = laterality or named_laterality or infer_laterality(pixels)
     return Mammogram(
         pixels=pixels,
         meta=MammogramMeta(
-            laterality=laterality, view=view, rows=rows, cols=cols, source=name,
-            laterality_from=laterality_from, view_from="tags" if view else "", **tags,
+            laterality=laterality, view=view or named_view, rows=rows, cols=cols, source=name,
+            laterality_from=laterality_from, view_from="tags" if view else "name" if named_view else "", **tags,
         ),
     )
+
+
+def view_from_name(name: str) -> tuple[str, str]:
+    """Laterality (``'L'``/``'R'``) and view (``'CC'``/``'MLO'``) named in a file name such as
+    ``0_L-CC.png``, ``LCC.dcm``, ``P_001_LEFT_MLO``; ``('', '')`` when it names none."""
+    match = NAME_VIEW.search(Path(name).name)
+    return (match[1][0].upper(), match[2].upper()) if match else ("", "")
+
+
+def with_name(meta: MammogramMeta, name: str) -> MammogramMeta:
+    """``meta`` with laterality and view taken from the file ``name`` where the image's tags gave none
+    (a DICOM header wins over the name; the name wins over the laterality inferred from the image)."""
+    laterality, view = view_from_name(name)
+    if laterality and meta.laterality_from == "image":
+        meta = replace(meta, laterality=laterality, laterality_from="name")
+    if view and not meta.view:
+        meta = replace(meta, view=view, view_from="name")
+    return meta
 
 
 def read_dicom_tags(path: str | Path) -> dict:

@@ -35,7 +35,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "`python -m hct eval`. Under torchrun the images are shared out over the processes and rank 0 writes "
         "the table, equal to one process's.",
     )
-    parser.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint paths (or registry names: random init)")
+    parser.add_argument("--checkpoint", nargs="+", required=True,
+                        help="checkpoint paths (or registry names: random init; nyu_gmic_ensemble: "
+                        "NYU's five imported GMIC models, averaged)")
     parser.add_argument("--data", required=True, help="a manifest .csv, a phantom folder, a folder of images, or 'samples'")
     parser.add_argument("--split", default=None, help="only the records of this split (train, val, test)")
     parser.add_argument("--size", default=None, help="model input HxW (default: each checkpoint's training size)")
@@ -99,6 +101,7 @@ def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, cont
     from hct.checkpoints import load_model
     from hct.data import parse_size
     from hct.eval.predictions import card_preprocessing, predict
+    from hct.models.scores import input_mode
 
     model, card = load_model(spec, device=context.device)
     size = parse_size(args.size) if args.size else (card.input_size if card and card.input_size else None)
@@ -107,7 +110,8 @@ def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, cont
     label = model.name if card is None else Path(spec).with_suffix("").name
     with tqdm(total=len(records), desc=label, unit="img", disable=not context.is_main) as bar:
         frame = predict(
-            model, records, size=tuple(size), **card_preprocessing(card), batch_size=args.batch_size,
+            model, records, size=tuple(size), **card_preprocessing(card, input_mode(model)),
+            batch_size=args.batch_size,
             workers=args.workers, device=str(context.device), model_name=label,
             checkpoint_sha256=card.weights_sha256 if card else "", context=context,
             progress=lambda done, total: bar.update(min(done * context.world, len(records)) - bar.n),  # rank 0's share

@@ -3,7 +3,8 @@
 Columns (``PREDICTION_COLUMNS``): image_id, patient_id, laterality, view, label (1 malignant, 0 not),
 finding_types (';'-joined), finding_size (float, NaN without a box), probability (of malignancy),
 model, checkpoint_sha256. Optional columns: ``stage`` ("patch" or "image", for Table 3) and
-``params_millions`` (the model's parameter count).
+``params_millions`` (the model's parameter count) and ``benign_probability`` (NYU's GMIC: its benign
+``y_fusion``; ``probability`` is its malignant one).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ PREDICTION_COLUMNS = (
     "model",
     "checkpoint_sha256",
 )
-OPTIONAL_COLUMNS = ("stage", "params_millions")
+OPTIONAL_COLUMNS = ("stage", "params_millions", "benign_probability")  # the last: NYU's GMIC's benign y_fusion
 STAGES = ("patch", "image")
 _TEXT_COLUMNS = ("image_id", "patient_id", "laterality", "view", "finding_types", "model", "checkpoint_sha256", "stage")
 
@@ -64,8 +65,9 @@ def validate_predictions(df: pd.DataFrame, source: str = "predictions", *, label
         if column in out.columns:
             out[column] = out[column].fillna("").astype(str)
     out["finding_size"] = pd.to_numeric(out["finding_size"], errors="coerce").astype(float)
-    if "params_millions" in out.columns:
-        out["params_millions"] = pd.to_numeric(out["params_millions"], errors="coerce").astype(float)
+    for column in ("params_millions", "benign_probability"):
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
 
     probability = pd.to_numeric(out["probability"], errors="coerce").astype(float)
     bad = ~np.isfinite(probability) | (probability < 0) | (probability > 1)
@@ -137,11 +139,12 @@ def write_predictions(df: pd.DataFrame, path: str | Path, *, labelled: bool = Tr
     return path
 
 
-def card_preprocessing(card: ModelCard | None) -> dict[str, object]:
+def card_preprocessing(card: ModelCard | None, default_mode: str = "canonical") -> dict[str, object]:
     """How a checkpoint's inputs are made, as :func:`predict`'s keywords ``mode`` and ``clear_background``:
-    its card's ``preprocessing``, else canonical with the background cleared (``hct.data.preprocess``'s default)."""
+    its card's ``preprocessing``, else ``default_mode`` (a model at random initialisation: its
+    architecture's) with the background cleared (``hct.data.preprocess``'s default)."""
     recorded = card.preprocessing if card is not None else {}
-    return {"mode": recorded.get("mode", "canonical"), "clear_background": bool(recorded.get("clear_background", True))}
+    return {"mode": recorded.get("mode", default_mode), "clear_background": bool(recorded.get("clear_background", True))}
 
 
 def _check_batching(batch_size: int, workers: int) -> None:
@@ -199,26 +202,32 @@ def predict_batches(
     total: int | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Run a two-logit classifier over ``(images, records)`` batches; probability = softmax(logits)[:, 1]."""
+    """Run a two-logit classifier over ``(images, records)`` batches; probability = softmax(logits)[:, 1].
+    NYU's GMIC: probability is its malignant ``y_fusion``, and ``benign_probability`` its benign one."""
     import torch
+
+    from hct.models.scores import gives_probabilities, probabilities, scores_of
 
     model = model.to(device).eval()
     name = model_name or type(model).__name__
     rows: list[dict[str, object]] = []
     with torch.inference_mode():
         for images, batch in batches:
-            logits = model(images.to(device))
-            if logits.ndim != 2 or logits.shape[1] != 2 or logits.shape[0] != len(batch):
+            scores = scores_of(model(images.to(device)))
+            if scores.ndim != 2 or scores.shape[1] != 2 or scores.shape[0] != len(batch):
                 raise EvaluationError(
-                    f"the model returned logits of shape {tuple(logits.shape)} for {len(batch)} images; "
+                    f"the model returned scores of shape {tuple(scores.shape)} for {len(batch)} images; "
                     "predict needs a classifier with two outputs (not malignant, malignant)."
                 )
-            probabilities = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
-            for record, probability in zip(batch, probabilities):
-                rows.append(_row(record, float(probability), name, checkpoint_sha256))
+            probs = probabilities(model, scores).cpu().numpy()
+            for record, (other, malignant) in zip(batch, probs):
+                rows.append(_row(record, float(malignant), name, checkpoint_sha256))
+                if gives_probabilities(model):
+                    rows[-1]["benign_probability"] = float(other)
             if progress is not None:
                 progress(len(rows), total if total is not None else len(rows))
-    table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+    extra = ["benign_probability"] if gives_probabilities(model) else []
+    table = pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, *extra])
     table["params_millions"] = sum(p.numel() for p in model.parameters()) / 1e6  # for the Table 3 layout
     return table
 

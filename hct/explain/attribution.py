@@ -1,5 +1,5 @@
-"""Per-image attributions for the malignant class (captum): saliency, integrated gradients,
-SmoothGrad, occlusion and Grad-CAM at any stage, each a heat map at the model's input resolution
+"""Per-image attributions for the malignant class (captum; NYU's GMIC: its malignant ``y_fusion``):
+saliency, integrated gradients, SmoothGrad, occlusion and Grad-CAM at any stage, each a heat map at the model's input resolution
 (and, given the ``Preprocessed`` image, at the original mammogram's size).
 
 Keyword arguments keep captum's names (``n_steps``, ``baselines``, ``nt_samples``, ``stdevs``,
@@ -20,6 +20,7 @@ from torch import nn
 from hct.errors import ConfigError
 from hct.explain.inputs import ImageInput, as_batch, eval_mode
 from hct.explain.options import METHODS
+from hct.models.scores import probabilities, score_function, scores_of
 
 MALIGNANT = 1
 SMOOTHGRAD_NOISE = 0.15  # SmoothGrad's noise level: a share of the input's value range (Smilkov et al.)
@@ -42,9 +43,10 @@ class Attribution:
 
 
 def malignancy_probability(model: nn.Module, x: torch.Tensor, target: int = MALIGNANT) -> float:
-    """Softmax probability of class ``target`` for a ``(1, C, H, W)`` input."""
+    """Probability of class ``target`` for a ``(1, C, H, W)`` input (softmax of a classifier's logits;
+    NYU GMIC's ``y_fusion``)."""
     with torch.no_grad(), eval_mode(model):
-        return float(torch.softmax(model(x), dim=1)[0, target])
+        return float(probabilities(model, score_function(model)(x))[0, target])
 
 
 @contextmanager
@@ -56,7 +58,7 @@ def _logits_of(model: nn.Module, x: torch.Tensor) -> Iterator[dict]:
     def hook(_module, args, output) -> None:
         if "logits" not in kept and args and isinstance(args[0], torch.Tensor) and args[0].shape == x.shape \
                 and args[0].data_ptr() == x.data_ptr():
-            kept["logits"] = output.detach()
+            kept["logits"] = scores_of(output).detach()
 
     handle = model.register_forward_hook(hook)
     try:
@@ -70,7 +72,7 @@ def _finish(method: str, model: nn.Module, x: torch.Tensor, attribution: torch.T
     heatmap = attribution.detach().float().sum(dim=1)[0].cpu().numpy()
     original = None if preprocessed is None else np.asarray(preprocessed.to_original(heatmap))
     if "logits" in kept:
-        probability = float(torch.softmax(kept["logits"].float(), dim=1)[0, target])
+        probability = float(probabilities(model, kept["logits"])[0, target])
     else:
         probability = malignancy_probability(model, x, target)
     return Attribution(method, heatmap, probability, target, original, layer)
@@ -81,7 +83,7 @@ def saliency(model: nn.Module, image: ImageInput, target: int = MALIGNANT) -> At
     x, pre = as_batch(model, image)
     x = x.detach().clone().requires_grad_(True)
     with eval_mode(model), _logits_of(model, x) as kept:
-        attr = Saliency(model).attribute(x, target=target, abs=True)
+        attr = Saliency(score_function(model)).attribute(x, target=target, abs=True)
     return _finish("saliency", model, x.detach(), attr, pre, target, kept)
 
 
@@ -95,7 +97,7 @@ def smoothgrad(model: nn.Module, image: ImageInput, target: int = MALIGNANT, nt_
     if stdevs is None:
         stdevs = SMOOTHGRAD_NOISE * float(x.max() - x.min())
     with eval_mode(model):
-        attr = NoiseTunnel(Saliency(model)).attribute(
+        attr = NoiseTunnel(Saliency(score_function(model))).attribute(
             x.detach().clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdevs,
             nt_samples_batch_size=nt_samples_batch_size or 1, target=target, abs=True)
     return _finish("smoothgrad", model, x, attr, pre, target, {})
@@ -111,7 +113,7 @@ def integrated_gradients(model: nn.Module, image: ImageInput, target: int = MALI
     if internal_batch_size is None:
         internal_batch_size = 8 if x.is_cuda else 1
     with eval_mode(model):
-        attr = IntegratedGradients(model).attribute(
+        attr = IntegratedGradients(score_function(model)).attribute(
             x, baselines=baselines, target=target, n_steps=n_steps, internal_batch_size=internal_batch_size)
     return _finish("integrated_gradients", model, x, attr, pre, target, {})
 
@@ -136,7 +138,7 @@ def occlusion(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
     if perturbations_per_eval is None:
         perturbations_per_eval = 8 if x.is_cuda else 1
     with eval_mode(model), torch.no_grad(), _logits_of(model, x) as kept:
-        attr = Occlusion(model).attribute(
+        attr = Occlusion(score_function(model)).attribute(
             x, sliding_window_shapes=(x.shape[1], *window), strides=(x.shape[1], *stride),
             baselines=baselines, target=target, perturbations_per_eval=perturbations_per_eval)
     return _finish("occlusion", model, x, attr, pre, target, kept)
@@ -167,7 +169,7 @@ def gradcam(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
             raise ConfigError(f"unknown Grad-CAM layer {name!r}; choose one of {list(layers)}")
         module = layers[name]
     with eval_mode(model), _logits_of(model, x) as kept:
-        attr = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+        attr = LayerGradCam(score_function(model), module).attribute(x, target=target, relu_attributions=True)
         attr = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     return _finish("gradcam", model, x, attr, pre, target, kept, layer=name)
 

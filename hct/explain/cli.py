@@ -175,6 +175,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from hct.explain.figures import picture_figure
     from hct.explain.overlays import DISPLAY_LONG_SIDE, overlay_picture, png_bytes, point_in_original
     from hct.explain.readable import Readability, model_pixel_spacing, readable
+    from hct.models.scores import input_mode
     from hct.reports import write_figures_html
 
     device = resolve_device(args.device)
@@ -182,7 +183,7 @@ def run_explain(args: argparse.Namespace) -> int:
     image = read_mammogram(args.image)
     if image.meta.warning:
         print(f"warning: {image.meta.warning}", file=sys.stderr)
-    pre = preprocess(image, parse_size(args.size), clear_background=not args.keep_background)
+    pre = preprocess(image, parse_size(args.size), input_mode(model), clear_background=not args.keep_background)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(args.image).stem}_{label}_{args.method}"

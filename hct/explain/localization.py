@@ -34,6 +34,7 @@ from hct.eval.roc import iter_bootstrap_indices
 from hct.explain.attention_maps import attention_received
 from hct.explain.attribution import attribute
 from hct.explain.options import LOCALIZATION_METHODS, TOLERANCE
+from hct.models.scores import input_mode
 
 SCORES = ("energy", "hit")
 
@@ -115,8 +116,9 @@ def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], me
              progress: Callable[[int, int], None] | None = None,
              cancel: Callable[[], bool] | None = None) -> pd.DataFrame:
     """One row per (image, model, method): the scores of :func:`score`, over the malignant images of
-    ``records`` that have boxes. ``attention`` is skipped for models without attention layers.
-    ``progress(done, total)`` after each image; ``cancel()`` returning True stops there."""
+    ``records`` that have boxes, each image preprocessed as each model's card says (its ``input_mode``).
+    ``attention`` is skipped for models without attention layers. ``progress(done, total)`` after each
+    image; ``cancel()`` returning True stops there."""
     unknown = set(methods) - set(LOCALIZATION_METHODS)
     if unknown:
         raise ConfigError(f"unknown method(s) {sorted(unknown)}; choose from {LOCALIZATION_METHODS}")
@@ -128,9 +130,13 @@ def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], me
     for done, record in enumerate(images, start=1):
         image = read_mammogram(record.path)
         check_boxes(record.finding_boxes, image.pixels.shape, record.image_id)
-        pre = preprocess(image, size)
-        mask, region = finding_region(pre, record)
+        inputs: dict[str, tuple] = {}  # by preprocessing mode: (Preprocessed, finding mask, region)
         for label, model in models.items():
+            mode = input_mode(model)
+            if mode not in inputs:
+                pre = preprocess(image, size, mode)
+                inputs[mode] = (pre, *finding_region(pre, record))
+            pre, mask, region = inputs[mode]
             has_attention = bool(getattr(model, "attention_layers", dict)())
             for method in methods:
                 if method == "attention" and not has_attention:

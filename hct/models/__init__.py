@@ -1,4 +1,5 @@
-"""Model zoo: GMIC, Def-GMIC and HCT (Performer-RELU, Performer-Softmax, Nystrom), timm-style.
+"""Model zoo: GMIC, Def-GMIC and HCT (Performer-RELU, Performer-Softmax, Nystrom), timm-style, and
+NYU's full GMIC (``nyu_gmic``: global and local networks, MIL and fusion).
 
 The names below are imported from their modules on first use (``hct.lazy``)."""
 
@@ -8,5 +9,5 @@ lazy_exports(__name__, {
     "hct.models.attention": ("ATTENTION_KINDS", "SpatialAttention"),
     "hct.models.network": ("ARCHITECTURE_VERSION", "HighResNet", "NetworkConfig"),
     "hct.models.registry": ("DEFAULT_INPUT_SIZE", "MODEL_SPECS", "ModelSpec", "count_parameters", "create_model",
-                            "display_name", "list_models", "model_config", "model_spec"),
+                            "display_name", "list_architectures", "list_models", "model_config", "model_spec"),
 })

@@ -1,5 +1,6 @@
-"""``python -m hct models`` (the registered architectures and the checkpoints found) and
-``python -m hct import-official`` (official HCT weights as a checkpoint)."""
+"""``python -m hct models`` (the registered architectures and the checkpoints found),
+``python -m hct import-official`` (official HCT weights as a checkpoint) and
+``python -m hct import-nyu-gmic`` (NYU's published GMIC weights as a checkpoint)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from hct.weights import CHECKPOINT_DIR
 
 
 def _list(args: argparse.Namespace) -> int:
-    from hct.models.registry import count_parameters, create_model, display_name, list_models
+    from hct.models.registry import count_parameters, create_model, display_name, list_architectures
     from hct.weights import find_checkpoints, read_card
 
-    print(f"{'model':<24}{'name':<26}{'params (M)':>11}  {'mixer':<18}{'output stride':>13}")
-    for name in list_models():
+    print(f"{'model':<24}{'name':<26}{'parameters':>12}  {'mixer':<18}{'output stride':>13}")
+    for name in list_architectures():
         model = create_model(name)
-        print(f"{name:<24}{display_name(name):<26}{count_parameters(model) / 1e6:>11.3f}  "
+        print(f"{name:<24}{display_name(name):<26}{count_parameters(model):>12,}  "
               f"{model.config.mixer:<18}{model.output_stride:>13}")
+        if hasattr(model, "saliency_conv"):  # nyu_gmic: the global network alone, as their ds_net
+            global_part = count_parameters(model.global_network) + count_parameters(model.saliency_conv)
+            print(f"{'':<24}{'  global network':<26}{global_part:>12,}")
     checkpoints = find_checkpoints(args.checkpoints)
     print(f"\ncheckpoints in {args.checkpoints}: {len(checkpoints) or 'none'}")
     for path in checkpoints:
@@ -44,6 +48,17 @@ def _import_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_nyu_gmic(args: argparse.Namespace) -> int:
+    from hct.models.nyu_import import import_nyu_gmic
+    from hct.weights import checkpoint_paths
+
+    card = import_nyu_gmic(args.file, args.index, args.out, overwrite=args.overwrite)
+    print(f"imported {args.file} as nyu_gmic model {args.index} (percent_t {card.training['percent_t']}, "
+          f"{card.parameters:,} parameters); its licence: {card.training['licence']}")
+    print(f"wrote {checkpoint_paths(args.out)[0]} and its card {checkpoint_paths(args.out)[1].name}")
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list the models and the checkpoints found")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="folder of checkpoints")
@@ -62,3 +77,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="the official first_layer_stride (not recorded in the file; default 2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     parser.set_defaults(func=_import_official)
+
+    parser = subparsers.add_parser(
+        "import-nyu-gmic", help="convert one of NYU's published GMIC models (sample_model_N.p) into a checkpoint",
+        description="Convert models/sample_model_N.p of nyukat/GMIC (a state dict of their GMIC) into a checkpoint "
+                    "with its model card (source sha256, model index, percent_t, origin and licence of the "
+                    "weights). The file is read with weights_only=True: nothing that needs code is loaded.")
+    parser.add_argument("file", type=Path, help="their sample_model_N.p")
+    parser.add_argument("--index", required=True, type=int, choices=range(1, 6),
+                        help="which of their five models the file is, 1..5 (sets percent_t as their PERCENT_T_DICT)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="checkpoint to write, e.g. checkpoints/nyu_gmic_1.safetensors")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
+    parser.set_defaults(func=_import_nyu_gmic)

@@ -71,7 +71,8 @@ class HighResNet(nn.Module):
         self.final_bn = nn.BatchNorm2d(in_ch)
         self.relu = nn.ReLU(inplace=True)
         self.head_drop = nn.Dropout(config.drop_rate)
-        self.classifier = nn.Linear(in_ch, config.num_classes)
+        # num_classes 0: no classifier, forward_head gives the pooled features (timm's convention)
+        self.classifier = nn.Linear(in_ch, config.num_classes) if config.num_classes else nn.Identity()
         self._init_weights()
 
     def _block(self, in_ch: int, out_ch: int, stride: int, mixer: bool, shortcut: bool) -> nn.Module:

@@ -11,7 +11,6 @@ stage's stride, so the caller names both.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -20,74 +19,14 @@ import torch
 from hct.checkpoints import save_checkpoint
 from hct.errors import CheckpointError, ConfigError
 from hct.io import file_sha256
-from hct.models.network import STAGE_CHANNELS, HighResNet
+from hct.models.foreign import check_fit, read_state_dict, refuse_other_layout
+from hct.models.network import STAGE_CHANNELS
 from hct.models.options import OFFICIAL_MODELS
 from hct.models.registry import create_model
 from hct.weights import ModelCard, checkpoint_paths
 
-# Keys under which training scripts commonly nest a state dict next to epochs, optimiser state...
-_NESTING_KEYS = ("state_dict", "model", "model_state_dict", "net")
+OFFICIAL_CODE = "the official HCT code (whiterabbit-ai/hct)"
 _STAGE_KEY = re.compile(r"^(conv|ac)_stages\.layer_list\.(\d+)\.(\d+)\.(.+)$")
-_UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL (\S+)")
-_RESAVE = ("Re-save the weights alone where the official code is installed (and only if you trust the file): "
-           "model = torch.load(FILE, weights_only=False); torch.save(model.state_dict(), 'hct_state_dict.pt') "
-           "(for a dict, save its state dict entry), then import that file.")
-
-
-def _reason(err: BaseException) -> str:
-    """The informative line of a ``torch.load`` error."""
-    found = re.search(r"WeightsUnpickler error:\s*(\S.*)", str(err))
-    lines = [found[1]] if found else [line.strip() for line in str(err).splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[0] if lines else 'no message'}"
-
-
-def _is_state_dict(value: object) -> bool:
-    return (isinstance(value, dict) and bool(value)
-            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()))
-
-
-def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict in ``path``, loaded with ``weights_only=True`` (no code is ever unpickled).
-
-    A dict that nests exactly one state dict under ``state_dict``, ``model``, ``model_state_dict``
-    or ``net`` is unwrapped; a ``module.`` prefix (``DataParallel``) on every key is dropped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} is not a file; give the official state-dict file saved by torch.save")
-    with open(path, "rb") as handle:
-        header = handle.read(4)
-    if not header.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
-        raise CheckpointError(f"{path} is not a PyTorch file saved by torch.save (it is neither a zip archive nor "
-                              "a pickle); give the official code's state-dict file")
-    try:
-        loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError) as err:
-        found = _UNSUPPORTED.search(str(err))
-        if found:
-            raise CheckpointError(
-                f"{path} needs more than weights to load: it pickles the Python object {found[1]} (a whole model "
-                "saved with torch.save(model, f), or a dict holding such objects), and loading it would run code, "
-                f"so it is refused. {_RESAVE}"
-            ) from err
-        raise CheckpointError(f"{path} cannot be read as a PyTorch file ({_reason(err)}); it is truncated, "
-                              "corrupt or of another format: give the official code's state-dict file") from err
-    state = _unwrap(loaded, path)
-    if all(key.startswith("module.") for key in state):
-        state = {key.removeprefix("module."): value for key, value in state.items()}
-    return state
-
-
-def _unwrap(loaded: object, path: Path) -> dict[str, torch.Tensor]:
-    if _is_state_dict(loaded):
-        return loaded
-    nested = [key for key in _NESTING_KEYS if isinstance(loaded, dict) and _is_state_dict(loaded.get(key))]
-    if len(nested) == 1:
-        return loaded[nested[0]]
-    if nested:
-        raise CheckpointError(f"{path} holds several state dicts ({nested}); which is HCT's is ambiguous. {_RESAVE}")
-    found = f"keys {sorted(map(str, loaded))[:6]}" if isinstance(loaded, dict) else f"a {type(loaded).__name__}"
-    raise CheckpointError(f"{path} holds {found}, not a state dict of tensors. {_RESAVE}")
 
 
 def official_stages(state: dict[str, torch.Tensor], source: str = "the state dict") -> int:
@@ -137,7 +76,7 @@ def convert_official_state_dict(state: dict[str, torch.Tensor], num_ac_stages: i
 
 def _shape_overrides(state: dict[str, torch.Tensor]) -> dict[str, int]:
     """``in_chans`` and ``num_classes`` read off the stem and classifier (misshaped ones are left to
-    :func:`_check_fit` to report)."""
+    :func:`~hct.models.foreign.check_fit` to report)."""
     overrides = {}
     stem, classifier = state.get("stem.weight"), state.get("classifier.weight")
     if stem is not None and stem.dim() == 4:
@@ -145,22 +84,6 @@ def _shape_overrides(state: dict[str, torch.Tensor]) -> dict[str, int]:
     if classifier is not None and classifier.dim() == 2:
         overrides["num_classes"] = classifier.shape[0]
     return overrides
-
-
-def _check_fit(model: HighResNet, state: dict[str, torch.Tensor], source: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = [f"{key} {tuple(state[key].shape)} (expected {tuple(value.shape)})"
-                 for key, value in expected.items() if key in state and state[key].shape != value.shape]
-    problems = [f"{label} {len(items)}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
-                for label, items in (("missing", missing), ("unexpected", unexpected), ("misshaped", misshaped))
-                if items]
-    if problems:
-        raise CheckpointError(
-            f"{source} does not fit {model.name} in the official layout (names in this project's terms) - "
-            + "; ".join(problems) + ". Is it an HCTBase state dict saved with the official code, unmodified?"
-        )
 
 
 def import_official(path: str | os.PathLike, model_name: str, out: str | os.PathLike, *,
@@ -178,12 +101,13 @@ def import_official(path: str | os.PathLike, model_name: str, out: str | os.Path
     if not overwrite and (weights_path.exists() or card_path.exists()):
         raise ConfigError(f"{weights_path} already exists; choose another --out or pass --overwrite")
     path = Path(path)
-    state = read_official_state_dict(path)
+    state = read_state_dict(path, OFFICIAL_CODE)
+    refuse_other_layout(state, "hct_official", path)
     num_ac_stages = official_stages(state, str(path))
     converted = convert_official_state_dict(state, num_ac_stages)
     model = create_model(model_name, num_ac_stages=num_ac_stages, first_stage_stride=first_stage_stride,
                          **_shape_overrides(converted))
-    _check_fit(model, converted, path)
+    check_fit(model, converted, path, "the official layout")
     model.load_state_dict(converted, strict=True)
     sha = file_sha256(path)
     return save_checkpoint(

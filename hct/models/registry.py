@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 
 from hct.errors import CheckpointError, UnknownModelError
 from hct.models.network import ARCHITECTURE_VERSION, HighResNet, NetworkConfig
+from hct.models.nyu_gmic import NYU_INPUT_SIZE, NyuGmic, NyuGmicConfig
 from hct.weights import CHECKPOINT_DIR, ModelCard, read_weights
 
 DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped checkpoints' input
@@ -15,12 +16,15 @@ DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped ch
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the project knows of one architecture: its config, its name in figures and tables,
-    its colour (the paper's: GMIC blue, Def-GMIC green, HCT orange) and its shipped checkpoint."""
+    its colour (the paper's: GMIC blue, Def-GMIC green, HCT orange), its input size and preprocessing
+    mode at random initialisation, and its shipped checkpoint."""
 
     name: str
     display_name: str
     colour: str
-    config: NetworkConfig
+    config: NetworkConfig | NyuGmicConfig
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
+    preprocessing_mode: str = "canonical"  # hct.data.preprocess's mode its inputs are made in
 
     @property
     def checkpoint(self) -> str:
@@ -28,7 +32,8 @@ class ModelSpec:
         return str(CHECKPOINT_DIR / f"{self.name}.safetensors")
 
 
-# The paper's five architectures. HCT's reference setting strides its first stage (more compact).
+# The paper's five architectures (HCT's reference setting strides its first stage: more compact),
+# and GMIC as NYU published it, with its local network (their weights: python -m hct import-nyu-gmic).
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("gmic", "GMIC", "#1f77b4", NetworkConfig(mixer="conv", num_mixer_stages=0, first_stage_stride=1)),
     ModelSpec("def_gmic", "Def-GMIC", "#2ca02c",
@@ -39,6 +44,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               NetworkConfig(mixer="performer_softmax", num_mixer_stages=2, first_stage_stride=2)),
     ModelSpec("hct_nystrom", "HCT (Nystrom)", "#9467bd",
               NetworkConfig(mixer="nystrom", num_mixer_stages=2, first_stage_stride=2)),
+    ModelSpec("nyu_gmic", "GMIC (NYU, full)", "#17becf", NyuGmicConfig(), NYU_INPUT_SIZE, "nyu_gmic"),
 )}
 
 # Friendly override names: AC stages for HCT, deformable stages for Def-GMIC.
@@ -46,14 +52,21 @@ _ALIASES = {"num_ac_stages": "num_mixer_stages", "num_deform_stages": "num_mixer
 
 
 def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`."""
+    """The classifiers (the paper's five): ``model(x)`` gives two logits, so they train, predict and
+    are explained alike. :func:`list_architectures` adds ``nyu_gmic``."""
+    return [name for name, spec in MODEL_SPECS.items() if isinstance(spec.config, NetworkConfig)]
+
+
+def list_architectures() -> list[str]:
+    """Every name accepted by :func:`create_model`: the classifiers and ``nyu_gmic`` (NYU's full GMIC,
+    whose ``forward`` gives a :class:`~hct.models.nyu_gmic.GmicOutput`)."""
     return list(MODEL_SPECS)
 
 
 def model_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of ``name``; :class:`UnknownModelError` lists the known names."""
     if name not in MODEL_SPECS:
-        raise UnknownModelError(f"unknown model {name!r}; choose one of {list_models()}")
+        raise UnknownModelError(f"unknown model {name!r}; choose one of {list_architectures()}")
     return MODEL_SPECS[name]
 
 
@@ -62,44 +75,51 @@ def display_name(name: str) -> str:
     return MODEL_SPECS[name].display_name if name in MODEL_SPECS else name
 
 
-def model_config(name: str, **overrides) -> NetworkConfig:
+def model_config(name: str, **overrides) -> NetworkConfig | NyuGmicConfig:
     """The configuration ``create_model(name, **overrides)`` builds."""
     base = model_spec(name).config
-    allowed = {f.name for f in fields(NetworkConfig)} - {"mixer"}
+    allowed = {f.name for f in fields(base)} - {"mixer"}
     resolved = {}
     for key, value in overrides.items():
         key = _ALIASES.get(key, key)
         if key not in allowed:
             raise UnknownModelError(f"unknown override {key!r} for {name}; allowed: {sorted(allowed | set(_ALIASES))}")
-        resolved[key] = value
+        resolved[key] = tuple(value) if isinstance(value, list) else value  # a card's JSON lists
     return replace(base, **resolved)
 
 
 def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.PathLike | None = None,
-                 **overrides) -> HighResNet:
+                 **overrides) -> HighResNet | NyuGmic:
     """Build model ``name`` (see :func:`list_models`), as timm's ``create_model`` does.
 
     ``pretrained=True`` loads the shipped checkpoint of ``name``; ``checkpoint_path`` loads another
     (its card must name this architecture). The checkpoint's card becomes ``model.pretrained_cfg``.
     Overrides: ``num_classes``, ``in_chans``, ``first_stage_stride``, ``num_ac_stages`` (HCT) or
-    ``num_deform_stages`` (Def-GMIC), ``drop_rate`` (before the classifier), ``attn_drop``, ``heads``.
+    ``num_deform_stages`` (Def-GMIC), ``drop_rate`` (before the classifier), ``attn_drop``, ``heads``;
+    for ``nyu_gmic`` those of :class:`~hct.models.nyu_gmic.NyuGmicConfig` (``percent_t``, ``num_crops``...).
     """
     path = checkpoint_path or (model_spec(name).checkpoint if pretrained else None)
     if path is None:
-        model = HighResNet(model_config(name, **overrides), name=name)
-        model.pretrained_cfg = {"architecture": name, "input_size": DEFAULT_INPUT_SIZE, "pretrained": False}
+        model = _build(name, model_config(name, **overrides))
+        spec = model_spec(name)
+        model.pretrained_cfg = {"architecture": name, "input_size": spec.input_size, "pretrained": False,
+                                "preprocessing": {"mode": spec.preprocessing_mode}}
         return model
     state, card = read_weights(path)
     if card.architecture != name:
         raise CheckpointError(f"{path} holds a {card.architecture} model, not {name}")
     _check_layout(card, path)
-    model = HighResNet(model_config(name, **{**card.overrides, **overrides}), name=name)
+    model = _build(name, model_config(name, **{**card.overrides, **overrides}))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not fit architecture {name}: {_key_mismatch(model, state) or err}") from err
     model.pretrained_cfg = pretrained_cfg(card, path)
     return model
+
+
+def _build(name: str, config: NetworkConfig | NyuGmicConfig) -> HighResNet | NyuGmic:
+    return NyuGmic(config, name=name) if isinstance(config, NyuGmicConfig) else HighResNet(config, name=name)
 
 
 def pretrained_cfg(card: ModelCard, path: str | os.PathLike) -> dict:
@@ -121,7 +141,7 @@ def _check_layout(card: ModelCard, path) -> None:
         )
 
 
-def _key_mismatch(model: HighResNet, state: dict) -> str:
+def _key_mismatch(model: HighResNet | NyuGmic, state: dict) -> str:
     expected, given = set(model.state_dict()), set(state)
     parts = []
     if expected - given:

@@ -15,7 +15,7 @@ from pydicom.dataset import FileMetaDataset
 from hct.data import builtin_samples, infer_laterality, read_mammogram
 from hct.data.dicom_write import mammogram_dataset, write_dataset
 from hct.data import reading
-from hct.errors import MammogramError
+from hct.errors import MammogramError, PathError
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_size_limit(monkeypatch):
 
 
 def test_missing_path(tmp_path):
-    with pytest.raises(MammogramError, match="does not exist"):
+    with pytest.raises(PathError, match="does not exist"):
         read_mammogram(tmp_path / "nope.dcm")
 
 

@@ -26,6 +26,7 @@ from hct.data.splits import complete_splits
 from hct.data.vindr import scan_vindr_mammo
 from hct.data_roots import confine, confine_records
 from hct.errors import ConfigError
+from hct.paths import existing
 
 FORMATS = ("cbis-ddsm", "vindr", "cmmd", "optimam", "manifest")
 # the data set's tables, looked for under the source folder when not given
@@ -48,11 +49,10 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
         raise ConfigError(f"Unknown data set format {format!r}; use one of {', '.join(FORMATS)}.")
     if roots is not None:
         source, images = confine(source, roots), images and confine(images, roots)
-    source = Path(source)
-    if not source.exists():
-        wanted = f"a manifest CSV, or a folder holding {MANIFEST_NAME}" if format == "manifest" else \
-            "the folder the data set was downloaded to"
-        raise ConfigError(f"{source} does not exist; give {wanted}.")
+    wanted = f"give a manifest CSV, or a folder holding {MANIFEST_NAME}" if format == "manifest" else \
+        "give the folder the data set was downloaded to"
+    source = existing(source, "file" if format == "manifest" and str(source).endswith(".csv") else "any",
+                      "data set path", wanted)
     if format in ("manifest", "optimam"):
         records = (read_manifest(source / MANIFEST_NAME if source.is_dir() else source) if format == "manifest"
                    else read_optimam(source, images))

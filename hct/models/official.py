@@ -56,6 +56,9 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
         raise CheckpointError(f"{path} is not a file; give the official state-dict file saved by torch.save")
     with open(path, "rb") as handle:
         header = handle.read(4)
+    if not header.startswith((b"PK\x03\x04", b"\x80")) and _old_pickle(path):
+        raise CheckpointError(f"{path} is a pickle of protocol 0 or 1 (Python's text pickle), which torch.save never "
+                              "writes, so it is not read; save the state dict with torch.save(model.state_dict(), FILE) and import that file.")
     if not header.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
         raise CheckpointError(f"{path} is not a PyTorch file saved by torch.save (it is neither a zip archive nor "
                               "a pickle); give the official code's state-dict file")
@@ -75,6 +78,30 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     if all(key.startswith("module.") for key in state):
         state = {key.removeprefix("module."): value for key, value in state.items()}
     return state
+
+
+def _old_pickle(path: Path, ops: int = 64) -> bool:
+    """Whether ``path`` opens as a pickle of protocol 0 or 1: its first ``ops`` opcodes parse (nothing is run)."""
+    import itertools
+    import pickletools
+
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in itertools.islice(pickletools.genops(handle), ops)) > 0
+    except Exception:  # noqa: BLE001 - pickletools raises several kinds for what is no pickle
+        return False
+
+
+def non_finite_note(state: dict[str, torch.Tensor]) -> str:
+    """A warning naming the tensors with NaN or infinite values (a diverged training run), or ''."""
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in state.items() if v.is_floating_point()
+           and not bool(torch.isfinite(v).all())}
+    if not bad:
+        return ""
+    total = sum(v.numel() for v in state.values() if v.is_floating_point())
+    return (f"{sum(bad.values()):,} of {total:,} weights are NaN or infinite (in {len(bad)} tensors, e.g. "
+            f"{', '.join(list(bad)[:3])}): the model will predict NaN. The training that made them diverged; "
+            "use other weights.")
 
 
 def _unwrap(loaded: object, path: Path) -> dict[str, torch.Tensor]:
@@ -185,12 +212,13 @@ def import_official(path: str | os.PathLike, model_name: str, out: str | os.Path
     _check_fit(model, converted, path)
     model.load_state_dict(converted, strict=True)
     sha = file_sha256(path)
+    warning = non_finite_note(converted)
     return save_checkpoint(
         model, weights_path,
         training_data=(f"official-format HCT weights (whiterabbit-ai/hct HCTBase state dict) imported from "
                        f"{path.name} (sha256 {sha}); their training data, preprocessing and input size are not "
                        "recorded in the file"),
         training={"command": "python -m hct import-official", "source": str(path), "source_sha256": sha,
-                  "first_stage_stride": first_stage_stride},
+                  "first_stage_stride": first_stage_stride, **({"warning": warning} if warning else {})},
         preprocessing={},
     )

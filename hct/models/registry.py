@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-from hct.errors import CheckpointError, UnknownModelError
+from hct.errors import CheckpointError, ConfigError, ModelCardError, OverrideError, UnknownModelError
 from hct.models.network import ARCHITECTURE_VERSION, HighResNet, NetworkConfig
-from hct.weights import CHECKPOINT_DIR, ModelCard, read_weights
+from hct.weights import CHECKPOINT_DIR, ModelCard, checkpoint_paths, read_weights
 
 DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped checkpoints' input
 
@@ -71,8 +71,32 @@ def model_config(name: str, **overrides) -> NetworkConfig:
         key = _ALIASES.get(key, key)
         if key not in allowed:
             raise UnknownModelError(f"unknown override {key!r} for {name}; allowed: {sorted(allowed | set(_ALIASES))}")
+        _check_override(key, value)
         resolved[key] = value
     return replace(base, **resolved)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# override -> (what it must be, in words; the check). Attention splits 16 * 2**k channels into heads.
+_OVERRIDE_RULES = {
+    "num_mixer_stages": ("an integer in 0..5", lambda v: _is_int(v) and 0 <= v <= 5),
+    "num_classes": ("an integer >= 1", lambda v: _is_int(v) and 1 <= v <= 100_000),
+    "in_chans": ("an integer in 1..64", lambda v: _is_int(v) and 1 <= v <= 64),
+    "first_stage_stride": ("1 or 2", lambda v: _is_int(v) and v in (1, 2)),
+    "drop_rate": ("a number in [0, 1)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
+    "attn_drop": ("a number in [0, 1)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
+    "heads": ("1, 2, 4, 8 or 16 (it must divide every attention stage's channels)",
+              lambda v: _is_int(v) and v in (1, 2, 4, 8, 16)),
+}
+
+
+def _check_override(key: str, value: object) -> None:
+    what, ok = _OVERRIDE_RULES[key]
+    if not ok(value):
+        raise OverrideError(f"override {key} = {value!r}: it must be {what}")
 
 
 def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.PathLike | None = None,
@@ -93,6 +117,10 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.
     if card.architecture != name:
         raise CheckpointError(f"{path} holds a {card.architecture} model, not {name}")
     _check_layout(card, path)
+    try:
+        model_config(name, **card.overrides)
+    except ConfigError as err:
+        raise ModelCardError(f"{checkpoint_paths(path)[1]}: its overrides are invalid ({err})") from err
     model = HighResNet(model_config(name, **{**card.overrides, **overrides}), name=name)
     try:
         model.load_state_dict(state, strict=True)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from hct.data import FORMATS, DataReport, builtin_samples, complete_exams, exam_label, write_checked_manifest
 
-from app import compute, loaders, state, widgets
+from app import compute, loaders, reading, state, widgets
 
 st.title("Images")
 st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
@@ -103,5 +103,6 @@ window = st.slider("Window", 1.0, max(high - low, 1.0), max(high - low, 1.0))
 for column, item in zip(st.columns(len(shown)), shown):
     with column:
         title = f"{item.record.laterality}-{item.record.view}" if len(shown) > 1 else item.name
+        reading.modality_warning(item)  # the reader's warning (another modality, masked pixels, pages...)
         st.plotly_chart(widgets.image_figure(loaders.display_pixels(item), window, level, title,
                                              height=420 if len(shown) > 1 else 720), key=f"img-{item.key}")

@@ -90,7 +90,7 @@ def read_dicom_tags(path: str | Path) -> dict:
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     except Exception as err:  # pydicom raises many kinds for corrupt files
-        raise MammogramError(f"{path} is not a readable DICOM file ({err}).") from err
+        raise MammogramError(f"{path} is not a readable DICOM file ({_cause(err)}).") from err
     return _dicom_tags(ds)
 
 
@@ -149,7 +149,7 @@ def _read_dicom(data: bytes, name: str) -> tuple[np.ndarray, dict]:
         stored = ds.pixel_array
     except Exception as err:
         raise MammogramError(
-            f"{name}: its pixel data could not be decoded ({type(err).__name__}: {err}); "
+            f"{name}: its pixel data could not be decoded ({type(err).__name__}: {_cause(err)}); "
             f"the file may be truncated or its compression ({syntax.name}) unsupported."
         ) from err
     notes = [_overflow_note(ds, syntax, bits)]
@@ -178,7 +178,7 @@ def _parse_dicom(data: bytes, name: str):
             warnings.simplefilter("always")
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as err:
-        raise MammogramError(f"{name} is a corrupt or truncated DICOM file ({err}); export it again.") from err
+        raise MammogramError(f"{name} is a corrupt or truncated DICOM file ({_cause(err)}); export it again.") from err
     ended_early = [w for w in caught if "End of file" in str(w.message) or "truncated" in str(w.message).lower()]
     if ended_early:
         raise MammogramError(f"{name} is a truncated DICOM file ({ended_early[0].message}); copy it again in full.")
@@ -210,7 +210,7 @@ def _dicom_geometry(ds, name: str) -> tuple[int, int, int, str]:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         bits, allocated = int(ds.BitsStored), int(ds.get("BitsAllocated", 16) or 16)
     except Exception as err:
-        raise DicomHeaderError(f"{name} lacks a valid Rows/Columns/BitsStored/NumberOfFrames ({err}); export it again.") from err
+        raise DicomHeaderError(f"{name} lacks a valid Rows/Columns/BitsStored/NumberOfFrames ({_cause(err)}); export it again.") from err
     if not 1 <= bits <= allocated <= 32 or allocated % 8 and allocated != 1:
         raise DicomHeaderError(f"{name} claims {bits} bits stored in {allocated} allocated; a mammogram stores 1 to 16 "
                                "bits in 8 or 16 allocated. Its header is wrong; export it again.")
@@ -231,9 +231,23 @@ _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_42
 _VALUE_LIMIT = 1e30  # beyond this a pixel value is no intensity, and float32 arithmetic on it overflows
 
 
+def _cause(err: BaseException) -> str:
+    """The first line of an exception's message (pydicom's and Pillow's can run to many lines)."""
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _get(ds, keyword: str, default=None):
+    """``ds.get(keyword)``, or ``default`` when pydicom cannot convert the element (e.g. a damaged VR)."""
+    try:
+        return ds.get(keyword, default)
+    except Exception:  # noqa: BLE001 - pydicom raises several kinds converting a damaged element
+        return default
+
+
 def _text(ds, keyword: str) -> str:
     """A DICOM text value, stripped, or '' when absent or not text (bytes pydicom could not decode)."""
-    value = ds.get(keyword, "")
+    value = _get(ds, keyword, "")
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     return str(value or "").strip()
@@ -241,7 +255,10 @@ def _text(ds, keyword: str) -> str:
 
 def _number(ds, keyword: str, default: float | None) -> float | None:
     """The first value of a numeric header element; ``default`` when absent or empty; ValueError when not a number."""
-    value = ds.get(keyword)
+    try:
+        value = ds.get(keyword)
+    except Exception as err:  # noqa: BLE001 - a damaged element: not a number
+        raise ValueError(f"{keyword} cannot be read ({_cause(err)})") from err
     if value is None or value == "" or value == b"":
         return default
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -256,7 +273,7 @@ def _modality_values(ds, stored: np.ndarray, name: str) -> np.ndarray:
     try:
         slope, intercept = _number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0)
     except (TypeError, ValueError) as err:
-        raise DicomHeaderError(f"{name} has a RescaleSlope/RescaleIntercept that is not a number ({err}); "
+        raise DicomHeaderError(f"{name} has a RescaleSlope/RescaleIntercept that is not a number ({_cause(err)}); "
                                "export it again.") from err
     if not (np.isfinite(slope) and np.isfinite(intercept)):
         raise DicomHeaderError(f"{name} has RescaleSlope {slope} and RescaleIntercept {intercept}; both must be "
@@ -265,7 +282,7 @@ def _modality_values(ds, stored: np.ndarray, name: str) -> np.ndarray:
         try:
             values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
         except Exception as err:
-            raise DicomHeaderError(f"{name}'s Modality LUT cannot be applied ({err}); export it again.") from err
+            raise DicomHeaderError(f"{name}'s Modality LUT cannot be applied ({_cause(err)}); export it again.") from err
     else:
         values = stored.astype(np.float64) * slope + intercept
     return _finite(values, name, "RescaleSlope/RescaleIntercept")
@@ -308,10 +325,10 @@ def _windowed(ds, pixels: np.ndarray) -> tuple[np.ndarray, str]:
 def _overflow_note(ds, syntax, bits: int) -> str:
     """A note when uncompressed stored values exceed BitsStored (e.g. 12-bit data above 4095), which the
     standard says to mask (pydicom keeps the low bits); '' otherwise."""
-    allocated = int(ds.get("BitsAllocated", 16) or 16)
+    allocated = int(ds.get("BitsAllocated", 16) or 16)  # read already by _dicom_geometry
     if syntax.is_compressed or allocated not in (8, 16, 32) or bits >= allocated:
         return ""
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    signed = _get(ds, "PixelRepresentation", 0) == 1
     raw = np.frombuffer(ds.PixelData, dtype=f"{'<' if syntax.is_little_endian else '>'}{'i' if signed else 'u'}{allocated // 8}",
                         count=int(ds.Rows) * int(ds.Columns))
     limit = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
@@ -379,9 +396,9 @@ def _pixel_spacing(ds) -> tuple[tuple[float, float] | None, str]:
     """(row, col) mm from PixelSpacing, else ImagerPixelSpacing; ``None`` with a note when the value is not two
     positive finite numbers (the documented fallback: distances in pixels)."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        if keyword not in ds:
+        value = _get(ds, keyword)
+        if value is None:
             continue
-        value = ds[keyword].value
         try:
             values = [float(v) for v in (value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
                                          else str(value).split("\\"))]
@@ -421,7 +438,7 @@ def _read_picture(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     except UnidentifiedImageError as err:
         raise MammogramError(f"{name} is neither a DICOM file nor a PNG or TIFF picture; use DICOM, PNG or TIFF.") from err
     except Exception as err:
-        raise MammogramError(f"{name} is a corrupt image ({err}).") from err
+        raise MammogramError(f"{name} is a corrupt image ({_cause(err)}).") from err
     if pixels.ndim != 2:
         raise MammogramError(f"{name} has shape {pixels.shape}; a mammogram must be a single grey plane.")
     bits = 1 if pixels.dtype == bool else pixels.dtype.itemsize * 8
@@ -447,7 +464,7 @@ def _read_tiff(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     except MammogramError:
         raise
     except Exception as err:
-        raise MammogramError(f"{name} is a corrupt TIFF ({err}).") from err
+        raise MammogramError(f"{name} is a corrupt TIFF ({_cause(err)}).") from err
     bits = pixels.dtype.itemsize * 8
     pixels, note = _finite_picture(pixels, name)
     if inverted:

@@ -8,6 +8,7 @@ import os
 import sys
 
 from hct.errors import HCTError
+from hct.paths import describe_os_error
 
 # Each module defines ``add_commands(subparsers)``; a command's handler is stored as ``func``.
 COMMAND_MODULES = (
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output (e.g. `| head`) has gone: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 141  # as a shell reports a command ended by SIGPIPE
+    except OSError as err:  # a file it was given cannot be used: a name too long, a permission, a full disk
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
 
 
 def _dash_hint(argv: list[str]) -> None:

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from hct.errors import CheckpointError
+from hct.paths import check_name
 from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_models, model_spec
 from hct.weights import ModelCard, atomic_write, checkpoint_paths, code_version, file_sha256, read_card, write_card
 
@@ -73,6 +74,7 @@ def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighRe
             torch.manual_seed(0)
             model = create_model(spec)
         return model.to(device).eval(), None
+    check_name(spec, "checkpoint path")
     if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
         raise CheckpointError(f"model {spec!r} is neither a registered name ({list_models()}) nor a checkpoint file")
     return load_checkpoint(spec, device=device)

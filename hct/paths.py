@@ -18,6 +18,12 @@ def _shown(path: str) -> str:
     return path if len(path) <= 80 else f"{path[:40]}...{path[-30:]} ({len(path)} characters)"
 
 
+def describe_os_error(err: OSError) -> str:
+    """One line for an OSError the library did not foresee: which file, what went wrong, what to do."""
+    where = f"{_shown(os.fsdecode(err.filename))}: " if err.filename else ""
+    return f"{where}{err.strerror or err}; check the path, its permissions and the free space."
+
+
 def check_name(path: str | os.PathLike, what: str = "path") -> Path:
     """``path`` when no part of its name is too long and it holds no NUL byte; else :class:`PathError`."""
     text = os.fspath(path)

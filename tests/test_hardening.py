@@ -317,3 +317,28 @@ def test_every_page_runs_through_the_safe_wrapper(monkeypatch, tmp_path, error, 
     assert not at.exception, at.exception
     assert at.error and shown in at.error[0].value and "\n" not in at.error[0].value
     assert at.error[0].value.startswith("The Images page")
+
+
+def test_any_os_error_in_a_command_is_one_line(tmp_path, capsys):
+    assert main(["eval", "--predictions", str(tmp_path / (LONG + ".csv")), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "File name too long; check the path" in err and "Traceback" not in err
+
+
+def test_a_file_this_process_may_not_read_is_named(tmp_path, monkeypatch):
+    import hct.paths
+
+    image = tmp_path / "locked.dcm"
+    image.write_bytes(fuzz.dicom_bytes())
+    monkeypatch.setattr(hct.paths.os, "access", lambda path, mode: False)  # the tests run as root
+    with pytest.raises(PathError, match="may not be read by this process"):
+        read_mammogram(image)
+
+
+def test_a_long_name_typed_on_the_training_page_is_a_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
+    at = AppTest.from_file(str(REPO / "app" / "Home.py"), default_timeout=240)
+    at.run()
+    at.switch_page("../pages/training.py").run()
+    at.text_input(key="path-train-manifest").set_value(f"data/{LONG}.csv").run()
+    assert not at.exception and at.error and "beyond the 255 a file name may have" in at.error[0].value

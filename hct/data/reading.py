@@ -194,7 +194,7 @@ def _parse_dicom(data: bytes, name: str):
 
 def _parsed_length(ds) -> int:
     """Where the elements pydicom read end: the file's length unless it was cut short inside an element."""
-    ends = [e.value_tell + e.length for e in ds._dict.values()
+    ends = [e.value_tell + e.length for e in ds.values()
             if getattr(e, "value_tell", None) is not None and e.length != 0xFFFFFFFF]
     if ends:
         return max(ends)
@@ -255,13 +255,15 @@ def _text(ds, keyword: str) -> str:
 
 def _number(ds, keyword: str, default: float | None) -> float | None:
     """The first value of a numeric header element; ``default`` when absent or empty; ValueError when not a number."""
+    from pydicom.multival import MultiValue
+
     try:
         value = ds.get(keyword)
     except Exception as err:  # noqa: BLE001 - a damaged element: not a number
         raise ValueError(f"{keyword} cannot be read ({_cause(err)})") from err
     if value is None or value == "" or value == b"":
         return default
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, (list, tuple, MultiValue)):
         value = value[0] if len(value) else default
     return float(value.decode() if isinstance(value, bytes) else value)
 
@@ -395,12 +397,14 @@ def _dicom_tags(ds) -> dict:
 def _pixel_spacing(ds) -> tuple[tuple[float, float] | None, str]:
     """(row, col) mm from PixelSpacing, else ImagerPixelSpacing; ``None`` with a note when the value is not two
     positive finite numbers (the documented fallback: distances in pixels)."""
+    from pydicom.multival import MultiValue
+
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = _get(ds, keyword)
         if value is None:
             continue
         try:
-            values = [float(v) for v in (value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+            values = [float(v) for v in (value if isinstance(value, (list, tuple, MultiValue))
                                          else str(value).split("\\"))]
         except (TypeError, ValueError):
             values = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -67,3 +68,19 @@ def test_localisation_reads_the_lossy_jpeg_masks(jpeg_tree):
     record = next(r for r in check_data(jpeg_tree, "cbis-ddsm").records if r.image_id == "Mass-Test_P_00016_LEFT_CC")
     region, kind = finding_region(preprocess(read_mammogram(record.path), (64, 48)), record)
     assert kind == "ROI mask" and region.any()
+
+
+def test_the_images_page_checks_the_jpeg_release(jpeg_tree, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HCT_DATA_ROOTS", str(jpeg_tree))
+    monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "Home.py"), default_timeout=240)
+    at.run()
+    at.switch_page("../pages/images.py").run()
+    at.radio[0].set_value("Public data set").run()
+    at.selectbox[0].set_value("cbis-ddsm").run()
+    at.text_input[0].set_value(str(jpeg_tree)).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.warning[0].value.startswith("13 usable images (of 14 listed)")
+    assert "8-bit lossy JPEGs" in at.text[0].value

@@ -212,10 +212,10 @@ def _dicom_geometry(ds, name: str) -> tuple[int, int, int, str]:
     except Exception as err:
         raise DicomHeaderError(f"{name} lacks a valid Rows/Columns/BitsStored/NumberOfFrames ({_cause(err)}); export it again.") from err
     if not 1 <= bits <= allocated <= 32 or allocated % 8 and allocated != 1:
-        raise DicomHeaderError(f"{name} claims {bits} bits stored in {allocated} allocated; a mammogram stores 1 to 16 "
-                               "bits in 8 or 16 allocated. Its header is wrong; export it again.")
+        raise DicomHeaderError(f"{name} claims {bits} bits stored in {allocated} allocated; BitsStored must lie in "
+                               "1..BitsAllocated, and BitsAllocated be 1, 8, 16 or 32. Its header is wrong; export it again.")
     _check_size(rows, cols, name)
-    photometric = _text(ds, "PhotometricInterpretation") or "MONOCHROME2"  # absent or empty: the usual kind
+    photometric = _text(ds, "PhotometricInterpretation").upper() or "MONOCHROME2"  # absent or empty: the usual kind
     if samples != 1 or photometric in _COLOUR:
         raise MammogramError(f"{name} is a colour image ({photometric}); a mammogram must be greyscale.")
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):

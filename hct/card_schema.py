@@ -28,7 +28,7 @@ def _is_number(value: object) -> bool:
 
 def _is_size(value: object) -> bool:
     return value is None or (isinstance(value, (list, tuple)) and len(value) == 2
-                             and all(_is_int(v) and v > 0 for v in value))
+                             and all(_is_int(v) and 8 <= v <= 16384 for v in value))
 
 
 def _is_object(value: object) -> bool:
@@ -52,7 +52,7 @@ FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "architecture": ("a non-empty string (a registered model name)", lambda v: isinstance(v, str) and bool(v)),
     "overrides": ("a JSON object of model settings", _is_object),
     "parameters": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    "input_size": ("null or [height, width], two positive integers", _is_size),
+    "input_size": ("null or [height, width], two integers in 8..16384", _is_size),
     "stage": ("a string ('patch', 'image' or '')", lambda v: isinstance(v, str)),
     "training_data": ("a string", lambda v: isinstance(v, str)),
     "metrics": ("a JSON object whose test_auc, test_auc_low and test_auc_high are numbers in [0, 1] or null",

@@ -249,6 +249,8 @@ def card_cases(card: dict) -> Iterator[tuple[str, dict]]:
     yield "metrics.test_auc a string", {**card, "metrics": {"test_auc": "high"}}
     yield "input_size of three", {**card, "input_size": [64, 48, 3]}
     yield "input_size of strings", {**card, "input_size": ["64", "48"]}
+    yield "input_size of 4x4", {**card, "input_size": [4, 4]}
+    yield "input_size of 10^6 a side", {**card, "input_size": [10**6, 10**6]}
     yield "overrides num_classes -1", {**card, "overrides": {"num_classes": -1}}
     yield "overrides unknown key", {**card, "overrides": {"depth": 3}}
     yield "preprocessing mode a list", {**card, "preprocessing": {"mode": [1]}}
@@ -257,6 +259,7 @@ def card_cases(card: dict) -> Iterator[tuple[str, dict]]:
 def use_card(card_path: Path) -> None:
     """What ``models``, ``predict`` and ``load_model`` do with a card."""
     from hct.checkpoints import load_model
+    from hct.data.preprocess import parse_size
     from hct.eval.predictions import card_preprocessing
     from hct.models.cli import checkpoint_lines
     from hct.weights import read_card
@@ -264,6 +267,8 @@ def use_card(card_path: Path) -> None:
     card = read_card(card_path)
     checkpoint_lines([card_path.with_suffix(".safetensors")])
     card_preprocessing(card)
+    if card.input_size:  # what `predict` does with a card's input size
+        parse_size(card.input_size)
     load_model(str(card_path.with_suffix(".safetensors")))
 
 

@@ -133,7 +133,7 @@ def checkpoint(tmp_path):
 @pytest.mark.parametrize("field, value, expected", [
     ("metrics", [0.7], "metrics is a list [0.7], expected a JSON object"),
     ("overrides", "num_classes=2", "overrides is a string 'num_classes=2', expected a JSON object"),
-    ("input_size", "64x48", "input_size is a string '64x48', expected null or [height, width]"),
+    ("input_size", "64x48", "input_size is a string '64x48', expected null or [height, width], two integers in 8..16384"),
     ("architecture", ["gmic"], "architecture is a list ['gmic'], expected a non-empty string"),
     ("parameters", "2.8M", "parameters is a string '2.8M', expected an integer >= 0"),
 ])

@@ -224,12 +224,15 @@ def _read_header(path: str) -> dict:
         rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     except Exception as err:  # pydicom raises many kinds for corrupt or foreign files
         return row | {"error": f"not a readable DICOM file ({type(err).__name__}: {err})"}
-    tags = _dicom_tags(ds)
-    codes = [str(item.get("CodeValue", "")) for item in ds.get("ViewCodeSequence") or []]
-    row.update(study_uid=str(ds.get("StudyInstanceUID", "")), series_uid=str(ds.get("SeriesInstanceUID", "")),
-               sop_uid=str(ds.get("SOPInstanceUID", "")), subject_digest=subject_digest(str(ds.get("PatientID", ""))),
-               laterality=tags["laterality"], rows=rows, cols=cols, description=str(ds.get("SeriesDescription", "")),
-               view=tags["view"] or next((VIEW_CODES[c] for c in codes if c in VIEW_CODES), ""))
+    try:
+        tags = _dicom_tags(ds)
+        codes = [str(item.get("CodeValue", "")) for item in ds.get("ViewCodeSequence") or []]
+        row.update(study_uid=str(ds.get("StudyInstanceUID", "")), series_uid=str(ds.get("SeriesInstanceUID", "")),
+                   sop_uid=str(ds.get("SOPInstanceUID", "")), subject_digest=subject_digest(str(ds.get("PatientID", ""))),
+                   laterality=tags["laterality"], rows=rows, cols=cols, description=str(ds.get("SeriesDescription", "")),
+                   view=tags["view"] or next((VIEW_CODES[c] for c in codes if c in VIEW_CODES), ""))
+    except Exception as err:  # noqa: BLE001 - a damaged element (e.g. an unknown VR) pydicom cannot convert
+        return row | {"error": f"a damaged DICOM header ({type(err).__name__}: {str(err).splitlines()[0][:120]})"}
     syntax = ds.file_meta.get("TransferSyntaxUID")
     pixel_bytes = rows * cols * int(ds.get("SamplesPerPixel") or 1) * math.ceil(int(ds.get("BitsAllocated") or 8) / 8)
     size = os.path.getsize(path)

@@ -91,7 +91,9 @@ def read_dicom_tags(path: str | Path) -> dict:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     except Exception as err:  # pydicom raises many kinds for corrupt files
         raise MammogramError(f"{path} is not a readable DICOM file ({_cause(err)}).") from err
-    return _dicom_tags(ds)
+    tags = _dicom_tags(ds)
+    tags.pop("note")
+    return tags
 
 
 def _read_bytes(source: ImageSource) -> tuple[bytes, str]:

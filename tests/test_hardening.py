@@ -342,3 +342,12 @@ def test_a_long_name_typed_on_the_training_page_is_a_message(monkeypatch, tmp_pa
     at.switch_page("../pages/training.py").run()
     at.text_input(key="path-train-manifest").set_value(f"data/{LONG}.csv").run()
     assert not at.exception and at.error and "beyond the 255 a file name may have" in at.error[0].value
+
+
+def test_every_model_override_has_a_range_rule():
+    from dataclasses import fields
+
+    from hct.models.network import NetworkConfig
+    from hct.models.registry import _OVERRIDE_RULES
+
+    assert {f.name for f in fields(NetworkConfig)} - {"mixer"} == set(_OVERRIDE_RULES)

@@ -304,6 +304,7 @@ def test_a_closed_pipe_ends_quietly():
     (OSError(36, "File name too long", "data/" + "x" * 300), "File name too long"),
 ])
 def test_every_page_runs_through_the_safe_wrapper(monkeypatch, tmp_path, error, shown):
+    import app.state  # noqa: F401 - imported first, so that it keeps the real builtin_samples
     import hct.data
 
     def broken():

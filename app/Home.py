@@ -9,7 +9,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import sidebar, signon  # noqa: E402
+from app import sidebar, signon, widgets  # noqa: E402
 
 PAGES = [
     st.Page("../pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -25,5 +25,5 @@ st.set_page_config(page_title="HCT Explorer", page_icon=":material/blur_on:", la
 signon.gate()  # with sign-on configured, nothing below runs for a visitor who has not signed in
 page = st.navigation(PAGES)
 models_slot = sidebar.render()
-page.run()
+widgets.run_page(page)  # a failure is one line on the page, never a traceback
 sidebar.show_models(models_slot)  # not reached when a page stops early; the slot then keeps the earlier list

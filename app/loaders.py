@@ -246,7 +246,7 @@ def metadata_row(item: ImageItem) -> dict:
     return {"image": item.name, "laterality": meta.laterality, "view": meta.view or "?",
             "size (rows x cols)": f"{meta.rows} x {meta.cols}", "manufacturer": meta.manufacturer or "—",
             "bit depth": meta.bit_depth, "format": meta.file_format, "modality": meta.modality or "—",
-            "pixel spacing (mm)": spacing,
+            "pixel spacing (mm)": spacing, "warning": meta.warning or "—",
             "label": {1: "malignant", 0: "non-malignant"}.get(item.record.label, "unknown")}
 
 

@@ -56,8 +56,8 @@ class Display:
 
 
 def modality_warning(item: ImageItem) -> bool:
-    """Read the item (once per process) and warn, visibly, when it is not a mammogram (its Modality);
-    True once read."""
+    """Read the item (once per process) and show the reader's warning, visibly: another modality than MG,
+    NaN pixels masked, a multi-page TIFF, 12-bit overflow, an unusable spacing or window; True once read."""
     warning = loaders.image_meta(item).warning
     if warning:
         st.warning(f"{item.name}: {warning}")

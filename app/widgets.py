@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
@@ -15,13 +16,14 @@ import streamlit as st
 
 from hct.data_roots import OutsideDataRoots, confine
 from hct.devices import OutOfMemoryError, free_device_memory
-from hct.errors import ComputationCancelled, HCTError
+from hct.errors import ComputationCancelled, HCTError, PathError
 from hct.models import DEFAULT_INPUT_SIZE
 from hct.serving import BudgetExceeded, Task
 
 from app import loaders, state, tasks
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 _EXPECTED = (ComputationCancelled, OutOfMemoryError, MemoryError, HCTError)
 
 
@@ -47,6 +49,22 @@ def run_safely(work: Callable[[], T], what: str) -> T | None:
     except _EXPECTED as err:
         _show_failure(err, what)
     return None
+
+
+def run_page(page: Any) -> None:
+    """Run a page (``st.navigation``'s choice): the one wrapper of every page's entry point. A failure the
+    user can fix is one line (:func:`run_safely`'s); an OS error (a name too long, a permission) says which
+    file; any other exception is one line naming it, its traceback going to the server's log, never the page."""
+    try:
+        run_safely(page.run, f"The {page.title} page")
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        st.error(f"The {page.title} page could not use a file{where}: {err.strerror or err}. Check the path and "
+                 "its permissions, then try again.")
+    except Exception as err:  # noqa: BLE001 - a bug, but the visitor gets one line and the log the traceback
+        _LOG.exception("the %s page failed", page.title)
+        st.error(f"The {page.title} page failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+                 "(an unexpected error, logged on the server; please report it).")
 
 
 def follow(key: str, what: str) -> Any | None:
@@ -120,7 +138,7 @@ def path_input(label: str, *, key: str, value: str = "", placeholder: str = "") 
         return None
     try:
         return confine(text)
-    except OutsideDataRoots as err:
+    except (OutsideDataRoots, PathError) as err:
         st.error(str(err))
     return None
 

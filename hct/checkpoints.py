@@ -19,6 +19,7 @@ from hct.errors import CheckpointError
 from hct.io import atomic_write, file_sha256
 from hct.models import ARCHITECTURE_VERSION, HighResNet, count_parameters, create_model, list_architectures, model_spec
 from hct.models.nyu_gmic import NYU_ENSEMBLE, NYU_PERCENT_T, NyuGmicEnsemble
+from hct.paths import check_name
 from hct.weights import (
     CHECKPOINT_DIR,
     ModelCard,
@@ -88,6 +89,7 @@ def load_model(spec: str, *, device: str | torch.device = "cpu") -> tuple[HighRe
         return model.to(device).eval(), None
     if spec == NYU_ENSEMBLE:
         return load_nyu_ensemble(CHECKPOINT_DIR, device=device)
+    check_name(spec, "checkpoint path")
     if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
         raise CheckpointError(f"model {spec!r} is neither a registered name ({list_architectures()}) nor a "
                               "checkpoint file")

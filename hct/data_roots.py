@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hct.errors import ConfigError
+from hct.paths import check_name
 
 if TYPE_CHECKING:  # hct.data imports this module
     from hct.data.records import ImageRecord
@@ -48,9 +49,12 @@ def data_roots() -> tuple[Path, ...]:
 
 def confine(path: str | Path, roots: Sequence[Path] | None = None) -> Path:
     """``path`` resolved, when it lies under one of ``roots`` (default :func:`data_roots`); else
-    :class:`OutsideDataRoots`, with the same message whether or not the path exists."""
+    :class:`OutsideDataRoots`, with the same message whether or not the path exists
+    (:class:`~hct.errors.PathError` for a name too long to be a path)."""
     roots = data_roots() if roots is None else roots
     text = os.fspath(path).strip()
+    if "\x00" not in text:
+        check_name(text)  # a name too long is refused as such (it reveals nothing of the file system)
     try:
         real = _real(text) if text else None
     except (ValueError, OSError):  # e.g. a NUL byte

@@ -49,3 +49,26 @@ def cancellable(progress: Callable[[int, int], None] | None, cancel: Callable[[]
             raise ComputationCancelled(f"{what} cancelled after {done} of {total}")
 
     return report
+class PixelValueError(MammogramError):
+    """An image's pixels are not finite numbers (NaN, inf, or a rescale that overflows)."""
+
+
+class DicomHeaderError(MammogramError):
+    """A DICOM header value the reader needs cannot be converted (text where a number belongs, out of range)."""
+
+
+class ModelCardError(CheckpointError):
+    """A model card's field has the wrong type or value; the message names the field and what it must be."""
+
+
+class TrainConfigError(ConfigError):
+    """A training configuration (``train`` and ``jobs launch`` share its one check) is invalid."""
+
+
+class OverrideError(ConfigError, ValueError):
+    """A model override's value is out of range or of the wrong type."""
+
+
+class PathError(ConfigError):
+    """A path cannot be used: its name is too long, it is a folder where a file belongs (or the reverse), or
+    it may not be read or written."""

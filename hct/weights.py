@@ -56,11 +56,9 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict, source: Path) -> "ModelCard":
-        known = set(cls.__dataclass_fields__)
-        missing = {"architecture", "weights_sha256"} - set(data)
-        if missing:
-            raise CheckpointError(f"model card {source} lacks {sorted(missing)}; it was not written by hct")
-        card = cls(**{k: v for k, v in data.items() if k in known})
+        from hct.card_schema import check_card
+
+        card = cls(**check_card(data, source))
         if card.input_size is not None:
             card.input_size = tuple(card.input_size)
         return card

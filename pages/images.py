@@ -15,7 +15,7 @@ from hct.data import (
     write_checked_manifest,
 )
 
-from app import loaders, state, tasks, widgets
+from app import loaders, reading, state, tasks, widgets
 
 st.title("Images")
 st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
@@ -110,5 +110,6 @@ window = st.slider("Window", 1.0, max(high - low, 1.0), max(high - low, 1.0))
 for column, item in zip(st.columns(len(shown)), shown):
     with column:
         title = f"{item.record.laterality}-{item.record.view}" if len(shown) > 1 else item.name
+        reading.modality_warning(item)  # the reader's warning (another modality, masked pixels, pages...)
         st.plotly_chart(widgets.image_figure(loaders.display_pixels(item), window, level, title,
                                              height=420 if len(shown) > 1 else 720), key=f"img-{item.key}")

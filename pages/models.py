@@ -42,8 +42,8 @@ for item in checkpoints:
             continue
         st.subheader(item.label)
         m = card.metrics
-        auc = (f"{m['test_auc']:.3f} [{m.get('test_auc_low', float('nan')):.3f}, {m.get('test_auc_high', float('nan')):.3f}]"
-               if "test_auc" in m else "not evaluated")
+        low, high = (m.get(k) if m.get(k) is not None else float("nan") for k in ("test_auc_low", "test_auc_high"))
+        auc = f"{m['test_auc']:.3f} [{low:.3f}, {high:.3f}]" if m.get("test_auc") is not None else "not evaluated"
         cols = st.columns(4)
         cols[0].metric("Parameters", f"{card.parameters / 1e6:.2f} M")
         cols[1].metric("Test AUC [95% CI]", auc)
@@ -52,6 +52,8 @@ for item in checkpoints:
         st.markdown(f"**Architecture** {display_name(card.architecture)} · "
                     f"**attention** {attention_kind(card.architecture, card.overrides)} · "
                     f"**training data** {card.training_data or '—'} · **code** `{card.code_version}`")
+        if card.training.get("warning"):
+            st.warning(card.training["warning"])
         if card.training:
             st.caption(", ".join(f"{k}: {v}" for k, v in card.training.items() if not isinstance(v, dict)))
         figure = training_curves_figure(loaders.training_curve(item.checkpoint))

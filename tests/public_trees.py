@@ -182,3 +182,57 @@ def optimam_images(root: Path) -> Path:
         client, study = header.parts[-3], header.parts[-2]
         write_dicom(root / client / study / f"{header.stem}.dcm", breast(laterality), ImageLaterality=laterality)
     return root
+
+
+CBIS_JPEG_NO_DESCRIPTION = "Mass-Test_P_00017_RIGHT_CC"  # its full image's SeriesDescription is empty in dicom_info
+
+
+def cbis_ddsm_jpeg_tree(root: Path) -> Path:
+    """CBIS-DDSM's JPEG re-release (as on Kaggle): ``root/jpeg/<SeriesInstanceUID>/1-NNN.jpg`` and ``root/csv/``
+    with dicom_info.csv, meta.csv and the case description CSVs. 8-bit lossy JPEGs; each ROI mask has JPEG
+    ringing and a speck far from its box. The same quirks as the TCIA tree (a mammogram not downloaded, a mask
+    of another shape, a series holding both the crop and the mask). Returns ``root``."""
+    from PIL import Image
+
+    (root / "csv").mkdir(parents=True, exist_ok=True)
+    rows, info = [], []
+    for csv_path in sorted((FIXTURES / "cbis_ddsm").glob("*.csv")):
+        shutil.copy(csv_path, root / "csv" / csv_path.name)
+        with open(csv_path, newline="") as handle:
+            rows += list(csv.DictReader(handle))
+
+    def write(subject: str, study: str, series: str, name: str, pixels: np.ndarray, description: str) -> None:
+        path = root / "jpeg" / series / name
+        if subject not in CBIS_NOT_DOWNLOADED or description != "full mammogram images":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(path, quality=75)
+        described = "" if subject == CBIS_JPEG_NO_DESCRIPTION and description.startswith("full") else description
+        info.append({"file_path": f"CBIS-DDSM/dicom/{series}/{name[:-4]}.dcm",
+                     "image_path": f"CBIS-DDSM/jpeg/{series}/{name}", "PatientID": subject,
+                     "Rows": pixels.shape[0], "Columns": pixels.shape[1], "SeriesDescription": described,
+                     "SeriesInstanceUID": series, "StudyInstanceUID": study})
+
+    for number, row in enumerate(rows):
+        subject, study, series = _uids(row["image file path"])
+        if not any(entry["SeriesInstanceUID"] == series for entry in info):
+            side = row["left or right breast"][0]
+            write(subject, study, series, f"1-{100 + number}.jpg", (breast(side, seed=number) // 12).astype(np.uint8),
+                  "full mammogram images")
+        mask_subject, roi_study, mask_series = _uids(row["ROI mask file path"])
+        _, _, crop_series = _uids(row["cropped image file path"])
+        if mask_subject in CBIS_SWAPPED:
+            mask_series, crop_series = crop_series, mask_series
+        row0, col0, row1, col1 = mask_box(int(row["abnormality id"]))
+        mask = np.zeros(SHAPE if mask_subject not in CBIS_MASK_OF_ANOTHER_SHAPE else (60, 48), dtype=np.uint8)
+        mask[row0:row1, col0:col1] = 255
+        mask[58:60, 44:46] = 255  # a speck: not the largest component
+        crop = (breast("L", seed=7)[row0:row1, col0:col1] // 12).astype(np.uint8)
+        both = mask_series == crop_series
+        write(mask_subject, roi_study, mask_series, f"{1 if both else 1}-{200 + number}.jpg", mask, "ROI mask images")
+        write(mask_subject, roi_study, crop_series, f"{2 if both else 1}-{300 + number}.jpg", crop, "cropped images")
+    pd.DataFrame(info).to_csv(root / "csv" / "dicom_info.csv", index=False)
+    meta = pd.DataFrame(info).groupby("SeriesInstanceUID", as_index=False).agg(
+        StudyInstanceUID=("StudyInstanceUID", "first"), SeriesDescription=("SeriesDescription", "first"),
+        **{"Number of Images": ("image_path", "count")})
+    meta.to_csv(root / "csv" / "meta.csv", index=False)
+    return root

@@ -185,8 +185,8 @@ def test_a_mask_pass_stopped_midway_keeps_what_it_decoded(tmp_path, monkeypatch)
     with pytest.raises(ComputationCancelled):
         dicom_index.binary_boxes(index, paths, workers=1, progress=cancel_in_the_second_batch)
     decoded = []
-    decode = dicom_index._binary_box
-    monkeypatch.setattr(dicom_index, "_binary_box", lambda batch: decoded.extend(batch) or decode(batch))
+    decode = dicom_index.mask_boxes
+    monkeypatch.setattr(dicom_index, "mask_boxes", lambda batch: decoded.extend(batch) or decode(batch))
     boxes = dicom_index.binary_boxes(index_dicoms(tmp_path), paths, workers=1)
     assert len(decoded) == 3 and boxes["mask4.dcm"] == (4, 5, 14, 15)  # the first batch came from the cache
 

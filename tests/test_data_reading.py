@@ -17,7 +17,7 @@ from hct.data import builtin_samples, infer_laterality, read_mammogram, reading
 from hct.data.dicom_write import mammogram_dataset, write_dataset
 from hct.data.exams import exam_from_name
 from hct.data.reading import view_from_name, with_name
-from hct.errors import MammogramError
+from hct.errors import MammogramError, PathError
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_size_limit(monkeypatch):
 
 
 def test_missing_path(tmp_path):
-    with pytest.raises(MammogramError, match="does not exist"):
+    with pytest.raises(PathError, match="does not exist"):
         read_mammogram(tmp_path / "nope.dcm")
 
 

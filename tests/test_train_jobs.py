@@ -102,7 +102,8 @@ def test_jobs_cli_launch_follow_list(manifest, tmp_path):
 
 def test_only_the_owner_cancels_from_the_app_an_operator_cancels_any(manifest, tmp_path):
     store = JobStore(tmp_path / "jobs.sqlite", devices=["cpu:0"])
-    blocker = store.submit(_config(manifest, tmp_path / "a", device="cuda"), owner="session-a")  # never starts here
+    blocker = store.submit(_config(manifest, tmp_path / "a", epochs=500, max_steps=None), owner="session-a")
+    store.schedule()  # the blocker takes the one device: the next job stays queued
     mine = store.submit(_config(manifest, tmp_path / "b"), owner="session-a")
     with pytest.raises(NotYourJob, match="another session"):
         store.cancel(mine.id, owner="session-b")

@@ -92,17 +92,17 @@ def scan_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path, cache_di
             missing.append(name)
     abnormalities = {n: (rows[n], found[p]) for p in found for n in images[p]}
     masks, notes = _masks(index, series, abnormalities, workers, progress)
-    mammograms, merged = _mammograms(rows, images, found)
-    records = [_record(index, [rows[n] for p in paths for n in images[p]],
-                       [masks.get(n) for p in paths for n in images[p]], found[paths[0]]) for paths in mammograms]
-    notes += _overlap_notes(records, merged)
+    mammograms, merged = group_mammograms(rows, images, found)
+    records = [case_record([rows[n] for p in paths for n in images[p]], [masks.get(n) for p in paths for n in images[p]],
+                           index.path_of(found[paths[0]]["path"])) for paths in mammograms]
+    notes += overlap_notes(records, merged)
     listed = len(images) - sum(len(paths) - 1 for paths in merged)  # mammograms, each once
     return DataReport("cbis-ddsm", str(image_root), tuple(records), listed, missing=tuple(missing),
                       unreadable=tuple(unreadable), notes=tuple(notes), files_indexed=len(index.table),
                       files_read=index.read, index_seconds=index.seconds)
 
 
-def _mammograms(rows: list[dict], images: dict[str, list[int]], found: dict[str, dict]
+def group_mammograms(rows: list[dict], images: dict[str, list[int]], found: dict[str, dict]
                 ) -> tuple[list[list[str]], list[list[str]]]:
     """The found image file paths grouped by mammogram, and the groups of more than one.
 
@@ -119,7 +119,7 @@ def _mammograms(rows: list[dict], images: dict[str, list[int]], found: dict[str,
     return mammograms, [paths for paths in mammograms if len(paths) > 1]
 
 
-def _overlap_notes(records: list[ImageRecord], merged: list[list[str]]) -> list[str]:
+def overlap_notes(records: list[ImageRecord], merged: list[list[str]]) -> list[str]:
     """What a user of the official split should know: mammograms in both subsets, patients in both splits."""
     notes = []
     if merged:
@@ -168,14 +168,15 @@ def _masks(index: DicomIndex, series: dict, abnormalities: dict[int, tuple[dict,
     return masks, notes
 
 
-def _record(index: DicomIndex, rows: list[dict], masks: list[tuple[str, Box] | None], full: dict) -> ImageRecord:
+def case_record(rows: list[dict], masks: list[tuple[str, Box] | None], path: str) -> ImageRecord:
+    """The record of one mammogram (image file ``path``) from its abnormality rows and their (mask, box)."""
     malignant = [r["pathology"].upper() == "MALIGNANT" for r in rows]
     kept = [i for i in range(len(rows)) if malignant[i] or not any(malignant)]
     first = rows[0]
     subject = first["image file path"].split("/")[0]
     outlined = [masks[i] for i in kept if masks[i] is not None]
     return make_record(
-        image_id=subject, path=index.path_of(full["path"]), patient_id=first["patient_id"],
+        image_id=subject, path=path, patient_id=first["patient_id"],
         exam_id=first["patient_id"], laterality=first["left or right breast"][:1].upper(),
         view=first["image view"].upper(), label=int(any(malignant)),
         finding_types=tuple(dict.fromkeys(t for i in kept for t in finding_types_of(rows[i]))),

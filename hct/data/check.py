@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hct.data.cbis_ddsm import scan_cbis_ddsm
+from hct.data.cbis_ddsm_jpeg import find_jpeg_release, scan_cbis_ddsm_jpeg
 from hct.data.cmmd import scan_cmmd
 from hct.data.dicom_index import DICOM_SUFFIXES, Progress, header_rows
 from hct.data.manifest import read_manifest, write_manifest
@@ -27,10 +28,11 @@ from hct.data.splits import complete_splits
 from hct.data.vindr import scan_vindr_mammo
 from hct.data_roots import confine, confine_records
 from hct.errors import ConfigError, cancellable
+from hct.paths import existing
 
-# the data set's tables, looked for under the source folder when not given
-TABLE_PATTERNS = {"cbis-ddsm": "*case_description*.csv", "vindr": "finding_annotations.csv",
-                  "cmmd": "CMMD_clinicaldata*.xlsx"}
+# the data set's tables, looked for under the source folder when not given (the first pattern found)
+TABLE_PATTERNS = {"cbis-ddsm": ("*case_description*.csv",), "vindr": ("finding_annotations.csv",),
+                  "cmmd": ("CMMD_clinicaldata*.xlsx", "CMMD_clinicaldata*.csv")}
 
 
 def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (), images: str | Path | None = None,
@@ -51,11 +53,10 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
     progress = cancellable(progress, cancel, f"the check of {source}")
     if roots is not None:
         source, images = confine(source, roots), images and confine(images, roots)
-    source = Path(source)
-    if not source.exists():
-        wanted = f"a manifest CSV, or a folder holding {MANIFEST_NAME}" if format == "manifest" else \
-            "the folder the data set was downloaded to"
-        raise ConfigError(f"{source} does not exist; give {wanted}.")
+    wanted = f"give a manifest CSV, or a folder holding {MANIFEST_NAME}" if format == "manifest" else \
+        "give the folder the data set was downloaded to"
+    source = existing(source, "file" if format == "manifest" and str(source).endswith(".csv") else "any",
+                      "data set path", wanted)
     if format in ("manifest", "optimam"):
         records = (read_manifest(source / MANIFEST_NAME if source.is_dir() else source) if format == "manifest"
                    else read_optimam(source, images))
@@ -65,7 +66,12 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
     found = [Path(t) for t in tables] or _find_tables(source, TABLE_PATTERNS[format])
     if roots is not None:
         found = [confine(t, roots) for t in found]
-    report = _scan(format, found, source, cache_dir, workers, progress, malignant_birads)
+    jpeg_info = find_jpeg_release(source) if format == "cbis-ddsm" else None
+    if jpeg_info is not None:
+        report = scan_cbis_ddsm_jpeg(found, confine(jpeg_info, roots) if roots is not None else jpeg_info,
+                                     workers, progress)
+    else:
+        report = _scan(format, found, source, cache_dir, workers, progress, malignant_birads)
     if roots is not None:
         confine_records(report.records, source, roots)
     return report
@@ -74,7 +80,13 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
 def _scan(format: str, tables: list[Path], source: Path, cache_dir: str | Path | None, workers: int | None,
           progress: Progress | None, malignant_birads: tuple[int, ...]) -> DataReport:
     if format == "cbis-ddsm":
-        return scan_cbis_ddsm(tables, source, cache_dir, workers, progress)
+        report = scan_cbis_ddsm(tables, source, cache_dir, workers, progress)
+        if not report.usable and source.is_dir() and next(source.rglob("*.jpg"), None) is not None:
+            report = dataclasses.replace(report, notes=(*report.notes, (
+                "no DICOM of the CSVs was found, but JPEG files were: if this is CBIS-DDSM's JPEG re-release "
+                "(jpeg/<SeriesInstanceUID>/*.jpg), put its csv/dicom_info.csv next to the jpeg/ folder, which maps "
+                "each series to its JPEG")))
+        return report
     if len(tables) != 1:
         raise ConfigError(f"{format} needs one table, found {len(tables)} ({', '.join(map(str, tables))}); "
                           "pass the one to use with --tables.")
@@ -83,11 +95,13 @@ def _scan(format: str, tables: list[Path], source: Path, cache_dir: str | Path |
     return scan_cmmd(tables[0], source, cache_dir, workers, progress)
 
 
-def _find_tables(source: Path, pattern: str) -> list[Path]:
-    tables = sorted(source.rglob(pattern)) if source.is_dir() else []
-    if not tables:
-        raise ConfigError(f"No {pattern} under {source}; put the data set's table there or pass it with --tables.")
-    return tables
+def _find_tables(source: Path, patterns: tuple[str, ...]) -> list[Path]:
+    for pattern in patterns:
+        tables = sorted(source.rglob(pattern)) if source.is_dir() else []
+        if tables:
+            return tables
+    raise ConfigError(f"No {' or '.join(patterns)} under {source}; put the data set's table there or pass it "
+                      "with --tables.")
 
 
 def verify_records(records: Sequence[ImageRecord], format: str, source: str, workers: int | None = None,

@@ -1,6 +1,7 @@
 """CMMD adapter (The Chinese Mammography Database, TCIA): clinical-data spreadsheet + DICOM tree -> records.
 
-The spreadsheet (``CMMD_clinicaldata_revision.xlsx``) has one row per breast: ID1 (the subject, also
+The spreadsheet (``CMMD_clinicaldata_revision.xlsx``, or that table saved as CSV with ``,`` or ``;``
+between values, as some public code has it) has one row per breast: ID1 (the subject, also
 each image's DICOM PatientID), LeftRight, Age, number, abnormality (calcification, mass or both),
 classification (Benign or Malignant, biopsy-confirmed) and subtype. Laterality and view come from
 each image's DICOM tags (ImageLaterality; ViewPosition or ViewCodeSequence), so the folder layout
@@ -34,10 +35,10 @@ def read_clinical_data(path: str | Path) -> dict[tuple[str, str], dict]:
                           "from the CMMD page on TCIA.")
     try:
         table = pd.read_excel(path, dtype=str) if path.suffix.lower() in (".xlsx", ".xls") else \
-            pd.read_csv(path, dtype=str)
+            pd.read_csv(path, dtype=str, sep=None, engine="python", encoding="utf-8-sig")  # ',' or ';', sniffed
     except ImportError as err:
         raise ConfigError("Reading the CMMD spreadsheet needs openpyxl: pip install openpyxl.") from err
-    except ValueError as err:
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path} is not a readable spreadsheet or CSV ({err}).") from err
     missing = set(REQUIRED) - {str(c).strip() for c in table.columns}
     if missing:

@@ -121,7 +121,7 @@ def binary_boxes(index: DicomIndex, paths: Sequence[str], workers: int | None = 
     todo = [p for p in dict.fromkeys(paths) if table.at[p, "binary_box"] == ""]
     for start in range(0, len(todo), MASK_BATCH):
         batch = todo[start:start + MASK_BATCH]
-        answers = parallel_map(_binary_box, [index.path_of(p) for p in batch], workers,
+        answers = parallel_map(mask_boxes, [index.path_of(p) for p in batch], workers,
                                progress and (lambda done, _, start=start: progress(start + done, len(todo))))
         table.loc[batch, "binary_box"] = ["-" if box is None else " ".join(map(str, box)) for box in answers]
         index.table = table.reset_index()[list(COLUMNS)]
@@ -222,12 +222,15 @@ def _read_header(path: str) -> dict:
         rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     except Exception as err:  # pydicom raises many kinds for corrupt or foreign files
         return row | {"error": f"not a readable DICOM file ({type(err).__name__}: {err})"}
-    tags = _dicom_tags(ds)
-    codes = [str(item.get("CodeValue", "")) for item in ds.get("ViewCodeSequence") or []]
-    row.update(study_uid=str(ds.get("StudyInstanceUID", "")), series_uid=str(ds.get("SeriesInstanceUID", "")),
-               sop_uid=str(ds.get("SOPInstanceUID", "")), subject_digest=subject_digest(str(ds.get("PatientID", ""))),
-               laterality=tags["laterality"], rows=rows, cols=cols, description=str(ds.get("SeriesDescription", "")),
-               view=tags["view"] or next((VIEW_CODES[c] for c in codes if c in VIEW_CODES), ""))
+    try:
+        tags = _dicom_tags(ds)
+        codes = [str(item.get("CodeValue", "")) for item in ds.get("ViewCodeSequence") or []]
+        row.update(study_uid=str(ds.get("StudyInstanceUID", "")), series_uid=str(ds.get("SeriesInstanceUID", "")),
+                   sop_uid=str(ds.get("SOPInstanceUID", "")), subject_digest=subject_digest(str(ds.get("PatientID", ""))),
+                   laterality=tags["laterality"], rows=rows, cols=cols, description=str(ds.get("SeriesDescription", "")),
+                   view=tags["view"] or next((VIEW_CODES[c] for c in codes if c in VIEW_CODES), ""))
+    except Exception as err:  # noqa: BLE001 - a damaged element (e.g. an unknown VR) pydicom cannot convert
+        return row | {"error": f"a damaged DICOM header ({type(err).__name__}: {str(err).splitlines()[0][:120]})"}
     syntax = ds.file_meta.get("TransferSyntaxUID")
     pixel_bytes = rows * cols * int(ds.get("SamplesPerPixel") or 1) * math.ceil(int(ds.get("BitsAllocated") or 8) / 8)
     size = os.path.getsize(path)
@@ -239,7 +242,8 @@ def _read_header(path: str) -> dict:
     return row
 
 
-def _binary_box(paths: list[str]) -> list[Box | None]:
+def mask_boxes(paths: list[str]) -> list[Box | None]:
+    """The box of each mask file's foreground (:func:`read_binary_mask`), None where there is none."""
     return [_box_of(read_binary_mask(path)) for path in paths]
 
 
@@ -248,9 +252,12 @@ def read_binary_mask(path: str | os.PathLike) -> np.ndarray | None:
     (not binary, not an image, or not readable).
 
     Decoded with pydicom alone, in the stored integer type: no LUT is needed to tell two values apart,
-    and a 5000x3000 mask takes about 50 ms instead of about 190 ms through :func:`read_mammogram`."""
+    and a 5000x3000 mask takes about 50 ms instead of about 190 ms through :func:`read_mammogram`.
+    A JPEG or PNG mask (CBIS-DDSM's JPEG re-release) is :func:`read_lossy_mask`'s."""
     import pydicom
 
+    if Path(path).suffix.lower() in PICTURE_MASK_SUFFIXES:
+        return read_lossy_mask(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -264,6 +271,33 @@ def read_binary_mask(path: str | os.PathLike) -> np.ndarray | None:
     if low == high or np.count_nonzero(pixels == low) + np.count_nonzero(pixels == high) != pixels.size:
         return None
     return pixels == (low if ds.get("PhotometricInterpretation") == "MONOCHROME1" else high)
+
+
+PICTURE_MASK_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def read_lossy_mask(path: str | os.PathLike) -> np.ndarray | None:
+    """The foreground of a mask saved as a picture, where lossy JPEG compression leaves it only nearly binary:
+    the pixels above half the maximum, of which only the largest connected component is kept (JPEG ringing
+    makes small specks); None for an unreadable, colour or blank picture."""
+    from PIL import Image
+    from scipy import ndimage
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "1", "I;16", "I"):
+                return None
+            pixels = np.asarray(image)
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for corrupt or foreign files: not a mask
+        return None
+    high = float(pixels.max()) if pixels.size else 0.0
+    if high <= 0:
+        return None
+    labels, count = ndimage.label(pixels > high / 2)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == int(np.argmax(sizes)) + 1
 
 
 def _box_of(foreground: np.ndarray | None) -> Box | None:

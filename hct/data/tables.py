@@ -8,15 +8,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hct.errors import ConfigError
+from hct.paths import existing
 
 
 def read_table(path: str | Path, required: Iterable[str], what: str, hint: str) -> list[dict[str, str]]:
     """The rows of the CSV file ``path`` (column names stripped; a spreadsheet's byte-order mark
     dropped), as text. A missing file, one that is not CSV text, or one without the ``required``
     columns raises :class:`ConfigError` naming ``what`` the file should be, and ``hint``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist or is not a file; {hint}")
+    path = existing(path, "file", what, hint)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from hct.models.options import OFFICIAL_MODELS
@@ -13,7 +14,7 @@ from hct.weights import CHECKPOINT_DIR
 
 def _list(args: argparse.Namespace) -> int:
     from hct.models.registry import count_parameters, create_model, display_name, list_architectures
-    from hct.weights import find_checkpoints, read_card
+    from hct.weights import find_checkpoints
 
     print(f"{'model':<24}{'name':<26}{'parameters':>12}  {'mixer':<18}{'output stride':>13}")
     for name in list_architectures():
@@ -25,13 +26,23 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{'':<24}{'  global network':<26}{global_part:>12,}")
     checkpoints = find_checkpoints(args.checkpoints)
     print(f"\ncheckpoints in {args.checkpoints}: {len(checkpoints) or 'none'}")
+    for line in checkpoint_lines(checkpoints):
+        print(line)
+    return 0
+
+
+def checkpoint_lines(checkpoints: list[Path]) -> list[str]:
+    """One line per checkpoint: file, architecture, parameters, input size and test AUC from its card."""
+    from hct.weights import read_card
+
+    lines = []
     for path in checkpoints:
         card = read_card(path)
         auc = card.metrics.get("test_auc")
         auc_text = f"  test AUC {auc:.3f}" if isinstance(auc, (int, float)) else ""
         size = "x".join(map(str, card.input_size)) if card.input_size else "?"
-        print(f"  {path.name:<40}{card.architecture:<24}{card.parameters / 1e6:.3f} M  {size}{auc_text}")
-    return 0
+        lines.append(f"  {path.name:<40}{card.architecture:<24}{card.parameters / 1e6:.3f} M  {size}{auc_text}")
+    return lines
 
 
 def _import_official(args: argparse.Namespace) -> int:
@@ -45,6 +56,8 @@ def _import_official(args: argparse.Namespace) -> int:
     print(f"imported {args.file} as {card.architecture} ({stages} AC stages, {card.parameters:,} parameters, "
           f"overrides {card.overrides or 'none'})")
     print(f"wrote {checkpoint_paths(args.out)[0]} and its card {checkpoint_paths(args.out)[1].name}")
+    if card.training.get("warning"):
+        print(f"warning: {card.training['warning']}", file=sys.stderr)
     return 0
 
 

@@ -59,6 +59,10 @@ def read_state_dict(path: str | os.PathLike, code: str) -> dict[str, torch.Tenso
         raise CheckpointError(f"{path} is not a file; give the state-dict file saved by {code}")
     with open(path, "rb") as handle:
         header = handle.read(4)
+    if not header.startswith((b"PK\x03\x04", b"\x80")) and _old_pickle(path):
+        raise CheckpointError(f"{path} is a pickle of protocol 0 or 1 (Python's text pickle), which torch.save "
+                              "never writes, so it is not read; save the state dict with "
+                              "torch.save(model.state_dict(), FILE) and import that file.")
     if not header.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
         raise CheckpointError(f"{path} is not a PyTorch file saved by torch.save (it is neither a zip archive nor "
                               f"a pickle); give the state-dict file saved by {code}")
@@ -78,6 +82,18 @@ def read_state_dict(path: str | os.PathLike, code: str) -> dict[str, torch.Tenso
     if all(key.startswith("module.") for key in state):
         state = {key.removeprefix("module."): value for key, value in state.items()}
     return state
+
+
+def _old_pickle(path: Path, ops: int = 64) -> bool:
+    """Whether ``path`` opens as a pickle of protocol 0 or 1: its first ``ops`` opcodes parse (nothing is run)."""
+    import itertools
+    import pickletools
+
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in itertools.islice(pickletools.genops(handle), ops)) > 0
+    except Exception:  # noqa: BLE001 - pickletools raises several kinds for what is no pickle
+        return False
 
 
 def _unwrap(loaded: object, path: Path, code: str) -> dict[str, torch.Tensor]:

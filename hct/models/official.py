@@ -29,6 +29,18 @@ OFFICIAL_CODE = "the official HCT code (whiterabbit-ai/hct)"
 _STAGE_KEY = re.compile(r"^(conv|ac)_stages\.layer_list\.(\d+)\.(\d+)\.(.+)$")
 
 
+def non_finite_note(state: dict[str, torch.Tensor]) -> str:
+    """A warning naming the tensors with NaN or infinite values (a diverged training run), or ''."""
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in state.items() if v.is_floating_point()
+           and not bool(torch.isfinite(v).all())}
+    if not bad:
+        return ""
+    total = sum(v.numel() for v in state.values() if v.is_floating_point())
+    return (f"{sum(bad.values()):,} of {total:,} weights are NaN or infinite (in {len(bad)} tensors, e.g. "
+            f"{', '.join(list(bad)[:3])}): the model will predict NaN. The training that made them diverged; "
+            "use other weights.")
+
+
 def official_stages(state: dict[str, torch.Tensor], source: str = "the state dict") -> int:
     """The number of AC stages of an official HCT state dict; :class:`CheckpointError` for anything
     this project cannot build (not HCTBase's layout, no AC stage, not 5 stages of 2 blocks)."""
@@ -110,12 +122,13 @@ def import_official(path: str | os.PathLike, model_name: str, out: str | os.Path
     check_fit(model, converted, path, "the official layout")
     model.load_state_dict(converted, strict=True)
     sha = file_sha256(path)
+    warning = non_finite_note(converted)
     return save_checkpoint(
         model, weights_path,
         training_data=(f"official-format HCT weights (whiterabbit-ai/hct HCTBase state dict) imported from "
                        f"{path.name} (sha256 {sha}); their training data, preprocessing and input size are not "
                        "recorded in the file"),
         training={"command": "python -m hct import-official", "source": str(path), "source_sha256": sha,
-                  "first_stage_stride": first_stage_stride},
+                  "first_stage_stride": first_stage_stride, **({"warning": warning} if warning else {})},
         preprocessing={},
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-from hct.errors import CheckpointError, UnknownModelError
+from hct.errors import CheckpointError, ConfigError, ModelCardError, OverrideError, UnknownModelError
 from hct.models.network import ARCHITECTURE_VERSION, HighResNet, NetworkConfig
 from hct.models.nyu_gmic import NYU_INPUT_SIZE, NyuGmic, NyuGmicConfig
-from hct.weights import CHECKPOINT_DIR, ModelCard, read_weights
+from hct.weights import CHECKPOINT_DIR, ModelCard, checkpoint_paths, read_weights
 
 DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped checkpoints' input
 
@@ -84,8 +84,38 @@ def model_config(name: str, **overrides) -> NetworkConfig | NyuGmicConfig:
         key = _ALIASES.get(key, key)
         if key not in allowed:
             raise UnknownModelError(f"unknown override {key!r} for {name}; allowed: {sorted(allowed | set(_ALIASES))}")
+        _check_override(key, value)
         resolved[key] = tuple(value) if isinstance(value, list) else value  # a card's JSON lists
     return replace(base, **resolved)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# override -> (what it must be, in words; the check). Attention splits 16 * 2**k channels into heads.
+_OVERRIDE_RULES = {
+    "num_mixer_stages": ("an integer in 0..5", lambda v: _is_int(v) and 0 <= v <= 5),
+    "num_classes": ("an integer >= 1", lambda v: _is_int(v) and 1 <= v <= 100_000),
+    "in_chans": ("an integer in 1..64", lambda v: _is_int(v) and 1 <= v <= 64),
+    "first_stage_stride": ("1 or 2", lambda v: _is_int(v) and v in (1, 2)),
+    "drop_rate": ("a number in [0, 1)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
+    "attn_drop": ("a number in [0, 1)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
+    "heads": ("1, 2, 4, 8 or 16 (it must divide every attention stage's channels)",
+              lambda v: _is_int(v) and v in (1, 2, 4, 8, 16)),
+    # nyu_gmic's (NyuGmicConfig)
+    "percent_t": ("a number in (0, 1]", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1),
+    "num_crops": ("an integer in 1..64", lambda v: _is_int(v) and 1 <= v <= 64),
+    "crop_size": ("two integers in 8..4096", lambda v: isinstance(v, (list, tuple)) and len(v) == 2
+                  and all(_is_int(x) and 8 <= x <= 4096 for x in v)),
+    "post_processing_dim": ("an integer in 1..4096", lambda v: _is_int(v) and 1 <= v <= 4096),
+}
+
+
+def _check_override(key: str, value: object) -> None:
+    what, ok = _OVERRIDE_RULES.get(key, ("", lambda v: True))  # a field without a rule: the network checks it
+    if not ok(value):
+        raise OverrideError(f"override {key} = {value!r}: it must be {what}")
 
 
 def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.PathLike | None = None,
@@ -109,6 +139,10 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.
     if card.architecture != name:
         raise CheckpointError(f"{path} holds a {card.architecture} model, not {name}")
     _check_layout(card, path)
+    try:
+        model_config(name, **card.overrides)
+    except ConfigError as err:
+        raise ModelCardError(f"{checkpoint_paths(path)[1]}: its overrides are invalid ({err})") from err
     model = _build(name, model_config(name, **{**card.overrides, **overrides}))
     try:
         model.load_state_dict(state, strict=True)

@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 from hct.data.preprocess import parse_size
-from hct.errors import ConfigError
+from hct.errors import ConfigError, PathError, TrainConfigError
 from hct.models import list_models, model_config
+from hct.paths import check_name, existing
 
 STAGES = ("patch", "image")
 OPTIMIZERS = ("adam", "asam")
@@ -95,13 +96,13 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         """Build from plain values; unknown or missing keys raise :class:`ConfigError`."""
         if not isinstance(data, dict):
-            raise ConfigError(f"A training config is a JSON object of settings, not {type(data).__name__}.")
+            raise TrainConfigError(f"A training config is a JSON object of settings, not {type(data).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"Unknown config key(s) {unknown}; allowed keys: {sorted(known)}.")
+            raise TrainConfigError(f"Unknown config key(s) {unknown}; allowed keys: {sorted(known)}.")
         if "manifest" not in data:
-            raise ConfigError("The config needs `manifest`: the CSV manifest of the training data "
+            raise TrainConfigError("The config needs `manifest`: the CSV manifest of the training data "
                               "(e.g. written by `python -m hct phantom`).")
         return cls(**data)
 
@@ -154,36 +155,64 @@ class TrainConfig:
             problems.append(f"patch_size {self.patch_size} is larger than input_size {self.input_size}")
         if self.device == "cuda" and not torch.cuda.is_available():
             problems.append("device 'cuda' but no CUDA GPU is visible (use 'auto' or 'cpu')")
-        if not isinstance(self.manifest, str) or not Path(self.manifest).is_file():
-            problems.append(f"manifest {self.manifest!r} does not exist (write one with `python -m hct phantom`)")
+        problems += _manifest_problems(self.manifest)
         if self.init_checkpoint is not None:
             stem = Path(str(self.init_checkpoint))
             stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
             expect(stem.with_suffix(".safetensors").is_file() and stem.with_suffix(".json").is_file(),
                    f"init_checkpoint {self.init_checkpoint!r} (no .safetensors + .json checkpoint there)")
-        expect(isinstance(self.out_dir, str) and bool(self.out_dir), f"out_dir {self.out_dir!r} (a folder path)")
+        for name in ("out_dir", "cache_dir"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and value or value is None and name == "cache_dir"):
+                problems.append(f"{name} {value!r} (a folder path{' or null' if name == 'cache_dir' else ''})")
+            elif value:
+                try:
+                    check_name(value, name)
+                except PathError as err:
+                    problems.append(str(err))
         if problems:
-            raise ConfigError("Invalid training config: " + "; ".join(problems) + ".")
+            raise TrainConfigError("Invalid training config: " + "; ".join(problems) + ".")
+
+
+def _manifest_problems(manifest: object) -> list[str]:
+    """What is wrong with the config's manifest: not a path, missing, a folder, not a readable CSV manifest."""
+    from hct.data.manifest import read_manifest
+
+    hint = "write one with `python -m hct data check --write-manifest` or `python -m hct phantom`"
+    if not isinstance(manifest, str) or not manifest:
+        return [f"manifest {manifest!r} (the path of a manifest CSV; {hint})"]
+    try:
+        folder = existing(manifest, "any", "manifest", hint)
+        if folder.is_dir():
+            inside = folder / "manifest.csv"
+            return [f"the manifest {manifest} is a folder, not a CSV file; give "
+                    + (f"{inside} (found there)" if inside.is_file() else f"the manifest CSV ({hint})")]
+        read_manifest(folder)
+    except ConfigError as err:
+        return [str(err).rstrip(".")]
+    return []
 
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read a JSON config (YAML too when PyYAML is installed); relative paths stay as written."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist.")
-    text = path.read_text()
+    path = existing(path, "file", "config file", "give the JSON (or YAML) training config")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise TrainConfigError(f"Config {path} is not a readable text file ({err}).") from err
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ModuleNotFoundError as err:
-            raise ConfigError(f"{path} is YAML but PyYAML is not installed; use a JSON config or pip install pyyaml.") from err
+            raise TrainConfigError(f"{path} is YAML but PyYAML is not installed; use a JSON config or "
+                                   "pip install pyyaml.") from err
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ConfigError(f"Config {path} is not valid YAML: {err}") from err
+            raise TrainConfigError(f"Config {path} is not valid YAML: {err}") from err
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"Config {path} is not valid JSON: {err}") from err
+            raise TrainConfigError(f"Config {path} is not valid JSON: {err}") from err
     return TrainConfig.from_dict(data)

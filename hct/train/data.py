@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import multiprocessing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +183,11 @@ def load_bank(manifest: str | Path, size: tuple[int, int], cache_dir: str | Path
     cache = Path(cache_dir) if cache_dir is not None else manifest.parent / "cache"
     file = cache / f"bank-{_manifest_key(manifest, size, clear_background)}.pt"
     if file.is_file():
-        return ImageBank(**torch.load(file, weights_only=True))
+        try:
+            return ImageBank(**torch.load(file, weights_only=True))
+        except Exception as err:  # noqa: BLE001 - truncated, corrupt or of an older layout: the cache is rebuilt
+            warnings.warn(f"the training image cache {file} is damaged ({type(err).__name__}: {str(err)[:120]}); "
+                          "it is being rebuilt from the manifest's images.", RuntimeWarning, stacklevel=2)
     bank = build_bank(read_manifest(manifest), size, str(cache), workers, clear_background)
     atomic_write(file, lambda tmp: torch.save(dict(bank.__dict__), tmp))
     return bank

@@ -197,6 +197,9 @@ class JobStore:
     def submit(self, config: dict, nproc: int = 1, owner: str | None = None) -> Job:
         """Queue a training run of ``config`` (a :class:`~hct.train.TrainConfig` as a dict; paths made
         absolute) in ``nproc`` processes (``torchrun`` when more than one), launched by ``owner``."""
+        from hct.train.config import TrainConfig
+
+        config = TrainConfig.from_dict(config).to_dict()  # the one check `train` makes too, before anything is queued
         slots = self.slots(config)
         if not 1 <= nproc <= len(slots):
             where = f"{len(slots)} GPUs" if not slots[0].startswith("cpu") else f"{len(slots)} CPU slots ({CPU_SLOTS_ENV})"

@@ -163,7 +163,11 @@ def _check_resumable(out_dir: Path, config: TrainConfig) -> None:
     saved_path = out_dir / CONFIG_NAME
     if not saved_path.is_file():
         return
-    saved = json.loads(saved_path.read_text())
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{saved_path} is damaged ({err}); delete {out_dir} to start afresh, or choose another "
+                          "out_dir.") from err
     changed = sorted(k for k in set(saved) | set(config.to_dict())
                      if k not in RESUMABLE_CHANGES and saved.get(k) != config.to_dict().get(k))
     if changed:
@@ -444,13 +448,14 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
            beat: Callable[..., None]) -> TrainResult:
     out_dir = Path(config.out_dir)
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
         _check_resumable(out_dir, config)
-        (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
     if (out_dir / RESULT_NAME).is_file():
         return TrainResult.from_dict(json.loads((out_dir / RESULT_NAME).read_text()))
     beat("loading data")
     run = _setup_run(config, ctx, bank)
+    if ctx.is_main:  # only a run that could start claims its folder: a refused one leaves nothing behind
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
     run.beat = beat
     _resume(run)
     state = run.state

@@ -38,8 +38,11 @@ def study_key(source: str | bytes) -> str:
         uid = str(ds.get("StudyInstanceUID", "") or "")
     except Exception:  # not DICOM, or unreadable: no study
         return ""
-    if not uid:
-        return ""
+    return uid_key(uid) if uid else ""
+
+
+def uid_key(uid: str) -> str:
+    """A StudyInstanceUID's keyed hash (``study:...``): what the app and the access log name a study by."""
     return STUDY_PREFIX + hashlib.blake2b(uid.encode(), key=_STUDY_KEY, digest_size=8).hexdigest()
 
 

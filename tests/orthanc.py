@@ -1,0 +1,97 @@
+"""A real Orthanc PACS (Debian's ``orthanc`` and ``orthanc-dicomweb``; ``.ci/run`` installs them) for the
+tests: loopback only, a free port, basic auth on, storage in a temporary folder, stopped at the end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+USER, PASSWORD = "hct", "orthanc-test-password"
+
+
+@dataclass(frozen=True)
+class Orthanc:
+    """A running server: its base URL (DICOMweb under ``/dicom-web``) and the one registered user."""
+
+    url: str
+    user: str = USER
+    password: str = PASSWORD
+
+    @property
+    def dicomweb(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def upload(self, data: bytes) -> dict:
+        """Store one DICOM file through Orthanc's own REST API (``POST /instances``)."""
+        response = requests.post(f"{self.url}/instances", data=data, auth=(self.user, self.password), timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def config(storage: Path, http_port: int) -> dict:
+    """The configuration the tests run Orthanc with (the README's example is this one)."""
+    return {
+        "Name": "HCT test PACS",
+        "StorageDirectory": str(storage / "db"),
+        "IndexDirectory": str(storage / "db"),
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {USER: PASSWORD},
+        "DicomServerEnabled": False,
+        "DicomPort": free_port(),
+        "Plugins": [str(DICOMWEB_PLUGIN)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "HttpTimeout": 30,
+    }
+
+
+@contextmanager
+def running_orthanc(folder: Path) -> Iterator[Orthanc]:
+    """Start Orthanc with :func:`config` in ``folder``, wait until it answers, stop it at the end."""
+    binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+    if not Path(binary).is_file() or not DICOMWEB_PLUGIN.is_file():
+        raise RuntimeError("Orthanc and its DICOMweb plugin are not installed: "
+                           "apt-get install -y orthanc orthanc-dicomweb (as .ci/run does)")
+    port = free_port()
+    path = folder / "orthanc.json"
+    path.write_text(json.dumps(config(folder, port), indent=2))
+    log = open(folder / "orthanc.log", "wb")
+    process = subprocess.Popen([binary, str(path)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    server = Orthanc(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{server.url}/system", auth=(USER, PASSWORD), timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Orthanc did not start: {(folder / 'orthanc.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -95,3 +95,29 @@ def running_orthanc(folder: Path) -> Iterator[Orthanc]:
             process.kill()
             process.wait()
         log.close()
+
+
+def exam_files(study_dates: dict[str, str] | None = None) -> dict[str, list[tuple[object, bytes]]]:
+    """The eight built-in CBIS-DDSM samples filed as a PACS holds a screening exam: each sample exam's
+    four images in one study (patient ID, accession and date of their own), with their laterality and
+    view in ImageLaterality and ViewPosition; pixels untouched. ``{exam: [(record, file bytes)]}``."""
+    import io
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from hct.data import builtin_samples
+
+    dates = study_dates or {"sfm-benign-0": "20161004", "sfm-malign-0": "20170312"}
+    exams: dict[str, list] = {}
+    for record in builtin_samples():
+        exam = record.exam_id
+        ds = pydicom.dcmread(record.path)
+        ds.PatientID, ds.PatientName = f"HCT-{exam}", f"Test^{exam}"
+        ds.StudyInstanceUID = generate_uid(entropy_srcs=["hct-test-study", exam])
+        ds.AccessionNumber, ds.StudyDate, ds.StudyDescription = f"ACC-{exam}"[:16], dates[exam], "MAMMO SCREENING"
+        ds.ImageLaterality, ds.ViewPosition = record.laterality, record.view
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        exams.setdefault(exam, []).append((record, out.getvalue()))
+    return exams

@@ -54,11 +54,11 @@ def source_uids(source: str | Path | bytes) -> dict[str, str]:
 
 
 def patient_orientation(laterality: str, view: str, source: Dataset | None = None) -> tuple[str, str]:
-    """The source's PatientOrientation, else the standard one of a mammogram of ``laterality`` and ``view``
-    (a view that is not known is taken as CC)."""
-    given = list(source.get("PatientOrientation", []) or []) if source is not None else []
-    if len(given) == 2 and all(given):
-        return str(given[0])[0], str(given[1])[0]
+    """The source's PatientOrientation when it is a valid one, else the standard one of a mammogram of
+    ``laterality`` and ``view`` (a view that is not known is taken as CC)."""
+    given = [str(v) for v in (source.get("PatientOrientation", []) or [])] if source is not None else []
+    if len(given) == 2 and all(v and v[0] in "APRLHF" for v in given):
+        return given[0][0], given[1][0]
     return MAMMO_ORIENTATION[(laterality if laterality in ("L", "R") else "L", view if view == "MLO" else "CC")]
 
 

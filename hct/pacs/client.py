@@ -219,24 +219,45 @@ class Pacs:
     def store(self, datasets: Sequence[Dataset]) -> list[str]:
         """STOW-RS ``datasets`` into their study; the SOP instance UIDs stored. A refusal of any of them
         raises, naming which were stored and which were not."""
+        import requests
+
         if not datasets:
             return []
         study = datasets[0].StudyInstanceUID
-        with self._errors(f"storing {len(datasets)} objects (none was stored)"):
-            answer = self.client.store_instances(list(datasets), study_instance_uid=study)
+        with self._errors(f"storing {len(datasets)} objects"):
+            try:
+                answer = self.client.store_instances(list(datasets), study_instance_uid=study)
+            except requests.HTTPError as err:  # 409: some refused, 400: all; the answer says which
+                answer = _stow_answer(err.response)
+                if answer is None:
+                    raise
         failed = {str(i.get("ReferencedSOPInstanceUID", "")): int(i.get("FailureReason", 0))
                   for i in answer.get("FailedSOPSequence", [])}
         stored = [str(i.get("ReferencedSOPInstanceUID", "")) for i in answer.get("ReferencedSOPSequence", [])]
-        log.info("stored into %s: %d objects, %d refused", uid_key(study), len(stored), len(failed))
-        if failed or len(stored) < len(datasets):
+        log.info("stored into %s: %d objects, %d refused", uid_key(study), len(stored), len(datasets) - len(stored))
+        if len(stored) < len(datasets):
             names = {ds.SOPInstanceUID: _object_name(ds) for ds in datasets}
-            refused = [f"{names.get(uid, uid)} (failure reason {reason:#06x})" for uid, reason in failed.items()]
-            kept = [names.get(uid, uid) for uid in stored]
-            raise PacsError(f"the PACS refused {', '.join(refused) or 'some objects'}; stored: "
-                            f"{', '.join(kept) or 'none'}")
+            refused = [f"{names[ds.SOPInstanceUID]}" + (f" (failure reason {failed[ds.SOPInstanceUID]:#06x})"
+                                                        if ds.SOPInstanceUID in failed else "")
+                       for ds in datasets if ds.SOPInstanceUID not in stored]
+            raise PacsError(f"the PACS refused {len(refused)} of {len(datasets)} objects: {', '.join(refused)}; "
+                            f"stored: {', '.join(names[uid] for uid in stored if uid in names) or 'none'}")
         return stored
 
 
+def _stow_answer(response) -> Dataset | None:
+    """The STOW-RS answer of a refusal (DICOM JSON, whatever its content type says), or None without one."""
+    from pydicom.dataset import Dataset
+
+    if response is None or response.status_code not in (400, 409):
+        return None
+    try:
+        answer = response.json()
+        return Dataset.from_json(answer) if isinstance(answer, dict) else None
+    except (ValueError, TypeError, KeyError):
+        return None
+
 def _object_name(ds: Dataset) -> str:
+    """What to call a stored object: its series description and laterality."""
     return f"{ds.get('SeriesDescription', '') or ds.get('Modality', '')} {ds.get('Laterality', '')}".strip()
 

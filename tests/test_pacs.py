@@ -298,3 +298,46 @@ def test_a_refused_store_names_what_was_stored_and_what_was_not(orthanc, exams):
                               SeriesInstanceUID=pydicom.uid.generate_uid(), SeriesDescription="astray", Laterality="R")
     with pytest.raises(PacsError, match=r"refused 1 of 2 objects: astray R.*; stored: kept L$"):
         client(orthanc).store([kept, other])
+
+
+@pytest.fixture()
+def pacs_env(orthanc, monkeypatch):
+    monkeypatch.setenv("HCT_PACS_URL", orthanc.dicomweb)
+    monkeypatch.setenv("HCT_PACS_USERNAME", orthanc.user)
+    monkeypatch.setenv("HCT_PACS_PASSWORD", orthanc.password)
+    monkeypatch.delenv("HCT_PACS_CONFIG", raising=False)
+
+
+def test_cli_search_and_get(pacs_env, exams, tmp_path, capsys):
+    from hct.__main__ import main
+
+    assert main(["pacs", "search", "--date-from", "2017-01-01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split("\t") == [study_uid(exams, "sfm-malign-0"), "20170312", "4", "R-CC, L-CC, R-MLO, L-MLO",
+                                    "MAMMO SCREENING"] and len(lines) == 2
+    assert main(["pacs", "get", study_uid(exams, "sfm-benign-0"), "--out", str(tmp_path / "exam")]) == 0
+    written = sorted(p.name for p in (tmp_path / "exam").iterdir())
+    assert written == ["1-R-CC.dcm", "2-L-CC.dcm", "3-R-MLO.dcm", "4-L-MLO.dcm"]
+    assert main(["pacs", "search", "--date-from", "2017-01-01", "--date-to", "2016-01-01"]) == 2
+    assert "ends (2016-01-01) before it starts" in capsys.readouterr().err
+
+
+def test_cli_reads_a_pacs_study_as_images_without_writing_it(pacs_env, exams, tmp_path, capsys):
+    from hct.__main__ import main
+
+    uid = study_uid(exams, "sfm-benign-0")
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", "--checkpoint", "hct_performer_relu", "--data", f"pacs:{uid}", "--size", "64x48",
+                 "--out", str(out)]) == 0
+    table = out.read_text().splitlines()
+    assert len(table) == 5 and all(line.split(",")[0].endswith(("R-CC", "L-CC", "R-MLO", "L-MLO")) for line in table[1:])  # four views, by study hash
+    assert main(["explain", "--model", "hct_performer_relu", "--image", f"pacs:{uid}/L-MLO", "--size", "64x48",
+                 "--method", "saliency", "--secondary-capture", "--reference-study", "--out", str(tmp_path / "x")]) == 0
+    capture = pydicom.dcmread(next((tmp_path / "x").glob("*.dcm")))
+    assert capture.StudyInstanceUID == uid and not capture.get("PatientID")
+    assert main(["explain", "--model", "hct_performer_relu", "--image", f"pacs:{uid}", "--out", str(tmp_path)]) == 2
+    assert "holds 4 images" in capsys.readouterr().err
+    assert main(["erf", "--models", "hct_performer_relu", "--images", f"pacs:{uid}", "--n", "2", "--size", "64x48",
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "erf")]) == 0
+    assert not (tmp_path / "cache").exists()  # no gradient of a PACS image kept on disk
+    assert [p.name for p in tmp_path.rglob("*.dcm")] == [capture.filename.rsplit("/", 1)[-1]]

@@ -17,6 +17,7 @@ from typing import BinaryIO, Union
 import numpy as np
 
 from hct.data.breast import infer_laterality
+from hct.data.memory import held, is_held
 from hct.errors import MammogramError
 
 MAX_PIXELS = 100_000_000  # images beyond this many pixels are refused
@@ -94,6 +95,11 @@ def read_dicom_tags(path: str | Path) -> dict:
 
 
 def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
+    if is_held(source):  # retrieved from the PACS, never written to disk
+        try:
+            return held(source), source
+        except KeyError:
+            raise MammogramError(f"{source} is no longer in memory; retrieve it from the PACS again.") from None
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():

@@ -23,7 +23,7 @@ from hct.explain.localization import check_boxes
 from hct.explain.overlays import display_factor, overlay_picture, png_bytes, point_in_model, point_in_original, region_picture
 from hct.explain.readable import model_pixel_spacing, sigma_unit
 
-from app import compute, loaders, widgets
+from app import compute, loaders, pacs, widgets
 from app.state import ImageItem
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "saliency": "saliency", "smoothgrad": "SmoothGrad",
@@ -256,6 +256,8 @@ def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str
             column.metric(f"{name} breast: mean over its views", f"{scores[side]:.1%}",
                           help="The breast-level score is the mean of the malignancy probabilities of that "
                                "breast's views (CC and MLO).")
+    shown = [readable_map(item, loaders.preprocessed(item, size), result.heatmap, display)
+             for item, result in zip(views, results)]
     for pair in (range(0, 2), range(2, 4)):
         for column, i in zip(st.columns(2), pair):
             item, result = views[i], results[i]
@@ -264,5 +266,5 @@ def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str
                 label = view_name(item.record.laterality, item.record.view)
                 caption = made_by(model_key, item, size, f"{label} · P(malignant) {result.probability:.1%} · "
                                                          f"{method_name(result)}")
-                draw(item, pre, readable_map(item, pre, result.heatmap, display), display, caption,
-                     key=f"attn-exam-{i}", height=520)
+                draw(item, pre, shown[i], display, caption, key=f"attn-exam-{i}", height=520)
+    pacs.results_section(model_key, views, size, results, shown, method_name(results[0]), display.opacity)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -121,3 +122,28 @@ def exam_files(study_dates: dict[str, str] | None = None) -> dict[str, list[tupl
         ds.save_as(out, enforce_file_format=True)
         exams.setdefault(exam, []).append((record, out.getvalue()))
     return exams
+
+
+@pytest.fixture(scope="module")
+def exams():
+    """:func:`exam_files`, once per test module."""
+    return exam_files()
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory, exams):
+    """A running Orthanc holding the two sample exams."""
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        for files in exams.values():
+            for _, data in files:
+                server.upload(data)
+        yield server
+
+
+def study_uid(exams, exam: str) -> str:
+    """The Study Instance UID ``exam`` is filed under."""
+    import io
+
+    import pydicom
+
+    return pydicom.dcmread(io.BytesIO(exams[exam][0][1]), stop_before_pixels=True).StudyInstanceUID

@@ -100,6 +100,7 @@ def parametric_map(result: ViewResult, producer: Producer, series_uid: str, inst
               device_serial_number=producer.version[:64], contains_recognizable_visual_features=False,
               real_world_value_mappings=[mapping], voi_lut_transformations=[window],
               content_description=f"{producer.method} map"[:64], content_label="MAP")
+    pm.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: a model's label may hold any character
     pm.SeriesDescription = f"{MANUFACTURER} {producer.method} maps"[:64]
     pm.Laterality = result.laterality
     return pm
@@ -166,6 +167,7 @@ def measurement_report(results: Sequence[ViewResult], producer: Producer, series
                                      procedure_reported=codes.SCT.Mammography, imaging_measurements=groups)
     sr = hd.sr.Comprehensive3DSR([r.source for r in results], report, series_uid, SERIES_NUMBERS["report"],
                                  generate_uid(), 1, manufacturer=MANUFACTURER, is_complete=True)
+    sr.SpecificCharacterSet = "ISO_IR 192"
     sr.SeriesDescription = f"{MANUFACTURER} {producer.model} report"[:64]
     sr.SoftwareVersions = _software()
     return sr

@@ -153,7 +153,12 @@ def results_section(model_key: str, views: Sequence[ImageItem], size: str, resul
                               mime="application/zip", on_click="ignore", key="pacs-results-download")
 
 
+def _date(text: str) -> str:
+    """A DICOM date (YYYYMMDD) as YYYY-MM-DD."""
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
+
+
 def search_table(rows: Sequence[StudyRow]) -> list[dict]:
     """The results table: study date, description, accession, MG instances and views (no patient identity)."""
-    return [{"study date": r.study_date, "description": r.description, "accession": r.accession,
+    return [{"study date": _date(r.study_date), "description": r.description, "accession": r.accession,
              "MG instances": len(r.instances), "views": r.views} for r in rows]

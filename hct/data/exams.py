@@ -63,8 +63,9 @@ def complete_exams(items: Sequence[T], record: Callable[[T], ImageRecord] = lamb
 
 
 def exam_label(exam_id: str, index: int) -> str:
-    """What to call an exam on screen: its manifest id, or 'Uploaded study N' for a study key."""
-    return f"Uploaded study {index + 1}" if exam_id.startswith(STUDY_PREFIX) else exam_id
+    """What to call an exam on screen: its manifest id, or 'DICOM study N' for a study key (an upload's or
+    a PACS study's)."""
+    return f"DICOM study {index + 1}" if exam_id.startswith(STUDY_PREFIX) else exam_id
 
 
 def breast_scores(view_probabilities: Mapping[tuple[str, str], float]) -> dict[str, float]:

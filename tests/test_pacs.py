@@ -43,10 +43,16 @@ def test_search_by_date_range_and_accession(orthanc, exams):
     assert pacs.search(StudyQuery(patient_id="nobody")) == []
 
 
-def test_retrieve_holds_the_studys_pixels_in_memory(orthanc, exams):
+def test_retrieve_holds_the_studys_pixels_in_memory(orthanc, exams, tmp_path, monkeypatch):
     uid = study_uid(exams, "sfm-benign-0")
     seen = []
-    retrieved = client(orthanc).retrieve(uid, progress=lambda done, total: seen.append((done, total)))
+    monkeypatch.setenv("HCT_PACS_ACCESS_LOG", str(tmp_path / "access.log"))
+    pacs = client(orthanc)
+    pacs.search(StudyQuery(patient_id="HCT-sfm-benign-0"))
+    retrieved = pacs.retrieve(uid, progress=lambda done, total: seen.append((done, total)))
+    logged = (tmp_path / "access.log").read_text()
+    assert "search: 1 studies found (patient id given" in logged and "retrieved study:" in logged
+    assert uid not in logged and "HCT-sfm-benign-0" not in logged
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)] and retrieved.skipped == ()
     originals = {pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID: (record, data)
                  for record, data in exams["sfm-benign-0"]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,10 +20,23 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 log = logging.getLogger("hct.pacs")
+logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # its INFO lines name studies by UID
+ACCESS_LOG_ENV = "HCT_PACS_ACCESS_LOG"
 SEARCH_LIMIT = 100  # studies one search lists
 _STUDY_FIELDS = ("StudyDate", "StudyDescription", "AccessionNumber", "PatientID", "ModalitiesInStudy")
 _INSTANCE_FIELDS = ("ImageLaterality", "Laterality", "ViewPosition", "Rows", "Columns", "BitsAllocated",
                     "NumberOfFrames", "SOPClassUID")
+
+
+def keep_access_log(path: str | os.PathLike) -> None:
+    """Append the access log (searches, retrievals and stores, studies by keyed hash) to ``path``; once per file."""
+    path = os.path.abspath(path)
+    if any(getattr(h, "baseFilename", None) == path for h in log.handlers):
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 class PacsError(HCTError):
@@ -117,6 +131,8 @@ class Pacs:
         from dicomweb_client.api import DICOMwebClient
 
         self.config = config
+        if os.environ.get(ACCESS_LOG_ENV):
+            keep_access_log(os.environ[ACCESS_LOG_ENV])
         session = requests.Session()
         if config.username:
             session.auth = (config.username, config.password)

@@ -63,3 +63,15 @@ def test_a_pacs_fault_is_a_message_not_a_traceback(app, monkeypatch):
     app.button[0].click().run()
     assert not app.exception
     assert any("refused the credentials (HTTP 401)" in e.value for e in app.error)
+
+
+def test_without_a_configured_pacs_the_source_says_who_sets_it(monkeypatch, tmp_path):
+    for name in ("HCT_PACS_URL", "HCT_PACS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
+    at = AppTest.from_file(HOME, default_timeout=240)
+    at.run()
+    at.switch_page("../pages/images.py").run()
+    at.radio[0].set_value("PACS").run()
+    assert not at.exception
+    assert any("No PACS is configured" in i.value for i in at.info)

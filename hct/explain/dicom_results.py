@@ -25,7 +25,7 @@ from pydicom.uid import generate_uid
 
 from hct.data.exams import breast_scores
 from hct.data.preprocess import Preprocessed
-from hct.explain.export import MANUFACTURER, _software, capture_dataset
+from hct.explain.export import MANUFACTURER, PATIENT_STUDY_KEYWORDS, capture_dataset, software_version
 from hct.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def parametric_map(result: ViewResult, producer: Producer, series_uid: str, inst
     window = hd.VOILUTTransformation(window_center=(low + high) / 2, window_width=max(high - low, 1e-6),
                                      window_explanation="the map's range", voi_lut_function="LINEAR_EXACT")
     pm = hd.pm.ParametricMap([_map_geometry(result.source)], heat, series_uid, SERIES_NUMBERS["map"], generate_uid(), instance_number,
-              manufacturer=MANUFACTURER, manufacturer_model_name=producer.model[:64], software_versions=_software(),
+              manufacturer=MANUFACTURER, manufacturer_model_name=producer.model[:64], software_versions=software_version(),
               device_serial_number=producer.version[:64], contains_recognizable_visual_features=False,
               real_world_value_mappings=[mapping], voi_lut_transformations=[window],
               content_description=f"{producer.method} map"[:64], content_label="MAP")
@@ -106,15 +106,28 @@ def parametric_map(result: ViewResult, producer: Producer, series_uid: str, inst
     return pm
 
 
+def _with_study(source: Dataset) -> Dataset:
+    """The source's header with the patient and study attributes highdicom copies (type 2: present, maybe
+    empty), added empty where the source lacks them."""
+    if all(key in source for key in PATIENT_STUDY_KEYWORDS):
+        return source
+    header = source.copy()
+    for key in PATIENT_STUDY_KEYWORDS:
+        if key not in header:
+            setattr(header, key, "")
+    return header
+
+
 def _map_geometry(source: Dataset) -> Dataset:
     """The source's header with a geometry the Parametric Map IOD requires (it mandates a frame of
     reference, which a mammogram for presentation has not): a new frame of reference of the map's own,
     the identity orientation at the origin and the source's pixel spacing (1 mm when it gives none).
     The map lies on the source's pixel grid; a viewer relates the two through the map's reference to
     the source image (Spatial Locations Preserved: YES), not through this frame."""
-    if "FrameOfReferenceUID" in source and "ImagePositionPatient" in source:
-        return source
-    header = source.copy()
+    header = _with_study(source)
+    if "FrameOfReferenceUID" in header and "ImagePositionPatient" in header:
+        return header
+    header = header.copy()
     spacing = source.get("PixelSpacing") or source.get("ImagerPixelSpacing") or [1.0, 1.0]
     header.FrameOfReferenceUID, header.PositionReferenceIndicator = generate_uid(), ""
     header.ImageOrientationPatient, header.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0, 0, 0]
@@ -165,11 +178,11 @@ def measurement_report(results: Sequence[ViewResult], producer: Producer, series
         uid=generate_uid(), name=producer.model[:64], manufacturer_name=MANUFACTURER, model_name=producer.model[:64]))
     report = hd.sr.MeasurementReport(hd.sr.ObservationContext(observer_device_context=device),
                                      procedure_reported=codes.SCT.Mammography, imaging_measurements=groups)
-    sr = hd.sr.Comprehensive3DSR([r.source for r in results], report, series_uid, SERIES_NUMBERS["report"],
+    sr = hd.sr.Comprehensive3DSR([_with_study(r.source) for r in results], report, series_uid, SERIES_NUMBERS["report"],
                                  generate_uid(), 1, manufacturer=MANUFACTURER, is_complete=True)
     sr.SpecificCharacterSet = "ISO_IR 192"
     sr.SeriesDescription = f"{MANUFACTURER} {producer.model} report"[:64]
-    sr.SoftwareVersions = _software()
+    sr.SoftwareVersions = software_version()
     return sr
 
 
@@ -181,6 +194,13 @@ def result_objects(results: Sequence[ViewResult], producer: Producer, kinds: Seq
         raise ConfigError(f"nothing to write: kinds {sorted(kinds)} (known: {', '.join(KINDS)}), {len(results)} views")
     if len({r.source.StudyInstanceUID for r in results}) != 1:
         raise ConfigError("the views come from more than one study; store each study's results apart")
+    try:
+        return _objects(results, producer, kinds)
+    except (ValueError, TypeError, AttributeError, KeyError) as err:  # highdicom refuses what it cannot write
+        raise ConfigError(f"the results cannot be written as DICOM ({type(err).__name__}: {err})") from err
+
+
+def _objects(results: Sequence[ViewResult], producer: Producer, kinds: Sequence[str]) -> list[Dataset]:
     series = {kind: generate_uid() for kind in kinds}
     objects = []
     for i, r in enumerate(results, 1):

@@ -95,7 +95,7 @@ def capture_dataset(rgb: np.ndarray, description: str, *, study_uid: str, series
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SeriesDescription = ds.DerivationDescription = description[:64]
     ds.ImageType, ds.BurnedInAnnotation = ["DERIVED", "SECONDARY"], "NO"
-    ds.SoftwareVersions, ds.ContentDate, ds.ContentTime = _software(), time.strftime("%Y%m%d"), time.strftime("%H%M%S")
+    ds.SoftwareVersions, ds.ContentDate, ds.ContentTime = software_version(), time.strftime("%Y%m%d"), time.strftime("%H%M%S")
     if model:
         ds.ManufacturerModelName = model[:64]
     if source is not None:
@@ -107,7 +107,8 @@ def capture_dataset(rgb: np.ndarray, description: str, *, study_uid: str, series
     return ds
 
 
-def _software() -> str:
+def software_version() -> str:
+    """What the written objects name as their software: ``hct <version>``."""
     from hct import __version__
 
     return f"hct {__version__}"

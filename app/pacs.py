@@ -25,10 +25,9 @@ from hct.explain.overlays import overlay_picture
 from hct.pacs import Pacs, PacsConfig, StudyRow, pacs_config
 from hct.serving import Task
 
-from app import compute, loaders, widgets
+from app import compute, loaders, state, widgets
 from app.state import ImageItem
 
-PREFIX = "<pacs:"  # an item retrieved from the PACS has the record path <pacs:...>
 KIND_NAMES = {"overlay": "Overlays (Secondary Capture)", "map": "Maps (Parametric Map)",
               "report": "Probabilities (Structured Report)"}
 
@@ -52,10 +51,6 @@ def client() -> Pacs:
     return Pacs(found)
 
 
-def from_pacs(item: ImageItem) -> bool:
-    return item.record.path.startswith(PREFIX)
-
-
 def retrieve(row: StudyRow) -> Task:
     """Retrieve ``row``'s MG instances into the session (in memory) as this session's task ``pacs-retrieve``;
     its result is ``(items, skipped)``."""
@@ -66,7 +61,7 @@ def retrieve(row: StudyRow) -> Task:
         exam, items = uid_key(row.study_uid), []
         for n, (ref, data) in enumerate(retrieved.instances, 1):
             name = f"PACS {row.study_date} {ref.view_label} ({n})"
-            record = ImageRecord(image_id=name, path=f"{PREFIX}{exam}/{n}>", exam_id=exam,
+            record = ImageRecord(image_id=name, path=f"{state.PACS_PREFIX}{exam}/{n}>", exam_id=exam,
                                  laterality=ref.laterality, view=ref.view)
             items.append(ImageItem(key=f"{exam}/{ref.sop_uid}", name=name, record=record, data=data))
         return items, retrieved.skipped
@@ -132,7 +127,7 @@ def results_section(model_key: str, views: Sequence[ImageItem], size: str, resul
                    "its checkpoint's sha256. These objects carry the study's patient, as every object of a study "
                    "does: they are for the PACS.")
         left, right = st.columns(2)
-        stored = all(from_pacs(v) for v in views) and config() is not None
+        stored = all(state.from_pacs(v) for v in views) and config() is not None
         if left.button("Store in the PACS", type="primary", disabled=not (stored and kinds),
                        help=None if stored else "Open the exam from the PACS (Images page) to store its results there."):
             def work(task: Task) -> list[str]:

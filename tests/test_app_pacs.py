@@ -40,6 +40,12 @@ def test_search_open_and_store_the_results(app, orthanc, exams):
     app.button(key="pacs-open").click().run()
     assert not app.exception, app.exception
     assert any("4 MG images" in s.value for s in app.success)
+    items = app.session_state["hct_images"]
+    assert len(items) == 4 and all(i.data is not None and i.record.exam_id.startswith("study:") for i in items)
+    from app import compute
+    from hct.serving import Task
+
+    assert compute._engine(Task(lambda task: None), items).cache is None  # no ERF gradient of theirs on disk
     app.switch_page("../pages/attention.py").run()
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]

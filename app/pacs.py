@@ -8,6 +8,7 @@ and ``results_section(...)`` (the reading view's "Results as DICOM").
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ KIND_NAMES = {"overlay": "Overlays (Secondary Capture)", "map": "Maps (Parametri
 
 
 def _secrets_section() -> dict:
+    """The ``[pacs]`` section of the app's secrets (empty without one)."""
     try:
         return dict(st.secrets.get("pacs", {}))
     except (FileNotFoundError, KeyError, AttributeError, st.errors.StreamlitSecretNotFoundError):
@@ -45,6 +47,7 @@ def config() -> PacsConfig | None:
 
 
 def client() -> Pacs:
+    """A client of the configured PACS; a clear error when none is configured."""
     found = config()
     if found is None:
         raise HCTError("no PACS is configured for this app; whoever runs it sets [pacs] in .streamlit/secrets.toml")
@@ -63,13 +66,15 @@ def retrieve(row: StudyRow) -> Task:
             name = f"PACS {row.study_date} {ref.view_label} ({n})"
             record = ImageRecord(image_id=name, path=f"{state.PACS_PREFIX}{exam}/{n}>", exam_id=exam,
                                  laterality=ref.laterality, view=ref.view)
-            items.append(ImageItem(key=f"{exam}/{ref.sop_uid}", name=name, record=record, data=data))
+            key = "pacs:" + hashlib.sha256(data).hexdigest()  # keyed by content, as an upload: no UID leaves here
+            items.append(ImageItem(key=key, name=name, record=record, data=data))
         return items, retrieved.skipped
 
     return compute.start("pacs-retrieve", work, images=0, size=None, inputs=(row.study_uid,))
 
 
 def _source_bytes(item: ImageItem) -> bytes:
+    """The item's DICOM file: held in memory (upload, PACS) or on disk."""
     return item.data if item.data is not None else Path(item.record.path).read_bytes()
 
 
@@ -154,6 +159,7 @@ def _date(text: str) -> str:
 
 
 def search_table(rows: Sequence[StudyRow]) -> list[dict]:
-    """The results table: study date, description, accession, MG instances and views (no patient identity)."""
-    return [{"study date": _date(r.study_date), "description": r.description, "accession": r.accession,
-             "MG instances": len(r.instances), "views": r.views} for r in rows]
+    """The results table: study date, description, MG instances and views (no patient identity, no
+    accession number: the visit's identifier)."""
+    return [{"study date": _date(r.study_date), "description": r.description, "MG instances": len(r.instances),
+             "views": r.views} for r in rows]

@@ -211,24 +211,27 @@ class Pacs:
         refs = self.mg_instances(study_uid)
         if not refs:
             raise PacsError(f"study {uid_key(study_uid)} has no MG (mammography) instance; choose another study")
-        limit = self.config.max_instance_mb * 2**20
-        skipped = [f"{r.view_label} ({r.nbytes / 2**20:.0f} MB, over the {self.config.max_instance_mb} MB bound)"
-                   for r in refs if r.nbytes > limit]
+        limit, bound = self.config.max_instance_mb * 2**20, self.config.max_instance_mb
+        over = lambda ref, size: f"{ref.view_label} ({size / 2**20:.0f} MB, over the {bound} MB bound)"  # noqa: E731
+        skipped = [over(r, r.nbytes) for r in refs if r.nbytes > limit]
         wanted = [r for r in refs if r.nbytes <= limit]
         if len(wanted) > self.config.max_instances:
             skipped.append(f"{len(wanted) - self.config.max_instances} instances over the bound of "
                            f"{self.config.max_instances} per study")
             wanted = wanted[:self.config.max_instances]
         done: list[tuple[InstanceRef, bytes]] = []
-        for ref in wanted:
+        for n, ref in enumerate(wanted, 1):
             if cancel is not None and cancel():
-                raise ComputationCancelled(f"retrieval cancelled after {len(done)} of {len(wanted)} instances; "
+                raise ComputationCancelled(f"retrieval cancelled after {n - 1} of {len(wanted)} instances; "
                                            "nothing was kept")
-            with self._errors(f"retrieving instance {len(done) + 1} of {len(wanted)} (nothing was kept)"):
-                ds = self.client.retrieve_instance(ref.study_uid, ref.series_uid, ref.sop_uid)
-                done.append((ref, write_dataset(ds)))
+            with self._errors(f"retrieving instance {n} of {len(wanted)} (nothing was kept)"):
+                data = write_dataset(self.client.retrieve_instance(ref.study_uid, ref.series_uid, ref.sop_uid))
+            if len(data) > limit:  # the PACS did not list its size
+                skipped.append(over(ref, len(data)))
+            else:
+                done.append((ref, data))
             if progress is not None:
-                progress(len(done), len(wanted))
+                progress(n, len(wanted))
         log.info("retrieved %s: %d MG instances, %d skipped", uid_key(study_uid), len(done), len(refs) - len(done))
         return Retrieved(study_uid, tuple(done), tuple(skipped))
 

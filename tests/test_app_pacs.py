@@ -82,3 +82,20 @@ def test_without_a_configured_pacs_the_source_says_who_sets_it(monkeypatch, tmp_
     at.radio[0].set_value("PACS").run()
     assert not at.exception
     assert any("No PACS is configured" in i.value for i in at.info)
+
+
+def test_a_refused_store_is_named_on_the_page(app, monkeypatch):
+    from hct.pacs import PacsError
+
+    def refuse(self, datasets):
+        raise PacsError(f"the PACS refused {len(datasets)} of {len(datasets)} objects: all of them; stored: none")
+
+    monkeypatch.setattr(Pacs, "store", refuse)
+    app.text_input(key="pacs-patient").input("HCT-sfm-benign-0")
+    app.button[0].click().run()
+    app.button(key="pacs-open").click().run()
+    app.switch_page("../pages/attention.py").run()
+    app.selectbox(key="pacs-results-scope").set_value("L-CC").run()
+    next(b for b in app.button if b.label == "Store in the PACS").click().run()
+    assert not app.exception, app.exception
+    assert any(e.value.startswith("Storing in the PACS failed: the PACS refused 3 of 3 objects") for e in app.error)

@@ -95,11 +95,12 @@ def parametric_map(result: ViewResult, producer: Producer, series_uid: str, inst
         unit=hd.sr.CodedConcept("1", "UCUM", "no units"), value_range=(low, high), slope=1, intercept=0)
     window = hd.VOILUTTransformation(window_center=(low + high) / 2, window_width=max(high - low, 1e-6),
                                      window_explanation="the map's range", voi_lut_function="LINEAR_EXACT")
-    pm = hd.pm.ParametricMap([_map_geometry(result.source)], heat, series_uid, SERIES_NUMBERS["map"], generate_uid(), instance_number,
-              manufacturer=MANUFACTURER, manufacturer_model_name=producer.model[:64], software_versions=software_version(),
-              device_serial_number=producer.version[:64], contains_recognizable_visual_features=False,
-              real_world_value_mappings=[mapping], voi_lut_transformations=[window],
-              content_description=f"{producer.method} map"[:64], content_label="MAP")
+    pm = hd.pm.ParametricMap(
+        [_map_geometry(result.source)], heat, series_uid, SERIES_NUMBERS["map"], generate_uid(), instance_number,
+        manufacturer=MANUFACTURER, manufacturer_model_name=producer.model[:64], software_versions=software_version(),
+        device_serial_number=producer.version[:64], contains_recognizable_visual_features=False,
+        real_world_value_mappings=[mapping], voi_lut_transformations=[window],
+        content_description=f"{producer.method} map"[:64], content_label="MAP")
     pm.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: a model's label may hold any character
     pm.SeriesDescription = f"{MANUFACTURER} {producer.method} maps"[:64]
     pm.Laterality = result.laterality

@@ -95,14 +95,16 @@ def capture_dataset(rgb: np.ndarray, description: str, *, study_uid: str, series
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SeriesDescription = ds.DerivationDescription = description[:64]
     ds.ImageType, ds.BurnedInAnnotation = ["DERIVED", "SECONDARY"], "NO"
-    ds.SoftwareVersions, ds.ContentDate, ds.ContentTime = software_version(), time.strftime("%Y%m%d"), time.strftime("%H%M%S")
+    ds.SoftwareVersions = software_version()
+    ds.ContentDate, ds.ContentTime = time.strftime("%Y%m%d"), time.strftime("%H%M%S")
     if model:
         ds.ManufacturerModelName = model[:64]
     if source is not None:
         references = {"SOPClassUID": source.SOPClassUID, "SOPInstanceUID": source.SOPInstanceUID}
     if references:
         item = Dataset()
-        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = references["SOPClassUID"], references["SOPInstanceUID"]
+        item.ReferencedSOPClassUID = references["SOPClassUID"]
+        item.ReferencedSOPInstanceUID = references["SOPInstanceUID"]
         ds.SourceImageSequence = [item]
     return ds
 

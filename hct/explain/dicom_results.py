@@ -1,6 +1,7 @@
 """A model's results on an exam as DICOM objects for the hospital's PACS, written with highdicom:
 
-- each view's overlay as a Secondary Capture (:func:`hct.explain.export.capture_dataset`);
+- each view's overlay as a Secondary Capture (:func:`hct.explain.export.capture_dataset`), JPEG-LS
+  lossless (a sixth of its raw size on a CBIS-DDSM view);
 - each view's map as a Parametric Map: float values on the source image's grid, referencing it;
 - the model's output as a TID 1500 measurement report (Comprehensive 3D SR): the probability of
   cancer per view (with the top-mass outline as its region on the source image) and per breast,
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import highdicom as hd
 import numpy as np
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
+from pydicom.uid import JPEGLSLossless, generate_uid
 
 from hct.data.exams import breast_scores
 from hct.data.preprocess import Preprocessed
@@ -211,7 +212,7 @@ def _objects(results: Sequence[ViewResult], producer: Producer, kinds: Sequence[
                 r.overlay, f"{MANUFACTURER} {producer.method} overlay", study_uid=r.source.StudyInstanceUID,
                 series_uid=series["overlay"], series_number=SERIES_NUMBERS["overlay"], instance_number=i,
                 source=r.source, pixel_spacing=tuple(float(v) for v in spacing) if spacing else None,
-                laterality=r.laterality, view=r.view, model=producer.model))
+                laterality=r.laterality, view=r.view, model=producer.model, transfer_syntax=JPEGLSLossless))
         if "map" in kinds:
             objects.append(parametric_map(r, producer, series["map"], i))
     if "report" in kinds:

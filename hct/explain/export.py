@@ -72,11 +72,12 @@ def patient_and_study(source: Dataset) -> dict:
 def capture_dataset(rgb: np.ndarray, description: str, *, study_uid: str, series_uid: str, series_number: int = 1,
                     instance_number: int = 1, source: Dataset | None = None, references: dict[str, str] | None = None,
                     pixel_spacing: tuple[float, float] | None = None, laterality: str = "", view: str = "",
-                    model: str = "") -> Dataset:
+                    model: str = "", transfer_syntax: str = "1.2.840.10008.1.2.1") -> Dataset:
     """A Secondary Capture (RGB, 8 bits) of a ``uint8`` ``(H, W, 3)`` picture in ``study_uid``.
 
     ``source`` (the source image's header) gives it the source's patient and study (for the PACS);
-    ``references`` (SOP class and instance UIDs) names the source image without any identity.
+    ``references`` (SOP class and instance UIDs) names the source image without any identity;
+    ``transfer_syntax`` is explicit VR little endian (uncompressed) unless given.
     """
     import highdicom as hd
     from pydicom.dataset import Dataset
@@ -91,7 +92,7 @@ def capture_dataset(rgb: np.ndarray, description: str, *, study_uid: str, series
         patient_orientation=patient_orientation(laterality, view, source), study_instance_uid=study_uid,
         series_instance_uid=series_uid, series_number=series_number, sop_instance_uid=generate_uid(),
         instance_number=instance_number, manufacturer=MANUFACTURER, laterality=laterality or None,
-        pixel_spacing=pixel_spacing, **identity)
+        pixel_spacing=pixel_spacing, transfer_syntax_uid=transfer_syntax, **identity)
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SeriesDescription = ds.DerivationDescription = description[:64]
     ds.ImageType, ds.BurnedInAnnotation = ["DERIVED", "SECONDARY"], "NO"

@@ -65,7 +65,7 @@ from hct.explain.gmic import GmicReading, read_gmic
 from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.serving import Task
 
-from app import loaders
+from app import loaders, state
 from app.state import ImageItem
 from app.tasks import queue
 
@@ -110,9 +110,11 @@ def _using_all(model_keys: Sequence[str], task: Task) -> Iterator[dict[str, load
         yield {key: loaded[key] for key in model_keys}
 
 
-def _engine(task: Task) -> ERFEngine:
-    """The ERF engine of a task: its progress and cancel, and the gradient cache on disk."""
-    return ERFEngine(progress=task.progress, cancel=task.cancelled, cache=GradientCache())
+def _engine(task: Task, items: Sequence[ImageItem]) -> ERFEngine:
+    """The ERF engine of a task: its progress and cancel, and the gradient cache on disk (none for images
+    from the PACS: nothing of them is written to disk)."""
+    cache = None if any(state.from_pacs(item) for item in items) else GradientCache()
+    return ERFEngine(progress=task.progress, cancel=task.cancelled, cache=cache)
 
 
 def _models(loaded: dict[str, loaders.LoadedModel]) -> dict[str, torch.nn.Module]:
@@ -146,7 +148,7 @@ def _erfs(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str, s
     _task.step(f"ERF of {len(model_keys)} model{'s' * (len(model_keys) != 1)}")
     with _using_all(model_keys, _task) as loaded:
         return compute_erfs(_models(loaded), images, {subset: chosen}, position=position, stage=stage,
-                            reduction=reduction, engine=_engine(_task))
+                            reduction=reduction, engine=_engine(_task, _items))
 
 
 def erfs(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, subset: str, task: Task, *,
@@ -166,7 +168,7 @@ def _table1(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str,
     _task.step(f"Table 1 of {len(model_keys)} models")
     with _using_all(model_keys, _task) as loaded:
         return compute_table1(_models(loaded), images, sample, image_ids=[i.name for i in chosen],
-                              reduction=reduction, engine=_engine(_task),
+                              reduction=reduction, engine=_engine(_task, chosen),
                               settings={"size": size, "mode": "acquired", "background": "cleared"})
 
 

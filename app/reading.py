@@ -39,7 +39,7 @@ from hct.explain.overlays import (
 )
 from hct.explain.readable import model_pixel_spacing, sigma_unit
 
-from app import compute, loaders, tasks, widgets
+from app import compute, loaders, pacs, tasks, widgets
 from app.state import ImageItem
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "saliency": "saliency", "smoothgrad": "SmoothGrad",
@@ -311,14 +311,18 @@ def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str
                 column.metric(label, f"{scores[side]:.1%}",
                               help=f"The breast-level score is the mean of the {name} probabilities of that "
                                    "breast's views (CC and MLO).")
+    mode = loaders.input_mode(model_key)
+    attributions = [result for result, _ in results]
+    shown = [readable_map(item, loaders.preprocessed(item, size, mode), result.heatmap, display)
+             for item, result in zip(views, attributions)]
     for pair in (range(0, 2), range(2, 4)):
         for column, i in zip(st.columns(2), pair):
             item, (result, reading) = views[i], results[i]
             with column:
-                pre = loaders.preprocessed(item, size, loaders.input_mode(model_key))
+                pre = loaders.preprocessed(item, size, mode)
                 label = view_name(item.record.laterality, item.record.view)
                 benign = "" if reading is None else f"P(benign) {reading.y_fusion[0]:.1%} · "
                 caption = made_by(model_key, item, size, f"{label} · {benign}P(malignant) {result.probability:.1%} · "
                                                          f"{method_name(result)}")
-                draw(item, pre, readable_map(item, pre, result.heatmap, display), display, caption,
-                     key=f"attn-exam-{i}", height=520)
+                draw(item, pre, shown[i], display, caption, key=f"attn-exam-{i}", height=520)
+    pacs.results_section(model_key, views, size, attributions, shown, method_name(attributions[0]), display.opacity)

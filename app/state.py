@@ -17,6 +17,7 @@ IMAGES_KEY = "hct_images"
 OWNER_KEY = "hct_owner"
 SIZES = ("416x320", "832x640", "1664x1280", "3328x2560")
 CARD_SIZE = "card"  # the size option that follows the chosen model's card
+PACS_PREFIX = "<pacs:"  # the record path of an image retrieved from the PACS (held in memory)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class ImageItem:
         stream = io.BytesIO(self.data)
         stream.name = self.name
         return stream
+
+
+def from_pacs(item: ImageItem) -> bool:
+    """Whether ``item`` was retrieved from the PACS (:mod:`app.pacs`)."""
+    return item.record.path.startswith(PACS_PREFIX)
 
 
 def owner() -> str:

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "hct.explain.cli",
     "hct.eval.cli",
     "hct.train.cli",
+    "hct.pacs.cli",
 )
 
 

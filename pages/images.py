@@ -14,8 +14,9 @@ from hct.data import (
     sample_images,
     write_checked_manifest,
 )
+from hct.pacs import StudyQuery
 
-from app import loaders, reading, state, tasks, widgets
+from app import loaders, pacs, reading, state, tasks, widgets
 
 st.title("Images")
 st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
@@ -39,13 +40,61 @@ def manifest_writer(report: DataReport, fmt: str) -> None:
                 st.success(f"Wrote {written[0]}: {sum(written[1].values()):,} labelled images ({splits}).")
 
 
+def pacs_source() -> None:
+    """Search the PACS configured for the app (MG studies by patient ID, accession, dates) and open a study:
+    its MG images retrieved into the session (in memory), hung as the four-view exam."""
+    if pacs.config() is None:
+        st.info("No PACS is configured for this app. Whoever runs it sets the server in a [pacs] section of "
+                ".streamlit/secrets.toml (see the README, \"Connect to your PACS\").")
+        return
+    with st.form("pacs-search"):
+        cols = st.columns(4)
+        patient = cols[0].text_input("Patient ID", key="pacs-patient")
+        accession = cols[1].text_input("Accession number", key="pacs-accession")
+        date_from = cols[2].date_input("Study date from", value=None, key="pacs-from")
+        date_to = cols[3].date_input("Study date to", value=None, key="pacs-to")
+        if st.form_submit_button("Search the PACS", type="primary"):
+            query = StudyQuery(patient.strip(), accession.strip(), date_from, date_to)
+            st.session_state["pacs-rows"] = widgets.run_safely(lambda: pacs.client().search(query), "Searching the PACS")
+    rows = st.session_state.get("pacs-rows")
+    if rows is None:
+        return
+    if not rows:
+        st.info("No mammography (MG) study matches; widen the dates or check the patient ID.")
+        return
+    st.dataframe(pd.DataFrame(pacs.search_table(rows)), hide_index=True, width="stretch")
+    index = st.selectbox("Study", range(len(rows)), key="pacs-study",
+                         format_func=lambda i: f"{rows[i].study_date} · {rows[i].description or 'no description'} · "
+                                               f"{len(rows[i].instances)} MG ({rows[i].views})")
+    if st.button("Open this study", type="primary", key="pacs-open"):
+        widgets.run_safely(lambda: pacs.retrieve(rows[index]), "Retrieving the study")
+    task = tasks.task("pacs-retrieve")
+    if task is None or task.inputs != (rows[index].study_uid,):
+        return
+    done = widgets.follow("pacs-retrieve", "Retrieving the study")
+    if not done:
+        return
+    items, skipped = done
+    if st.session_state.get("pacs-opened") is not task:  # once per retrieval: the set may be changed later
+        st.session_state["pacs-opened"] = task
+        state.set_images(items)
+        if complete_exams(items, record=lambda i: i.record):
+            st.session_state["attn-mode"] = "Four-view exam"
+    st.success(f"{len(items)} MG images of the study are held in this session (in memory, never on disk).")
+    if skipped:
+        st.warning("Not retrieved: " + "; ".join(skipped) + ".")
+    st.page_link("../pages/attention.py", label="Read the exam on the Attention page", icon=":material/visibility:")
+
+
 # source -> (data check format, or None to choose one; path label; placeholder)
 CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "data/phantom"),
                    "Manifest": ("manifest", "Manifest CSV path", "data/manifest.csv"),
                    "Public data set": (None, "Folder it was downloaded to", "data/cbis-ddsm")}
-source = st.radio("Source", ["Built-in samples", "Upload", *CHECKED_SOURCES], horizontal=True)
+source = st.radio("Source", ["Built-in samples", "Upload", "PACS", *CHECKED_SOURCES], horizontal=True)
 records = None
-if source == "Upload":
+if source == "PACS":
+    pacs_source()
+elif source == "Upload":
     files = st.file_uploader("DICOM, PNG or TIFF mammograms", accept_multiple_files=True)
     if files and st.button("Use these images", type="primary"):
         items = []

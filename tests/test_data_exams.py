@@ -41,7 +41,7 @@ def test_a_study_key_groups_uploads_of_one_study_and_never_holds_the_uid():
     assert keys[0] == keys[1] != keys[2] and all(k.startswith("study:") for k in keys)
     assert all(uid not in k and "3680043" not in k for k in keys)
     assert study_key(dicom_header(Modality="MG")) == "" and study_key(b"not a dicom at all") == ""
-    assert exam_label(keys[0], 0) == "Uploaded study 1" and exam_label("sfm-benign-0", 3) == "sfm-benign-0"
+    assert exam_label(keys[0], 0) == "DICOM study 1" and exam_label("sfm-benign-0", 3) == "sfm-benign-0"
 
 
 def test_breast_score_is_the_mean_over_that_breasts_views():

@@ -107,4 +107,4 @@ def test_predict_preprocesses_as_the_card_says(tmp_path):
 def test_predict_rejects_unknown_source(tmp_path, capsys):
     assert main(["predict", "--checkpoint", "gmic", "--data", str(tmp_path / "nope"), "--size", "64x64",
                  "--out", str(tmp_path / "p.csv")]) == 2
-    assert "is not 'samples', a manifest .csv or a folder" in capsys.readouterr().err
+    assert "is not 'samples', a manifest .csv, a folder or pacs:STUDY_UID" in capsys.readouterr().err

@@ -1,7 +1,8 @@
-"""Writing DICOM files: the one place that builds a dataset's file meta, SOP identity and pixel module.
+"""Writing DICOM files: source mammograms (the phantom's, :mod:`hct.data.phantom`, and the tests' synthetic
+files), which highdicom does not write, and :func:`write_dataset` for any dataset.
 
-The phantom (:mod:`hct.data.phantom`), the reading view's Secondary Capture export
-(:mod:`hct.explain.export`) and the tests' synthetic files all start from :func:`new_dataset`.
+The derived objects (Secondary Capture, Parametric Map, Structured Report) are written with highdicom
+(:mod:`hct.explain.export`, :mod:`hct.explain.dicom_results`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ if TYPE_CHECKING:  # pydicom is imported only when writing
     from pydicom.dataset import Dataset
 
 MAMMOGRAPHY = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage - For Presentation
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 def new_dataset(sop_class: str, sop_instance: str | None = None) -> Dataset:

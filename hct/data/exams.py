@@ -41,8 +41,11 @@ def study_key(source: str | bytes) -> str:
         uid = str(ds.get("StudyInstanceUID", "") or "")
     except Exception:  # not DICOM, or unreadable: no study
         return ""
-    if not uid:
-        return ""
+    return uid_key(uid) if uid else ""
+
+
+def uid_key(uid: str) -> str:
+    """A StudyInstanceUID's keyed hash (``study:...``): what the app and the access log name a study by."""
     return STUDY_PREFIX + hashlib.blake2b(uid.encode(), key=_STUDY_KEY, digest_size=8).hexdigest()
 
 
@@ -70,8 +73,9 @@ def complete_exams(items: Sequence[T], record: Callable[[T], ImageRecord] = lamb
 
 
 def exam_label(exam_id: str, index: int) -> str:
-    """What to call an exam on screen: its manifest id, or 'Uploaded study N' for a study key."""
-    return f"Uploaded study {index + 1}" if exam_id.startswith(STUDY_PREFIX) else exam_id
+    """What to call an exam on screen: its manifest id, or 'DICOM study N' for a study key (an upload's or
+    a PACS study's)."""
+    return f"DICOM study {index + 1}" if exam_id.startswith(STUDY_PREFIX) else exam_id
 
 
 def breast_scores(view_probabilities: Mapping[tuple[str, str], float]) -> dict[str, float]:

@@ -17,6 +17,7 @@ from typing import BinaryIO, Union
 import numpy as np
 
 from hct.data.breast import infer_laterality
+from hct.data.memory import held, is_held
 from hct.errors import DicomHeaderError, MammogramError, PathError, PixelValueError
 from hct.paths import existing
 
@@ -119,6 +120,11 @@ def read_dicom_tags(path: str | Path) -> dict:
 
 
 def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
+    if is_held(source):  # retrieved from the PACS, never written to disk
+        try:
+            return held(source), source
+        except KeyError:
+            raise MammogramError(f"{source} is no longer in memory; retrieve it from the PACS again.") from None
     if isinstance(source, (str, Path)):
         path = existing(source, "file", "image", "check the path")
         try:

@@ -1,4 +1,5 @@
-"""Where images come from on the command line: ``samples``, a manifest, a phantom folder, a folder."""
+"""Where images come from on the command line: ``samples``, a manifest, a phantom folder, a folder, or
+``pacs:STUDY_UID`` (the configured PACS, :mod:`hct.pacs.sources`)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".tif", ".tiff")
 def load_records(source: str | Path, roots: Sequence[Path] | None = None) -> list[ImageRecord]:
     """Records of ``source``: ``"samples"`` (the built-in CBIS-DDSM DICOMs), a manifest ``.csv``, a
     folder holding a ``manifest.csv`` (a phantom data set), or a folder of DICOM/PNG/TIFF images
-    (unlabelled; laterality and view are read from each file when it is used). With ``roots`` (the
-    app's data roots, :mod:`hct.data_roots`), ``source`` and every image it names are confined to them."""
+    (unlabelled; laterality and view are read from each file when it is used), or ``pacs:STUDY_UID[/VIEW]``
+    (retrieved into memory). With ``roots`` (the app's data roots, :mod:`hct.data_roots`), ``source`` and
+    every image it names are confined to them (the app has a PACS source of its own)."""
     if str(source) == "samples":
         return builtin_samples()
     if roots is not None:
         return confine_records(load_records(confine(source, roots)), source, roots)
+    if str(source).startswith("pacs:"):
+        from hct.pacs.sources import pacs_records
+
+        return pacs_records(str(source))
     path = Path(source)
     if path.is_file() and path.suffix.lower() == ".csv":
         return read_manifest(path)
@@ -35,5 +41,6 @@ def load_records(source: str | Path, roots: Sequence[Path] | None = None) -> lis
             raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) and no {MANIFEST_NAME} under {path}")
         return [make_record(image_id=str(p.relative_to(path).with_suffix("")), path=str(p)) for p in files]
     raise ConfigError(
-        f"{str(source)!r} is not 'samples', a manifest .csv or a folder; give one of these (see `python -m hct phantom`)"
+        f"{str(source)!r} is not 'samples', a manifest .csv, a folder or pacs:STUDY_UID; give one of these "
+        "(see `python -m hct phantom`)"
     )

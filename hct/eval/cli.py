@@ -38,7 +38,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", nargs="+", required=True,
                         help="checkpoint paths (or registry names: random init; nyu_gmic_ensemble: "
                         "NYU's five imported GMIC models, averaged)")
-    parser.add_argument("--data", required=True, help="a manifest .csv, a phantom folder, a folder of images, or 'samples'")
+    parser.add_argument("--data", required=True, help="a manifest .csv, a phantom folder, a folder of images, "
+                        "'samples' or pacs:STUDY_UID (see `python -m hct pacs`)")
     parser.add_argument("--split", default=None, help="only the records of this split (train, val, test)")
     parser.add_argument("--size", default=None, help="model input HxW (default: each checkpoint's training size)")
     parser.add_argument("--batch-size", type=int, default=4)

@@ -82,9 +82,10 @@ def _progress(label: str):
 def _engine(args: argparse.Namespace, context: DistContext, label: str) -> ERFEngine:
     from hct.explain.erf_cache import GradientCache
     from hct.explain.erf_engine import ERFEngine
+    from hct.pacs.sources import is_pacs
 
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
-    cache = None if args.no_cache else GradientCache(args.cache_dir)
+    cache = None if args.no_cache or is_pacs(args.images) else GradientCache(args.cache_dir)  # PACS: nothing on disk
     return ERFEngine(batch_size=batch, windowed=not args.no_window, cache=cache, context=context,
                      progress=_progress(label) if context.is_main else None)
 
@@ -164,10 +165,25 @@ def run_table1(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explained_image(image: str) -> tuple[str, str]:
+    """What ``--image`` reads (a path, or one view of a PACS study held in memory) and its output stem."""
+    from hct.data import load_records
+    from hct.pacs.sources import is_pacs
+
+    if not is_pacs(image):
+        return image, Path(image).stem
+    records = load_records(image)
+    if len(records) != 1:
+        views = ", ".join(f"{r.laterality}-{r.view}" for r in records)
+        raise ConfigError(f"--image {image} holds {len(records)} images ({views}); explain one: {image}/R-CC, say")
+    return records[0].path, records[0].image_id.replace("/", "_")
+
+
 def run_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from hct.data import parse_size, preprocess, read_mammogram
+    from hct.data.memory import held, is_held
     from hct.devices import resolve_device
     from hct.explain.attention_maps import attention_map
     from hct.explain.attribution import attribute
@@ -180,13 +196,14 @@ def run_explain(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, label = model_and_label(args.model, device)
-    image = read_mammogram(args.image)
+    source, name = _explained_image(args.image)
+    image = read_mammogram(source)
     if image.meta.warning:
         print(f"warning: {image.meta.warning}", file=sys.stderr)
     pre = preprocess(image, parse_size(args.size), input_mode(model), clear_background=not args.keep_background)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{Path(args.image).stem}_{label}_{args.method}"
+    stem = f"{name}_{label}_{args.method}"
     marker = None
     if args.method == "attention":
         query = parse_pair(args.query, "--query") if args.query else (pre.size[0] // 2, pre.size[1] // 2)
@@ -210,7 +227,7 @@ def run_explain(args: argparse.Namespace) -> int:
     figure = picture_figure(overlay_picture(image.pixels, pre, shown, args.opacity), title=title, marker=marker)
     written += write_figures_html([figure], out / f"{stem}.html", title)
     if args.secondary_capture or args.reference_study:
-        reference = source_uids(args.image) if args.reference_study else None
+        reference = source_uids(held(source) if is_held(source) else source) if args.reference_study else None
         written.append(out / f"{stem}.dcm")
         written[-1].write_bytes(secondary_capture(picture, f"{label} {args.method} overlay", reference,
                                                   image.meta.pixel_spacing, image.meta.laterality))
@@ -246,7 +263,8 @@ def run_localize(args: argparse.Namespace) -> int:
 def _erf_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments ``erf`` and ``table1`` share."""
     p.add_argument("--models", nargs="+", required=True, help="registry names (random init) or checkpoint paths")
-    p.add_argument("--images", required=True, help="a folder of images, a manifest .csv, a phantom folder or 'samples'")
+    p.add_argument("--images", required=True, help="a folder of images, a manifest .csv, a phantom folder, 'samples' "
+                   "or pacs:STUDY_UID (retrieved into memory; its gradients are not cached on disk)")
     p.add_argument("--split", default=None, help="only the images of this split (train, val, test)")
     p.add_argument("--n", type=int, default=100, help="images per subset (paper: 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random image sample")
@@ -288,7 +306,8 @@ def add_commands(subparsers) -> None:
 
     p = subparsers.add_parser("explain", help="heat map of one image: attribution or HCT attention")
     p.add_argument("--model", required=True, help="registry name (random init) or checkpoint path")
-    p.add_argument("--image", required=True, help="a DICOM/PNG/TIFF mammogram")
+    p.add_argument("--image", required=True, help="a DICOM/PNG/TIFF mammogram, or one view of a PACS study: "
+                   "pacs:STUDY_UID/R-CC (see `python -m hct pacs`)")
     p.add_argument("--method", choices=(*METHODS, "attention"), default="gradcam")
     p.add_argument("--size", default="1664x1280", help="model input HxW")
     p.add_argument("--query", default=None, help="attention: query ROW,COL in input pixels (default: centre)")

@@ -51,7 +51,7 @@ def test_the_packages_public_names_resolve_to_their_objects():
 
     import hct.data.preprocess  # noqa: F401  (the submodule imported first must not hide the function)
     import hct.explain.readable  # noqa: F401
-    for package in ("hct.data", "hct.explain", "hct.models", "hct.eval", "hct.train"):
+    for package in ("hct.data", "hct.explain", "hct.models", "hct.eval", "hct.train", "hct.pacs"):
         module = importlib.import_module(package)
         for name in module.__all__:
             value = getattr(module, name)

@@ -1,7 +1,11 @@
 """The hospital's PACS over DICOMweb: its configuration (:mod:`hct.pacs.config`) and the client that
-searches, retrieves into memory and stores (:mod:`hct.pacs.client`)."""
+searches, retrieves into memory and stores (:mod:`hct.pacs.client`).
 
-from hct.pacs.client import InstanceRef, Pacs, PacsError, Retrieved, StudyQuery, StudyRow
-from hct.pacs.config import PacsConfig, pacs_config
+The names below are imported from their modules on first use (``hct.lazy``)."""
 
-__all__ = ["InstanceRef", "Pacs", "PacsConfig", "PacsError", "Retrieved", "StudyQuery", "StudyRow", "pacs_config"]
+from hct.lazy import lazy_exports
+
+lazy_exports(__name__, {
+    "hct.pacs.client": ("InstanceRef", "Pacs", "PacsError", "Retrieved", "StudyQuery", "StudyRow"),
+    "hct.pacs.config": ("PacsConfig", "pacs_config"),
+})

@@ -53,8 +53,8 @@ def run_search(args: argparse.Namespace) -> int:
 
 def run_get(args: argparse.Namespace) -> int:
     """Write the study's MG instances as ``OUT/<n>-<view>.dcm`` and print their paths."""
+    from hct.io import atomic_write
     from hct.pacs.sources import configured
-    from hct.weights import atomic_write
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

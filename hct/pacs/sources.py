@@ -4,7 +4,7 @@ or a SOP Instance UID) as image records: retrieved from the configured PACS into
 
 from __future__ import annotations
 
-import sys
+import logging
 
 from hct.data.exams import uid_key
 from hct.data.manifest import make_record
@@ -13,6 +13,8 @@ from hct.data.records import ImageRecord
 from hct.errors import ConfigError
 from hct.pacs.client import Pacs
 from hct.pacs.config import PacsConfig, pacs_config
+
+_LOG = logging.getLogger(__name__)
 
 SCHEME = "pacs:"
 
@@ -37,12 +39,11 @@ def pacs_records(source: str, config: PacsConfig | None = None) -> list[ImageRec
         raise ConfigError(f"{source!r}: give a study, pacs:STUDY_INSTANCE_UID (see `python -m hct pacs search`)")
 
     def progress(done: int, total: int) -> None:
-        print(f"\rretrieving from the PACS: {done}/{total} images", end="\n" if done == total else "",
-              file=sys.stderr, flush=True)
+        _LOG.info("retrieving from the PACS: %d/%d images", done, total)
 
     retrieved = configured(config).retrieve(study, progress=progress)
     for note in retrieved.skipped:
-        print(f"warning: skipped {note}", file=sys.stderr)
+        _LOG.warning("skipped %s", note)
     exam = uid_key(study)
     records = []
     for n, (ref, data) in enumerate(retrieved.instances, 1):

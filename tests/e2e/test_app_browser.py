@@ -30,11 +30,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def run_app(tmp_path_factory, **extra_env: str):
+    """The app as the README starts it (``streamlit run app/Home.py``) at the tests' size, on a free port:
+    yields its URL, stops it after."""
     port = free_port()
     env = dict(os.environ, HCT_APP_MAX_SIZE="128x96", HCT_CACHE_DIR=str(tmp_path_factory.mktemp("cache")),
-               HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"))
+               HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"), **extra_env)
     streamlit = Path(sys.executable).parent / "streamlit"
     process = subprocess.Popen([str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -51,6 +52,11 @@ def server(tmp_path_factory):
     yield url
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from run_app(tmp_path_factory)
 
 
 @pytest.fixture()

@@ -1,17 +1,12 @@
 """End to end in a real browser against a real Orthanc: the Images page's PACS source searches by patient
 ID, opens the study, and the Attention page reads it as the four-view exam with its overlays drawn."""
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_app_browser import CHROMIUM, ROOT, SHOTS, free_port, page  # noqa: F401 (fixture)
+from tests.e2e.test_app_browser import CHROMIUM, SHOTS, page, run_app  # noqa: F401 (fixture)
 from tests.orthanc import exams, orthanc  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.slow,
@@ -21,26 +16,8 @@ pytestmark = [pytest.mark.slow,
 @pytest.fixture(scope="module")
 def pacs_server(tmp_path_factory, orthanc):
     """The app as the README starts it, with the test Orthanc as its PACS (environment variables)."""
-    port = free_port()
-    env = dict(os.environ, HCT_APP_MAX_SIZE="128x96", HCT_CACHE_DIR=str(tmp_path_factory.mktemp("cache")),
-               HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"),
-               HCT_PACS_URL=orthanc.dicomweb, HCT_PACS_USERNAME=orthanc.user, HCT_PACS_PASSWORD=orthanc.password)
-    streamlit = Path(sys.executable).parent / "streamlit"
-    process = subprocess.Popen([str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(f"streamlit did not start: {process.stdout.read().decode()[-2000:]}")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    yield from run_app(tmp_path_factory, HCT_PACS_URL=orthanc.dicomweb, HCT_PACS_USERNAME=orthanc.user,
+                       HCT_PACS_PASSWORD=orthanc.password)
 
 
 def test_pacs_study_opens_as_the_four_view_exam(pacs_server, page):  # noqa: F811

@@ -45,12 +45,15 @@ Scan = Callable[[Path, list[Path], ScanOptions, "Progress | None"], DataReport]
 @dataclass(frozen=True)
 class Adapter:
     """A data set format: the tables looked for under its source (the first pattern found; none when it
-    reads none), how many tables it takes (``None``: any number) and its ``scan``."""
+    reads none), how many tables it takes (``None``: any number), its ``scan``, what its source is (for the
+    message when it does not exist) and the suffixes of a source that is a file rather than a folder."""
 
     format: str
     scan: Scan
     table_patterns: tuple[str, ...] = ()
     tables: int | None = None  # 1 or None
+    wanted: str = "give the folder the data set was downloaded to"
+    file_suffixes: tuple[str, ...] = ()
 
     def find_tables(self, source: Path, given: Sequence[str | Path] = ()) -> list[Path]:
         """The tables to read: ``given``, else the first pattern's matches under ``source``."""
@@ -128,7 +131,8 @@ ADAPTERS: dict[str, Adapter] = {a.format: a for a in (
     Adapter("vindr", _vindr, ("finding_annotations.csv",), tables=1),
     Adapter("cmmd", _cmmd, ("CMMD_clinicaldata*.xlsx", "CMMD_clinicaldata*.csv"), tables=1),
     Adapter("optimam", _optimam),
-    Adapter("manifest", _manifest),
+    Adapter("manifest", _manifest, wanted=f"give a manifest CSV, or a folder holding {MANIFEST_NAME}",
+            file_suffixes=(".csv",)),
 )}
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from hct.data.adapters import ScanOptions, adapter
 from hct.data.dicom_index import Progress
 from hct.data.manifest import write_manifest
-from hct.data.phantom import MANIFEST_NAME
 from hct.data.report import DataReport
 from hct.data.splits import complete_splits
 from hct.data_roots import confine, confine_records
@@ -42,10 +41,8 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
     progress = cancellable(progress, cancel, f"the check of {source}")
     if roots is not None:
         source, images = confine(source, roots), images and confine(images, roots)
-    wanted = f"give a manifest CSV, or a folder holding {MANIFEST_NAME}" if format == "manifest" else \
-        "give the folder the data set was downloaded to"
-    source = existing(source, "file" if format == "manifest" and str(source).endswith(".csv") else "any",
-                      "data set path", wanted)
+    kind = "file" if str(source).endswith(chosen.file_suffixes) else "any"
+    source = existing(source, kind, "data set path", chosen.wanted)
     found = chosen.find_tables(source, tables)
     if roots is not None:
         found = [confine(t, roots) for t in found]

@@ -20,9 +20,8 @@ from hct.data import ImageRecord, view_name
 from hct.data.dicom_write import write_dataset
 from hct.data.exams import uid_key
 from hct.errors import HCTError
-from hct.explain import Attribution, ReadableMap
+from hct.explain import Attribution, Explanation
 from hct.explain.dicom_results import KINDS, Producer, result_objects, view_result
-from hct.explain.overlays import overlay_picture
 from hct.pacs import Pacs, PacsConfig, StudyRow, pacs_config
 from hct.serving import Task
 
@@ -78,18 +77,16 @@ def _source_bytes(item: ImageItem) -> bytes:
     return item.data if item.data is not None else Path(item.record.path).read_bytes()
 
 
-def _objects(model_key: str, size: str, views: Sequence[ImageItem], results: Sequence[Attribution],
-             shown: Sequence[ReadableMap], method: str, kinds: Sequence[str], opacity: float, task: Task | None = None):
+def _objects(model_key: str, views: Sequence[ImageItem], results: Sequence[Attribution],
+             shown: Sequence[Explanation], method: str, kinds: Sequence[str], opacity: float, task: Task | None = None):
     """The chosen ``kinds`` of DICOM objects of ``views`` (each a view of one study)."""
     done = []
-    for item, result, readable_map in zip(views, results, shown):
+    for item, result, explained in zip(views, results, shown):
         if task is not None:
             task.check()
-        pre = loaders.preprocessed(item, size, loaders.input_mode(model_key))
-        overlay = (overlay_picture(loaders.read_image(item).pixels, pre, readable_map, opacity, long_side=None)
-                   if "overlay" in kinds else None)
-        done.append(view_result(_source_bytes(item), item.record.laterality, item.record.view, pre, result.heatmap,
-                                result.probability, readable_map.region, overlay))
+        overlay = explained.overlay(opacity, long_side=None) if "overlay" in kinds else None
+        done.append(view_result(_source_bytes(item), item.record.laterality, item.record.view, explained.pre,
+                                result.heatmap, result.probability, explained.shown.region, overlay))
         if task is not None:
             task.progress(len(done), len(views))
     card = loaders.model(model_key).card
@@ -114,7 +111,7 @@ def _stored_lines(objects) -> list[str]:
 
 
 def results_section(model_key: str, views: Sequence[ImageItem], size: str, results: Sequence[Attribution],
-                    shown: Sequence[ReadableMap], method: str, opacity: float) -> None:
+                    shown: Sequence[Explanation], method: str, opacity: float) -> None:
     """The exam's results as DICOM objects for one view or the whole exam: stored into the PACS the
     exam came from (a button), or downloaded (for a site without STOW)."""
     if not all(item.data is not None or item.record.path.lower().endswith((".dcm", ".dicom")) for item in views):
@@ -137,7 +134,7 @@ def results_section(model_key: str, views: Sequence[ImageItem], size: str, resul
                        help=None if stored else "Open the exam from the PACS (Images page) to store its results there."):
             def work(task: Task) -> list[str]:
                 task.step("writing the DICOM objects")
-                objects = _objects(model_key, size, *picked, method, kinds, opacity, task)
+                objects = _objects(model_key, *picked, method, kinds, opacity, task)
                 task.step(f"storing {len(objects)} objects")
                 client().store(objects)
                 return _stored_lines(objects)
@@ -149,7 +146,7 @@ def results_section(model_key: str, views: Sequence[ImageItem], size: str, resul
         if lines:
             st.success("Stored in the PACS:\n" + "\n".join(f"- {line}" for line in lines))
         right.download_button("Download (DICOM, zip)", disabled=not kinds, file_name="hct_results_dicom.zip",
-                              data=lambda: _zip(_objects(model_key, size, *picked, method, kinds, opacity)),
+                              data=lambda: _zip(_objects(model_key, *picked, method, kinds, opacity)),
                               mime="application/zip", on_click="ignore", key="pacs-results-download")
 
 

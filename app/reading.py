@@ -18,26 +18,18 @@ import streamlit as st
 from hct.data import Preprocessed, breast_scores, view_name
 from hct.explain import (
     Attribution,
+    Explanation,
     Readability,
-    ReadableMap,
     erf_curves,
     finding_region,
     picture_figure,
-    readable,
     score,
 )
 from hct.explain.attention_maps import upsample
-from hct.explain.export import secondary_capture, source_uids
+from hct.explain.export import source_uids
 from hct.explain.localization import check_boxes
-from hct.explain.overlays import (
-    display_factor,
-    overlay_picture,
-    png_bytes,
-    point_in_model,
-    point_in_original,
-    region_picture,
-)
-from hct.explain.readable import model_pixel_spacing, sigma_unit
+from hct.explain.overlays import display_factor, point_in_model
+from hct.explain.readable import sigma_unit
 
 from app import compute, loaders, pacs, tasks, widgets
 from app.state import ImageItem
@@ -86,10 +78,11 @@ def display_options(item: ImageItem | None) -> Display:
     return Display(opacity, Readability(percentile, sigma, top / 100 or None), window_level)
 
 
-def readable_map(item: ImageItem, pre: Preprocessed, heatmap: np.ndarray, display: Display) -> ReadableMap:
-    """``heatmap`` made readable, smoothing in millimetres where the image's pixel spacing is known."""
-    spacing = model_pixel_spacing(loaders.image_meta(item).pixel_spacing, pre.scale)
-    return readable(heatmap, display.readability, spacing)
+def explained(item: ImageItem, pre: Preprocessed, heatmap: np.ndarray | None, what: str, display: Display,
+              query: tuple[float, float] | None = None) -> Explanation:
+    """The item explained by a (cached) ``heatmap`` made through ``pre``, drawn as ``display`` says
+    (:class:`hct.explain.Explanation`: the CLI's ``explain`` makes the same object); None: the image alone."""
+    return Explanation(loaders.read_image(item), pre, heatmap, what, display.readability, query=query)
 
 
 def made_by(model_key: str, item: ImageItem, size: str, what: str) -> str:
@@ -114,38 +107,31 @@ def _selected_box(key: str) -> tuple[float, float, float, float] | None:
     return min(ys), min(xs), max(ys), max(xs)
 
 
-def draw(item: ImageItem, pre: Preprocessed, shown: ReadableMap | None, display: Display, caption: str, key: str,
-         marker: tuple[float, float] | None = None, click_grid: int | None = None, height: int = 640,
-         outlines: Sequence[tuple[int, int, int, int]] = ()) -> None:
-    """The image as acquired at display resolution with ``shown`` over it and its caption; the finding
-    boxes and ``outlines`` (original pixels) outlined. Without a click grid, a box drawn on it shows that
-    region at full resolution below."""
+def draw(item: ImageItem, shown: Explanation, display: Display, caption: str, key: str,
+         click_grid: int | None = None, height: int = 640, outlines: Sequence[tuple[int, int, int, int]] = ()) -> None:
+    """The image as acquired at display resolution with ``shown``'s map over it, its attention query
+    marked, and its caption; the finding boxes and ``outlines`` (original pixels) outlined. Without a click
+    grid, a box drawn on it shows that region at full resolution below."""
     window, level = display.window_level or (None, None)
-    picture = overlay_picture(loaders.display_pixels(item), pre, shown, display.opacity, window, level)
-    factor = display_factor(loaders.read_image(item).pixels.shape)
+    picture = shown.overlay(display.opacity, window, level, pixels=loaders.display_pixels(item))
+    factor = display_factor(shown.image.pixels.shape)
     boxes = [tuple(v * factor for v in box) for box in (*item.record.finding_boxes, *outlines)]
-    figure = picture_figure(picture, marker=marker, click_grid=click_grid, boxes=boxes, height=height)
+    figure = picture_figure(picture, marker=shown.marker(), click_grid=click_grid, boxes=boxes, height=height)
     st.plotly_chart(figure, key=key, on_select="rerun", selection_mode="points" if click_grid else "box",
                     config={"displaylogo": False})
     st.caption(caption)
     box = None if click_grid else _selected_box(key)
     if box is not None:
         region = tuple(int(round(v / factor)) for v in box)
-        pixels = loaders.read_image(item).pixels
-        zoom = widgets.run_safely(lambda: region_picture(pixels, pre, shown, region, display.opacity, window, level),
-                                  "The zoom")
+        zoom = widgets.run_safely(lambda: shown.region(region, display.opacity, window, level), "The zoom")
         if zoom is not None:
             st.image(zoom, caption=f"Full resolution: rows {region[0]}–{region[2]}, columns {region[1]}–{region[3]}")
 
 
-def downloads(item: ImageItem, pre: Preprocessed, shown: ReadableMap, display: Display, what: str, key: str) -> None:
+def downloads(item: ImageItem, shown: Explanation, display: Display, what: str, key: str) -> None:
     """The overlay at full resolution as PNG and as a DICOM Secondary Capture, made when clicked."""
-    image = loaders.read_image(item)
+    image = shown.image
     window, level = display.window_level or (None, None)
-
-    def picture() -> np.ndarray:
-        return overlay_picture(image.pixels, pre, shown, display.opacity, window, level, long_side=None)
-
     cols = st.columns([1, 1, 2])
     reference = cols[2].checkbox("Reference the source study (for the hospital's PACS)", key=f"{key}-ref",
                                  disabled=image.meta.file_format != "DICOM",
@@ -153,12 +139,11 @@ def downloads(item: ImageItem, pre: Preprocessed, shown: ReadableMap, display: D
 
     def capture() -> bytes:
         uids = source_uids(item.data if item.data is not None else item.record.path) if reference else None
-        return secondary_capture(picture(), f"HCT Explorer {what} overlay", uids, image.meta.pixel_spacing,
-                                 image.meta.laterality)
+        return shown.secondary_capture(f"HCT Explorer {what} overlay", display.opacity, uids, window, level)
 
     stem = f"{item.name.replace('/', '_')}_{what.replace(' ', '_')}"
-    cols[0].download_button("PNG", data=lambda: png_bytes(picture()), file_name=f"{stem}.png", mime="image/png",
-                            key=f"{key}-png", on_click="ignore")
+    cols[0].download_button("PNG", data=lambda: shown.png(display.opacity, window, level), file_name=f"{stem}.png",
+                            mime="image/png", key=f"{key}-png", on_click="ignore")
     cols[1].download_button("DICOM", data=capture, file_name=f"{stem}.dcm", mime="application/dicom",
                             key=f"{key}-dcm", on_click="ignore", help="A Secondary Capture a DICOM viewer opens.")
 
@@ -193,9 +178,9 @@ def overlays_view(model_key: str, item: ImageItem, size: str, methods: Sequence[
         name = method_name(attribution)
         maps[name] = attribution.heatmap
         with columns[i % len(columns)]:
-            shown = readable_map(item, pre, attribution.heatmap, display)
-            draw(item, pre, shown, display, made_by(model_key, item, size, name), key=f"attn-{method}")
-            downloads(item, pre, shown, display, method, key=f"attn-{method}")
+            shown = explained(item, pre, attribution.heatmap, name, display)
+            draw(item, shown, display, made_by(model_key, item, size, name), key=f"attn-{method}")
+            downloads(item, shown, display, method, key=f"attn-{method}")
     st.caption("Draw a box on a picture to see that region at full resolution.")
     if item.record.finding_boxes:
         st.subheader("Where each map points")
@@ -230,8 +215,8 @@ def attention_view(model_key: str, item: ImageItem, size: str, display: Display)
     heat = result.upsampled if head == "mean" else upsample(result.heads[head], pre.size)
     what = f"attention of {layer} (head {head}) from model-input position ({row}, {col})"
     st.caption("Click a point on the image (or type its row and column in model-input pixels) to see where it attends.")
-    draw(item, pre, readable_map(item, pre, heat, display), display, made_by(model_key, item, size, what),
-         key="attn-click", marker=point_in_original(pre, result.query_input), click_grid=20)
+    draw(item, explained(item, pre, heat, what, display, query=result.query_input), display,
+         made_by(model_key, item, size, what), key="attn-click", click_grid=20)
 
 
 def erf_view(model_key: str, item: ImageItem, size: str, display: Display) -> None:
@@ -249,9 +234,9 @@ def erf_view(model_key: str, item: ImageItem, size: str, display: Display) -> No
     if result is None:
         return
     pre = loaders.preprocessed(item, size, "acquired")
-    shown = readable_map(item, pre, result.sqrt_map, display)
-    draw(item, pre, shown, display, made_by(model_key, item, size, "sqrt |ERF| of the centre output position"),
-         key="attn-erf-map", marker=point_in_original(pre, result.input_centre))
+    what = "sqrt |ERF| of the centre output position"
+    draw(item, explained(item, pre, result.sqrt_map, what, display, query=result.input_centre), display,
+         made_by(model_key, item, size, what), key="attn-erf-map")
     left, right = st.columns(2)
     left.plotly_chart(erf_curves([result], "columns", band=None), key="attn-erf-cols")
     right.plotly_chart(erf_curves([result], "rows", band=None), key="attn-erf-rows")
@@ -274,12 +259,13 @@ def gmic_view(model_key: str, item: ImageItem, size: str, display: Display) -> N
         column.caption(f"global {result.y_global[index]:.1%} · local {result.y_local[index]:.1%}")
     for column, index, name in zip(st.columns(2), (0, 1), ("benign", "malignant")):
         with column:
-            shown = readable_map(item, pre, result.saliency_upsampled[index], display)
-            draw(item, pre, shown, display, made_by(model_key, item, size, f"saliency map: {name}"),
-                 key=f"attn-gmic-{name}", height=560)
-            downloads(item, pre, shown, display, f"GMIC {name} saliency", key=f"attn-gmic-{name}")
+            what = f"saliency map: {name}"
+            shown = explained(item, pre, result.saliency_upsampled[index], what, display)
+            draw(item, shown, display, made_by(model_key, item, size, what), key=f"attn-gmic-{name}", height=560)
+            downloads(item, shown, display, f"GMIC {name} saliency", key=f"attn-gmic-{name}")
     outlines = [pre.to_original_box(box) for box in result.crop_boxes]
-    draw(item, pre, None, display, made_by(model_key, item, size, f"patch map: the {len(outlines)} crops GMIC read"),
+    what = f"patch map: the {len(outlines)} crops GMIC read"
+    draw(item, explained(item, pre, None, what, display), display, made_by(model_key, item, size, what),
          key="attn-gmic-patches", height=560, outlines=outlines)
     st.caption("The crops, at the model input's resolution, with the attention the local branch gave each:")
     for column, crop, weight, box in zip(st.columns(len(result.crops)), result.crops, result.attention, outlines):
@@ -313,16 +299,15 @@ def exam_view(model_key: str, views: Sequence[ImageItem], size: str, method: str
                                    "breast's views (CC and MLO).")
     mode = loaders.input_mode(model_key)
     attributions = [result for result, _ in results]
-    shown = [readable_map(item, loaders.preprocessed(item, size, mode), result.heatmap, display)
+    shown = [explained(item, loaders.preprocessed(item, size, mode), result.heatmap, method_name(result), display)
              for item, result in zip(views, attributions)]
     for pair in (range(0, 2), range(2, 4)):
         for column, i in zip(st.columns(2), pair):
             item, (result, reading) = views[i], results[i]
             with column:
-                pre = loaders.preprocessed(item, size, mode)
                 label = view_name(item.record.laterality, item.record.view)
                 benign = "" if reading is None else f"P(benign) {reading.y_fusion[0]:.1%} · "
                 caption = made_by(model_key, item, size, f"{label} · {benign}P(malignant) {result.probability:.1%} · "
                                                          f"{method_name(result)}")
-                draw(item, pre, shown[i], display, caption, key=f"attn-exam-{i}", height=520)
+                draw(item, shown[i], display, caption, key=f"attn-exam-{i}", height=520)
     pacs.results_section(model_key, views, size, attributions, shown, method_name(attributions[0]), display.opacity)

@@ -241,12 +241,12 @@ def test_an_image_with_a_finding_shows_where_each_map_points(app, tmp_path):
 def test_a_cbis_ddsm_finding_is_scored_against_its_roi_mask(app, tmp_path):
     import public_trees
 
-    from hct.data import read_cbis_ddsm
+    from hct.data import scan_cbis_ddsm
 
     from app.state import IMAGES_KEY, record_item
 
     folder = public_trees.cbis_ddsm_tree(tmp_path, csvs=("mass_case_description_test_set.csv",))
-    records = read_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder)
+    records = scan_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder).records
     app.session_state[IMAGES_KEY] = [record_item(next(r for r in records if r.label == 1 and r.finding_masks))]
     at = open_page(app, "attention")
     assert set(at.dataframe[0].value["finding outlined by"]) == {"ROI mask"}

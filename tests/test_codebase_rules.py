@@ -1,4 +1,5 @@
-"""Rules the code base keeps (issue 13): short functions in hct/, one load_model, no import cycle."""
+"""Rules the code base keeps (issues 13, 23): short functions in hct/, one load_model, no import cycle, one owner
+of each idea."""
 
 import ast
 from pathlib import Path
@@ -143,3 +144,25 @@ def test_no_page_calls_torch():
                 if any(name == "torch" or name.startswith(("torch.", "torchvision")) for name in names):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not found, f"call the library (hct) instead of torch: {found}"
+
+
+def _called_outside(names: set[str], owner: str) -> list[str]:
+    """Calls of the functions ``names`` (by their name) anywhere in the library and the app but ``owner``."""
+    return [f"{path}:{call.lineno} {call.func.id}" for path, call in _calls()
+            if isinstance(call.func, ast.Name) and call.func.id in names and path != owner]
+
+
+def test_one_explain_pipeline():
+    """Drawing and writing an explained image has one owner, ``hct.explain.explanation`` (``explain`` ->
+    ``Explanation``): the command line, the reading view and the PACS results go through it."""
+    found = _called_outside({"overlay_picture", "region_picture", "secondary_capture", "readable"},
+                            "hct/explain/explanation.py")
+    assert not found, f"use hct.explain.Explanation instead: {found}"
+
+
+def test_one_data_set_dispatcher():
+    """The data set adapters are called only through their registry (``hct.data.adapters.ADAPTERS``, which
+    ``check_data`` dispatches to): no second dispatcher on format names."""
+    found = _called_outside({"scan_cbis_ddsm", "scan_cbis_ddsm_jpeg", "find_jpeg_release", "scan_vindr_mammo",
+                             "scan_cmmd", "read_optimam", "verify_records"}, "hct/data/adapters.py")
+    assert not found, f"add an adapter to hct.data.adapters.ADAPTERS instead: {found}"

@@ -88,3 +88,44 @@ def test_clinical_event_refuses_unknown_kind_or_outcome():
 
     with pytest.raises(ConfigError, match="outcome one of"):
         ClinicalEvent(datetime.date(2020, 1, 1), "biopsy", "malignent")
+
+
+def test_the_parser_offers_exactly_the_registered_formats():
+    from hct.data import ADAPTERS, FORMATS
+
+    assert FORMATS == tuple(ADAPTERS)
+    assert all(name == a.format for name, a in ADAPTERS.items())
+
+
+def test_check_data_dispatches_to_the_registered_adapter(tmp_path, monkeypatch):
+    from hct.data import ADAPTERS, Adapter, DataReport, check_data
+    from hct.errors import ComputationCancelled
+
+    (tmp_path / "x_tables.csv").write_text("a\n")
+    calls = []
+
+    def scan(source, tables, options, progress):
+        calls.append((source, tables, options.workers, options.malignant_birads))
+        if progress is not None:
+            progress(1, 2)
+        return DataReport("fake", str(source), (), 2)
+
+    monkeypatch.setitem(ADAPTERS, "fake", Adapter("fake", scan, ("*_tables.csv",), tables=1))
+    report = check_data(tmp_path, "fake", workers=3, malignant_birads=(4,))
+    assert report.format == "fake" and calls == [(tmp_path, [tmp_path / "x_tables.csv"], 3, (4,))]
+    with pytest.raises(ComputationCancelled):  # cancel= reaches every adapter through its progress
+        check_data(tmp_path, "fake", cancel=lambda: True)
+    (tmp_path / "y_tables.csv").write_text("a\n")
+    with pytest.raises(ConfigError, match="fake needs one table, found 2"):
+        check_data(tmp_path, "fake")
+    with pytest.raises(ConfigError, match=r"Unknown data set format 'nope'; use one of cbis-ddsm, .*fake"):
+        check_data(tmp_path, "nope")
+
+
+def test_a_manifest_through_the_dispatcher_names_missing_files(tmp_path):
+    from hct.data import check_data
+
+    sample = builtin_samples()[0]
+    write_manifest([sample, make_record(image_id="gone", path=str(tmp_path / "gone.dcm"))], tmp_path / "m.csv")
+    report = check_data(tmp_path / "m.csv", "manifest")
+    assert [r.image_id for r in report.records] == [sample.image_id] and report.missing == ("gone",)

@@ -6,7 +6,7 @@ import pandas as pd
 import public_trees as trees
 import pytest
 
-from hct.data import check_data, read_cmmd
+from hct.data import check_data, scan_cmmd
 from hct.errors import ConfigError
 
 
@@ -18,10 +18,10 @@ def _labels(records):
 def test_a_csv_clinical_table_reads_like_the_spreadsheet(tmp_path, sep):
     trees.cmmd_tree(tmp_path)
     xlsx = tmp_path / "CMMD_clinicaldata_revision.xlsx"
-    expected = _labels(read_cmmd(xlsx, tmp_path))
+    expected = _labels(scan_cmmd(xlsx, tmp_path).records)
     table = pd.read_excel(xlsx, dtype=str)
     table.to_csv(tmp_path / "CMMD_clinicaldata_revision.csv", sep=sep, index=False, encoding="utf-8-sig")
-    assert _labels(read_cmmd(tmp_path / "CMMD_clinicaldata_revision.csv", tmp_path)) == expected
+    assert _labels(scan_cmmd(tmp_path / "CMMD_clinicaldata_revision.csv", tmp_path).records) == expected
     xlsx.unlink()  # data check finds the CSV when there is no spreadsheet
     report = check_data(tmp_path, "cmmd")
     assert _labels(report.records) == expected and report.listed == 6
@@ -30,4 +30,4 @@ def test_a_csv_clinical_table_reads_like_the_spreadsheet(tmp_path, sep):
 def test_a_csv_without_the_columns_names_them(tmp_path):
     (tmp_path / "c.csv").write_text("ID1;Side;classification\nD1-0001;L;Benign\n")
     with pytest.raises(ConfigError, match=r"lacks CMMD column\(s\) \['LeftRight'\]"):
-        read_cmmd(tmp_path / "c.csv", tmp_path)
+        scan_cmmd(tmp_path / "c.csv", tmp_path)

@@ -19,12 +19,11 @@ from hct.data import (
     dicom_index,
     index_dicoms,
     make_record,
-    read_cbis_ddsm,
-    read_cmmd,
     read_mammogram,
     read_manifest,
-    read_vindr_mammo,
     scan_cbis_ddsm,
+    scan_cmmd,
+    scan_vindr_mammo,
     write_checked_manifest,
 )
 from hct.data.dicom_index import INDEX_NAME
@@ -80,10 +79,10 @@ def test_cbis_ddsm_records_from_either_tcia_layout(cbis):
                for n in report.notes)
 
 
-def test_read_cbis_ddsm_keeps_its_signature_and_any_folder_above_works(cbis):
+def test_cbis_ddsm_from_any_folder_above_the_images(cbis):
     csvs = sorted(cbis.glob("*.csv"))
-    below = by_id(read_cbis_ddsm(csvs, cbis / "CBIS-DDSM"))
-    above = by_id(read_cbis_ddsm([str(c) for c in csvs], cbis))
+    below = by_id(scan_cbis_ddsm(csvs, cbis / "CBIS-DDSM").records)
+    above = by_id(scan_cbis_ddsm([str(c) for c in csvs], cbis).records)
     assert {k: (r.label, r.finding_boxes) for k, r in below.items()} == \
         {k: (r.label, r.finding_boxes) for k, r in above.items()}
 
@@ -93,7 +92,7 @@ def test_cbis_ddsm_after_a_reorganisation(cbis, tmp_path):
     for i, file in enumerate(sorted((cbis / "CBIS-DDSM").rglob("*.dcm"))):
         flat.mkdir(exist_ok=True)
         shutil.copy(file, flat / f"image{i:03d}.dcm")
-    records = by_id(read_cbis_ddsm(sorted(cbis.glob("*.csv")), flat))
+    records = by_id(scan_cbis_ddsm(sorted(cbis.glob("*.csv")), flat).records)
     assert len(records) == 13 and records["Mass-Test_P_00016_LEFT_MLO"].finding_boxes == (BOX,)
 
 
@@ -122,7 +121,7 @@ def test_a_case_description_saved_by_a_spreadsheet_program_still_reads(cbis, tmp
     csvs = sorted(cbis.glob("*.csv"))
     for csv_path in csvs:
         (tmp_path / csv_path.name).write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
-    assert len(read_cbis_ddsm(sorted(tmp_path.glob("*.csv")), cbis)) == len(read_cbis_ddsm(csvs, cbis))
+    assert len(scan_cbis_ddsm(sorted(tmp_path.glob("*.csv")), cbis).records) == len(scan_cbis_ddsm(csvs, cbis).records)
 
 
 def test_index_is_cached_and_refreshed_file_by_file(tmp_path):
@@ -224,7 +223,7 @@ def test_vindr_mammo_release_layout(tmp_path):
     release = trees.vindr_tree(tmp_path)
     csv = release / "finding_annotations.csv"
     for root in (release, release / "images", tmp_path):  # the release folder, its images, or above
-        records = by_id(read_vindr_mammo(csv, root))
+        records = by_id(scan_vindr_mammo(csv, root).records)
         assert len(records) == 11
     table = pd.read_csv(release / "breast-level_annotations.csv")
     first, mlo = records[table.image_id[0]], records[table.image_id[1]]
@@ -235,14 +234,14 @@ def test_vindr_mammo_release_layout(tmp_path):
     right_mlo = records[table.image_id[7]]  # focal asymmetry kept, skin thickening (no type) left out
     assert (right_mlo.label, right_mlo.finding_types, len(right_mlo.finding_boxes)) == (0, ("focal_asymmetry",), 1)
     assert records[table.image_id[9]].finding_types == ()  # global asymmetry is not a focal asymmetry
-    assert read_vindr_mammo(csv, release, malignant_birads=(4, 5))[6].label == 1
+    assert scan_vindr_mammo(csv, release, malignant_birads=(4, 5)).records[6].label == 1
     report = check_data(release, "vindr")
     assert report.missing == (table.image_id[trees.VINDR_NOT_DOWNLOADED],)
 
 
 def test_cmmd_labels_each_breast_from_its_classification(tmp_path):
     trees.cmmd_tree(tmp_path)
-    records = read_cmmd(tmp_path / "CMMD_clinicaldata_revision.xlsx", tmp_path)
+    records = scan_cmmd(tmp_path / "CMMD_clinicaldata_revision.xlsx", tmp_path).records
     breasts = {(r.patient_id, r.laterality, r.view): (r.label, r.finding_types) for r in records}
     assert len(records) == 12
     assert breasts[("D1-0002", "L", "CC")] == (1, ("mass",))
@@ -258,10 +257,10 @@ def test_cmmd_labels_each_breast_from_its_classification(tmp_path):
 def test_cmmd_spreadsheet_errors(tmp_path):
     pd.DataFrame({"ID1": ["D1-0001"], "LeftRight": ["L"], "classification": ["Unknown"]}).to_excel(tmp_path / "c.xlsx")
     with pytest.raises(ConfigError, match="Benign or Malignant"):
-        read_cmmd(tmp_path / "c.xlsx", tmp_path)
+        scan_cmmd(tmp_path / "c.xlsx", tmp_path)
     pd.DataFrame({"ID1": ["D1-0001"]}).to_excel(tmp_path / "c.xlsx")
     with pytest.raises(ConfigError, match="lacks CMMD column"):
-        read_cmmd(tmp_path / "c.xlsx", tmp_path)
+        scan_cmmd(tmp_path / "c.xlsx", tmp_path)
 
 
 def test_complete_splits_keeps_test_and_carves_val_by_patient():

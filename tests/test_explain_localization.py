@@ -117,11 +117,11 @@ def test_a_box_drawn_as_a_mask_covers_what_the_box_covers(phantom):
 def test_cbis_ddsm_findings_are_scored_against_their_roi_masks(tmp_path):
     import public_trees
 
-    from hct.data import read_cbis_ddsm
+    from hct.data import scan_cbis_ddsm
     from hct.explain.localization import finding_region
 
     folder = public_trees.cbis_ddsm_tree(tmp_path, csvs=("mass_case_description_test_set.csv",))
-    records = [r for r in read_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder) if r.label == 1 and r.finding_masks]
+    records = [r for r in scan_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder).records if r.label == 1 and r.finding_masks]
     assert records
     record = records[0]
     pre = preprocess(read_mammogram(record.path), SIZE)

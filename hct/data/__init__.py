@@ -5,11 +5,12 @@ The names below are imported from their modules on first use (``hct.lazy``)."""
 from hct.lazy import lazy_exports
 
 lazy_exports(__name__, {
+    "hct.data.adapters": ("ADAPTERS", "Adapter", "ScanOptions"),
     "hct.data.breast": ("breast_mask", "breast_side", "infer_laterality"),
     "hct.data.cache": ("PreprocessedFiles", "load_preprocessed"),
-    "hct.data.cbis_ddsm": ("read_cbis_ddsm", "scan_cbis_ddsm"),
+    "hct.data.cbis_ddsm": ("scan_cbis_ddsm",),
     "hct.data.check": ("check_data", "write_checked_manifest"),
-    "hct.data.cmmd": ("read_cmmd", "scan_cmmd"),
+    "hct.data.cmmd": ("scan_cmmd",),
     "hct.data.exams": ("FOUR_VIEWS", "breast_scores", "complete_exams", "exam_label", "study_key", "view_name"),
     "hct.data.dicom_index": ("DicomIndex", "index_dicoms"),
     "hct.data.manifest": ("make_record", "read_manifest", "write_manifest"),
@@ -24,5 +25,5 @@ lazy_exports(__name__, {
     "hct.data.sampling": ("SUBSETS", "sample_images", "seeded_order", "subset_laterality"),
     "hct.data.sources": ("load_records",),
     "hct.data.splits": ("assign_splits", "complete_splits"),
-    "hct.data.vindr": ("read_vindr_mammo", "scan_vindr_mammo"),
+    "hct.data.vindr": ("scan_vindr_mammo",),
 })

@@ -61,12 +61,6 @@ def series_key(csv_path: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def read_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path) -> list[ImageRecord]:
-    """Records of the images of CBIS-DDSM case description CSVs found under ``image_root``
-    (images not found are left out: :func:`scan_cbis_ddsm` says which)."""
-    return list(scan_cbis_ddsm(csv_paths, image_root).records)
-
-
 def scan_cbis_ddsm(csv_paths: list[str | Path], image_root: str | Path, cache_dir: str | Path | None = None,
                    workers: int | None = None, progress: Progress | None = None) -> DataReport:
     """The records of the CSVs' images found under ``image_root``, what is missing or unreadable,

@@ -17,7 +17,6 @@ import pandas as pd
 
 from hct.data.dicom_index import Progress, index_dicoms, subject_digest
 from hct.data.manifest import make_record
-from hct.data.records import ImageRecord
 from hct.data.report import DataReport
 from hct.errors import ConfigError
 
@@ -55,11 +54,6 @@ def read_clinical_data(path: str | Path) -> dict[tuple[str, str], dict]:
         types = ABNORMALITY_TYPES.get(str(row.get("abnormality", "")).strip().lower(), ())
         breast["types"] = tuple(dict.fromkeys(breast["types"] + types))
     return breasts
-
-
-def read_cmmd(clinical_path: str | Path, image_root: str | Path) -> list[ImageRecord]:
-    """Records of the CMMD images under ``image_root`` of the subjects the spreadsheet lists."""
-    return list(scan_cmmd(clinical_path, image_root).records)
 
 
 def scan_cmmd(clinical_path: str | Path, image_root: str | Path, cache_dir: str | Path | None = None,

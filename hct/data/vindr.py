@@ -64,13 +64,6 @@ def read_findings(csv_path: str | Path, malignant_birads: tuple[int, ...] = (5,)
     return images
 
 
-def read_vindr_mammo(csv_path: str | Path, image_root: str | Path,
-                     malignant_birads: tuple[int, ...] = (5,)) -> list[ImageRecord]:
-    """Records of the images of VinDr-Mammo's ``finding_annotations.csv`` found under ``image_root``
-    (images not found are left out: :func:`scan_vindr_mammo` says which)."""
-    return list(scan_vindr_mammo(csv_path, image_root, malignant_birads).records)
-
-
 def scan_vindr_mammo(csv_path: str | Path, image_root: str | Path, malignant_birads: tuple[int, ...] = (5,),
                      cache_dir: str | Path | None = None, workers: int | None = None,
                      progress: Progress | None = None) -> DataReport:

@@ -26,6 +26,7 @@ lazy_exports(__name__, {
     "hct.explain.options": ("DEFAULT_REDUCTION", "LOCALIZATION_METHODS", "METHODS", "NORMALISATIONS", "REDUCTIONS",
                             "SCALES", "STAGES", "SUBSETS"),
     # the reading view
+    "hct.explain.explanation": ("Explanation", "explain"),
     "hct.explain.export": ("secondary_capture", "source_uids"),
     "hct.explain.localization": ("finding_region", "localize", "score", "summarise"),
     "hct.explain.overlays": ("in_original", "overlay_picture", "png_bytes", "region_picture"),

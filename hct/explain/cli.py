@@ -182,16 +182,13 @@ def _explained_image(image: str) -> tuple[str, str]:
 def run_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from hct.data import parse_size, preprocess, read_mammogram
+    from hct.data import parse_size, read_mammogram
     from hct.data.memory import held, is_held
     from hct.devices import resolve_device
-    from hct.explain.attention_maps import attention_map
-    from hct.explain.attribution import attribute
-    from hct.explain.export import secondary_capture, source_uids
+    from hct.explain.explanation import explain
+    from hct.explain.export import source_uids
     from hct.explain.figures import picture_figure
-    from hct.explain.overlays import DISPLAY_LONG_SIDE, overlay_picture, png_bytes, point_in_original
-    from hct.explain.readable import Readability, model_pixel_spacing, readable
-    from hct.models.scores import input_mode
+    from hct.explain.readable import Readability
     from hct.reports import write_figures_html
 
     device = resolve_device(args.device)
@@ -200,37 +197,26 @@ def run_explain(args: argparse.Namespace) -> int:
     image = read_mammogram(source)
     if image.meta.warning:
         print(f"warning: {image.meta.warning}", file=sys.stderr)
-    pre = preprocess(image, parse_size(args.size), input_mode(model), clear_background=not args.keep_background)
+    explained = explain(model, image, args.method, parse_size(args.size),
+                        Readability(args.percentile, args.sigma, args.top_mass or None),
+                        query=parse_pair(args.query, "--query") if args.query else None, layer=args.layer,
+                        clear_background=not args.keep_background)
+    title = f"{label}: {explained.what}"
+    if explained.probability is not None:
+        title += f", P(malignant) = {explained.probability:.3f}"
+        print(f"P(malignant) = {explained.probability:.4f}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{label}_{args.method}"
-    marker = None
-    if args.method == "attention":
-        query = parse_pair(args.query, "--query") if args.query else (pre.size[0] // 2, pre.size[1] // 2)
-        result = attention_map(model, pre.tensor, query, layer=args.layer)
-        heatmap, marker = result.upsampled, point_in_original(pre, result.query_input, DISPLAY_LONG_SIDE)
-        title = f"{label}: attention of {result.layer} from {result.query}"
-        arrays = dict(heatmap=heatmap, heads=result.heads, mean=result.mean, query=np.array(result.query))
-    else:
-        options = {"layer": args.layer} if args.method == "gradcam" and args.layer else {}
-        result = attribute(model, pre.tensor, args.method, **options)
-        heatmap = result.heatmap
-        title = f"{label}: {args.method}{' of ' + result.layer if result.layer else ''}, P(malignant) = {result.probability:.3f}"
-        print(f"P(malignant) = {result.probability:.4f}")
-        arrays = dict(heatmap=heatmap, probability=np.array(result.probability))
-    options = Readability(args.percentile, args.sigma, args.top_mass or None)
-    shown = readable(heatmap, options, model_pixel_spacing(image.meta.pixel_spacing, pre.scale))
-    np.savez_compressed(out / f"{stem}.npz", original=pre.to_original(heatmap), **arrays)
-    picture = overlay_picture(image.pixels, pre, shown, args.opacity, long_side=None)
     written = [out / f"{stem}.npz", out / f"{stem}.png"]
-    written[-1].write_bytes(png_bytes(picture))
-    figure = picture_figure(overlay_picture(image.pixels, pre, shown, args.opacity), title=title, marker=marker)
+    np.savez_compressed(written[0], **explained.arrays_to_save())
+    written[1].write_bytes(explained.png(args.opacity))
+    figure = picture_figure(explained.overlay(args.opacity), title=title, marker=explained.marker())
     written += write_figures_html([figure], out / f"{stem}.html", title)
     if args.secondary_capture or args.reference_study:
         reference = source_uids(held(source) if is_held(source) else source) if args.reference_study else None
         written.append(out / f"{stem}.dcm")
-        written[-1].write_bytes(secondary_capture(picture, f"{label} {args.method} overlay", reference,
-                                                  image.meta.pixel_spacing, image.meta.laterality))
+        written[-1].write_bytes(explained.secondary_capture(f"{label} {args.method} overlay", args.opacity, reference))
     for path in written:
         print(path)
     return 0

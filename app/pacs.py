@@ -23,6 +23,7 @@ from hct.errors import HCTError
 from hct.explain import Attribution, ReadableMap
 from hct.explain.dicom_results import KINDS, Producer, result_objects, view_result
 from hct.explain.overlays import overlay_picture
+from hct.models.ref import ref_of
 from hct.pacs import Pacs, PacsConfig, StudyRow, pacs_config
 from hct.serving import Task
 
@@ -92,8 +93,7 @@ def _objects(model_key: str, size: str, views: Sequence[ImageItem], results: Seq
                                 result.probability, readable_map.region, overlay))
         if task is not None:
             task.progress(len(done), len(views))
-    card = loaders.model(model_key).card
-    producer = Producer(loaders.choice(model_key).label, card.weights_sha256 if card else "", method)
+    producer = Producer(ref_of(loaders.model(model_key).model, loaders.choice(model_key).label), method)
     return result_objects(done, producer, kinds)
 
 

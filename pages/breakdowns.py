@@ -109,7 +109,7 @@ controls[1].download_button("Predictions (CSV)", without_identity(predictions).t
 overview = widgets.run_safely(lambda: compute.overview(predictions, n_boot, source == SHIPPED), "The evaluation")
 if overview is None:
     st.stop()
-colours = {ref.label: ref.colour for ref in prediction_refs(predictions)}
+colours = {ref.label: ref.colour for ref in prediction_refs(predictions, checkpoint_cards())}
 
 st.subheader("Table 3")
 table = overview.table3.rename(columns={"model": "Model", "params_millions": "Params (M)",

@@ -53,3 +53,14 @@ def test_erf_results_carry_the_models_ref_and_figures_take_its_colour_not_its_na
     # a label that spells an architecture does not make it one
     named = erf_from_maps(np.ones((1, 8, 8), np.float32), model=ModelRef.of("probe", "gmic"))
     assert colour(named, 1) == PALETTE[1]
+
+
+def test_predictions_get_their_refs_from_the_checkpoints_sha256_never_their_name(tmp_path):
+    import pandas as pd
+
+    from hct.eval.shipped import checkpoint_cards, prediction_refs
+
+    card = save_checkpoint(load_model("def_gmic")[0], tmp_path / "mine")
+    predictions = pd.DataFrame({"model": ["mine", "mine", "gmic"], "checkpoint_sha256": [card.weights_sha256] * 2 + [""]})
+    assert prediction_refs(predictions, checkpoint_cards(tmp_path)) == [
+        ModelRef("def_gmic", "mine", card.weights_sha256, MODEL_SPECS["def_gmic"].colour)]

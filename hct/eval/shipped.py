@@ -30,10 +30,10 @@ def checkpoint_cards(folder: str | os.PathLike = CHECKPOINT_DIR) -> dict[str, Mo
     return {path.stem: read_card(path) for path in find_checkpoints(folder)}
 
 
-def prediction_refs(predictions: pd.DataFrame, folder: str | os.PathLike = CHECKPOINT_DIR) -> list[ModelRef]:
-    """The refs of the models in ``predictions`` whose weights (``checkpoint_sha256``) are those of a
-    checkpoint in ``folder``: architecture and colour from its card, never from the model's name."""
-    by_sha = {card.weights_sha256: card for card in checkpoint_cards(folder).values()}
+def prediction_refs(predictions: pd.DataFrame, cards: Mapping[str, ModelCard]) -> list[ModelRef]:
+    """The refs of the models in ``predictions`` whose weights (``checkpoint_sha256``) are those of one of
+    ``cards`` (:func:`checkpoint_cards`): architecture and colour from its card, never from the model's name."""
+    by_sha = {card.weights_sha256: card for card in cards.values()}
     pairs = predictions[["model", "checkpoint_sha256"]].drop_duplicates()
     return [ModelRef.of(by_sha[sha].architecture, model, sha) for model, sha in pairs.itertuples(index=False)
             if sha in by_sha]

@@ -135,7 +135,7 @@ def load_model(spec: str | os.PathLike, *, device: str | torch.device = "cpu") -
             torch.manual_seed(0)
             model, card = create_model(spec), None
     elif spec == NYU_ENSEMBLE:
-        model, card = load_nyu_ensemble(CHECKPOINT_DIR, device=device)
+        model, card = _load_nyu_ensemble(CHECKPOINT_DIR, device=device)
     else:
         check_name(spec, "checkpoint path")
         if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
@@ -146,7 +146,7 @@ def load_model(spec: str | os.PathLike, *, device: str | torch.device = "cpu") -
     return model.to(device).eval(), card
 
 
-def load_nyu_ensemble(folder: str | os.PathLike, device: str | torch.device = "cpu"
+def _load_nyu_ensemble(folder: str | os.PathLike, device: str | torch.device = "cpu"
                       ) -> tuple[NyuGmicEnsemble, ModelCard]:
     """Their ensemble from the five imported models in ``folder`` (cards naming model indices 1..5), in
     eval mode, with a card for it (model 1's, its ``training`` listing the five checkpoints, its

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from hct.checkpoints import model_label
 from hct.data import parse_size
 from hct.eval import (
     BootstrapOptions,
@@ -63,6 +62,7 @@ from hct.explain import (
 )
 from hct.explain.gmic import GmicReading, read_gmic
 from hct.explain.table1 import Table1, compute_table1, sample_table1
+from hct.models.ref import ModelRef, distinct_labels, ref_of
 from hct.serving import Task
 
 from app import loaders, state
@@ -85,6 +85,11 @@ def _cached(name: str, spinner: bool | str = False) -> Callable:
 
 def _label(model_key: str) -> str:
     return loaders.choice(model_key).label
+
+
+def refs(model_keys: Sequence[str]) -> list[ModelRef]:
+    """The models' refs under their choice labels (as :func:`localization` and :func:`predictions` name them)."""
+    return [ref_of(loaders.model(key).model, _label(key)) for key in model_keys]
 
 
 @contextmanager
@@ -118,14 +123,9 @@ def _engine(task: Task, items: Sequence[ImageItem]) -> ERFEngine:
 
 
 def _models(loaded: dict[str, loaders.LoadedModel]) -> dict[str, torch.nn.Module]:
-    """The loaded models by their label in figures (:func:`hct.checkpoints.model_label`); a random
-    initialisation says so when a checkpoint of its architecture has the same label."""
-    labels = {key: model_label(loaders.choice(key).spec, entry.card) for key, entry in loaded.items()}
-    out = {}
-    for key, entry in loaded.items():
-        clash = entry.card is None and list(labels.values()).count(labels[key]) > 1
-        out[labels[key] + " (random init)" * clash] = entry.model
-    return out
+    """The loaded models by their label in figures (their ``ref``'s, :func:`hct.models.ref.distinct_labels`)."""
+    labels = distinct_labels([ref_of(entry.model) for entry in loaded.values()])
+    return {label: entry.model for label, entry in zip(labels, loaded.values())}
 
 
 def _read_all(items: Sequence[ImageItem], size: str, task: Task) -> list:
@@ -268,8 +268,7 @@ def _predictions(model_key: str, image_keys: tuple[str, ...], size: str, _items:
     with _using(model_key, _task) as loaded:
         return predict(loaded.model, [i.record for i in _items], size=parse_size(size),
                        **card_preprocessing(loaded.card), batch_size=1,
-                       device=loaders.device(), model_name=label,
-                       checkpoint_sha256=loaded.card.weights_sha256 if loaded.card else "",
+                       device=loaders.device(), ref=ref_of(loaded.model, label),
                        progress=_task.progress, cancel=_task.cancelled)
 
 

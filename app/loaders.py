@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from hct.checkpoints import load_model
 from hct.data import Mammogram, MammogramMeta, Preprocessed, parse_size, preprocess, read_mammogram, study_key
 from hct.data.exams import exam_from_name
 from hct.data.reading import with_name
@@ -27,10 +26,12 @@ from hct.devices import free_device_memory, resolve_device
 from hct.errors import HCTError
 from hct.explain.overlays import display_pixels as to_display
 from hct.models import DEFAULT_INPUT_SIZE, display_name, list_architectures, model_spec
+from hct.models.card import CHECKPOINT_DIR, ModelCard, find_checkpoints, read_card
+from hct.models.checkpoints import load_model
 from hct.models.nyu_gmic import NYU_ENSEMBLE, NYU_INPUT_SIZE, NYU_PERCENT_T
+from hct.models.ref import RANDOM_INIT
 from hct.train.jobs import DEFAULT_STORE, JobStore
 from hct.train.loop import read_metrics
-from hct.weights import CHECKPOINT_DIR, ModelCard, find_checkpoints, read_card
 
 from app.state import ImageItem
 
@@ -68,7 +69,7 @@ class ModelChoice:
 
     @property
     def spec(self) -> str:
-        """What :func:`hct.checkpoints.load_model` takes: the checkpoint path or the architecture name."""
+        """What :func:`hct.models.checkpoints.load_model` takes: the checkpoint path or the architecture name."""
         return self.checkpoint or self.architecture
 
 
@@ -124,7 +125,7 @@ def _choices(cards: tuple[tuple[str, int], ...], store_mtime: int) -> tuple[Mode
     if nyu_indices >= set(NYU_PERCENT_T):  # all five of NYU's models imported: their ensemble
         choices.append(ModelChoice("ckpt:nyu_gmic_ensemble", "GMIC (NYU) — ensemble of their five models", "nyu_gmic",
                                    NYU_INPUT_SIZE, NYU_ENSEMBLE))
-    choices += [ModelChoice(f"init:{a}", f"{display_name(a)} (random init)", a, model_spec(a).input_size)
+    choices += [ModelChoice(f"init:{a}", f"{display_name(a)}{RANDOM_INIT}", a, model_spec(a).input_size)
                 for a in list_architectures()]
     return tuple(choices)
 
@@ -155,7 +156,7 @@ def _released(loaded: LoadedModel) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=MODEL_CACHE_SIZE, on_release=_released)
 def model(key: str) -> LoadedModel:
-    """The model for ``key`` on the device (:func:`hct.checkpoints.load_model`), loaded once per process."""
+    """The model for ``key`` on the device (:func:`hct.models.checkpoints.load_model`), loaded once per process."""
     net, card = load_model(choice(key).spec, device=device())
     for param in net.parameters():
         param.requires_grad_(False)

@@ -22,6 +22,7 @@ from hct.data.exams import uid_key
 from hct.errors import HCTError
 from hct.explain import Attribution, Explanation
 from hct.explain.dicom_results import KINDS, Producer, result_objects, view_result
+from hct.models.ref import ref_of
 from hct.pacs import Pacs, PacsConfig, StudyRow, pacs_config
 from hct.serving import Task
 
@@ -89,8 +90,7 @@ def _objects(model_key: str, views: Sequence[ImageItem], results: Sequence[Attri
                                 result.heatmap, result.probability, explained.shown.region, overlay))
         if task is not None:
             task.progress(len(done), len(views))
-    card = loaders.model(model_key).card
-    producer = Producer(loaders.choice(model_key).label, card.weights_sha256 if card else "", method)
+    producer = Producer(ref_of(loaders.model(model_key).model, loaders.choice(model_key).label), method)
     return result_objects(done, producer, kinds)
 
 

@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fuzz_inputs as fuzz  # noqa: E402
 
-from hct.checkpoints import save_checkpoint  # noqa: E402
 from hct.models import create_model  # noqa: E402
+from hct.models.checkpoints import save_checkpoint  # noqa: E402
 
 
 def _images(seeds: int) -> list[fuzz.Verdict]:

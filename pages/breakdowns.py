@@ -10,9 +10,8 @@ import streamlit as st
 from hct.eval import negatives_note, read_predictions, validate_predictions
 from hct.eval.figures import finding_type_figure, roc_figure, size_threshold_figure, tertile_figure
 from hct.eval.predictions import without_identity
-from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, stale_models
+from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, prediction_refs, stale_models
 from hct.explain import LOCALIZATION_METHODS, localization_figure, summarise
-from hct.models import MODEL_SPECS
 
 from app import compute, state, tasks, widgets
 
@@ -49,7 +48,7 @@ def localization_section() -> None:
         return
     summary = summarise(rows)
     st.dataframe(summary, hide_index=True, width="stretch")
-    st.image(widgets.png_bytes(localization_figure(summary)))
+    st.image(widgets.png_bytes(localization_figure(summary, compute.refs(models))))
     st.download_button("Scores per image (CSV)", rows.to_csv(index=False), "localization.csv", "text/csv")
 
 
@@ -110,7 +109,7 @@ controls[1].download_button("Predictions (CSV)", without_identity(predictions).t
 overview = widgets.run_safely(lambda: compute.overview(predictions, n_boot, source == SHIPPED), "The evaluation")
 if overview is None:
     st.stop()
-colours = {m: MODEL_SPECS[m].colour for m in predictions["model"].unique() if m in MODEL_SPECS}
+colours = {ref.label: ref.colour for ref in prediction_refs(predictions, checkpoint_cards())}
 
 st.subheader("Table 3")
 table = overview.table3.rename(columns={"model": "Model", "params_millions": "Params (M)",

@@ -4,8 +4,8 @@ import streamlit as st
 
 from hct.errors import HCTError
 from hct.models import display_name, model_config
+from hct.models.card import read_card
 from hct.train.figures import training_curves_figure
-from hct.weights import read_card
 
 from app import loaders, widgets
 

@@ -258,11 +258,11 @@ def card_cases(card: dict) -> Iterator[tuple[str, dict]]:
 
 def use_card(card_path: Path) -> None:
     """What ``models``, ``predict`` and ``load_model`` do with a card."""
-    from hct.checkpoints import load_model
     from hct.data.preprocess import parse_size
     from hct.eval.predictions import card_preprocessing
+    from hct.models.card import read_card
+    from hct.models.checkpoints import load_model
     from hct.models.cli import checkpoint_lines
-    from hct.weights import read_card
 
     card = read_card(card_path)
     checkpoint_lines([card_path.with_suffix(".safetensors")])

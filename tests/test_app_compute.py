@@ -7,7 +7,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from hct.weights import CHECKPOINT_DIR, find_checkpoints
+from hct.models.card import CHECKPOINT_DIR, find_checkpoints
 
 from app import compute, loaders, state, tasks
 

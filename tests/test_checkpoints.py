@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from hct.checkpoints import load_checkpoint, load_model, save_checkpoint
 from hct.errors import CheckpointError
 from hct.models import create_model
-from hct.weights import find_checkpoints, read_card
+from hct.models.card import find_checkpoints, read_card
+from hct.models.checkpoints import load_model, save_checkpoint
 
 
 @pytest.fixture()
@@ -21,7 +21,7 @@ def saved(tmp_path):
 
 def test_round_trip_gives_equal_outputs(saved):
     model, card, path = saved
-    loaded, loaded_card = load_checkpoint(path)
+    loaded, loaded_card = load_model(path)
     assert loaded_card == card and card.overrides == {"first_stage_stride": 1}
     assert card.parameters == 1_737_010 and card.input_size == (128, 96)
     x = torch.randn(2, 1, 128, 96)
@@ -33,7 +33,7 @@ def test_round_trip_gives_equal_outputs(saved):
 def test_half_precision_storage_casts_back(tmp_path):
     model = create_model("gmic").eval()
     save_checkpoint(model, tmp_path / "g", dtype=torch.float16)
-    loaded, card = load_checkpoint(tmp_path / "g.json")
+    loaded, card = load_model(tmp_path / "g.json")
     assert card.weights_dtype == "float16"
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     x = torch.randn(1, 1, 128, 128)
@@ -47,14 +47,14 @@ def test_tampered_weights_are_refused(saved):
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="does not match its model card"):
-        load_checkpoint(path)
+        load_model(path)
 
 
 def test_truncated_weights_are_refused(saved):
     _, _, path = saved
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=str(path.name)):
-        load_checkpoint(path)
+        load_model(path)
 
 
 def test_corrupt_file_with_matching_hash_is_refused(saved):
@@ -67,28 +67,38 @@ def test_corrupt_file_with_matching_hash_is_refused(saved):
     card["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     card_path.write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
-        load_checkpoint(path)
+        load_model(path)
 
 
 def test_other_architecture_is_refused(saved):
+    from types import SimpleNamespace
+
+    from hct.train.loop import _build_model
+
     _, _, path = saved
-    with pytest.raises(CheckpointError, match="not gmic"):
-        load_checkpoint(path, architecture="gmic")
+    config = SimpleNamespace(seed=0, model="gmic", overrides={}, init_checkpoint=str(path))  # what it reads
+    with pytest.raises(CheckpointError, match="holds a hct_performer_relu model, not a gmic checkpoint"):
+        _build_model(config)
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text())
     card["architecture"], card["overrides"] = "gmic", {}
     card_path.write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="does not fit architecture gmic"):
-        load_checkpoint(path)
+        load_model(path)
 
 
 def test_missing_files_are_named(tmp_path, saved):
-    with pytest.raises(CheckpointError, match="no model card"):
-        load_checkpoint(tmp_path / "absent.safetensors")
+    with pytest.raises(CheckpointError, match="absent.safetensors' is neither a registered name .* nor a checkpoint"):
+        load_model(tmp_path / "absent.safetensors")
     _, _, path = saved
+    card = path.with_suffix(".json").read_bytes()
+    path.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="no model card at .*hct.json"):
+        load_model(path)
+    path.with_suffix(".json").write_bytes(card)
     path.unlink()
     with pytest.raises(CheckpointError, match="weights file .* is missing"):
-        load_checkpoint(path)
+        load_model(path)
 
 
 def test_garbage_card_is_refused(saved):
@@ -115,7 +125,7 @@ def test_checkpoint_of_the_first_layout_gets_a_clear_error(saved):
     card["architecture_version"] = 1
     card_path.write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="network layout 1.*layout 2"):
-        load_checkpoint(path)
+        load_model(path)
 
 
 def test_missing_keys_are_named_never_a_partial_load(saved):
@@ -131,7 +141,7 @@ def test_missing_keys_are_named_never_a_partial_load(saved):
     card["weights_sha256"] = file_sha256(path)
     path.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="missing .*to_q.bias"):
-        load_checkpoint(path)
+        load_model(path)
 
 
 def test_load_model_takes_a_name_or_a_checkpoint(saved):
@@ -153,3 +163,24 @@ def test_load_model_initialises_a_name_from_seed_zero_and_leaves_the_generator_a
     assert torch.rand(1) == expected_next  # the caller's random stream is untouched
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_load_model_reads_the_card_once(saved, monkeypatch):
+    import hct.models.checkpoints as checkpoints
+
+    reads = []
+    read_card = checkpoints.read_card
+    monkeypatch.setattr(checkpoints, "read_card", lambda path: reads.append(path) or read_card(path))
+    _, _, path = saved
+    load_model(path)
+    assert len(reads) == 1
+
+
+def test_create_model_builds_and_never_loads(saved):
+    from hct.errors import UnknownModelError
+
+    _, _, path = saved
+    with pytest.raises(UnknownModelError, match="unknown override 'checkpoint_path'"):
+        create_model("hct_performer_relu", checkpoint_path=str(path))
+    with pytest.raises(UnknownModelError, match="unknown override 'pretrained'"):
+        create_model("hct_performer_relu", pretrained=True)

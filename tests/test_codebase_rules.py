@@ -36,7 +36,7 @@ def test_there_is_one_load_model():
             tree = ast.parse(path.read_text())
             found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
                       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "load_model"]
-    assert found == ["hct/checkpoints.py:" + found[0].split(":")[1]] if found else False, found
+    assert found == ["hct/models/checkpoints.py:" + found[0].split(":")[1]] if found else False, found
 
 
 def _executed(tree: ast.AST):
@@ -166,3 +166,30 @@ def test_one_data_set_dispatcher():
     found = _called_outside({"scan_cbis_ddsm", "scan_cbis_ddsm_jpeg", "find_jpeg_release", "scan_vindr_mammo",
                              "scan_cmmd", "read_optimam", "verify_records"}, "hct/data/adapters.py")
     assert not found, f"add an adapter to hct.data.adapters.ADAPTERS instead: {found}"
+def _names(folders=("hct", "app", "pages")):
+    """``(path, node)`` of every name and attribute read in the library and the app."""
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, (ast.Name, ast.Attribute)):
+                    yield path.relative_to(ROOT).as_posix(), node
+
+
+def test_one_loader_reads_weights():
+    """Model loading has one owner, ``hct.models.checkpoints.load_model``: only it reads a checkpoint's
+    weights (``read_weights``), and only ``hct.models.card`` opens a safetensors file."""
+    owners = {"read_weights": "hct/models/checkpoints.py", "load_file": "hct/models/card.py"}
+    found = [f"{path}:{call.lineno} {ast.unparse(call.func)}" for path, call in _calls()
+             if (name := getattr(call.func, "id", getattr(call.func, "attr", None))) in owners and path != owners[name]]
+    assert not found, f"load models with hct.models.checkpoints.load_model instead: {found}"
+
+
+def test_a_models_identity_is_made_in_hct_models():
+    """A model's identity (architecture, label, checkpoint sha256, colour) is its ``ModelRef``, made where
+    the model is loaded: outside ``hct/models/`` nothing reads ``MODEL_SPECS`` (to recover an architecture or
+    colour from a name) or builds a ``ModelRef`` field by field (``ModelRef.of``/``ref_of`` make them)."""
+    found = [f"{path}:{node.lineno} MODEL_SPECS" for path, node in _names()
+             if not path.startswith("hct/models/") and getattr(node, "id", getattr(node, "attr", None)) == "MODEL_SPECS"]
+    found += [f"{path}:{call.lineno} {ast.unparse(call.func)}(...)" for path, call in _calls()
+              if not path.startswith("hct/models/") and isinstance(call.func, ast.Name) and call.func.id == "ModelRef"]
+    assert not found, f"take the model's ModelRef (hct.models.ref.ref_of) instead: {found}"

@@ -6,10 +6,10 @@ from torchvision.ops import DeformConv2d
 from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
 
 import hct.models.blocks as blocks
-from hct.checkpoints import load_checkpoint
 from hct.models.blocks import DeformableConv3x3
+from hct.models.card import CHECKPOINT_DIR
+from hct.models.checkpoints import load_model
 from hct.models.deform_conv import deform_conv2d, deform_conv2d_gather
-from hct.weights import CHECKPOINT_DIR
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOLERANCE = {torch.float32: {"rtol": 1e-4, "atol": 1e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-12}}
@@ -95,7 +95,7 @@ def test_shipped_def_gmic_checkpoint_gives_torchvisions_logits_and_input_gradien
     path = CHECKPOINT_DIR / "def_gmic.safetensors"
     if not path.is_file():
         pytest.skip("no shipped def_gmic checkpoint")
-    model, _ = load_checkpoint(path)  # strict: the parameter names and shapes are unchanged
+    model, _ = load_model(path)  # strict: the parameter names and shapes are unchanged
     x = torch.randn(1, 1, 320, 256, generator=torch.Generator().manual_seed(0))
     results = []
     for op in (deform_conv2d, lambda x, off, w, s, p: torchvision_deform_conv2d(x, off, w, stride=s, padding=p)):

@@ -66,9 +66,9 @@ def test_cli_errors_are_reported_not_raised(tmp_path, capsys):
 
 def test_predict_then_eval_on_a_phantom(tmp_path):
     """`predict` over a labelled phantom data set writes a table that `eval` accepts."""
-    from hct.checkpoints import save_checkpoint
     from hct.data import generate_phantom
     from hct.models import create_model
+    from hct.models.checkpoints import save_checkpoint
 
     generate_phantom(12, tmp_path / "phantom", size=(128, 96), seed=3, malignant_fraction=0.5)
     save_checkpoint(create_model("gmic"), tmp_path / "gmic", input_size=(128, 96), stage="image")
@@ -87,10 +87,10 @@ def test_predict_then_eval_on_a_phantom(tmp_path):
 
 
 def test_predict_preprocesses_as_the_card_says(tmp_path):
-    from hct.checkpoints import load_checkpoint, save_checkpoint
     from hct.data import generate_phantom, load_records
     from hct.eval import predict
     from hct.models import create_model
+    from hct.models.checkpoints import load_model, save_checkpoint
 
     generate_phantom(4, tmp_path / "phantom", size=(128, 96), seed=2)
     save_checkpoint(create_model("gmic"), tmp_path / "gmic", input_size=(64, 48), stage="image",
@@ -98,7 +98,7 @@ def test_predict_preprocesses_as_the_card_says(tmp_path):
     out = tmp_path / "pred.csv"
     assert main(["predict", "--checkpoint", str(tmp_path / "gmic.safetensors"), "--data", str(tmp_path / "phantom"),
                  "--out", str(out)]) == 0
-    model, _ = load_checkpoint(tmp_path / "gmic")
+    model, _ = load_model(tmp_path / "gmic")
     records = load_records(str(tmp_path / "phantom"))
     expected = predict(model, records, size=(64, 48), mode="acquired", clear_background=False)
     np.testing.assert_allclose(read_predictions(out)["probability"], expected["probability"], rtol=1e-5)

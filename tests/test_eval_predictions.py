@@ -17,6 +17,7 @@ from hct.eval import (
     read_predictions,
     write_predictions,
 )
+from hct.models.ref import ModelRef
 
 
 def table():
@@ -77,7 +78,7 @@ def test_predict_batches_softmax_order_and_progress():
     images = torch.rand(5, 1, 16, 12)
     recs = records(5)
     seen = []
-    df = predict_batches(model, [(images[:2], recs[:2]), (images[2:], recs[2:])], model_name="tiny",
+    df = predict_batches(model, [(images[:2], recs[:2]), (images[2:], recs[2:])], ref=ModelRef.of("tiny"),
                          total=5, progress=lambda done, total: seen.append((done, total)))
     assert not model.training
     expected = torch.softmax(model(images), dim=1)[:, 1].detach().numpy()
@@ -98,7 +99,7 @@ def phantom_records(tmp_path_factory):
 def test_predict_preprocesses_as_asked(phantom_records, mode, clear_background):
     model = tiny_model()
     df = predict(model, phantom_records, size=(64, 48), mode=mode, clear_background=clear_background, batch_size=3,
-                 model_name="tiny", checkpoint_sha256="cd" * 32)
+                 ref=ModelRef.of("tiny", checkpoint_sha256="cd" * 32))
     images = torch.stack([hct.data.preprocess(hct.data.read_mammogram(r.path), (64, 48), mode, clear_background).tensor
                           for r in phantom_records])
     np.testing.assert_allclose(df["probability"], torch.softmax(model(images), 1)[:, 1].detach().numpy(), rtol=1e-5)
@@ -108,7 +109,7 @@ def test_predict_preprocesses_as_asked(phantom_records, mode, clear_background):
 
 
 def test_card_preprocessing_defaults_to_canonical_cleared():
-    from hct.weights import ModelCard
+    from hct.models.card import ModelCard
 
     assert card_preprocessing(None) == {"mode": "canonical", "clear_background": True}
     assert card_preprocessing(ModelCard("gmic")) == {"mode": "canonical", "clear_background": True}
@@ -139,6 +140,6 @@ def test_predict_takes_cancel_like_the_erf_engine(phantom_records):
 
     seen = []
     with pytest.raises(ComputationCancelled, match="predictions of tiny cancelled after 2 of 4"):
-        predict(tiny_model(), phantom_records, size=(64, 48), batch_size=2, model_name="tiny",
+        predict(tiny_model(), phantom_records, size=(64, 48), batch_size=2, ref=ModelRef.of("tiny"),
                 progress=lambda done, total: seen.append(done), cancel=lambda: len(seen) >= 1)
     assert seen == [2]

@@ -6,7 +6,7 @@ import pytest
 
 from hct.eval import BootstrapOptions, overall_auc, read_predictions
 from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, stale_models, table3_with_cards
-from hct.weights import ModelCard
+from hct.models.card import ModelCard
 
 SHA = {"gmic": "a" * 64, "hct": "b" * 64}
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torchrun import hct, hct_torchrun
 
-from hct.checkpoints import save_checkpoint
 from hct.data import generate_phantom
 from hct.distributed import DistContext
 from hct.errors import EvaluationError
 from hct.eval import predict
 from hct.models import create_model
+from hct.models.checkpoints import save_checkpoint
 
 
 def test_predict_with_a_one_rank_context_and_decoding_workers_equals_the_plain_call(tmp_path):

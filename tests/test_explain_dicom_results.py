@@ -9,8 +9,10 @@ from hct.data import preprocess
 from hct.data.dicom_write import mammogram_dataset
 from hct.errors import ConfigError
 from hct.explain.dicom_results import Producer, ViewResult, outline_polygon, result_objects
+from hct.models.ref import ModelRef
 
-PRODUCER = Producer("HCT (Performer-RELU) — hct_performer_relu", "ab" * 32, "Grad-CAM at stages.4")
+PRODUCER = Producer(ModelRef.of("hct_performer_relu", "HCT (Performer-RELU) — hct_performer_relu", "ab" * 32),
+                    "Grad-CAM at stages.4")
 
 
 def view(laterality: str, name: str, study: str, shape=(64, 48), outline=None) -> ViewResult:

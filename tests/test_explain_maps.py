@@ -11,6 +11,7 @@ import pytest
 from hct.errors import ConfigError
 from hct.explain import MapView, erf_curves, erf_from_maps, erf_heatmaps, erf_small_multiples, table1_figure
 from hct.explain.maps import area_downsample, display_maps, normaliser, scaled
+from hct.models.ref import ModelRef
 
 
 def _bump(height=60, width=40, centre=(30, 20), sigma=3.0, scale=1.0, n=2):
@@ -49,7 +50,8 @@ def test_area_downsample_keeps_the_mean_and_caps_the_long_side():
 def test_a_shared_colour_range_spans_every_model_and_clipping_lowers_it():
     wide, masks = _bump(sigma=12.0, scale=1.0)
     narrow, _ = _bump(sigma=2.0, scale=5.0)
-    results = [erf_from_maps(np.abs(wide), masks=masks, model_name="hct"), erf_from_maps(narrow, model_name="gmic")]
+    results = [erf_from_maps(np.abs(wide), masks=masks, model=ModelRef("hct", "hct")),
+               erf_from_maps(narrow, model=ModelRef.of("gmic"))]
     for r in results:
         r.reduction = "mean_abs"
     shared = display_maps(results, MapView(scale="linear", normalisation="none"))
@@ -71,7 +73,7 @@ def test_bad_view_settings_are_clear_errors(field, value):
 
 def test_heatmaps_draw_outline_centre_and_click_points_in_input_pixels():
     maps, masks = _bump(height=2400, width=1800)
-    result = erf_from_maps(maps, masks=masks, model_name="gmic")
+    result = erf_from_maps(maps, masks=masks, model=ModelRef.of("gmic"))
     result.feature_shape, result.stride, result.position = (24, 18), (100.0, 100.0), (12, 9)
     fig = erf_heatmaps([result], MapView(), clickable=True)
     kinds = [trace.type for trace in fig.data]
@@ -90,7 +92,7 @@ def test_heatmaps_draw_outline_centre_and_click_points_in_input_pixels():
 def test_curves_are_normalised_per_model():
     wide, _ = _bump(sigma=12.0, scale=100.0)
     narrow, _ = _bump(sigma=2.0)
-    results = [erf_from_maps(np.abs(wide), model_name="hct"), erf_from_maps(narrow, model_name="gmic")]
+    results = [erf_from_maps(np.abs(wide), model=ModelRef("hct", "hct")), erf_from_maps(narrow, model=ModelRef.of("gmic"))]
     for r in results:
         r.reduction = "mean_abs"
     fig = erf_curves(results, "columns", band=None)
@@ -102,12 +104,12 @@ def test_curves_are_normalised_per_model():
 
 def test_small_multiples_show_each_image_and_table1_overlays_models_per_cell():
     maps, _ = _bump(n=5)
-    result = erf_from_maps(maps, model_name="gmic")
+    result = erf_from_maps(maps, model=ModelRef.of("gmic"))
     assert len(erf_small_multiples(result, max_images=4, columns=3).data) == 4
     results = []
     for model in ("gmic", "hct_performer_relu"):
         for subset in ("all", "right", "left"):
-            results.append(erf_from_maps(maps, model_name=model, subset=subset))
+            results.append(erf_from_maps(maps, model=ModelRef.of(model), subset=subset))
     fig = table1_figure(results, band=None)
     assert len(fig.data) == 2 * 3 * 4  # models x rows x (ERF, Sqrt ERF) x (across rows, across columns)
     assert {trace.line.color for trace in fig.data} == {"#1f77b4", "#ff7f0e"}

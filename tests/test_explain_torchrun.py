@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 from torchrun import hct, hct_torchrun
 
-from hct.checkpoints import save_checkpoint
 from hct.distributed import DistContext, round_ranges
 from hct.models import create_model
+from hct.models.checkpoints import save_checkpoint
 
 
 def test_round_ranges_cut_items_in_order():

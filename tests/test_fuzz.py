@@ -15,8 +15,8 @@ import fuzz_inputs as fuzz
 import pytest
 import torch
 
-from hct.checkpoints import save_checkpoint
 from hct.models import create_model
+from hct.models.checkpoints import save_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 

@@ -16,7 +16,6 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from hct.__main__ import main
-from hct.checkpoints import load_model, save_checkpoint
 from hct.data import read_mammogram
 from hct.data.preprocess import preprocess
 from hct.data_roots import confine
@@ -31,6 +30,7 @@ from hct.errors import (
 )
 from hct.explain.readable import model_pixel_spacing, smooth
 from hct.models import create_model
+from hct.models.checkpoints import load_model, save_checkpoint
 from hct.train.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]

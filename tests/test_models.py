@@ -113,10 +113,14 @@ def test_timm_interface_features_then_head(model):
         assert model.forward_head(features, pre_logits=True).shape == (1, 256)
 
 
-def test_pretrained_loads_the_shipped_checkpoint_with_its_card():
-    model = create_model("hct_performer_relu", pretrained=True)
+def test_the_shipped_checkpoint_loads_with_its_card():
+    from hct.models.card import CHECKPOINT_DIR
+    from hct.models.checkpoints import load_model
+
+    shipped = str(CHECKPOINT_DIR / "hct_performer_relu.safetensors")
+    model, card = load_model(shipped)
     cfg = model.pretrained_cfg
-    assert cfg["pretrained"] and cfg["file"] == MODEL_SPECS["hct_performer_relu"].checkpoint
+    assert cfg["pretrained"] and cfg["file"] == shipped
     assert cfg["input_size"] == (1664, 1280) and len(cfg["weights_sha256"]) == 64
     assert "test_auc" in cfg and cfg["training_data"]
     assert create_model("gmic").pretrained_cfg["pretrained"] is False

@@ -20,12 +20,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from hct.__main__ import main
-from hct.checkpoints import load_checkpoint, load_model
 from hct.data import generate_phantom, load_records, preprocess, read_mammogram
 from hct.errors import CheckpointError, ConfigError
 from hct.eval import read_predictions
 from hct.io import file_sha256
 from hct.models import count_parameters, create_model
+from hct.models.checkpoints import load_model
 from hct.models.nyu_import import convert_nyu_state_dict, import_nyu_gmic
 
 
@@ -67,7 +67,7 @@ def test_imported_weights_reproduce_their_outputs(their_file, tmp_path):
     for i, index in enumerate(MODEL_INDICES):
         out = tmp_path / f"nyu_gmic_{index}"
         assert run_import(their_file, out, index) == 0
-        model, card = load_checkpoint(out)
+        model, card = load_model(out)
         with torch.no_grad():
             result = model(inputs[i:i + 1])
         assert torch.equal(result.crop_positions[0], reference["crop_positions"][i])
@@ -82,7 +82,7 @@ def test_unused_key_of_some_published_files_is_dropped(their_state, tmp_path):
     source = tmp_path / "with_extra.p"
     torch.save({**their_state, "shared_rep_filter.weight": torch.zeros(256, 256, 4, 4)}, source)
     assert run_import(source, tmp_path / "out", 2) == 0
-    model, card = load_checkpoint(tmp_path / "out")
+    model, card = load_model(tmp_path / "out")
     assert card.training["dropped_keys"] == ["shared_rep_filter.weight"] and model.config.percent_t == 0.03
 
 
@@ -138,8 +138,8 @@ def test_their_file_given_to_import_official(their_file, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory) -> Path:
     """A random nyu_gmic checkpoint at a small input size (the model takes any size; crops stay 256x256)."""
-    from hct.checkpoints import save_checkpoint
     from hct.data.preprocess import preprocessing_info
+    from hct.models.checkpoints import save_checkpoint
 
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("small") / "nyu_small"
@@ -156,7 +156,7 @@ def test_predict_gives_benign_and_malignant_columns(small_checkpoint, tmp_path):
     table = read_predictions(out)
     raw = pd.read_csv(out)
     assert len(table) == 3 and raw["benign_probability"].between(0, 1).all() and raw["probability"].between(0, 1).all()
-    model, _ = load_checkpoint(small_checkpoint)
+    model, _ = load_model(small_checkpoint)
     record = load_records(str(tmp_path / "phantom"))[0]
     pre = preprocess(read_mammogram(record.path), (384, 256), "nyu_gmic")
     with torch.no_grad():
@@ -173,7 +173,7 @@ def test_explain_targets_malignant_y_fusion(small_checkpoint, tmp_path, capsys, 
     assert main(["explain", "--model", str(small_checkpoint), "--image", str(tmp_path / "0_L-CC.png"),
                  "--method", method, "--size", "384x256", "--out", str(tmp_path / "x")]) == 0
     probability = float(re.search(r"P\(malignant\) = ([0-9.]+)", capsys.readouterr().out)[1])
-    model, _ = load_checkpoint(small_checkpoint)
+    model, _ = load_model(small_checkpoint)
     pre = preprocess(read_mammogram(tmp_path / "0_L-CC.png"), (384, 256), "nyu_gmic")
     with torch.no_grad():
         assert abs(probability - float(model(pre.tensor[None]).y_fusion[0, 1])) < 1e-4
@@ -182,9 +182,9 @@ def test_explain_targets_malignant_y_fusion(small_checkpoint, tmp_path, capsys, 
 
 @pytest.mark.slow
 def test_ensemble_of_the_five_is_their_mean(their_file, tmp_path, monkeypatch, capsys):
-    import hct.checkpoints
+    import hct.models.checkpoints
 
-    monkeypatch.setattr(hct.checkpoints, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(hct.models.checkpoints, "CHECKPOINT_DIR", tmp_path)
     for index in (1, 2, 3, 5):
         assert run_import(their_file, tmp_path / f"nyu_gmic_{index}", index) == 0
     with pytest.raises(CheckpointError, match=r"model\(s\) \[4\] are missing"):
@@ -194,7 +194,7 @@ def test_ensemble_of_the_five_is_their_mean(their_file, tmp_path, monkeypatch, c
     x = seeded_inputs(1)[:, :, :768, :512]
     with torch.no_grad():
         result = ensemble(x)
-        singles = [load_checkpoint(tmp_path / f"nyu_gmic_{i}")[0](x) for i in range(1, 6)]
+        singles = [load_model(tmp_path / f"nyu_gmic_{i}")[0](x) for i in range(1, 6)]
     for name in ("y_global", "y_local", "y_fusion"):
         expected = torch.stack([getattr(s, name) for s in singles]).mean(dim=0)
         assert (getattr(result, name) - expected).abs().max() < 1e-6
@@ -206,7 +206,7 @@ def test_localize_takes_it_in_its_own_preprocessing(small_checkpoint, tmp_path):
     from hct.explain.localization import localize
 
     records = generate_phantom(4, tmp_path / "ph", size=(128, 96), malignant_fraction=1.0, benign_fraction=0.0)
-    model, _ = load_checkpoint(small_checkpoint)
+    model, _ = load_model(small_checkpoint)
     rows = localize({"nyu": model, "gmic": create_model("gmic").eval()}, records, ["saliency"], (384, 256))
     assert set(rows["model"]) == {"nyu", "gmic"} and len(rows) == 2 * len(rows["image_id"].unique())
     assert rows["energy"].dropna().between(0, 1).all()  # NaN: a map without positive mass

@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from hct.__main__ import main
-from hct.checkpoints import load_checkpoint
 from hct.errors import ConfigError
 from hct.io import file_sha256
 from hct.models import create_model
+from hct.models.checkpoints import load_model
 from hct.models.official import import_official
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_hct"
@@ -61,7 +61,7 @@ def to_official_names(state: dict[str, torch.Tensor], num_ac_stages: int) -> dic
 def test_imported_weights_reproduce_official_logits(official_file, tmp_path, kernel):
     out = tmp_path / f"hct_{kernel}.safetensors"
     assert run_import(official_file, out, model=f"hct_{kernel}") == 0
-    model, card = load_checkpoint(out)
+    model, card = load_model(out)
     reference = load_file(FIXTURE / "logits.safetensors")
     with torch.no_grad():
         logits = model(reference["input"].float())
@@ -88,13 +88,13 @@ def test_number_of_ac_stages_is_read_from_the_keys(tmp_path, num_ac_stages):
     torch.save(to_official_names(model.state_dict(), num_ac_stages), source)
     card = import_official(source, "hct_performer_softmax", tmp_path / "imported")
     assert card.overrides == {"num_mixer_stages": num_ac_stages}
-    loaded, _ = load_checkpoint(tmp_path / "imported")
+    loaded, _ = load_model(tmp_path / "imported")
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
 
 
 def test_first_stage_stride_is_an_override(official_file, tmp_path):
     assert run_import(official_file, tmp_path / "s1", "--first-stage-stride", "1") == 0
-    model, card = load_checkpoint(tmp_path / "s1")
+    model, card = load_model(tmp_path / "s1")
     assert card.overrides == {"first_stage_stride": 1} and model.config.first_stage_stride == 1
 
 
@@ -102,7 +102,7 @@ def test_nested_and_data_parallel_state_dicts_are_unwrapped(official_state, tmp_
     source = tmp_path / "nested.pt"
     torch.save({"epoch": 3, "model": {f"module.{k}": v for k, v in official_state.items()}}, source)
     import_official(source, "hct_performer_relu", tmp_path / "nested")
-    loaded, _ = load_checkpoint(tmp_path / "nested")
+    loaded, _ = load_model(tmp_path / "nested")
     assert torch.equal(loaded.state_dict()["stem.weight"], official_state["conv_stages.first_conv.weight"])
 
 

@@ -194,12 +194,12 @@ def texts(ds, code: str) -> set[str]:
 def exam_read(orthanc, exams):
     """The malignant exam retrieved from the PACS and read as the reading view does (saliency of the shipped
     HCT checkpoint at a tiny size: its top-mass outline is never empty), its results as DICOM objects."""
-    from hct.checkpoints import load_model, model_label
     from hct.data import preprocess
     from hct.explain import attribute
     from hct.explain.dicom_results import Producer, result_objects, view_result
     from hct.explain.overlays import overlay_picture
     from hct.explain.readable import readable
+    from hct.models.checkpoints import load_model
 
     spec = "checkpoints/hct_performer_relu.safetensors"
     model, card = load_model(spec)
@@ -214,7 +214,7 @@ def exam_read(orthanc, exams):
         views.append(view_result(data, ref.laterality, ref.view, pre, attribution.heatmap, attribution.probability,
                                  readable_map.region, overlay))
         shown[ref.sop_uid] = attribution.probability
-    producer = Producer(model_label(spec, card), card.weights_sha256, "saliency")
+    producer = Producer(model.ref, "saliency")
     return retrieved, views, shown, producer, result_objects(views, producer)
 
 

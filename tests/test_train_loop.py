@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 from torchrun import hct_torchrun
 
-from hct.checkpoints import load_checkpoint
 from hct.data import generate_phantom
+from hct.models.checkpoints import load_model
 from hct.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_patch_then_image_stage_through_the_cli(manifest, tmp_path):
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["steps"] == 3
-    model, card = load_checkpoint(result["best_checkpoint"])
+    model, card = load_model(result["best_checkpoint"])
     assert card.stage == "image" and card.input_size == tuple(SIZE) and card.architecture == "gmic"
     assert card.training["config"]["optimizer"] == "asam" and card.code_version
     assert model(torch.zeros(1, 1, *SIZE)).shape == (1, 2)
@@ -125,6 +125,6 @@ def test_torchrun_two_processes_train_the_single_process_model(manifest, tmp_pat
 
     torch.testing.assert_close(losses(tmp_path / "ddp"), losses(tmp_path / "single"), rtol=1e-5, atol=1e-6)
     a, b = _weights(tmp_path / "single"), _weights(tmp_path / "ddp")
-    parameters = {name for name, _ in load_checkpoint(tmp_path / "single" / "last")[0].named_parameters()}
+    parameters = {name for name, _ in load_model(tmp_path / "single" / "last")[0].named_parameters()}
     for name in parameters:  # BatchNorm running statistics are rank 0's under gloo (see hct.train.distributed)
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-5)

@@ -99,9 +99,10 @@ def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, cont
     """One checkpoint's predictions (rank 0's gathered table under torchrun, ``None`` on other ranks)."""
     from tqdm import tqdm
 
-    from hct.checkpoints import load_model
     from hct.data import parse_size
     from hct.eval.predictions import card_preprocessing, predict
+    from hct.models.checkpoints import load_model
+    from hct.models.ref import ref_of
     from hct.models.scores import input_mode
 
     model, card = load_model(spec, device=context.device)
@@ -113,8 +114,7 @@ def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, cont
         frame = predict(
             model, records, size=tuple(size), **card_preprocessing(card, input_mode(model)),
             batch_size=args.batch_size,
-            workers=args.workers, device=str(context.device), model_name=label,
-            checkpoint_sha256=card.weights_sha256 if card else "", context=context,
+            workers=args.workers, device=str(context.device), ref=ref_of(model, label), context=context,
             progress=lambda done, total: bar.update(min(done * context.world, len(records)) - bar.n),  # rank 0's share
         )
     if frame is not None and card is not None and card.stage:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # torch is imported only when predicting
     import torch
 
     from hct.distributed import DistContext
-    from hct.weights import ModelCard
+    from hct.models.card import ModelCard
+    from hct.models.ref import ModelRef
 
 PREDICTION_COLUMNS = (
     "image_id",
@@ -197,19 +198,22 @@ def predict_batches(
     batches: Iterable[tuple[torch.Tensor, Sequence[ImageRecord]]],
     *,
     device: str = "cpu",
-    model_name: str = "",
-    checkpoint_sha256: str = "",
+    ref: ModelRef | None = None,
     total: int | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Run a two-logit classifier over ``(images, records)`` batches; probability = softmax(logits)[:, 1].
-    NYU's GMIC: probability is its malignant ``y_fusion``, and ``benign_probability`` its benign one."""
+    NYU's GMIC: probability is its malignant ``y_fusion``, and ``benign_probability`` its benign one.
+    Each row names the model by ``ref`` (default: the model's own, :func:`~hct.models.ref.ref_of`):
+    its label and checkpoint sha256 ('' at random initialisation)."""
     import torch
 
+    from hct.models.ref import ref_of
     from hct.models.scores import gives_probabilities, probabilities, scores_of
 
+    ref = ref or ref_of(model)
+    name, checkpoint_sha256 = ref.label, ref.checkpoint_sha256 or ""
     model = model.to(device).eval()
-    name = model_name or type(model).__name__
     rows: list[dict[str, object]] = []
     with torch.inference_mode():
         for images, batch in batches:
@@ -259,13 +263,12 @@ def predict(
     device: str = "cpu",
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
-    model_name: str = "",
-    checkpoint_sha256: str = "",
+    ref: ModelRef | None = None,
     context: DistContext | None = None,
 ) -> pd.DataFrame | None:
     """Predictions table of ``model`` over ``records`` preprocessed at ``size`` with ``mode`` and
     ``clear_background`` (a checkpoint's are :func:`card_preprocessing` of its card), ``workers``
-    processes decoding ahead.
+    processes decoding ahead; rows name the model by ``ref`` (see :func:`predict_batches`).
 
     Under torchrun (``context`` of several ranks) the batches are dealt out in contiguous runs, one per
     rank in rank order, and rank 0 gathers the rows in record order: the table equals one process's,
@@ -283,10 +286,9 @@ def predict(
         model,
         batch_records(records, size, batch_size, mode=mode, clear_background=clear_background, workers=workers),
         device=device,
-        model_name=model_name,
-        checkpoint_sha256=checkpoint_sha256,
+        ref=ref,
         total=len(records),
-        progress=cancellable(progress, cancel, f"predictions of {model_name or type(model).__name__}"),
+        progress=cancellable(progress, cancel, f"predictions of {(ref.label if ref else None) or type(model).__name__}"),
     )
     if context is None or not context.distributed:
         return table

@@ -18,7 +18,8 @@ import pandas as pd
 from hct.eval.breakdowns import model_names, overall_auc, params_millions, table3
 from hct.eval.predictions import validate_predictions
 from hct.eval.roc import BootstrapOptions
-from hct.weights import CHECKPOINT_DIR, ModelCard, find_checkpoints, read_card
+from hct.models.card import CHECKPOINT_DIR, ModelCard, find_checkpoints, read_card
+from hct.models.ref import ModelRef
 
 SHIPPED_PREDICTIONS = CHECKPOINT_DIR / "predictions.csv"
 PATCH_AUC_KEYS = ("patch_test_auc", "patch_test_auc_low", "patch_test_auc_high")
@@ -27,6 +28,15 @@ PATCH_AUC_KEYS = ("patch_test_auc", "patch_test_auc_low", "patch_test_auc_high")
 def checkpoint_cards(folder: str | os.PathLike = CHECKPOINT_DIR) -> dict[str, ModelCard]:
     """The model cards of the checkpoints in ``folder``, by file name (the model name ``predict`` writes)."""
     return {path.stem: read_card(path) for path in find_checkpoints(folder)}
+
+
+def prediction_refs(predictions: pd.DataFrame, cards: Mapping[str, ModelCard]) -> list[ModelRef]:
+    """The refs of the models in ``predictions`` whose weights (``checkpoint_sha256``) are those of one of
+    ``cards`` (:func:`checkpoint_cards`): architecture and colour from its card, never from the model's name."""
+    by_sha = {card.weights_sha256: card for card in cards.values()}
+    pairs = predictions[["model", "checkpoint_sha256"]].drop_duplicates()
+    return [ModelRef.of(by_sha[sha].architecture, model, sha) for model, sha in pairs.itertuples(index=False)
+            if sha in by_sha]
 
 
 def stale_models(predictions: pd.DataFrame, cards: Mapping[str, ModelCard]) -> dict[str, str]:

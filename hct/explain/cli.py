@@ -45,13 +45,14 @@ def parse_pair(text: str, what: str) -> tuple[int, int]:
 
 def model_and_label(spec: str, device: torch.device, quiet: bool = False) -> tuple[torch.nn.Module, str]:
     """A registry name (random initialisation, said on stderr) or a checkpoint path -> (model, label)."""
-    from hct.checkpoints import load_model, model_label
+    from hct.models.checkpoints import load_model
+    from hct.models.ref import ref_of
 
     model, card = load_model(spec, device=device)
     if card is None and not quiet:
         print(f"{spec}: random initialisation (no checkpoint): the maps show the architecture, not a trained model",
               file=sys.stderr)
-    return model, model_label(spec, card)
+    return model, ref_of(model).label
 
 
 def dataset_records(images: str, split: str | None) -> list[ImageRecord]:
@@ -227,6 +228,7 @@ def run_localize(args: argparse.Namespace) -> int:
     from hct.devices import resolve_device
     from hct.explain.figures import localization_figure
     from hct.explain.localization import localize, summarise
+    from hct.models.ref import ref_of
 
     device = resolve_device(args.device)
     records = [r for r in load_records(args.data) if args.split == "all" or r.split == args.split]
@@ -239,7 +241,7 @@ def run_localize(args: argparse.Namespace) -> int:
     written = [out / "localization.csv", out / "localization_summary.csv", out / "localization.png"]
     rows.to_csv(written[0], index=False)
     summary.to_csv(written[1], index=False)
-    localization_figure(summary).savefig(written[2], dpi=120)
+    localization_figure(summary, [ref_of(model, label) for label, model in models.items()]).savefig(written[2], dpi=120)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for path in written:
         print(path)

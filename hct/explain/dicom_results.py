@@ -28,6 +28,7 @@ from hct.data.exams import breast_scores
 from hct.data.preprocess import Preprocessed
 from hct.errors import ConfigError
 from hct.explain.export import MANUFACTURER, PATIENT_STUDY_KEYWORDS, capture_dataset, software_version
+from hct.models.ref import ModelRef
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -38,15 +39,18 @@ KINDS = tuple(SERIES_NUMBERS)
 
 @dataclass(frozen=True)
 class Producer:
-    """What made the results: the model's label, its checkpoint's sha256 ('' at random init) and the map's method."""
+    """What made the results: the model (its label and checkpoint sha256) and the map's method."""
 
-    model: str
-    checkpoint_sha256: str
+    ref: ModelRef
     method: str
 
     @property
+    def model(self) -> str:
+        return self.ref.label
+
+    @property
     def version(self) -> str:
-        return self.checkpoint_sha256 or "random initialisation"
+        return self.ref.checkpoint_sha256 or "random initialisation"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from hct.errors import ConfigError
 from hct.explain.erf_engine import ERFEngine, ImageGradient, Target
 from hct.explain.maps import DISPLAY_LONG_SIDE, area_downsample, default_normalisation, normaliser
 from hct.explain.options import DEFAULT_REDUCTION, REDUCTIONS
+from hct.models.ref import ModelRef, ref_of
 
 THUMBNAIL_LONG_SIDE = 256
 
@@ -71,7 +72,7 @@ class ERFResult:
     input_centre: tuple[float, float]
     stride: tuple[float, float]
     feature_shape: tuple[int, int]
-    model_name: str
+    model: ModelRef
     subset: str
     n: int
     indices: list[int] = field(default_factory=list)
@@ -81,6 +82,11 @@ class ERFResult:
     image_maps: np.ndarray | None = None
     mask: np.ndarray | None = None
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def model_name(self) -> str:
+        """The model's label (its ref's), as figures, tables and file names show it."""
+        return self.model.label
 
     @property
     def sqrt_map(self) -> np.ndarray:
@@ -190,7 +196,7 @@ class _Accumulator:
         if self.keep_image_maps:
             self.kept.append((gradient.window, image.values))
 
-    def result(self, reduction: str, model_name: str, subset: str, indices: list[int], stage: int | None) -> ERFResult:
+    def result(self, reduction: str, model: ModelRef, subset: str, indices: list[int], stage: int | None) -> ERFResult:
         first, n = self.first, len(self.aggregates)
         over_columns, over_rows, thumbnails, shares = zip(*self.aggregates)
         mean_map = (self.sum_map / n).astype(np.float32)
@@ -205,7 +211,7 @@ class _Accumulator:
             image_curves_over_columns=np.stack(over_columns), image_curves_over_rows=np.stack(over_rows),
             position=first.position, input_centre=first.input_centre,
             stride=(height / first.feature_shape[0], width / first.feature_shape[1]),
-            feature_shape=tuple(first.feature_shape), model_name=model_name,
+            feature_shape=tuple(first.feature_shape), model=model,
             subset=subset, n=n, indices=list(indices), stage=stage,
             image_thumbnails=np.stack(thumbnails), image_breast_shares=np.array(shares), image_maps=image_maps,
             mask=None if self.mask_sum is None else (self.mask_sum / self.mask_count).astype(np.float32),
@@ -213,13 +219,13 @@ class _Accumulator:
 
 
 def reduce_subsets(gradients: Iterable[tuple[int, Sequence[ImageGradient]]], subsets: Mapping[str, Sequence[int]],
-                   reduction: str, model_names: Sequence[str], stages: Sequence[int | None],
+                   reduction: str, models: Sequence[ModelRef], stages: Sequence[int | None],
                    keep_image_maps: bool = False) -> list[ERFResult]:
     """The ERF of each model and subset (name -> image indices, ascending) from ``(index, one
     gradient per model)`` pairs in ascending index order; each image is reduced once per model
     whatever the subsets it is in. Results are model-major, subsets in ``subsets`` order."""
     members = {name: set(indices) for name, indices in subsets.items()}
-    accumulators = [{name: _Accumulator(keep_image_maps) for name in subsets} for _ in model_names]
+    accumulators = [{name: _Accumulator(keep_image_maps) for name in subsets} for _ in models]
     for index, per_model in gradients:
         for gradient, by_subset in zip(per_model, accumulators):
             image = _ReducedImage.of(gradient, reduction)
@@ -227,7 +233,7 @@ def reduce_subsets(gradients: Iterable[tuple[int, Sequence[ImageGradient]]], sub
                 if index in chosen:
                     by_subset[name].add(image)
     return [by_subset[name].result(reduction, model, name, list(subsets[name]), stage)
-            for model, stage, by_subset in zip(model_names, stages, accumulators) for name in subsets]
+            for model, stage, by_subset in zip(models, stages, accumulators) for name in subsets]
 
 
 def _erfs(models: Mapping[str, nn.Module], targets: Sequence[Target], images: Sequence,
@@ -247,7 +253,8 @@ def _erfs(models: Mapping[str, nn.Module], targets: Sequence[Target], images: Se
         for _ in gradients:  # this rank computes its share; rank 0 receives and reduces
             pass
         return None
-    return reduce_subsets(zip(union, gradients), subsets, reduction, list(models), [t.stage for t in targets],
+    refs = [ref_of(model, label) for label, model in models.items()]
+    return reduce_subsets(zip(union, gradients), subsets, reduction, refs, [t.stage for t in targets],
                           keep_image_maps)
 
 
@@ -282,7 +289,7 @@ def compute_erf(model: nn.Module, images: Sequence, *, position: str | tuple[int
     and its parameters are never modified. Under torchrun, rank 0 gets the result, the others ``None``.
     """
     chosen = select_subset(lateralities, subset, len(images))
-    name = model_name or getattr(model, "name", type(model).__name__)
+    name = model_name or ref_of(model).label
     results = _erfs({name: model}, [Target.of(model, position, stage, feature_fn)], images, {subset: chosen},
                     reduction, masks, keep_image_maps, engine)
     return None if results is None else results[0]
@@ -328,7 +335,8 @@ def erf_from_maps(image_maps: np.ndarray, masks: np.ndarray | None = None, **fie
     centre = fields.pop("input_centre", ((height - 1) / 2, (width - 1) / 2))
     gradients = [ImageGradient(m, (0, 0), (height, width), (0, 0), (height, width), centre,
                                None if masks is None else np.asarray(masks[k], bool)) for k, m in enumerate(maps)]
-    result = reduce_subsets(((k, [g]) for k, g in enumerate(gradients)), {"all": range(len(maps))}, "mean", [""], [None],
+    result = reduce_subsets(((k, [g]) for k, g in enumerate(gradients)), {"all": range(len(maps))}, "mean",
+                            [fields.pop("model", ModelRef.of(""))], [None],
                             keep_image_maps=True)[0]
     for name, value in fields.items():
         setattr(result, name, value)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 from collections.abc import Sequence
 
 import matplotlib
@@ -26,7 +25,7 @@ from hct.explain.maps import (
     scaled,
 )
 from hct.explain.overlays import png_bytes
-from hct.models import MODEL_SPECS
+from hct.models.ref import ModelRef
 
 # Paper colours: GMIC blue, Def-GMIC green, HCT orange; more models cycle the rest.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
@@ -35,11 +34,8 @@ AXES = {"columns": "across rows", "rows": "across columns"}
 
 
 def colour(result: ERFResult, index: int) -> str:
-    """The model's paper colour (its label starts with the architecture's name), else the palette's ``index``th."""
-    for name in sorted(MODEL_SPECS, key=len, reverse=True):
-        if re.match(rf"{name}(?![A-Za-z0-9_])", result.model_name):
-            return MODEL_SPECS[name].colour
-    return PALETTE[index % len(PALETTE)]
+    """The model's paper colour (its :class:`~hct.models.ref.ModelRef`'s), else the palette's ``index``th."""
+    return result.model.colour or PALETTE[index % len(PALETTE)]
 
 
 def _label(result: ERFResult) -> str:
@@ -317,9 +313,11 @@ def table1_png(results: Sequence[ERFResult], subsets: Sequence[str] = ("all", "r
     return fig
 
 
-def localization_figure(summary: pd.DataFrame) -> MplFigure:
+def localization_figure(summary: pd.DataFrame, refs: Sequence[ModelRef] = ()) -> MplFigure:
     """Energy inside the finding and pointing-game hit rate per method, one bar per model, with 95%
-    bootstrap intervals; black ticks mark what a uniform map would score (the finding's area share)."""
+    bootstrap intervals; black ticks mark what a uniform map would score (the finding's area share).
+    Each model is drawn in its ref's colour (``refs``: the models summarised, by label), else the palette's."""
+    colours = {ref.label: ref.colour for ref in refs}
     methods = list(dict.fromkeys(summary["method"]))
     models = list(dict.fromkeys(summary["model"]))
     width = 0.8 / max(len(models), 1)
@@ -333,9 +331,8 @@ def localization_figure(summary: pd.DataFrame) -> MplFigure:
             values = part[score].to_numpy(dtype=float)
             errors = np.abs(np.stack([values - part[low_key].to_numpy(dtype=float),
                                       part[high_key].to_numpy(dtype=float) - values]))
-            spec = MODEL_SPECS.get(model)
             ax.bar(x, values, width, yerr=errors, capsize=2, label=model,
-                   color=spec.colour if spec else PALETTE[i % len(PALETTE)])
+                   color=colours.get(model) or PALETTE[i % len(PALETTE)])
             if score == "energy":
                 ax.hlines(part["area_share"].to_numpy(dtype=float), x - width / 2, x + width / 2, colors="black", lw=1)
         ax.set_xticks(np.arange(len(methods)), [m.replace("_", " ") for m in methods], fontsize=8)

@@ -8,13 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from hct.models.card import CHECKPOINT_DIR
 from hct.models.options import OFFICIAL_MODELS
-from hct.weights import CHECKPOINT_DIR
 
 
 def _list(args: argparse.Namespace) -> int:
+    from hct.models.card import find_checkpoints
     from hct.models.registry import count_parameters, create_model, display_name, list_architectures
-    from hct.weights import find_checkpoints
 
     print(f"{'model':<24}{'name':<26}{'parameters':>12}  {'mixer':<18}{'output stride':>13}")
     for name in list_architectures():
@@ -33,7 +33,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def checkpoint_lines(checkpoints: list[Path]) -> list[str]:
     """One line per checkpoint: file, architecture, parameters, input size and test AUC from its card."""
-    from hct.weights import read_card
+    from hct.models.card import read_card
 
     lines = []
     for path in checkpoints:
@@ -46,9 +46,9 @@ def checkpoint_lines(checkpoints: list[Path]) -> list[str]:
 
 
 def _import_official(args: argparse.Namespace) -> int:
+    from hct.models.card import checkpoint_paths
     from hct.models.official import import_official
     from hct.models.registry import model_config
-    from hct.weights import checkpoint_paths
 
     card = import_official(args.file, args.model, args.out, first_stage_stride=args.first_stage_stride,
                            overwrite=args.overwrite)
@@ -62,8 +62,8 @@ def _import_official(args: argparse.Namespace) -> int:
 
 
 def _import_nyu_gmic(args: argparse.Namespace) -> int:
+    from hct.models.card import checkpoint_paths
     from hct.models.nyu_import import import_nyu_gmic
-    from hct.weights import checkpoint_paths
 
     card = import_nyu_gmic(args.file, args.index, args.out, overwrite=args.overwrite)
     print(f"imported {args.file} as nyu_gmic model {args.index} (percent_t {card.training['percent_t']}, "

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from hct.checkpoints import save_checkpoint
 from hct.data.preprocess import preprocessing_info
 from hct.errors import ConfigError
 from hct.io import file_sha256
+from hct.models.card import ModelCard, checkpoint_paths
+from hct.models.checkpoints import save_checkpoint
 from hct.models.foreign import check_fit, read_state_dict, refuse_other_layout
 from hct.models.nyu_gmic import NYU_INPUT_SIZE, NYU_PERCENT_T
 from hct.models.registry import create_model
-from hct.weights import ModelCard, checkpoint_paths
 
 NYU_CODE = "NYU's GMIC code (nyukat/GMIC)"
 NYU_ORIGIN = "https://github.com/nyukat/GMIC (models/sample_model_{index}.p)"

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from hct.checkpoints import save_checkpoint
 from hct.errors import CheckpointError, ConfigError
 from hct.io import file_sha256
+from hct.models.card import ModelCard, checkpoint_paths
+from hct.models.checkpoints import save_checkpoint
 from hct.models.foreign import check_fit, read_state_dict, refuse_other_layout
 from hct.models.network import STAGE_CHANNELS
 from hct.models.options import OFFICIAL_MODELS
 from hct.models.registry import create_model
-from hct.weights import ModelCard, checkpoint_paths
 
 OFFICIAL_CODE = "the official HCT code (whiterabbit-ai/hct)"
 _STAGE_KEY = re.compile(r"^(conv|ac)_stages\.layer_list\.(\d+)\.(\d+)\.(.+)$")

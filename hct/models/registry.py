@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields, replace
 
-from hct.errors import CheckpointError, ConfigError, ModelCardError, OverrideError, UnknownModelError
-from hct.models.network import ARCHITECTURE_VERSION, HighResNet, NetworkConfig
+from hct.errors import OverrideError, UnknownModelError
+from hct.models.network import HighResNet, NetworkConfig
 from hct.models.nyu_gmic import NYU_INPUT_SIZE, NyuGmic, NyuGmicConfig
-from hct.weights import CHECKPOINT_DIR, ModelCard, checkpoint_paths, read_weights
 
 DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped checkpoints' input
 
@@ -17,7 +15,7 @@ DEFAULT_INPUT_SIZE = (1664, 1280)  # half the paper's resolution: the shipped ch
 class ModelSpec:
     """Everything the project knows of one architecture: its config, its name in figures and tables,
     its colour (the paper's: GMIC blue, Def-GMIC green, HCT orange), its input size and preprocessing
-    mode at random initialisation, and its shipped checkpoint."""
+    mode at random initialisation."""
 
     name: str
     display_name: str
@@ -25,11 +23,6 @@ class ModelSpec:
     config: NetworkConfig | NyuGmicConfig
     input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
     preprocessing_mode: str = "canonical"  # hct.data.preprocess's mode its inputs are made in
-
-    @property
-    def checkpoint(self) -> str:
-        """The shipped checkpoint that ``create_model(name, pretrained=True)`` loads."""
-        return str(CHECKPOINT_DIR / f"{self.name}.safetensors")
 
 
 # The paper's five architectures (HCT's reference setting strides its first stage: more compact),
@@ -118,71 +111,21 @@ def _check_override(key: str, value: object) -> None:
         raise OverrideError(f"override {key} = {value!r}: it must be {what}")
 
 
-def create_model(name: str, pretrained: bool = False, checkpoint_path: str | os.PathLike | None = None,
-                 **overrides) -> HighResNet | NyuGmic:
-    """Build model ``name`` (see :func:`list_models`), as timm's ``create_model`` does.
+def create_model(name: str, **overrides) -> HighResNet | NyuGmic:
+    """Build model ``name`` (see :func:`list_architectures`) at random initialisation, as timm's
+    ``create_model`` does (its :func:`~hct.models.ref.ref_of`: the architecture at random
+    initialisation). Loading weights is :func:`hct.models.checkpoints.load_model`'s.
 
-    ``pretrained=True`` loads the shipped checkpoint of ``name``; ``checkpoint_path`` loads another
-    (its card must name this architecture). The checkpoint's card becomes ``model.pretrained_cfg``.
     Overrides: ``num_classes``, ``in_chans``, ``first_stage_stride``, ``num_ac_stages`` (HCT) or
     ``num_deform_stages`` (Def-GMIC), ``drop_rate`` (before the classifier), ``attn_drop``, ``heads``;
     for ``nyu_gmic`` those of :class:`~hct.models.nyu_gmic.NyuGmicConfig` (``percent_t``, ``num_crops``...).
     """
-    path = checkpoint_path or (model_spec(name).checkpoint if pretrained else None)
-    if path is None:
-        model = _build(name, model_config(name, **overrides))
-        spec = model_spec(name)
-        model.pretrained_cfg = {"architecture": name, "input_size": spec.input_size, "pretrained": False,
-                                "preprocessing": {"mode": spec.preprocessing_mode}}
-        return model
-    state, card = read_weights(path)
-    if card.architecture != name:
-        raise CheckpointError(f"{path} holds a {card.architecture} model, not {name}")
-    _check_layout(card, path)
-    try:
-        model_config(name, **card.overrides)
-    except ConfigError as err:
-        raise ModelCardError(f"{checkpoint_paths(path)[1]}: its overrides are invalid ({err})") from err
-    model = _build(name, model_config(name, **{**card.overrides, **overrides}))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path} does not fit architecture {name}: {_key_mismatch(model, state) or err}") from err
-    model.pretrained_cfg = pretrained_cfg(card, path)
+    config = model_config(name, **overrides)
+    model = NyuGmic(config, name=name) if isinstance(config, NyuGmicConfig) else HighResNet(config, name=name)
+    spec = model_spec(name)
+    model.pretrained_cfg = {"architecture": name, "input_size": spec.input_size, "pretrained": False,
+                            "preprocessing": {"mode": spec.preprocessing_mode}}
     return model
-
-
-def _build(name: str, config: NetworkConfig | NyuGmicConfig) -> HighResNet | NyuGmic:
-    return NyuGmic(config, name=name) if isinstance(config, NyuGmicConfig) else HighResNet(config, name=name)
-
-
-def pretrained_cfg(card: ModelCard, path: str | os.PathLike) -> dict:
-    """A model's ``pretrained_cfg`` from its card: input size, training data, test AUC, sha256."""
-    metrics = card.metrics
-    return {"architecture": card.architecture, "pretrained": True, "file": str(path),
-            "input_size": card.input_size or DEFAULT_INPUT_SIZE, "training_data": card.training_data,
-            "test_auc": metrics.get("test_auc"), "test_auc_ci": (metrics.get("test_auc_low"), metrics.get("test_auc_high")),
-            "weights_sha256": card.weights_sha256, "preprocessing": card.preprocessing}
-
-
-def _check_layout(card: ModelCard, path) -> None:
-    if card.architecture_version != ARCHITECTURE_VERSION:
-        raise CheckpointError(
-            f"{path} was saved for network layout {card.architecture_version}; this version builds layout "
-            f"{ARCHITECTURE_VERSION} (the official HCT/GMIC layout: stem max-pool without padding, q/k/v bias, "
-            "a 1x1 shortcut in every stage's first block), so its weights do not fit. Retrain it "
-            "(python -m hct zoo) or import official weights (python -m hct import-official)."
-        )
-
-
-def _key_mismatch(model: HighResNet | NyuGmic, state: dict) -> str:
-    expected, given = set(model.state_dict()), set(state)
-    parts = []
-    if expected - given:
-        parts.append(f"missing {sorted(expected - given)[:4]}")
-    if given - expected:
-        parts.append(f"unexpected {sorted(given - expected)[:4]}")
-    return "; ".join(parts)
 
 
 def count_parameters(model) -> int:

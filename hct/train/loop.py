@@ -25,12 +25,12 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from tqdm import tqdm
 
-from hct.checkpoints import load_checkpoint, save_checkpoint
 from hct.data import preprocessing_info
 from hct.devices import describe_device
-from hct.errors import ConfigError
+from hct.errors import CheckpointError, ConfigError
 from hct.io import atomic_write
 from hct.models import HighResNet, create_model
+from hct.models.checkpoints import load_model, save_checkpoint
 from hct.train.asam import ASAM, frozen_bn_stats
 from hct.train.config import TrainConfig, load_config
 from hct.train.data import ImageBank, augment, load_bank, random_key
@@ -179,7 +179,11 @@ def _build_model(config: TrainConfig) -> HighResNet:
     torch.manual_seed(random_key(config.seed, -2))  # initial weights (and Performer projections) by seed
     model = create_model(config.model, **config.overrides)
     if config.init_checkpoint:
-        source, _ = load_checkpoint(config.init_checkpoint, architecture=config.model)
+        source, card = load_model(str(config.init_checkpoint))
+        if card is None or card.architecture != config.model:
+            held = "no checkpoint (a registry name)" if card is None else f"a {card.architecture} model"
+            raise CheckpointError(f"init_checkpoint {config.init_checkpoint} holds {held}, not a {config.model} "
+                                  "checkpoint; give the patch model's checkpoint of the same architecture")
         model.load_state_dict(source.state_dict())
     return model
 

@@ -21,17 +21,18 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from hct.checkpoints import load_checkpoint, save_checkpoint
 from hct.data import generate_phantom, parse_size, preprocessing_info, read_manifest
 from hct.data.phantom import MANIFEST_NAME
 from hct.devices import describe_device
 from hct.errors import ConfigError, HCTError
 from hct.eval import bootstrap_auc, predict_batches, write_predictions
+from hct.models.card import write_card
+from hct.models.checkpoints import load_model, save_checkpoint
+from hct.models.ref import ref_of
 from hct.train.config import TrainConfig
 from hct.train.data import ImageBank, build_bank, random_key
 from hct.train.loop import TrainResult, predict_bank, train
 from hct.train.zoo_config import ZooConfig
-from hct.weights import write_card
 
 log = logging.getLogger(__name__)
 PATCH_SHARE = 1 / 3  # of a model's time budget, for its patch stage; the image stage gets the rest
@@ -123,7 +124,7 @@ def train_model(name: str, zoo: ZooConfig, bank: ImageBank, manifest: Path, data
                               time_budget_s=max(left, 1.0) if left is not None else None)
     image = train(image_cfg, bank=bank, progress=progress)
     device = image_cfg.resolved_device()
-    best, card = load_checkpoint(image.best_checkpoint, device=device)
+    best, card = load_model(str(image.best_checkpoint), device=device)
     path = Path(zoo.out) / name
     total_s = round(time.perf_counter() - started, 1)
     save_checkpoint(best, path, dtype=torch.float16, input_size=tuple(card.input_size), stage="image",
@@ -139,10 +140,10 @@ def evaluate_model(run: dict, zoo: ZooConfig, bank: ImageBank, records: list) ->
     """Test AUCs of a trained model (the image model as shipped in float16, and its patch model),
     written into its card; its summary and its test predictions."""
     path, device = run["path"], run["device"]
-    patch_model, _ = load_checkpoint(run["patch_checkpoint"], device=device)
+    patch_model, _ = load_model(str(run["patch_checkpoint"]), device=device)
     patch_auc = patch_test_auc(patch_model, bank, zoo.patch_size, zoo.seed, zoo.batch_patch)
-    shipped, card = load_checkpoint(path, device=device)
-    table = test_predictions(shipped, bank, records, card.weights_sha256, zoo.batch_image)
+    shipped, card = load_model(str(path), device=device)
+    table = test_predictions(shipped, bank, records, zoo.batch_image)
     result = bootstrap_auc(table["label"].to_numpy(), table["probability"].to_numpy(), n_boot=10_000, seed=zoo.seed)
     card.metrics = {"test_auc": result.auc, "test_auc_low": result.low, "test_auc_high": result.high,
                     "test_n_pos": result.n_pos, "test_n_neg": result.n_neg, "val_auc": run["image_val_auc"],
@@ -184,9 +185,9 @@ def patch_test_auc(model: torch.nn.Module, bank: ImageBank, patch_size: int, see
     return bootstrap_auc(labels, scores.numpy(), n_boot=10_000, seed=seed)
 
 
-def test_predictions(model: torch.nn.Module, bank: ImageBank, records: list, checkpoint_sha256: str,
-                     batch: int) -> pd.DataFrame:
-    """The predictions table (as ``python -m hct predict`` writes it) of the bank's test split."""
+def test_predictions(model: torch.nn.Module, bank: ImageBank, records: list, batch: int) -> pd.DataFrame:
+    """The predictions table (as ``python -m hct predict`` writes it) of the bank's test split, the model
+    named by its architecture, with its checkpoint's sha256 (its ref's)."""
     items = bank.indices("test").tolist()
     device = next(model.parameters()).device
 
@@ -195,8 +196,7 @@ def test_predictions(model: torch.nn.Module, bank: ImageBank, records: list, che
             chunk = items[start:start + batch]
             yield bank.images[torch.tensor(chunk, device=bank.images.device)].float(), [records[i] for i in chunk]
 
-    return predict_batches(model, batches(), device=str(device), model_name=model.name,
-                           checkpoint_sha256=checkpoint_sha256, total=len(items))
+    return predict_batches(model, batches(), device=str(device), ref=ref_of(model, model.name), total=len(items))
 
 
 def _stage_lines(path: Path, stage: str) -> list[str]:

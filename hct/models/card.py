@@ -4,8 +4,8 @@ A checkpoint is two files side by side: ``NAME.safetensors`` (the weights; safet
 code) and ``NAME.json`` (the model card: architecture and overrides, parameter count, input
 resolution, training data, metrics, code, architecture and preprocessing versions, and the sha256
 of the weights file). Reading checks the sha256 before reading a byte of the weights, so a
-truncated or tampered file is refused. This module knows nothing of the networks (it sits below
-``hct.models``); building a model from a checkpoint is :func:`hct.models.create_model`.
+truncated or tampered file is refused. This module knows nothing of the networks; a model from a
+checkpoint is :func:`hct.models.checkpoints.load_model`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hct.io import atomic_write, file_sha256
 if TYPE_CHECKING:
     import torch
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 WEIGHTS_SUFFIX, CARD_SUFFIX = ".safetensors", ".json"
 
 
@@ -105,14 +105,14 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     return ModelCard.from_dict(data, card_path)
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelCard]:
-    """The float32 state dict and the card of a checkpoint, after checking the weights' sha256.
+def read_weights(path: str | os.PathLike, card: ModelCard) -> dict[str, torch.Tensor]:
+    """The float32 state dict of a checkpoint whose card (:func:`read_card`) is ``card``, after checking
+    the weights' sha256 against it.
 
     Raises :class:`CheckpointError` naming the file when it is missing, corrupt, truncated or
     tampered with (sha256 mismatch).
     """
     weights_path, card_path = checkpoint_paths(path)
-    card = read_card(card_path)
     if not weights_path.is_file():
         raise CheckpointError(f"weights file {weights_path} is missing (its card {card_path.name} exists)")
     actual = file_sha256(weights_path)
@@ -128,7 +128,7 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Mode
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{weights_path} is not a readable safetensors file: {err}") from err
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, card
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def find_checkpoints(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[Path]:

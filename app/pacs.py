@@ -145,9 +145,13 @@ def results_section(model_key: str, views: Sequence[ImageItem], size: str, resul
         lines = widgets.follow("pacs-store", "Storing in the PACS") if task and task.inputs == inputs else None
         if lines:
             st.success("Stored in the PACS:\n" + "\n".join(f"- {line}" for line in lines))
-        right.download_button("Download (DICOM, zip)", disabled=not kinds, file_name="hct_results_dicom.zip",
-                              data=lambda: _zip(_objects(model_key, *picked, method, kinds, opacity)),
-                              mime="application/zip", on_click="ignore", key="pacs-results-download")
+        identified = right.checkbox(
+            "Download them to file by hand: they carry the patient's identity", key="pacs-results-identity",
+            help="For a PACS without STOW. Every other download of the app carries no patient identity.")
+        if identified:  # asked for: the app's downloads are otherwise free of identity
+            right.download_button("Download (DICOM, zip)", disabled=not kinds, file_name="hct_results_dicom.zip",
+                                  data=lambda: _zip(_objects(model_key, *picked, method, kinds, opacity)),
+                                  mime="application/zip", on_click="ignore", key="pacs-results-download")
 
 
 def _date(text: str) -> str:

@@ -63,12 +63,16 @@ def shown(at: AppTest) -> str:
 
 
 def test_every_text_input_of_the_app_is_a_confined_path_input():
-    """No page or helper takes a server path but through widgets.path_input (which confines it)."""
+    """No page or helper takes a server path but through widgets.path_input (which confines it); the only
+    other text fields are the PACS search's, whose values go to the configured server as query terms."""
     sources = {p: p.read_text() for p in [*(ROOT / "pages").glob("*.py"), *(ROOT / "app").glob("*.py")]}
-    calls = [(p.name, line) for p, text in sources.items() for line in text.splitlines()
+    calls = [(p.name, line.strip()) for p, text in sources.items() for line in text.splitlines()
              if re.search(r"\b(text_input|text_area|chat_input)\(", line)]
-    assert calls == [
-        ("widgets.py", "    text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()")]
+    assert sorted(calls) == sorted([
+        ("widgets.py", "text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()"),
+        ("images.py", 'patient = cols[0].text_input("Patient ID", key="pacs-patient")'),
+        ("images.py", 'accession = cols[1].text_input("Accession number", key="pacs-accession")'),
+    ])
 
 
 def _states(at: AppTest):
@@ -198,7 +202,7 @@ def test_a_session_follows_and_cancels_only_its_own_training_jobs(env, monkeypat
     a, b = session("training"), session("training")
     store = loaders.job_store()
     config = {"manifest": str(env / "phantom" / "manifest.csv"), "model": "gmic", "stage": "image",
-              "input_size": [96, 64], "device": "cuda", "out_dir": str(env / "run")}  # waits: no GPU here
+              "input_size": [96, 64], "device": "cpu", "epochs": 500, "out_dir": str(env / "run")}  # runs until cancelled
     a.session_state[state.OWNER_KEY] = "session:a"
     job = store.submit(config, owner="session:a")
     a.run()

@@ -357,6 +357,8 @@ def test_every_model_override_has_a_range_rule():
     from dataclasses import fields
 
     from hct.models.network import NetworkConfig
+    from hct.models.nyu_gmic import NyuGmicConfig
     from hct.models.registry import _OVERRIDE_RULES
 
-    assert {f.name for f in fields(NetworkConfig)} - {"mixer"} == set(_OVERRIDE_RULES)
+    overridable = {f.name for config in (NetworkConfig, NyuGmicConfig) for f in fields(config)} - {"mixer"}
+    assert overridable == set(_OVERRIDE_RULES)

@@ -1,8 +1,11 @@
 """hct.io: the one atomic writer (threads and processes each write a temporary of their own) and file digests."""
 
 import hashlib
-import multiprocessing
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,8 +44,11 @@ def test_threads_and_processes_writing_one_file_never_leave_half_of_it(tmp_path)
     target = tmp_path / "shared.txt"
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(_write_many, [(target, tag) for tag in "abcd"]))
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        pool.map(_write_many, [(target, tag) for tag in "ef"])
+    # two processes at once (started fresh: under AppTest the test process's __main__ is a page, so no spawn pool)
+    script = "import sys\nfrom hct.io import atomic_write\nfor _ in range(50): atomic_write(sys.argv[1], sys.argv[2] * 10_000)"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(target), tag], env=env) for tag in "ef"]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0]
     text = target.read_text()
     assert len(text) == 10_000 and len(set(text)) == 1 and [p.name for p in tmp_path.iterdir()] == ["shared.txt"]
 

@@ -15,7 +15,7 @@ from hct.data import ImageRecord, builtin_samples, parse_size
 
 IMAGES_KEY = "hct_images"
 OWNER_KEY = "hct_owner"
-SIZES = ("416x320", "832x640", "1664x1280", "3328x2560")
+SIZES = ("416x320", "832x640", "1664x1280", "2944x1920", "3328x2560")  # the paper's, and NYU GMIC's input
 CARD_SIZE = "card"  # the size option that follows the chosen model's card
 PACS_PREFIX = "<pacs:"  # the record path of an image retrieved from the PACS (held in memory)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hct.errors import CheckpointError
+from hct.errors import CheckpointError, ConfigError
+from hct.models.card import checkpoint_paths
 
 # Keys under which training scripts commonly nest a state dict next to epochs, optimiser state...
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict", "net")
@@ -107,6 +108,18 @@ def _unwrap(loaded: object, path: Path, code: str) -> dict[str, torch.Tensor]:
                               f"{_resave(code)}")
     found = f"keys {sorted(map(str, loaded))[:6]}" if isinstance(loaded, dict) else f"a {type(loaded).__name__}"
     raise CheckpointError(f"{path} holds {found}, not a state dict of tensors. {_resave(code)}")
+
+
+def read_for_import(path: str | os.PathLike, out: str | os.PathLike, overwrite: bool, code: str,
+                    layout: str) -> dict[str, torch.Tensor]:
+    """What an importer starts with: the state dict in ``path`` (saved by ``code``, laid out as ``layout``),
+    after refusing an existing checkpoint at ``out`` (unless ``overwrite``) and the other importer's layout."""
+    weights_path, card_path = checkpoint_paths(out)
+    if not overwrite and (weights_path.exists() or card_path.exists()):
+        raise ConfigError(f"{weights_path} already exists; choose another --out or pass --overwrite")
+    state = read_state_dict(path, code)
+    refuse_other_layout(state, layout, path)
+    return state
 
 
 def foreign_kind(state: dict[str, torch.Tensor]) -> str | None:

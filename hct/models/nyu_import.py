@@ -20,7 +20,7 @@ from hct.errors import ConfigError
 from hct.io import file_sha256
 from hct.models.card import ModelCard, checkpoint_paths
 from hct.models.checkpoints import save_checkpoint
-from hct.models.foreign import check_fit, read_state_dict, refuse_other_layout
+from hct.models.foreign import check_fit, read_for_import
 from hct.models.nyu_gmic import NYU_INPUT_SIZE, NYU_PERCENT_T
 from hct.models.registry import create_model
 
@@ -74,12 +74,8 @@ def import_nyu_gmic(path: str | os.PathLike, index: int, out: str | os.PathLike,
     if index not in NYU_PERCENT_T:
         raise ConfigError(f"--index must be one of {sorted(NYU_PERCENT_T)} (their models/sample_model_N.p), "
                           f"got {index}")
-    weights_path, card_path = checkpoint_paths(out)
-    if not overwrite and (weights_path.exists() or card_path.exists()):
-        raise ConfigError(f"{weights_path} already exists; choose another --out or pass --overwrite")
     path = Path(path)
-    state = read_state_dict(path, NYU_CODE)
-    refuse_other_layout(state, "nyu_gmic", path)
+    state = read_for_import(path, out, overwrite, NYU_CODE, "nyu_gmic")
     dropped = sorted(set(UNUSED_KEYS) & set(state))
     converted = convert_nyu_state_dict(state)
     model = create_model("nyu_gmic", percent_t=NYU_PERCENT_T[index])
@@ -88,7 +84,7 @@ def import_nyu_gmic(path: str | os.PathLike, index: int, out: str | os.PathLike,
     sha = file_sha256(path)
     origin = NYU_ORIGIN.format(index=index)
     return save_checkpoint(
-        model, weights_path, input_size=NYU_INPUT_SIZE, stage="image",
+        model, checkpoint_paths(out)[0], input_size=NYU_INPUT_SIZE, stage="image",
         training_data=(f"NYU's GMIC model {index} ({origin}), trained by its authors on NYU screening mammograms "
                        f"(Shen et al. 2021); imported from {path.name} (sha256 {sha}). Licence: {NYU_LICENCE}"),
         training={"command": "python -m hct import-nyu-gmic", "source": str(path), "source_sha256": sha,

@@ -20,7 +20,7 @@ from hct.errors import CheckpointError, ConfigError
 from hct.io import file_sha256
 from hct.models.card import ModelCard, checkpoint_paths
 from hct.models.checkpoints import save_checkpoint
-from hct.models.foreign import check_fit, read_state_dict, refuse_other_layout
+from hct.models.foreign import check_fit, read_for_import
 from hct.models.network import STAGE_CHANNELS
 from hct.models.options import OFFICIAL_MODELS
 from hct.models.registry import create_model
@@ -109,12 +109,8 @@ def import_official(path: str | os.PathLike, model_name: str, out: str | os.Path
     """
     if model_name not in OFFICIAL_MODELS:
         raise ConfigError(f"the official code builds {list(OFFICIAL_MODELS)}, not {model_name!r}")
-    weights_path, card_path = checkpoint_paths(out)
-    if not overwrite and (weights_path.exists() or card_path.exists()):
-        raise ConfigError(f"{weights_path} already exists; choose another --out or pass --overwrite")
     path = Path(path)
-    state = read_state_dict(path, OFFICIAL_CODE)
-    refuse_other_layout(state, "hct_official", path)
+    state = read_for_import(path, out, overwrite, OFFICIAL_CODE, "hct_official")
     num_ac_stages = official_stages(state, str(path))
     converted = convert_official_state_dict(state, num_ac_stages)
     model = create_model(model_name, num_ac_stages=num_ac_stages, first_stage_stride=first_stage_stride,
@@ -124,7 +120,7 @@ def import_official(path: str | os.PathLike, model_name: str, out: str | os.Path
     sha = file_sha256(path)
     warning = non_finite_note(converted)
     return save_checkpoint(
-        model, weights_path,
+        model, checkpoint_paths(out)[0],
         training_data=(f"official-format HCT weights (whiterabbit-ai/hct HCTBase state dict) imported from "
                        f"{path.name} (sha256 {sha}); their training data, preprocessing and input size are not "
                        "recorded in the file"),

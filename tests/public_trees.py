@@ -96,7 +96,9 @@ def cbis_ddsm_tree(root: Path, layout: str = "descriptive", csvs: tuple[str, ...
     return folder
 
 
-def _write_roi(folder: Path, layout: str, row: dict) -> None:
+def _roi(row: dict) -> tuple[str, str, str, str, np.ndarray, np.ndarray]:
+    """A case row's ROI: subject, study, mask and crop series (swapped where the CSVs swap them), the binary
+    mask and the cropped image's pixels."""
     mask_subject, study, mask_series = _uids(row["ROI mask file path"])
     _, _, crop_series = _uids(row["cropped image file path"])
     if mask_subject in CBIS_SWAPPED:
@@ -104,7 +106,11 @@ def _write_roi(folder: Path, layout: str, row: dict) -> None:
     row0, col0, row1, col1 = mask_box(int(row["abnormality id"]))
     mask = np.zeros(SHAPE if mask_subject not in CBIS_MASK_OF_ANOTHER_SHAPE else (60, 48), dtype=np.uint8)
     mask[row0:row1, col0:col1] = 255
-    crop = breast("L", seed=7)[row0:row1, col0:col1]
+    return mask_subject, study, mask_series, crop_series, mask, breast("L", seed=7)[row0:row1, col0:col1]
+
+
+def _write_roi(folder: Path, layout: str, row: dict) -> None:
+    mask_subject, study, mask_series, crop_series, mask, crop = _roi(row)
     if mask_series == crop_series:  # one series holds both; which file is 1-1 varies, as in the download
         files = [("1-1.dcm", crop), ("1-2.dcm", mask)] if int(row["abnormality id"]) % 2 else \
                 [("1-1.dcm", mask), ("1-2.dcm", crop)]
@@ -218,15 +224,9 @@ def cbis_ddsm_jpeg_tree(root: Path) -> Path:
             side = row["left or right breast"][0]
             write(subject, study, series, f"1-{100 + number}.jpg", (breast(side, seed=number) // 12).astype(np.uint8),
                   "full mammogram images")
-        mask_subject, roi_study, mask_series = _uids(row["ROI mask file path"])
-        _, _, crop_series = _uids(row["cropped image file path"])
-        if mask_subject in CBIS_SWAPPED:
-            mask_series, crop_series = crop_series, mask_series
-        row0, col0, row1, col1 = mask_box(int(row["abnormality id"]))
-        mask = np.zeros(SHAPE if mask_subject not in CBIS_MASK_OF_ANOTHER_SHAPE else (60, 48), dtype=np.uint8)
-        mask[row0:row1, col0:col1] = 255
+        mask_subject, roi_study, mask_series, crop_series, mask, crop = _roi(row)
         mask[58:60, 44:46] = 255  # a speck: not the largest component
-        crop = (breast("L", seed=7)[row0:row1, col0:col1] // 12).astype(np.uint8)
+        crop = (crop // 12).astype(np.uint8)
         both = mask_series == crop_series
         write(mask_subject, roi_study, mask_series, f"{1 if both else 1}-{200 + number}.jpg", mask, "ROI mask images")
         write(mask_subject, roi_study, crop_series, f"{2 if both else 1}-{300 + number}.jpg", crop, "cropped images")

@@ -1,22 +1,13 @@
 """The reading view for NYU's GMIC under AppTest: its four panels and K crops."""
 
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
-HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
+from tests.test_app_pages import started_app
 
 
 @pytest.fixture()
 def app(monkeypatch, tmp_path):
-    monkeypatch.setenv("HCT_APP_MAX_SIZE", "128x96")
-    monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
-    monkeypatch.setenv("HCT_CACHE_DIR", str(tmp_path / "cache"))
-    at = AppTest.from_file(HOME, default_timeout=240)
-    at.run()
-    assert not at.exception
-    return at
+    return started_app(monkeypatch, tmp_path, "128x96")
 
 
 def test_gmic_reading_view_shows_probabilities_saliency_patches_and_crops(app):

@@ -14,15 +14,20 @@ from app.tasks import TASKS
 HOME = str(Path(__file__).resolve().parent.parent / "app" / "Home.py")
 
 
-@pytest.fixture()
-def app(monkeypatch, tmp_path):
-    monkeypatch.setenv("HCT_APP_MAX_SIZE", "64x48")
+def started_app(monkeypatch, tmp_path, max_size: str = "64x48") -> AppTest:
+    """The app under AppTest at ``max_size``, with its job store and cache in ``tmp_path``, run once."""
+    monkeypatch.setenv("HCT_APP_MAX_SIZE", max_size)
     monkeypatch.setenv("HCT_APP_JOB_STORE", str(tmp_path / "jobs.sqlite"))
     monkeypatch.setenv("HCT_CACHE_DIR", str(tmp_path / "cache"))
     at = AppTest.from_file(HOME, default_timeout=240)
     at.run()
     assert not at.exception
     return at
+
+
+@pytest.fixture()
+def app(monkeypatch, tmp_path):
+    return started_app(monkeypatch, tmp_path)
 
 
 def open_page(at: AppTest, name: str) -> AppTest:

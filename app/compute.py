@@ -60,10 +60,10 @@ from hct.explain import (
     localize,
     select_subset,
 )
+from hct.explain.erf.table1 import Table1, compute_table1, sample_table1
 from hct.explain.gmic import GmicReading, read_gmic
-from hct.explain.table1 import Table1, compute_table1, sample_table1
 from hct.models.ref import ModelRef, distinct_labels, ref_of
-from hct.serving import Task
+from hct.runtime.serving import Task
 
 from app import loaders, state
 from app.state import ImageItem

@@ -20,16 +20,16 @@ import numpy as np
 import streamlit as st
 
 from hct.data import Mammogram, MammogramMeta, Preprocessed, parse_size, preprocess, read_mammogram, study_key
-from hct.data.exams import exam_from_name
-from hct.data.reading import with_name
-from hct.devices import free_device_memory, resolve_device
+from hct.data.image.reading import with_name
+from hct.data.sets.exams import exam_from_name
 from hct.errors import HCTError
-from hct.explain.overlays import display_pixels as to_display
+from hct.explain.display.overlays import display_pixels as to_display
 from hct.models import DEFAULT_INPUT_SIZE, display_name, list_architectures, model_spec
 from hct.models.card import CHECKPOINT_DIR, ModelCard, find_checkpoints, read_card
 from hct.models.checkpoints import load_model
 from hct.models.nyu_gmic import NYU_ENSEMBLE, NYU_INPUT_SIZE, NYU_PERCENT_T
 from hct.models.ref import RANDOM_INIT
+from hct.runtime.devices import free_device_memory, resolve_device
 from hct.train.jobs import DEFAULT_STORE, JobStore
 from hct.train.loop import read_metrics
 

@@ -1,6 +1,6 @@
 """The hospital's PACS in the app: its configuration (``[pacs]`` in ``.streamlit/secrets.toml``, or
 ``HCT_PACS_*`` variables; never typed on a page), a study retrieved into the session as a task, and an
-exam's results written as DICOM (:mod:`hct.explain.dicom_results`), stored into the PACS or downloaded.
+exam's results written as DICOM (:mod:`hct.explain.display.dicom_results`), stored into the PACS or downloaded.
 
 Pages call ``config()``, ``retrieve(row) -> Task`` (its result: the study's images as session items)
 and ``results_section(...)`` (the reading view's "Results as DICOM").
@@ -17,14 +17,14 @@ from pathlib import Path
 import streamlit as st
 
 from hct.data import ImageRecord, view_name
-from hct.data.dicom_write import write_dataset
-from hct.data.exams import uid_key
+from hct.data.image.dicom_write import write_dataset
+from hct.data.pacs import Pacs, PacsConfig, StudyRow, pacs_config
+from hct.data.sets.exams import uid_key
 from hct.errors import HCTError
 from hct.explain import Attribution, Explanation
-from hct.explain.dicom_results import KINDS, Producer, result_objects, view_result
+from hct.explain.display.dicom_results import KINDS, Producer, result_objects, view_result
 from hct.models.ref import ref_of
-from hct.pacs import Pacs, PacsConfig, StudyRow, pacs_config
-from hct.serving import Task
+from hct.runtime.serving import Task
 
 from app import loaders, state, tasks, widgets
 from app.state import ImageItem

@@ -26,10 +26,10 @@ from hct.explain import (
     score,
 )
 from hct.explain.attention_maps import upsample
-from hct.explain.export import source_uids
+from hct.explain.display.export import source_uids
+from hct.explain.display.overlays import display_factor, point_in_model
+from hct.explain.display.readable import sigma_unit
 from hct.explain.localization import check_boxes
-from hct.explain.overlays import display_factor, point_in_model
-from hct.explain.readable import sigma_unit
 
 from app import compute, loaders, pacs, tasks, widgets
 from app.state import ImageItem

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hct.devices import describe_device, resolve_device
+from hct.runtime.devices import describe_device, resolve_device
 
 from app import loaders, tasks
 

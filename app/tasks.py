@@ -1,6 +1,6 @@
-"""The session's tasks: each heavy computation a :class:`hct.serving.Task` of the session (queue position,
+"""The session's tasks: each heavy computation a :class:`hct.runtime.serving.Task` of the session (queue position,
 progress and cancel), checked against the compute budget, on the device through the process's one
-:class:`hct.serving.DeviceQueue`. The cached computations themselves are :mod:`app.compute`.
+:class:`hct.runtime.serving.DeviceQueue`. The cached computations themselves are :mod:`app.compute`.
 
 A page starts the work and draws it; the work runs in a thread of its own, so it survives the page's
 reruns, and its queue position, progress and cancel go through the task (never ``st.*`` calls inside a
@@ -17,7 +17,7 @@ cached function: a cache hit would replay them). Pages call:
   data set written as a queued job, one per folder for the whole server.
 
 Big work runs as a queued job rather than being refused. A request over the budget raises
-:class:`hct.serving.BudgetExceeded` (which :func:`app.widgets.run_safely` leaves unshown) and is kept:
+:class:`hct.runtime.serving.BudgetExceeded` (which :func:`app.widgets.run_safely` leaves unshown) and is kept:
 ``follow(key)`` then shows what to lower and a "Run as a queued job" button (:func:`run_as_job`). A
 job is a background task: the budget does not limit it, it waits for the device behind every
 interactive request, its progress and Cancel show in ``follow(key)`` on whichever visit to the page,
@@ -38,10 +38,10 @@ import streamlit as st
 
 from hct.data import DataReport, check_data, parse_size
 from hct.data import generate_phantom as write_phantom
-from hct.data_roots import data_roots
-from hct.devices import disable_tf32
+from hct.data.sets.roots import data_roots
 from hct.errors import HCTError
-from hct.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_slots
+from hct.runtime.devices import disable_tf32
+from hct.runtime.serving import BudgetExceeded, DeviceQueue, Task, check_budget, compute_slots
 
 from app import loaders
 
@@ -52,7 +52,7 @@ REFUSED = "hct_refused"  # requests over the budget, by key: (request, message),
 @st.cache_resource(show_spinner=False)
 def queue() -> DeviceQueue:
     """The process's device queue, created once; TF32 is switched off for the process with it, before any
-    computation, so no session's computation ever sees the flags change (:func:`hct.devices.disable_tf32`)."""
+    computation, so no session's computation ever sees the flags change (:func:`hct.runtime.devices.disable_tf32`)."""
     disable_tf32()
     return DeviceQueue(compute_slots())
 

@@ -14,11 +14,11 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from hct.data_roots import OutsideDataRoots, confine
-from hct.devices import OutOfMemoryError, free_device_memory
+from hct.data.sets.roots import OutsideDataRoots, confine
 from hct.errors import ComputationCancelled, HCTError, PathError
 from hct.models import DEFAULT_INPUT_SIZE
-from hct.serving import BudgetExceeded, Task
+from hct.runtime.devices import OutOfMemoryError, free_device_memory
+from hct.runtime.serving import BudgetExceeded, Task
 
 from app import loaders, state, tasks
 
@@ -131,7 +131,7 @@ PATH_KEY = "path-"  # the key prefix of every path input (tests walk them)
 
 def path_input(label: str, *, key: str, value: str = "", placeholder: str = "") -> Path | None:
     """A server path typed by the user, resolved and confined to the data roots
-    (:func:`hct.data_roots.confine`, the one check of every path typed into the app). ``None`` while
+    (:func:`hct.data.sets.roots.confine`, the one check of every path typed into the app). ``None`` while
     empty, or when refused (the refusal is shown). Every page takes server paths through this."""
     text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()
     if not text:

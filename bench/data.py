@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from hct.data import FULL_SIZE, HALF_SIZE, builtin_samples, generate_phantom, index_dicoms, preprocess, read_mammogram
-from hct.data.dicom_index import binary_boxes
-from hct.data.dicom_write import mammogram_dataset, write_dataset
+from hct.data.image.dicom_write import mammogram_dataset, write_dataset
+from hct.data.sets.dicom_index import binary_boxes
 
 
 def _cpu_model() -> str:

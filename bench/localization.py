@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 
 from hct.__main__ import main as hct_main
-from hct.data.phantom import MANIFEST_NAME
-from hct.devices import describe_device, resolve_device
+from hct.data.phantom.generate import MANIFEST_NAME
+from hct.runtime.devices import describe_device, resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"

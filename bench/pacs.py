@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.orthanc: the tests' Orthanc, started the same way
 
 from hct.data import parse_size, preprocess, read_mammogram  # noqa: E402
-from hct.data.dicom_write import write_dataset  # noqa: E402
+from hct.data.image.dicom_write import write_dataset  # noqa: E402
+from hct.data.pacs import Pacs, PacsConfig, StudyQuery  # noqa: E402
 from hct.explain import attribute  # noqa: E402
-from hct.explain.dicom_results import Producer, result_objects, view_result  # noqa: E402
-from hct.explain.overlays import overlay_picture  # noqa: E402
-from hct.explain.readable import readable  # noqa: E402
+from hct.explain.display.dicom_results import Producer, result_objects, view_result  # noqa: E402
+from hct.explain.display.overlays import overlay_picture  # noqa: E402
+from hct.explain.display.readable import readable  # noqa: E402
 from hct.models.checkpoints import load_model  # noqa: E402
-from hct.pacs import Pacs, PacsConfig, StudyQuery  # noqa: E402
 from tests.orthanc import exam_files, running_orthanc  # noqa: E402
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from hct.data import generate_phantom, parse_size
-from hct.devices import describe_device, resolve_device
 from hct.eval import predict
 from hct.models import create_model
+from hct.runtime.devices import describe_device, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from app_server import CHROMIUM, ROOT, serve
 from playwright.sync_api import Page, expect, sync_playwright
 
 from hct.data import builtin_samples
-from hct.devices import describe_device, resolve_device
+from hct.runtime.devices import describe_device, resolve_device
 
 TIMEOUT_MS = 600_000
 

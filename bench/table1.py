@@ -9,7 +9,7 @@ Three timings, decoding included:
   work: every pass decodes and preprocesses its image and back-propagates through the whole image,
   for each model and subset (3 N passes per model). Measured on ``--baseline-images`` images per
   model and extrapolated to 3 N.
-- table, empty cache: ``hct.explain.table1`` as ``python -m hct table1`` runs it (subsets sharing
+- table, empty cache: ``hct.explain.erf.table1`` as ``python -m hct table1`` runs it (subsets sharing
   gradients, each image decoded once for all models, GMIC windowed), from the records to the files.
 - table, cache filled: the same again.
 On CUDA (``--device cuda``) TF32 is off (the engine's own setting) and cudnn autotuning is off, so
@@ -31,12 +31,12 @@ from pathlib import Path
 import torch
 
 from hct.data import PreprocessedFiles, parse_size
-from hct.devices import describe_device, resolve_device
-from hct.distributed import DistContext
 from hct.explain import ERFEngine, GradientCache, compute_erf
 from hct.explain.cli import dataset_records, laterality, model_and_label
-from hct.explain.outputs import write_table1
-from hct.explain.table1 import compute_table1, sample_table1
+from hct.explain.display.outputs import write_table1
+from hct.explain.erf.table1 import compute_table1, sample_table1
+from hct.runtime.devices import describe_device, resolve_device
+from hct.runtime.distributed import DistContext
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hct.devices import describe_device
 from hct.models import create_model, list_models
+from hct.runtime.devices import describe_device
 
 
 def throughput(name: str, size: tuple[int, int], batch: int, steps: int, device: torch.device) -> float:

@@ -18,7 +18,7 @@ COMMAND_MODULES = (
     "hct.explain.cli",
     "hct.eval.cli",
     "hct.train.cli",
-    "hct.pacs.cli",
+    "hct.data.pacs.cli",
 )
 
 

@@ -3,16 +3,16 @@
 
 A package's ``__init__`` lists its names by module and calls :func:`lazy_exports`::
 
-    lazy_exports(__name__, {"hct.data.reading": ("Mammogram", "read_mammogram"), ...})
+    lazy_exports(__name__, {"hct.data.image.reading": ("Mammogram", "read_mammogram"), ...})
 
-``from hct.data import read_mammogram`` then imports ``hct.data.reading`` only. A public name that is
-also a module's name (``hct.data.preprocess`` the function, in ``hct/data/preprocess.py``) keeps
-meaning the function after the module is imported, as it did when the package imported it eagerly.
+``from hct.data import read_mammogram`` then imports ``hct.data.image.reading`` only. A public name is
+never also the name of one of the package's modules (the import system would set the module over it).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from collections.abc import Mapping, Sequence
@@ -31,14 +31,6 @@ class _LazyPackage(types.ModuleType):
         self.__dict__[name] = value
         return value
 
-    def __setattr__(self, name: str, value) -> None:
-        # the import system sets each imported submodule on its package; a submodule named like a public
-        # name must not hide that name (it stays resolvable as sys.modules[f"{package}.{name}"])
-        exported = self.__dict__.get("_exports", {})
-        if isinstance(value, types.ModuleType) and name in exported and value.__name__ == f"{self.__name__}.{name}":
-            return
-        super().__setattr__(name, value)
-
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._exports))
 
@@ -48,6 +40,8 @@ def lazy_exports(package: str, exports: Mapping[str, Sequence[str]]) -> None:
     owners = {name: module for module, names in exports.items() for name in names}
     if len(owners) != sum(len(names) for names in exports.values()):
         raise ValueError(f"{package}: a public name is listed under two modules")
+    if clash := sorted(name for name in owners if importlib.util.find_spec(f"{package}.{name}") is not None):
+        raise ValueError(f"{package}: public names {clash} are also its modules' names")
     target = sys.modules[package]
     target.__class__ = _LazyPackage
     target.__dict__["_exports"] = owners

@@ -19,7 +19,7 @@ from hct.explain import (
     erf_summary_figure,
     table1_figure,
 )
-from hct.explain.outputs import metrics_frame, write_erf_outputs, write_table1
+from hct.explain.display.outputs import metrics_frame, write_erf_outputs, write_table1
 from hct.reports import figures_html
 
 from app import compute, loaders, state, tasks, widgets

@@ -14,7 +14,7 @@ from hct.data import (
     sample_images,
     write_checked_manifest,
 )
-from hct.pacs import StudyQuery
+from hct.data.pacs import StudyQuery
 
 from app import loaders, pacs, reading, state, tasks, widgets
 

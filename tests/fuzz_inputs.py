@@ -84,8 +84,8 @@ def breast_pixels(seed: int, high: int = 4000, dtype=np.uint16) -> np.ndarray:
 def use_image(source) -> None:
     """What a reader of the image does: read it, check its pixels, preprocess it, smooth a map in mm."""
     from hct.data import read_mammogram
-    from hct.data.preprocess import preprocess
-    from hct.explain.readable import model_pixel_spacing, smooth
+    from hct.data.image.preprocess import preprocess
+    from hct.explain.display.readable import model_pixel_spacing, smooth
 
     image = read_mammogram(source)
     if not np.isfinite(image.pixels).all():
@@ -137,7 +137,7 @@ def dicom_bytes(seed: int = 0, bits_stored: int = 12, pixels: np.ndarray | None 
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
 
-    from hct.data.dicom_write import mammogram_dataset, write_dataset
+    from hct.data.image.dicom_write import mammogram_dataset, write_dataset
 
     pixels = breast_pixels(seed) if pixels is None else pixels
     ds = mammogram_dataset(pixels, bits_stored=bits_stored, ImageLaterality="L", ViewPosition="CC",
@@ -258,7 +258,7 @@ def card_cases(card: dict) -> Iterator[tuple[str, dict]]:
 
 def use_card(card_path: Path) -> None:
     """What ``models``, ``predict`` and ``load_model`` do with a card."""
-    from hct.data.preprocess import parse_size
+    from hct.data.image.preprocess import parse_size
     from hct.eval.predictions import card_preprocessing
     from hct.models.card import read_card
     from hct.models.checkpoints import load_model

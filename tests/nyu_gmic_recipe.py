@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-FIXTURE = Path(__file__).parent / "fixtures" / "nyu_gmic"
+from tests.paths import FIXTURES
+
+FIXTURE = FIXTURES / "nyu_gmic"
 SEED = 20261204
 INPUT_SIZE = (2944, 1920)
 MODEL_INDICES = (1, 4, 5)  # input i is run with the percent_t of model MODEL_INDICES[i]

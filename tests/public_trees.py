@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 from pydicom.dataset import Dataset
 
-from hct.data.dicom_write import mammogram_dataset, write_dataset
+from hct.data.image.dicom_write import mammogram_dataset, write_dataset
+from tests import paths
 
-FIXTURES = Path(__file__).parent / "fixtures" / "data"
+FIXTURES = paths.FIXTURES / "data"  # the public data sets' fixture files
+
 SHAPE = (64, 48)
 
 # CBIS-DDSM rows whose case-description CSV lists the ROI mask as the cropped image and vice versa

@@ -2,17 +2,17 @@
 of each idea."""
 
 import ast
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LIBRARY = ROOT / "hct"
+from tests.paths import REPO
+
+LIBRARY = REPO / "hct"
 MAX_FUNCTION_LINES = 80
 
 
 def _modules() -> dict[str, ast.Module]:
     trees = {}
     for path in sorted(LIBRARY.rglob("*.py")):
-        parts = path.relative_to(ROOT).with_suffix("").parts
+        parts = path.relative_to(REPO).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         trees[name] = ast.parse(path.read_text(), filename=str(path))
     return trees
@@ -31,10 +31,10 @@ def test_no_function_in_the_library_is_longer_than_80_lines():
 
 def test_there_is_one_load_model():
     found = []
-    for folder in (LIBRARY, ROOT / "app", ROOT / "pages"):
+    for folder in (LIBRARY, REPO / "app", REPO / "pages"):
         for path in folder.rglob("*.py"):
             tree = ast.parse(path.read_text())
-            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+            found += [f"{path.relative_to(REPO)}:{node.lineno}" for node in ast.walk(tree)
                       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "load_model"]
     assert found == ["hct/models/checkpoints.py:" + found[0].split(":")[1]] if found else False, found
 
@@ -90,13 +90,56 @@ def test_the_library_has_no_import_cycle():
     assert not cycles, cycles
 
 
+# The library's layers, lowest first (README, "Architecture"). A module belongs to the layer whose longest prefix
+# matches its name; it may import from its own layer and the layers below. The command line (``hct/__main__.py``,
+# every ``cli.py``) sits above them all.
+LAYERS = (
+    ("foundation", ("hct", "hct.lazy", "hct.errors", "hct.io", "hct.paths", "hct.reports")),
+    ("runtime", ("hct.runtime",)),
+    ("data vocabulary", ("hct.data.records", "hct.data.options")),
+    ("one image", ("hct.data.image",)),
+    ("data sets", ("hct.data", "hct.data.sets", "hct.data.phantom", "hct.data.pacs")),
+    ("models", ("hct.models",)),
+    ("evaluation", ("hct.eval",)),
+    ("training", ("hct.train",)),
+    ("explain inputs", ("hct.explain.options", "hct.explain.inputs")),
+    ("ERF and attribution", ("hct.explain.erf", "hct.explain.attribution", "hct.explain.attention_maps",
+                             "hct.explain.gmic")),
+    ("display", ("hct.explain.display",)),
+    ("explanations", ("hct.explain",)),
+    ("command line", ("hct.__main__",)),
+)
+
+
+def _layer(module: str) -> int:
+    """The index in ``LAYERS`` of ``module``'s layer (a package's facade ``__init__`` is its package's)."""
+    if module.endswith(".cli"):
+        return len(LAYERS) - 1
+    best = max(((len(prefix), rank) for rank, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
+                if module == prefix or (prefix != "hct" and module.startswith(prefix + "."))), default=None)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS"
+    return best[1]
+
+
+def test_no_module_imports_from_a_layer_above_it():
+    """A lower layer never imports a higher one, not even inside a function: ``hct.data.image`` knows nothing of
+    data sets, ``hct.models`` nothing of explanations, and a sub-layer imports its modules, not the package's
+    facade above it (``from hct.data import ...`` is for the layers above ``hct.data``)."""
+    trees = _modules()
+    known = set(trees)
+    upward = [f"{module} ({LAYERS[_layer(module)][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
+              for module, tree in trees.items() for target in sorted(_imports(module, tree, known))
+              if _layer(target) > _layer(module)]
+    assert not upward, upward
+
+
 def _calls(folders=("hct", "app", "pages")):
     """``(path, call node)`` of every call in the library and the app."""
     for folder in folders:
-        for path in sorted((ROOT / folder).rglob("*.py")):
+        for path in sorted((REPO / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
                 if isinstance(node, ast.Call):
-                    yield path.relative_to(ROOT).as_posix(), node
+                    yield path.relative_to(REPO).as_posix(), node
 
 
 def test_one_writer_renames_files_into_place():
@@ -133,16 +176,16 @@ def test_the_library_logs_and_only_the_command_line_prints():
 
 
 def test_no_page_calls_torch():
-    """Pages and the app's modules draw and call the library; torch is the library's (``hct.devices`` for
+    """Pages and the app's modules draw and call the library; torch is the library's (``hct.runtime.devices`` for
     device memory). A type hint may name it under ``if TYPE_CHECKING:``."""
     found = []
     for folder in ("app", "pages"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
+        for path in sorted((REPO / folder).rglob("*.py")):
             for node in _executed(ast.parse(path.read_text())):
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 if any(name == "torch" or name.startswith(("torch.", "torchvision")) for name in names):
-                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not found, f"call the library (hct) instead of torch: {found}"
 
 
@@ -161,18 +204,18 @@ def test_one_explain_pipeline():
 
 
 def test_one_data_set_dispatcher():
-    """The data set adapters are called only through their registry (``hct.data.adapters.ADAPTERS``, which
+    """The data set adapters are called only through their registry (``hct.data.sets.adapters.ADAPTERS``, which
     ``check_data`` dispatches to): no second dispatcher on format names."""
     found = _called_outside({"scan_cbis_ddsm", "scan_cbis_ddsm_jpeg", "find_jpeg_release", "scan_vindr_mammo",
-                             "scan_cmmd", "read_optimam", "verify_records"}, "hct/data/adapters.py")
-    assert not found, f"add an adapter to hct.data.adapters.ADAPTERS instead: {found}"
+                             "scan_cmmd", "read_optimam", "verify_records"}, "hct/data/sets/adapters.py")
+    assert not found, f"add an adapter to hct.data.sets.adapters.ADAPTERS instead: {found}"
 def _names(folders=("hct", "app", "pages")):
     """``(path, node)`` of every name and attribute read in the library and the app."""
     for folder in folders:
-        for path in sorted((ROOT / folder).rglob("*.py")):
+        for path in sorted((REPO / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
                 if isinstance(node, (ast.Name, ast.Attribute)):
-                    yield path.relative_to(ROOT).as_posix(), node
+                    yield path.relative_to(REPO).as_posix(), node
 
 
 def test_one_loader_reads_weights():

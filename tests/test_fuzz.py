@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 
-import fuzz_inputs as fuzz
 import pytest
 import torch
 
 from hct.models import create_model
 from hct.models.checkpoints import save_checkpoint
+from tests import fuzz_inputs as fuzz
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 

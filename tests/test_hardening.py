@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fuzz_inputs as fuzz
 import numpy as np
 import pytest
 import torch
@@ -17,8 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from hct.__main__ import main
 from hct.data import read_mammogram
-from hct.data.preprocess import preprocess
-from hct.data_roots import confine
+from hct.data.image.preprocess import preprocess
+from hct.data.sets.roots import confine
 from hct.errors import (
     ConfigError,
     DicomHeaderError,
@@ -28,12 +27,13 @@ from hct.errors import (
     PixelValueError,
     TrainConfigError,
 )
-from hct.explain.readable import model_pixel_spacing, smooth
+from hct.explain.display.readable import model_pixel_spacing, smooth
 from hct.models import create_model
 from hct.models.checkpoints import load_model, save_checkpoint
 from hct.train.config import load_config
+from tests import fuzz_inputs as fuzz
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 LONG = "x" * 300 + ".dcm"
 
 

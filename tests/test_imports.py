@@ -2,9 +2,10 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+
+from tests.paths import REPO
 
 IMPORT_ALL = """
 import importlib, pkgutil, matplotlib
@@ -17,8 +18,8 @@ print(len(names), matplotlib.get_backend())
 
 
 def test_importing_every_module_leaves_the_matplotlib_backend_alone():
-    env = {"MPLBACKEND": "svg", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", IMPORT_ALL], cwd=ROOT, env=env, capture_output=True, text=True,
+    env = {"MPLBACKEND": "svg", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", IMPORT_ALL], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     count, backend = done.stdout.split()
@@ -37,25 +38,28 @@ print(" ".join(sorted(name for name in {heavy!r} if name in sys.modules)) or "no
 
 def test_importing_hct_and_building_the_command_line_load_no_heavy_library():
     """``python -m hct --help`` starts at once: each command imports its library only when it runs."""
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", BUILD_PARSER.format(heavy=HEAVY)], cwd=ROOT, env=env,
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", BUILD_PARSER.format(heavy=HEAVY)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["none"], f"building the parser imported {done.stdout.strip()}"
 
 
 def test_the_packages_public_names_resolve_to_their_objects():
-    """Lazy package exports give the functions even where a module has the same name (``hct.data.preprocess``)."""
+    """Every name a package exports lazily is its module's object (a function, class or constant), never a module."""
     import importlib
     import inspect
 
-    import hct.data.preprocess  # noqa: F401  (the submodule imported first must not hide the function)
-    import hct.explain.readable  # noqa: F401
-    for package in ("hct.data", "hct.explain", "hct.models", "hct.eval", "hct.train", "hct.pacs"):
+    for package in ("hct.data", "hct.explain", "hct.models", "hct.eval", "hct.train", "hct.data.pacs"):
         module = importlib.import_module(package)
         for name in module.__all__:
             value = getattr(module, name)
             assert not inspect.ismodule(value), f"{package}.{name} is a module"
-    from hct.data import preprocess
-    from hct.explain import readable
-    assert callable(preprocess) and callable(readable)
+
+
+def test_a_public_name_that_is_also_a_module_name_is_refused():
+    """``hct.data.sets`` exporting ``roots`` would be hidden by the module ``hct.data.sets.roots`` once imported."""
+    from hct.lazy import lazy_exports
+
+    with pytest.raises(ValueError, match=r"\['roots'\] are also its modules' names"):
+        lazy_exports("hct.data.sets", {"hct.data.sets.roots": ("roots",)})

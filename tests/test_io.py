@@ -5,12 +5,12 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hct.io import atomic_write, file_sha256
+from tests.paths import REPO
 
 
 def test_text_bytes_and_a_writer_function_land_whole_and_readable(tmp_path):
@@ -46,7 +46,7 @@ def test_threads_and_processes_writing_one_file_never_leave_half_of_it(tmp_path)
         list(pool.map(_write_many, [(target, tag) for tag in "abcd"]))
     # two processes at once (started fresh: under AppTest the test process's __main__ is a page, so no spawn pool)
     script = "import sys\nfrom hct.io import atomic_write\nfor _ in range(50): atomic_write(sys.argv[1], sys.argv[2] * 10_000)"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     processes = [subprocess.Popen([sys.executable, "-c", script, str(target), tag], env=env) for tag in "ef"]
     assert [process.wait(timeout=120) for process in processes] == [0, 0]
     text = target.read_text()

@@ -4,13 +4,13 @@ so the README cannot drift from the options the commands take."""
 import argparse
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 
 from hct.__main__ import build_parser
+from tests.paths import REPO
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO / "README.md"
 
 
 def readme_commands() -> list[str]:

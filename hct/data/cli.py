@@ -63,8 +63,8 @@ def _progress(done: int, total: int) -> None:
 
 
 def _phantom(args: argparse.Namespace) -> int:
-    from hct.data.phantom import MANIFEST_NAME, generate_phantom
-    from hct.data.preprocess import parse_size
+    from hct.data.image.preprocess import parse_size
+    from hct.data.phantom.generate import MANIFEST_NAME, generate_phantom
 
     start = time.perf_counter()
     counts = args.n if args.n is not None else (args.splits or BENCHMARK_SPLITS)
@@ -79,7 +79,7 @@ def _phantom(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
-    from hct.data.reading import read_mammogram
+    from hct.data.image.reading import read_mammogram
 
     meta = read_mammogram(args.path).meta
     print(json.dumps(dataclasses.asdict(meta), indent=2))
@@ -89,7 +89,7 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from hct.data.check import check_data, write_checked_manifest
+    from hct.data.sets.check import check_data, write_checked_manifest
 
     report = check_data(args.source, args.format, tables=args.tables, images=args.images, cache_dir=args.cache_dir,
                         workers=args.workers, progress=_progress_bar(), malignant_birads=tuple(args.malignant_birads))

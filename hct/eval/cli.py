@@ -70,9 +70,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Handler of ``python -m hct predict`` (also under torchrun)."""
     from hct.data import load_records
-    from hct.devices import resolve_device
-    from hct.distributed import setup, teardown
     from hct.eval.predictions import write_predictions
+    from hct.runtime.devices import resolve_device
+    from hct.runtime.distributed import setup, teardown
 
     records = load_records(args.data)
     if args.split:

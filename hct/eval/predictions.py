@@ -22,9 +22,9 @@ from hct.errors import EvaluationError, cancellable
 if TYPE_CHECKING:  # torch is imported only when predicting
     import torch
 
-    from hct.distributed import DistContext
     from hct.models.card import ModelCard
     from hct.models.ref import ModelRef
+    from hct.runtime.distributed import DistContext
 
 PREDICTION_COLUMNS = (
     "image_id",
@@ -275,7 +275,7 @@ def predict(
     batch for batch (``None`` on the other ranks). ``progress`` counts this rank's images; ``cancel()``
     returning True stops after the batch under way (:class:`~hct.errors.ComputationCancelled`).
     """
-    from hct.distributed import gather_to_main, round_ranges
+    from hct.runtime.distributed import gather_to_main, round_ranges
 
     _check_batching(batch_size, workers)
     records = list(records)
@@ -298,8 +298,8 @@ def predict(
 
 def without_identity(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with each ``patient_id`` replaced by its digest (one patient, one digest; the index's
-    :func:`~hct.data.dicom_index.subject_digest`), for a table that leaves the app."""
-    from hct.data.dicom_index import subject_digest
+    :func:`~hct.data.sets.dicom_index.subject_digest`), for a table that leaves the app."""
+    from hct.data.sets.dicom_index import subject_digest
 
     if "patient_id" not in table.columns:
         return table

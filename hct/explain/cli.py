@@ -30,9 +30,9 @@ if TYPE_CHECKING:  # each command imports its library when it runs: the parser s
     import torch
 
     from hct.data import ImageRecord
-    from hct.distributed import DistContext
-    from hct.explain.erf_engine import ERFEngine
-    from hct.explain.maps import MapView
+    from hct.explain.erf.engine import ERFEngine
+    from hct.explain.erf.maps import MapView
+    from hct.runtime.distributed import DistContext
 
 
 def parse_pair(text: str, what: str) -> tuple[int, int]:
@@ -81,9 +81,9 @@ def _progress(label: str):
 
 
 def _engine(args: argparse.Namespace, context: DistContext, label: str) -> ERFEngine:
-    from hct.explain.erf_cache import GradientCache
-    from hct.explain.erf_engine import ERFEngine
-    from hct.pacs.sources import is_pacs
+    from hct.data.pacs.sources import is_pacs
+    from hct.explain.erf.cache import GradientCache
+    from hct.explain.erf.engine import ERFEngine
 
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     cache = None if args.no_cache or is_pacs(args.images) else GradientCache(args.cache_dir)  # PACS: nothing on disk
@@ -104,18 +104,18 @@ def _models(specs: list[str], context: DistContext) -> dict[str, torch.nn.Module
 
 
 def _view(args: argparse.Namespace) -> MapView:
-    from hct.explain.maps import MapView
+    from hct.explain.erf.maps import MapView
 
     return MapView(normalisation=args.normalisation, scale=args.scale, clip=args.clip)
 
 
 def run_erf(args: argparse.Namespace) -> int:
     from hct.data import PreprocessedFiles, parse_size
-    from hct.data.sampling import sample_images
-    from hct.devices import resolve_device
-    from hct.distributed import setup, teardown
-    from hct.explain.erf import compute_erfs
-    from hct.explain.outputs import write_erf_outputs
+    from hct.data.sets.sampling import sample_images
+    from hct.explain.display.outputs import write_erf_outputs
+    from hct.explain.erf.compute import compute_erfs
+    from hct.runtime.devices import resolve_device
+    from hct.runtime.distributed import setup, teardown
 
     size, position = parse_size(args.size), _position(args.position)
     context = setup(resolve_device(args.device))
@@ -139,10 +139,10 @@ def run_erf(args: argparse.Namespace) -> int:
 
 def run_table1(args: argparse.Namespace) -> int:
     from hct.data import PreprocessedFiles, parse_size
-    from hct.devices import resolve_device
-    from hct.distributed import setup, teardown
-    from hct.explain.outputs import write_table1
-    from hct.explain.table1 import compute_table1, sample_table1
+    from hct.explain.display.outputs import write_table1
+    from hct.explain.erf.table1 import compute_table1, sample_table1
+    from hct.runtime.devices import resolve_device
+    from hct.runtime.distributed import setup, teardown
 
     size, position = parse_size(args.size), _position(args.position)
     context = setup(resolve_device(args.device))
@@ -169,7 +169,7 @@ def run_table1(args: argparse.Namespace) -> int:
 def _explained_image(image: str) -> tuple[str, str]:
     """What ``--image`` reads (a path, or one view of a PACS study held in memory) and its output stem."""
     from hct.data import load_records
-    from hct.pacs.sources import is_pacs
+    from hct.data.pacs.sources import is_pacs
 
     if not is_pacs(image):
         return image, Path(image).stem
@@ -184,13 +184,13 @@ def run_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from hct.data import parse_size, read_mammogram
-    from hct.data.memory import held, is_held
-    from hct.devices import resolve_device
+    from hct.data.image.memory import held, is_held
+    from hct.explain.display.export import source_uids
+    from hct.explain.display.figures import picture_figure
+    from hct.explain.display.readable import Readability
     from hct.explain.explanation import explain
-    from hct.explain.export import source_uids
-    from hct.explain.figures import picture_figure
-    from hct.explain.readable import Readability
     from hct.reports import write_figures_html
+    from hct.runtime.devices import resolve_device
 
     device = resolve_device(args.device)
     model, label = model_and_label(args.model, device)
@@ -225,10 +225,10 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_localize(args: argparse.Namespace) -> int:
     from hct.data import load_records, parse_size
-    from hct.devices import resolve_device
-    from hct.explain.figures import localization_figure
+    from hct.explain.display.figures import localization_figure
     from hct.explain.localization import localize, summarise
     from hct.models.ref import ref_of
+    from hct.runtime.devices import resolve_device
 
     device = resolve_device(args.device)
     records = [r for r in load_records(args.data) if args.split == "all" or r.split == args.split]

@@ -14,11 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hct.data.preprocess import Preprocessed, preprocess
-from hct.data.reading import Mammogram, read_mammogram
-from hct.explain.export import secondary_capture
-from hct.explain.overlays import DISPLAY_LONG_SIDE, overlay_picture, png_bytes, point_in_original, region_picture
-from hct.explain.readable import Readability, ReadableMap, model_pixel_spacing, readable
+from hct.data.image.preprocess import Preprocessed, preprocess
+from hct.data.image.reading import Mammogram, read_mammogram
+from hct.explain.display.export import secondary_capture
+from hct.explain.display.overlays import (
+    DISPLAY_LONG_SIDE,
+    overlay_picture,
+    png_bytes,
+    point_in_original,
+    region_picture,
+)
+from hct.explain.display.readable import Readability, ReadableMap, model_pixel_spacing, readable
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from hct.data.preprocess import Preprocessed
-from hct.devices import disable_tf32
+from hct.data.image.preprocess import Preprocessed
 from hct.errors import ConfigError
+from hct.runtime.devices import disable_tf32
 
 ImageInput = torch.Tensor | Preprocessed
 
@@ -23,7 +23,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """The model in eval mode and full float32 precision for the duration; every module's training flag is
     restored after.
 
-    TF32 is switched off for the process and never back (:func:`hct.devices.disable_tf32`): the flags
+    TF32 is switched off for the process and never back (:func:`hct.runtime.devices.disable_tf32`): the flags
     are process-global, so restoring them would change other threads' matmuls mid-run. With TF32 on,
     an H200 gave ERF maps that differed from float32 by up to 7% of the map's maximum.
     """

@@ -27,8 +27,8 @@ from scipy import ndimage
 from torch import nn
 
 from hct.data import ImageRecord, Preprocessed, preprocess, read_mammogram
-from hct.data.dicom_index import read_binary_mask
 from hct.data.records import Box
+from hct.data.sets.dicom_index import read_binary_mask
 from hct.errors import ConfigError, MammogramError, cancellable
 from hct.eval.roc import iter_bootstrap_indices
 from hct.explain.attention_maps import attention_received

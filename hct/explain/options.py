@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hct.data.sampling import SUBSETS as SUBSETS  # ERF subsets: the sampler's (re-exported)
+from hct.data.sets.sampling import SUBSETS as SUBSETS  # ERF subsets: the sampler's (re-exported)
 
 METHODS = ("gradcam", "saliency", "smoothgrad", "integrated_gradients", "occlusion")  # hct.explain.attribute
 LOCALIZATION_METHODS = (*METHODS, "attention")

@@ -56,7 +56,7 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict, source: Path) -> "ModelCard":
-        from hct.card_schema import check_card
+        from hct.models.card_schema import check_card
 
         card = cls(**check_card(data, source))
         if card.input_size is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from hct.data.preprocess import preprocessing_info
+from hct.data.image.preprocess import preprocessing_info
 from hct.errors import ConfigError
 from hct.io import file_sha256
 from hct.models.card import ModelCard, checkpoint_paths

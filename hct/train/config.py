@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from hct.data.preprocess import parse_size
+from hct.data.image.preprocess import parse_size
 from hct.errors import ConfigError, PathError, TrainConfigError
 from hct.models import list_models, model_config
 from hct.paths import check_name, existing
@@ -176,7 +176,7 @@ class TrainConfig:
 
 def _manifest_problems(manifest: object) -> list[str]:
     """What is wrong with the config's manifest: not a path, missing, a folder, not a readable CSV manifest."""
-    from hct.data.manifest import read_manifest
+    from hct.data.sets.manifest import read_manifest
 
     hint = "write one with `python -m hct data check --write-manifest` or `python -m hct phantom`"
     if not isinstance(manifest, str) or not manifest:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from hct.data import load_preprocessed, read_manifest
-from hct.data.preprocess import PREPROCESSING_VERSION
+from hct.data.image.preprocess import PREPROCESSING_VERSION
 from hct.data.records import ImageRecord
 from hct.errors import ConfigError
 from hct.io import atomic_write

@@ -6,6 +6,14 @@ epoch, flushed as written), ``last`` and ``best`` checkpoints (safetensors + mod
 ``checkpoint_every`` steps) and ``result.json`` once finished. Running the same config again
 resumes from ``resume.pt``; every random draw is keyed by (seed, epoch, step, micro-batch), so
 the resume state needs no RNG states and a resumed run ends with the same weights as an unbroken one.
+
+Under ``torchrun`` every process holds the whole (in-memory) data set and computes the same global
+batch from the epoch's seeded order. Micro-batch ``j`` of a global batch goes to rank ``j mod world``,
+and its augmentation and dropout are keyed by ``j``: the ``world`` processes together compute exactly
+the gradient a single process computes with the same ``micro_batch`` (up to summation order), step by
+step. BatchNorm: on CUDA the model is converted to SyncBatchNorm; on CPU (gloo, where SyncBatchNorm is
+unsupported) each micro-batch is normalised with its own statistics, as in the single-process run, and
+the running statistics are rank 0's (DDP broadcasts rank 0's buffers at each forward).
 """
 
 from __future__ import annotations
@@ -26,15 +34,15 @@ from torch import nn
 from tqdm import tqdm
 
 from hct.data import preprocessing_info
-from hct.devices import describe_device
 from hct.errors import CheckpointError, ConfigError
 from hct.io import atomic_write
 from hct.models import HighResNet, create_model
 from hct.models.checkpoints import load_model, save_checkpoint
+from hct.runtime.devices import describe_device
+from hct.runtime.distributed import DistContext, barrier, broadcast_int, setup, teardown
 from hct.train.asam import ASAM, frozen_bn_stats
 from hct.train.config import TrainConfig, load_config
 from hct.train.data import ImageBank, augment, load_bank, random_key
-from hct.train.distributed import DistContext, barrier, broadcast_int, setup, teardown
 
 CONFIG_NAME, METRICS_NAME, RESUME_NAME, RESULT_NAME = "config.json", "metrics.jsonl", "resume.pt", "result.json"
 BEST_NAME, LAST_NAME = "best", "last"

@@ -22,13 +22,13 @@ import pandas as pd
 import torch
 
 from hct.data import generate_phantom, parse_size, preprocessing_info, read_manifest
-from hct.data.phantom import MANIFEST_NAME
-from hct.devices import describe_device
+from hct.data.phantom.generate import MANIFEST_NAME
 from hct.errors import ConfigError, HCTError
 from hct.eval import bootstrap_auc, predict_batches, write_predictions
 from hct.models.card import write_card
 from hct.models.checkpoints import load_model, save_checkpoint
 from hct.models.ref import ref_of
+from hct.runtime.devices import describe_device
 from hct.train.config import TrainConfig
 from hct.train.data import ImageBank, build_bank, random_key
 from hct.train.loop import TrainResult, predict_bank, train

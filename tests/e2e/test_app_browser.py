@@ -14,10 +14,10 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from hct.data import builtin_samples
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "artifacts" / "screenshots"
+SHOTS = REPO / "artifacts" / "screenshots"
 PAGES = ["models", "images", "erf_explorer", "attention", "breakdowns", "training"]
 
 pytestmark = [pytest.mark.slow,
@@ -38,7 +38,7 @@ def run_app(tmp_path_factory, **extra_env: str):
                HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"), **extra_env)
     streamlit = Path(sys.executable).parent / "streamlit"
     process = subprocess.Popen([str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from playwright.sync_api import expect
-from test_app_browser import SHOTS, page, server  # noqa: F401  (fixtures)
 
 from hct.models.card import CHECKPOINT_DIR, checkpoint_paths
 from hct.models.nyu_import import import_nyu_gmic
+from tests.e2e.test_app_browser import SHOTS, page, server  # noqa: F401  (fixtures)
 from tests.nyu_gmic_recipe import seeded_state_dict, their_layout
 
 NAME = "nyu_gmic_e2e_random"

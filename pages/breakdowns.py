@@ -14,8 +14,10 @@ from hct.eval.shipped import SHIPPED_PREDICTIONS, checkpoint_cards, prediction_r
 from hct.explain import LOCALIZATION_METHODS, localization_figure, summarise
 
 from app import compute, state, tasks, widgets
+from app.compute import Overview
 
 SHIPPED, COMPUTE, UPLOAD, PATH = "Shipped checkpoints", "Compute for other images", "Upload CSV", "CSV path"
+LOCALIZATION = "Where explanations point"
 PAIR_DEFAULT = ("hct_performer_relu", "gmic")  # the paper's Fig. A2: HCT-RELU against GMIC
 
 
@@ -52,35 +54,26 @@ def localization_section() -> None:
     st.download_button("Scores per image (CSV)", rows.to_csv(index=False), "localization.csv", "text/csv")
 
 
-st.title("Breakdowns")
-if st.segmented_control("Show", ["AUC", "Where explanations point"], default="AUC", key="bd-view") == "Where explanations point":
-    localization_section()
-    st.stop()
-source = st.radio("Predictions", [SHIPPED, COMPUTE, UPLOAD, PATH], horizontal=True)
-predictions = None
-if source == SHIPPED:
+def shipped_predictions() -> pd.DataFrame | None:
+    """The shipped checkpoints' predictions, with what they are and a warning when the checkpoints changed since."""
     predictions = widgets.run_safely(compute.shipped_predictions, f"Reading {SHIPPED_PREDICTIONS.name}")
-    if predictions is not None:
-        n = predictions["image_id"].nunique()
-        st.caption(f"`checkpoints/{SHIPPED_PREDICTIONS.name}`: the shipped checkpoints on the phantom test split "
-                   f"({n} images, {int(predictions.drop_duplicates('image_id')['label'].sum())} malignant), "
-                   "written by `python -m hct predict` (README, Checkpoints).")
-        stale = widgets.run_safely(lambda: stale_models(predictions, checkpoint_cards()), "Checking the checkpoints")
-        if stale:
-            st.warning(f"`{SHIPPED_PREDICTIONS.name}` does not match the checkpoints: "
-                       + "; ".join(f"**{m}**: {why}" for m, why in stale.items())
-                       + ". Those models' numbers below are not of the shipped weights: rewrite the file "
-                         "(README, Checkpoints) or compute predictions for them here.")
-elif source == UPLOAD:
-    files = st.file_uploader("Predictions CSV (one or more)", type=["csv"], accept_multiple_files=True)
-    if files:
-        predictions = widgets.run_safely(lambda: pd.concat(
-            [validate_predictions(pd.read_csv(f), source=f.name) for f in files], ignore_index=True), "Reading the predictions")
-elif source == PATH:
-    path = widgets.path_input("Predictions file (CSV or Parquet)", key="bd-predictions", placeholder="data/predictions.csv")
-    if path:
-        predictions = widgets.run_safely(lambda: read_predictions(path), f"Reading {path}")
-else:
+    if predictions is None:
+        return None
+    n = predictions["image_id"].nunique()
+    st.caption(f"`checkpoints/{SHIPPED_PREDICTIONS.name}`: the shipped checkpoints on the phantom test split "
+               f"({n} images, {int(predictions.drop_duplicates('image_id')['label'].sum())} malignant), "
+               "written by `python -m hct predict` (README, Checkpoints).")
+    stale = widgets.run_safely(lambda: stale_models(predictions, checkpoint_cards()), "Checking the checkpoints")
+    if stale:
+        st.warning(f"`{SHIPPED_PREDICTIONS.name}` does not match the checkpoints: "
+                   + "; ".join(f"**{m}**: {why}" for m, why in stale.items())
+                   + ". Those models' numbers below are not of the shipped weights: rewrite the file "
+                     "(README, Checkpoints) or compute predictions for them here.")
+    return predictions
+
+
+def computed_predictions() -> pd.DataFrame | None:
+    """Predictions of the chosen models on the selected set's labelled images, computed as a task."""
     items = [i for i in state.images() if i.data is None and i.record.label in (0, 1)]
     st.caption(f"On the {len(items)} labelled images of the selected set (choose a data set on the Images page).")
     with st.form("predict"):
@@ -97,56 +90,110 @@ else:
             "bd-predictions",
             lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
             images=len(items), size=size, models=len(models)), "Predicting")
-    predictions = widgets.follow("bd-predictions", "Predicting")
+    return widgets.follow("bd-predictions", "Predicting")
 
-if predictions is None:
-    st.stop()
 
-controls = st.columns([2, 1])
-n_boot = controls[0].select_slider("Bootstrap resamples", [200, 1000, 2000, 10_000], value=1000,
-                                   help="The paper uses 10,000; fewer is faster for a first look.")
-controls[1].download_button("Predictions (CSV)", without_identity(predictions).to_csv(index=False), "predictions.csv", "text/csv")
-overview = widgets.run_safely(lambda: compute.overview(predictions, n_boot, source == SHIPPED), "The evaluation")
-if overview is None:
-    st.stop()
-colours = {ref.label: ref.colour for ref in prediction_refs(predictions, checkpoint_cards())}
+def uploaded_predictions() -> pd.DataFrame | None:
+    """Predictions from one or more uploaded CSV files."""
+    files = st.file_uploader("Predictions CSV (one or more)", type=["csv"], accept_multiple_files=True)
+    if not files:
+        return None
+    return widgets.run_safely(lambda: pd.concat(
+        [validate_predictions(pd.read_csv(f), source=f.name) for f in files], ignore_index=True), "Reading the predictions")
 
-st.subheader("Table 3")
-table = overview.table3.rename(columns={"model": "Model", "params_millions": "Params (M)",
-                                        "patch": "Patch AUC [95% CI]", "image": "Image AUC [95% CI]"})
-st.dataframe(table[["Model", "Params (M)", "Patch AUC [95% CI]", "Image AUC [95% CI]"]], hide_index=True,
-             width="stretch", column_config={"Params (M)": st.column_config.NumberColumn(format="%.2f")})
-st.caption("AUC in percent, malignant against all non-malignant images, with its percentile-bootstrap 95% CI. "
-           "Patch: the patch-stage model's test AUC recorded in the checkpoint's card (— where the card has none)."
-           if source == SHIPPED else "AUC in percent, malignant against all non-malignant images, with its "
-           "percentile-bootstrap 95% CI.")
 
-left, right = st.columns(2)
-left.plotly_chart(finding_type_figure(overview.finding_type, colours), key="bd-type")
-right.plotly_chart(roc_figure(overview.roc, overview.roc_auc, colours), key="bd-roc")
-st.caption(negatives_note(overview.finding_type) + gaps(overview.finding_type, "finding_type"))
+def predictions_at_path() -> pd.DataFrame | None:
+    """Predictions from a CSV or Parquet file under the data roots."""
+    path = widgets.path_input("Predictions file (CSV or Parquet)", key="bd-predictions", placeholder="data/predictions.csv")
+    return widgets.run_safely(lambda: read_predictions(path), f"Reading {path}") if path else None
 
-st.subheader("Two models by finding size (Fig. A2)")
-models = list(dict.fromkeys(predictions["model"]))
-if len(models) < 2:
-    st.info("Fig. A2 compares two models: add predictions of a second model.")
-    st.stop()
-pick = st.columns(2)
-model = pick[0].selectbox("Model", models, key="bd-model",
-                          index=models.index(PAIR_DEFAULT[0]) if PAIR_DEFAULT[0] in models else len(models) - 1)
-others = [m for m in models if m != model]
-reference = pick[1].selectbox("Against (the reference)", others, key="bd-reference",
-                              index=others.index(PAIR_DEFAULT[1]) if PAIR_DEFAULT[1] in others else 0)
-pair = widgets.run_safely(lambda: compute.size_breakdowns(predictions, model, reference, n_boot), "The size breakdowns")
-if pair is None:
-    st.stop()
-sizes, tertiles = pair
-left, right = st.columns(2)
-left.plotly_chart(size_threshold_figure(sizes, colours), key="bd-size")
-right.plotly_chart(tertile_figure(tertiles, colours), key="bd-tertile")
-st.caption(negatives_note(sizes) + gaps(sizes, "threshold", "size < {}") + gaps(tertiles, "tertile", "the {} tertile"))
-with st.expander("Tables"):
-    for name, frame in (("By finding type", overview.finding_type), ("By size threshold", sizes),
-                        ("By size tertile", tertiles)):
-        st.markdown(f"**{name}**")
-        st.dataframe(frame, hide_index=True, width="stretch")
+
+def evaluation_controls(predictions: pd.DataFrame) -> int:
+    """The number of bootstrap resamples, and the predictions' download."""
+    controls = st.columns([2, 1])
+    n_boot = controls[0].select_slider("Bootstrap resamples", [200, 1000, 2000, 10_000], value=1000,
+                                       help="The paper uses 10,000; fewer is faster for a first look.")
+    controls[1].download_button("Predictions (CSV)", without_identity(predictions).to_csv(index=False),
+                                "predictions.csv", "text/csv")
+    return n_boot
+
+
+def table3_view(overview: Overview, shipped: bool) -> None:
+    """Table 3: each model's parameters, patch AUC (from its card) and image AUC with 95% CIs."""
+    st.subheader("Table 3")
+    table = overview.table3.rename(columns={"model": "Model", "params_millions": "Params (M)",
+                                            "patch": "Patch AUC [95% CI]", "image": "Image AUC [95% CI]"})
+    st.dataframe(table[["Model", "Params (M)", "Patch AUC [95% CI]", "Image AUC [95% CI]"]], hide_index=True,
+                 width="stretch", column_config={"Params (M)": st.column_config.NumberColumn(format="%.2f")})
+    st.caption("AUC in percent, malignant against all non-malignant images, with its percentile-bootstrap 95% CI. "
+               "Patch: the patch-stage model's test AUC recorded in the checkpoint's card (— where the card has none)."
+               if shipped else "AUC in percent, malignant against all non-malignant images, with its "
+               "percentile-bootstrap 95% CI.")
+
+
+def finding_type_view(overview: Overview, colours: dict[str, str]) -> None:
+    """AUC by finding type (Table A1) beside the ROC curves."""
+    left, right = st.columns(2)
+    left.plotly_chart(finding_type_figure(overview.finding_type, colours), key="bd-type")
+    right.plotly_chart(roc_figure(overview.roc, overview.roc_auc, colours), key="bd-roc")
+    st.caption(negatives_note(overview.finding_type) + gaps(overview.finding_type, "finding_type"))
+
+
+def pair_picker(models: list[str]) -> tuple[str, str]:
+    """The model and its reference (the paper's pair by default)."""
+    pick = st.columns(2)
+    model = pick[0].selectbox("Model", models, key="bd-model",
+                              index=models.index(PAIR_DEFAULT[0]) if PAIR_DEFAULT[0] in models else len(models) - 1)
+    others = [m for m in models if m != model]
+    reference = pick[1].selectbox("Against (the reference)", others, key="bd-reference",
+                                  index=others.index(PAIR_DEFAULT[1]) if PAIR_DEFAULT[1] in others else 0)
+    return model, reference
+
+
+def size_view(predictions: pd.DataFrame, overview: Overview, n_boot: int, colours: dict[str, str]) -> None:
+    """Fig. A2: the AUC difference of two models by finding-size threshold and tertile, and the tables."""
+    st.subheader("Two models by finding size (Fig. A2)")
+    models = list(dict.fromkeys(predictions["model"]))
+    if len(models) < 2:
+        st.info("Fig. A2 compares two models: add predictions of a second model.")
+        return
+    model, reference = pair_picker(models)
+    pair = widgets.run_safely(lambda: compute.size_breakdowns(predictions, model, reference, n_boot),
+                              "The size breakdowns")
+    if pair is None:
+        return
+    sizes, tertiles = pair
+    left, right = st.columns(2)
+    left.plotly_chart(size_threshold_figure(sizes, colours), key="bd-size")
+    right.plotly_chart(tertile_figure(tertiles, colours), key="bd-tertile")
+    st.caption(negatives_note(sizes) + gaps(sizes, "threshold", "size < {}") + gaps(tertiles, "tertile", "the {} tertile"))
+    with st.expander("Tables"):
+        for name, frame in (("By finding type", overview.finding_type), ("By size threshold", sizes),
+                            ("By size tertile", tertiles)):
+            st.markdown(f"**{name}**")
+            st.dataframe(frame, hide_index=True, width="stretch")
+
+
+def auc_section(predictions: pd.DataFrame, shipped: bool) -> None:
+    """The evaluation of ``predictions``: Table 3, AUC by finding type and ROC, two models by finding size."""
+    n_boot = evaluation_controls(predictions)
+    overview = widgets.run_safely(lambda: compute.overview(predictions, n_boot, shipped), "The evaluation")
+    if overview is None:
+        return
+    colours = {ref.label: ref.colour for ref in prediction_refs(predictions, checkpoint_cards())}
+    table3_view(overview, shipped)
+    finding_type_view(overview, colours)
+    size_view(predictions, overview, n_boot, colours)
+
+
+PREDICTIONS = {SHIPPED: shipped_predictions, COMPUTE: computed_predictions, UPLOAD: uploaded_predictions,
+               PATH: predictions_at_path}  # where the predictions come from -> what reads them
+
+st.title("Breakdowns")
+if st.segmented_control("Show", ["AUC", LOCALIZATION], default="AUC", key="bd-view") == LOCALIZATION:
+    localization_section()
+else:
+    source = st.radio("Predictions", list(PREDICTIONS), horizontal=True)
+    predictions = PREDICTIONS[source]()
+    if predictions is not None:
+        auc_section(predictions, shipped=source == SHIPPED)

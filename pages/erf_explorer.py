@@ -23,36 +23,40 @@ from hct.explain.display.outputs import metrics_frame, write_erf_outputs, write_
 from hct.reports import figures_html
 
 from app import compute, loaders, state, tasks, widgets
+from app.state import ImageItem
 
 REDUCTION_NAMES = {"mean_abs": "mean |grad| (default)", "mean": "signed mean (Luo et al.)",
                    "positive": "mean relu(grad) (RepLKNet)"}
 REQUEST = "erf-request"
+INTRO = ("Luo et al.'s effective receptive field as in the paper (Sec. 4): the input gradient of one output position, "
+         "averaged over N images in their acquired orientation (no flip, no crop; background cleared). Choose images "
+         "on the Images page.")
 
-st.title("ERF explorer")
-st.caption("Luo et al.'s effective receptive field as in the paper (Sec. 4): the input gradient of one output "
-           "position, averaged over N images in their acquired orientation (no flip, no crop; background cleared). "
-           "Choose images on the Images page.")
 
-items = state.images()
-with st.form("erf"):
-    models = widgets.model_picker("Models (two or more)", multi=True, key="erf-models",
-                                  default=["init:gmic", "init:hct_performer_relu"])
-    cols = st.columns(4)
-    subset = cols[0].radio("Breasts", SUBSETS, horizontal=True, key="erf-subset")
-    n = cols[1].number_input("N images", 1, max(len(items), 1), min(8, len(items)), key="erf-n")
-    with cols[2]:
-        size = widgets.size_picker(models)
-    stage = cols[3].selectbox("Stage back-propagated", STAGES, index=len(STAGES) - 1,
-                              format_func=lambda s: f"{s} (output feature map)" if s == STAGES[-1] else str(s),
-                              key="erf-stage")
-    cols = st.columns([3, 1, 1, 1])
-    reduction = cols[0].radio("Per-image gradient", REDUCTIONS, index=REDUCTIONS.index(DEFAULT_REDUCTION),
-                              format_func=REDUCTION_NAMES.get, horizontal=True, key="erf-reduction")
-    centre = cols[1].checkbox("Centre position", value=True, help="Or type an output position, or click the map")
-    row = cols[2].number_input("Output row", 0, 100_000, 0)
-    col = cols[3].number_input("Output column", 0, 100_000, 0)
-    submitted = st.form_submit_button("Compute ERF", type="primary")
-widgets.untrained_note(models)
+def erf_form(items: list[ImageItem]) -> tuple[dict, int, bool]:
+    """The ERF request the form chooses (models, size, subset, stage, reduction, position; the images are
+    sampled on submit), N, and whether it was submitted."""
+    with st.form("erf"):
+        models = widgets.model_picker("Models (two or more)", multi=True, key="erf-models",
+                                      default=["init:gmic", "init:hct_performer_relu"])
+        cols = st.columns(4)
+        subset = cols[0].radio("Breasts", SUBSETS, horizontal=True, key="erf-subset")
+        n = cols[1].number_input("N images", 1, max(len(items), 1), min(8, len(items)), key="erf-n")
+        with cols[2]:
+            size = widgets.size_picker(models)
+        stage = cols[3].selectbox("Stage back-propagated", STAGES, index=len(STAGES) - 1,
+                                  format_func=lambda s: f"{s} (output feature map)" if s == STAGES[-1] else str(s),
+                                  key="erf-stage")
+        cols = st.columns([3, 1, 1, 1])
+        reduction = cols[0].radio("Per-image gradient", REDUCTIONS, index=REDUCTIONS.index(DEFAULT_REDUCTION),
+                                  format_func=REDUCTION_NAMES.get, horizontal=True, key="erf-reduction")
+        centre = cols[1].checkbox("Centre position", value=True, help="Or type an output position, or click the map")
+        row = cols[2].number_input("Output row", 0, 100_000, 0)
+        col = cols[3].number_input("Output column", 0, 100_000, 0)
+        submitted = st.form_submit_button("Compute ERF", type="primary")
+    request = {"models": models, "size": size, "subset": subset, "stage": stage, "reduction": reduction,
+               "position": "centre" if centre else (int(row), int(col))}
+    return request, int(n), submitted
 
 
 def start(request: dict) -> None:
@@ -66,16 +70,15 @@ def start(request: dict) -> None:
         images=len(chosen), size=request["size"], models=len(request["models"])), "The ERF")
 
 
-if submitted:
-    if not models:
+def sample_and_start(items: list[ImageItem], n: int, request: dict) -> None:
+    """Sample ``n`` of ``items`` for the request's subset and compute the ERFs on them."""
+    if not request["models"]:
         st.error("Choose at least one model (two to compare).")
-    else:
-        chosen = widgets.run_safely(lambda: sample_images(len(items), n, subset=subset, seed=None, strict=False,
-                                                          side_of=lambda i: loaders.laterality(items[i])), "The images")
-        if chosen:
-            wanted = [items[i] for i in chosen]
-            start({"models": models, "items": wanted, "size": size, "subset": subset, "stage": stage,
-                   "reduction": reduction, "position": "centre" if centre else (int(row), int(col))})
+        return
+    chosen = widgets.run_safely(lambda: sample_images(len(items), n, subset=request["subset"], seed=None, strict=False,
+                                                      side_of=lambda i: loaders.laterality(items[i])), "The images")
+    if chosen:
+        start({**request, "items": [items[i] for i in chosen]})
 
 
 def view_controls() -> MapView:
@@ -136,8 +139,10 @@ def show_erfs(results: list, request: dict) -> None:
         lambda folder: write_erf_outputs(results, folder, view)), file_name="erf.zip", mime="application/zip")
 
 
-def table1_section() -> None:
-    """The paper's Table 1 / A2 over the session's images, as a task with progress and cancel."""
+def table1_section(items: list[ImageItem], request: dict) -> None:
+    """The paper's Table 1 / A2 over the session's images with the models, size and reduction of ``request``,
+    as a task with progress and cancel."""
+    models, size, reduction = request["models"], request["size"], request["reduction"]
     st.header("Table 1 / Table A2")
     sides = [loaders.laterality(i) for i in items]
     per_side = min(sides.count("L"), sides.count("R"))
@@ -162,7 +167,14 @@ def table1_section() -> None:
             lambda folder: write_table1(table, folder)), file_name="table1.zip", mime="application/zip")
 
 
+st.title("ERF explorer")
+st.caption(INTRO)
+items = state.images()
+request, n, submitted = erf_form(items)
+widgets.untrained_note(request["models"])
+if submitted:
+    sample_and_start(items, n, request)
 results = widgets.follow("erf", "The ERF")
 if results:
     show_erfs(results, st.session_state[REQUEST])
-table1_section()
+table1_section(items, request)

@@ -1,13 +1,13 @@
 """Images: choose the session's image set (upload, built-in samples, phantom, manifest or a public data set
 as downloaded, with the data check's report) and browse it."""
 
-
 import pandas as pd
 import streamlit as st
 
 from hct.data import (
     FORMATS,
     DataReport,
+    ImageRecord,
     builtin_samples,
     complete_exams,
     exam_label,
@@ -17,10 +17,15 @@ from hct.data import (
 from hct.data.pacs import StudyQuery
 
 from app import loaders, pacs, reading, state, tasks, widgets
+from app.state import ImageItem
 
-st.title("Images")
-st.caption("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
-           "Uploads stay in memory and are never written to disk.")
+# source -> (data check format, or None to choose one; path label; placeholder)
+CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "data/phantom"),
+                   "Manifest": ("manifest", "Manifest CSV path", "data/manifest.csv"),
+                   "Public data set": (None, "Folder it was downloaded to", "data/cbis-ddsm")}
+BUILTIN = "Built-in samples"
+INTRO = ("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
+         "Uploads stay in memory and are never written to disk.")
 
 
 def manifest_writer(report: DataReport, fmt: str) -> None:
@@ -86,15 +91,8 @@ def pacs_source() -> None:
     st.page_link("../pages/attention.py", label="Read the exam on the Attention page", icon=":material/visibility:")
 
 
-# source -> (data check format, or None to choose one; path label; placeholder)
-CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "data/phantom"),
-                   "Manifest": ("manifest", "Manifest CSV path", "data/manifest.csv"),
-                   "Public data set": (None, "Folder it was downloaded to", "data/cbis-ddsm")}
-source = st.radio("Source", ["Built-in samples", "Upload", "PACS", *CHECKED_SOURCES], horizontal=True)
-records = None
-if source == "PACS":
-    pacs_source()
-elif source == "Upload":
+def upload_source() -> None:
+    """Uploaded DICOM, PNG or TIFF files, read in memory, as the session's images."""
     files = st.file_uploader("DICOM, PNG or TIFF mammograms", accept_multiple_files=True)
     if files and st.button("Use these images", type="primary"):
         items = []
@@ -106,30 +104,35 @@ elif source == "Upload":
         if items:
             state.set_images(items)
             st.success(f"{len(items)} of {len(files)} files selected.")
-elif source == "Built-in samples":
-    records = builtin_samples()
-else:
+
+
+def checked_source(source: str) -> list[ImageRecord] | None:
+    """The records of a folder or manifest, with the data check's report (and the manifest writer)."""
     fmt, label, placeholder = CHECKED_SOURCES[source]
     fmt = fmt or st.selectbox("Format", [f for f in FORMATS if f != "manifest"])
     path = widgets.path_input(label, key=f"images-{source}", placeholder=placeholder)
-    if path:
-        check = tasks.task("data-check")
-        if check is None or check.inputs != (fmt, str(path)):  # checking reads every header: once per source
-            widgets.run_safely(lambda: tasks.check_data_set("data-check", path, fmt), f"Checking {path}")
-        report = widgets.follow("data-check", f"Checking {path}")
-        if report is not None:
-            shown = st.error if not report.usable else st.warning if report.missing or report.unreadable else st.success
-            shown(report.summary())
-            with st.expander("Data check report", expanded=not report.usable):
-                st.text("\n".join(report.lines()))
-            st.button("Check again", on_click=tasks.check_data_set, args=("data-check", path, fmt, True),
-                      help="Read the folder again: files added or changed since are indexed, the rest come "
-                           "from the index cache.")
-            if report.usable and fmt != "manifest":
-                manifest_writer(report, fmt)
-            records = list(report.records)
+    if not path:
+        return None
+    check = tasks.task("data-check")
+    if check is None or check.inputs != (fmt, str(path)):  # checking reads every header: once per source
+        widgets.run_safely(lambda: tasks.check_data_set("data-check", path, fmt), f"Checking {path}")
+    report = widgets.follow("data-check", f"Checking {path}")
+    if report is None:
+        return None
+    shown = st.error if not report.usable else st.warning if report.missing or report.unreadable else st.success
+    shown(report.summary())
+    with st.expander("Data check report", expanded=not report.usable):
+        st.text("\n".join(report.lines()))
+    st.button("Check again", on_click=tasks.check_data_set, args=("data-check", path, fmt, True),
+              help="Read the folder again: files added or changed since are indexed, the rest come "
+                   "from the index cache.")
+    if report.usable and fmt != "manifest":
+        manifest_writer(report, fmt)
+    return list(report.records)
 
-if records:
+
+def sample_picker(records: list[ImageRecord]) -> None:
+    """Choose N of ``records`` (of one split, by seed) as the session's images."""
     cols = st.columns([1, 1, 1, 2])
     n = cols[0].number_input("N images", 1, len(records), min(len(records), 8))
     seed = cols[1].number_input("Seed", 0, 10_000, 0)
@@ -139,26 +142,47 @@ if records:
         chosen = pool if n >= len(pool) else [pool[i] for i in sample_images(len(pool), n, seed=seed)]
         state.set_images([state.record_item(r) for r in chosen])
 
-items = state.images()
-st.subheader(f"Selected: {len(items)} images")
-rows = [row for row in (widgets.run_safely(lambda i=i: loaders.metadata_row(i), f"Reading {i.name}") for i in items) if row]
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-if not items:
-    st.stop()
 
-exams = complete_exams(items, record=lambda i: i.record)
-view = st.radio("View", ["Four-view exam", "One image"] if exams else ["One image"], horizontal=True)
-if view == "Four-view exam":
-    exam = st.selectbox("Exam", list(exams), format_func=lambda e: exam_label(e, list(exams).index(e)))
-    shown = exams[exam]
+def selection_table(items: list[ImageItem]) -> None:
+    """The session's images, one row of metadata each."""
+    st.subheader(f"Selected: {len(items)} images")
+    rows = [row for row in (widgets.run_safely(lambda i=i: loaders.metadata_row(i), f"Reading {i.name}")
+                            for i in items) if row]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def image_browser(items: list[ImageItem]) -> None:
+    """One image, or a four-view exam, as acquired, with window and level."""
+    exams = complete_exams(items, record=lambda i: i.record)
+    view = st.radio("View", ["Four-view exam", "One image"] if exams else ["One image"], horizontal=True)
+    if view == "Four-view exam":
+        exam = st.selectbox("Exam", list(exams), format_func=lambda e: exam_label(e, list(exams).index(e)))
+        shown = exams[exam]
+    else:
+        shown = [st.selectbox("Image", items, format_func=lambda i: i.name)]
+    low, high = widgets.pixel_range(loaders.display_pixels(shown[0]))
+    level = st.slider("Level", low, high, (low + high) / 2)
+    window = st.slider("Window", 1.0, max(high - low, 1.0), max(high - low, 1.0))
+    for column, item in zip(st.columns(len(shown)), shown):
+        with column:
+            title = f"{item.record.laterality}-{item.record.view}" if len(shown) > 1 else item.name
+            reading.modality_warning(item)  # the reader's warning (another modality, masked pixels, pages...)
+            st.plotly_chart(widgets.image_figure(loaders.display_pixels(item), window, level, title,
+                                                 height=420 if len(shown) > 1 else 720), key=f"img-{item.key}")
+
+
+st.title("Images")
+st.caption(INTRO)
+source = st.radio("Source", [BUILTIN, "Upload", "PACS", *CHECKED_SOURCES], horizontal=True)
+if source == "PACS":
+    pacs_source()
+elif source == "Upload":
+    upload_source()
 else:
-    shown = [st.selectbox("Image", items, format_func=lambda i: i.name)]
-low, high = widgets.pixel_range(loaders.display_pixels(shown[0]))
-level = st.slider("Level", low, high, (low + high) / 2)
-window = st.slider("Window", 1.0, max(high - low, 1.0), max(high - low, 1.0))
-for column, item in zip(st.columns(len(shown)), shown):
-    with column:
-        title = f"{item.record.laterality}-{item.record.view}" if len(shown) > 1 else item.name
-        reading.modality_warning(item)  # the reader's warning (another modality, masked pixels, pages...)
-        st.plotly_chart(widgets.image_figure(loaders.display_pixels(item), window, level, title,
-                                             height=420 if len(shown) > 1 else 720), key=f"img-{item.key}")
+    records = builtin_samples() if source == BUILTIN else checked_source(source)
+    if records:
+        sample_picker(records)
+items = state.images()
+selection_table(items)
+if items:
+    image_browser(items)

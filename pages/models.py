@@ -8,12 +8,11 @@ from hct.models.card import read_card
 from hct.train.figures import training_curves_figure
 
 from app import loaders, widgets
-
-st.title("Models")
-loaded = loaders.loaded_models()
+from app.loaders import ModelChoice
 
 
-def load_controls(key: str) -> None:
+def load_controls(key: str, loaded: dict[str, str]) -> None:
+    """Unload the model ``key`` when it is on the device, load it otherwise."""
     if key in loaded:
         if st.button("Unload", key=f"unload-{key}"):
             loaders.unload_model(key)
@@ -24,22 +23,19 @@ def load_controls(key: str) -> None:
 
 
 def attention_kind(architecture: str, overrides: dict) -> str:
+    """The architecture's token mixer, as a reader names it."""
     mixer = model_config(architecture, **{k: v for k, v in overrides.items() if k != "mixer"}).mixer
     return {"conv": "none (CNN)", "deformable": "deformable conv"}.get(mixer, mixer.replace("_", "-"))
 
 
-choices = loaders.model_choices()
-checkpoints = [c for c in choices if c.trained]
-if not checkpoints:
-    st.info("No checkpoints in `checkpoints/` yet. Trained weights will ship there; until then the app uses "
-            "the architectures below at random initialisation (and says so wherever they are used).")
-for item in checkpoints:
+def checkpoint_card(item: ModelChoice, loaded: dict[str, str]) -> None:
+    """One checkpoint's card: parameters, test AUC, stage, input, training, curves, and loading it."""
     with st.container(border=True):
         try:
             card = read_card(item.checkpoint)
         except HCTError as err:
             st.error(f"{item.label}: {err}")
-            continue
+            return
         st.subheader(item.label)
         m = card.metrics
         low, high = (m.get(k) if m.get(k) is not None else float("nan") for k in ("test_auc_low", "test_auc_high"))
@@ -59,13 +55,32 @@ for item in checkpoints:
         figure = training_curves_figure(loaders.training_curve(item.checkpoint))
         if figure is not None:
             st.plotly_chart(figure, key=f"curve-{item.key}")
-        load_controls(item.key)
+        load_controls(item.key, loaded)
 
-st.subheader("Architectures at random initialisation")
-for item in (c for c in choices if not c.trained):
-    cols = st.columns([3, 2, 2, 1])
-    cols[0].markdown(f"**{item.label}**")
-    cols[1].markdown(f"attention: {attention_kind(item.architecture, {})}")
-    cols[2].markdown("on device" if item.key in loaded else "not loaded")
-    with cols[3]:
-        load_controls(item.key)
+
+def checkpoints_view(checkpoints: list[ModelChoice], loaded: dict[str, str]) -> None:
+    """A card per checkpoint in ``checkpoints/``, or why there is none."""
+    if not checkpoints:
+        st.info("No checkpoints in `checkpoints/` yet. Trained weights will ship there; until then the app uses "
+                "the architectures below at random initialisation (and says so wherever they are used).")
+    for item in checkpoints:
+        checkpoint_card(item, loaded)
+
+
+def architectures_view(architectures: list[ModelChoice], loaded: dict[str, str]) -> None:
+    """One row per architecture at random initialisation: its attention, whether it is loaded, and loading it."""
+    st.subheader("Architectures at random initialisation")
+    for item in architectures:
+        cols = st.columns([3, 2, 2, 1])
+        cols[0].markdown(f"**{item.label}**")
+        cols[1].markdown(f"attention: {attention_kind(item.architecture, {})}")
+        cols[2].markdown("on device" if item.key in loaded else "not loaded")
+        with cols[3]:
+            load_controls(item.key, loaded)
+
+
+st.title("Models")
+loaded = loaders.loaded_models()
+choices = loaders.model_choices()
+checkpoints_view([c for c in choices if c.trained], loaded)
+architectures_view([c for c in choices if not c.trained], loaded)

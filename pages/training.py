@@ -3,6 +3,7 @@ with the paper's defaults, see the server's queue, and follow this session's job
 rank's status and log), cancelling them."""
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -13,7 +14,7 @@ from hct.data.phantom.generate import MANIFEST_NAME, split_counts
 from hct.data.sets.roots import REPOSITORY, data_roots
 from hct.errors import HCTError
 from hct.models import display_name, list_models
-from hct.train import STAGE_DEFAULTS, TrainConfig
+from hct.train import STAGE_DEFAULTS, Job, JobStore, TrainConfig
 from hct.train.figures import training_curves_figure
 
 from app import loaders, state, tasks, widgets
@@ -25,14 +26,12 @@ PHANTOM_SIZES = {"Quick: 200 images at 832x640 (under 15 s on 2 cores)": (split_
                      (BENCHMARK_SPLITS, (1664, 1280))}
 FOLLOW = "hct_train_follow"  # the job this session launched last
 
-st.title("Training")
-store = loaders.job_store()
-st.caption("Jobs run as `python -m hct train` processes (under `torchrun` for several), one process per "
-           "device, in the server's job queue. A finished job's best checkpoint appears on the Models page, for "
-           "everyone on this server.")
+CAPTION = ("Jobs run as `python -m hct train` processes (under `torchrun` for several), one process per device, "
+           "in the server's job queue. A finished job's best checkpoint appears on the Models page, for everyone on "
+           "this server.")
 
 
-def phantom_section(folder) -> None:
+def phantom_section(folder: Path) -> None:
     """Offer to generate the phantom data set into ``folder``, and follow the generation."""
     running, mine = tasks.phantom_generation(folder), tasks.task("phantom")
     if running is not None and running is not mine:
@@ -53,56 +52,66 @@ def phantom_section(folder) -> None:
         st.success(f"Wrote {written:,} images and {folder.name}/{MANIFEST_NAME}.")
 
 
-manifest = widgets.path_input("Data set manifest (CSV)", key="train-manifest", value=f"{PHANTOM}/{MANIFEST_NAME}")
-if manifest is not None and not manifest.is_file():
-    if manifest == (REPOSITORY / PHANTOM / MANIFEST_NAME).resolve():
-        phantom_section(manifest.parent)
-    else:
-        st.warning(f"{manifest} does not exist yet; write one with `python -m hct data check` or generate the phantom.")
-
-slots = len(store.slots({"device": "auto"}))
-with st.form("train"):
-    cols = st.columns(5)
-    model = cols[0].selectbox("Model", list_models(), format_func=display_name)
-    stage = cols[1].selectbox("Stage", list(STAGE_DEFAULTS), help="patch: 512x512 patches; image: full images")
-    optimizer = cols[2].selectbox("Optimiser", ["adam", "asam"],
-                                  format_func={"adam": "Adam", "asam": "Adam + ASAM (rho 0.05)"}.get)
-    epochs = cols[3].number_input("Epochs", 1, 1000, 80)
-    nproc = cols[4].number_input("Processes", 1, slots, 1, help=f"torchrun --nproc-per-node: each process takes one "
-                                 f"of this server's {slots} training device(s), and waits until they are free")
-    cols = st.columns(5)
-    size = cols[0].selectbox("Image resolution (HxW)", state.SIZES, index=state.SIZES.index("1664x1280"))
-    patch = cols[1].number_input("Patch size", 32, 2048, 512)
-    batch = cols[2].number_input("Batch (0: paper default)", 0, 1024, 0,
-                                 help=f"paper: {STAGE_DEFAULTS['patch']['batch_size']} (patch), "
-                                      f"{STAGE_DEFAULTS['image']['batch_size']} (image)")
-    lr = cols[3].number_input("Learning rate (0: paper default)", 0.0, 1.0, 0.0, format="%.6f",
-                              help=f"paper: {STAGE_DEFAULTS['patch']['lr']} (patch), {STAGE_DEFAULTS['image']['lr']} (image)")
-    max_steps = cols[4].number_input("Max steps (0: all)", 0, 10_000_000, 0, help="End a smoke run early")
-    launch = st.form_submit_button("Launch", type="primary")
+def manifest_control() -> Path | None:
+    """The data set's manifest; the phantom's, missing, is offered to generate."""
+    manifest = widgets.path_input("Data set manifest (CSV)", key="train-manifest", value=f"{PHANTOM}/{MANIFEST_NAME}")
+    if manifest is not None and not manifest.is_file():
+        if manifest == (REPOSITORY / PHANTOM / MANIFEST_NAME).resolve():
+            phantom_section(manifest.parent)
+        else:
+            st.warning(f"{manifest} does not exist yet; write one with `python -m hct data check` or generate the phantom.")
+    return manifest
 
 
-def submit():
+def train_form(slots: int) -> tuple[dict, int, bool]:
+    """The run's settings (``TrainConfig``'s fields but the manifest and folder), its processes out of the
+    server's ``slots`` training devices, and whether Launch was clicked."""
+    with st.form("train"):
+        cols = st.columns(5)
+        model = cols[0].selectbox("Model", list_models(), format_func=display_name)
+        stage = cols[1].selectbox("Stage", list(STAGE_DEFAULTS), help="patch: 512x512 patches; image: full images")
+        optimizer = cols[2].selectbox("Optimiser", ["adam", "asam"],
+                                      format_func={"adam": "Adam", "asam": "Adam + ASAM (rho 0.05)"}.get)
+        epochs = cols[3].number_input("Epochs", 1, 1000, 80)
+        nproc = cols[4].number_input("Processes", 1, slots, 1, help=f"torchrun --nproc-per-node: each process takes "
+                                     f"one of this server's {slots} training device(s), and waits until they are free")
+        cols = st.columns(5)
+        size = cols[0].selectbox("Image resolution (HxW)", state.SIZES, index=state.SIZES.index("1664x1280"))
+        patch = cols[1].number_input("Patch size", 32, 2048, 512)
+        batch = cols[2].number_input("Batch (0: paper default)", 0, 1024, 0,
+                                     help=f"paper: {STAGE_DEFAULTS['patch']['batch_size']} (patch), "
+                                          f"{STAGE_DEFAULTS['image']['batch_size']} (image)")
+        lr = cols[3].number_input("Learning rate (0: paper default)", 0.0, 1.0, 0.0, format="%.6f",
+                                  help=f"paper: {STAGE_DEFAULTS['patch']['lr']} (patch), "
+                                       f"{STAGE_DEFAULTS['image']['lr']} (image)")
+        max_steps = cols[4].number_input("Max steps (0: all)", 0, 10_000_000, 0, help="End a smoke run early")
+        clicked = st.form_submit_button("Launch", type="primary")
+    settings = {"model": model, "stage": stage, "input_size": size, "patch_size": patch, "epochs": epochs,
+                "optimizer": optimizer, "batch_size": batch or None, "lr": lr or None, "max_steps": max_steps or None}
+    return settings, int(nproc), clicked
+
+
+def submit(store: JobStore, manifest: Path | None, settings: dict, nproc: int) -> Job:
+    """Queue a run of ``settings`` on ``manifest`` in the server's job queue."""
     if manifest is None:
         raise HCTError("give the data set's manifest (a CSV under the data roots) above.")
     load_records(manifest, roots=data_roots())  # the manifest exists, and names images under the roots only
-    config = TrainConfig(manifest=str(manifest), model=model, stage=stage, input_size=size, patch_size=patch,
-                         epochs=epochs, optimizer=optimizer, batch_size=batch or None, lr=lr or None,
-                         max_steps=max_steps or None,
-                         out_dir=str(store.path.parent / "train" / f"{model}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}"))
-    job = store.submit(config.to_dict(), nproc=int(nproc), owner=state.owner())
+    name = f"{settings['model']}-{settings['stage']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = TrainConfig(manifest=str(manifest), **settings, out_dir=str(store.path.parent / "train" / name))
+    job = store.submit(config.to_dict(), nproc=nproc, owner=state.owner())
     store.schedule()
     return job
 
 
-if launch:
-    job = widgets.run_safely(submit, "Launching the run")
+def launch(store: JobStore, manifest: Path | None, settings: dict, nproc: int) -> None:
+    """Queue the run and follow it below."""
+    job = widgets.run_safely(lambda: submit(store, manifest, settings, nproc), "Launching the run")
     if job is not None:
         st.session_state[FOLLOW] = job.id
         st.success(f"Job {job.id} queued.")
 
 
-def ranks_panel(job) -> None:
+def ranks_panel(store: JobStore, job: Job) -> None:
     """Each rank's heartbeat and the end of its own log."""
     ranks = store.ranks(job.id)
     now = time.time()
@@ -119,7 +128,8 @@ def ranks_panel(job) -> None:
 
 
 @st.fragment(run_every=3)
-def jobs_panel() -> None:
+def jobs_panel(store: JobStore) -> None:
+    """The server's queue and history, and this session's jobs live: curves, cancel, each rank (every 3 s)."""
     try:
         jobs = store.schedule()
     except HCTError as err:
@@ -150,7 +160,14 @@ def jobs_panel() -> None:
         st.caption("The curves appear with the first logged steps.")
     if not job.finished and st.button("Cancel job", key=f"cancel-{job.id}"):
         widgets.run_safely(lambda: store.cancel(job.id, owner=me), "Cancelling")
-    ranks_panel(job)
+    ranks_panel(store, job)
 
 
-jobs_panel()
+st.title("Training")
+store = loaders.job_store()
+st.caption(CAPTION)
+manifest = manifest_control()
+settings, nproc, launched = train_form(len(store.slots({"device": "auto"})))
+if launched:
+    launch(store, manifest, settings, nproc)
+jobs_panel(store)

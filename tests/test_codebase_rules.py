@@ -236,3 +236,28 @@ def test_a_models_identity_is_made_in_hct_models():
     found += [f"{path}:{call.lineno} {ast.unparse(call.func)}(...)" for path, call in _calls()
               if not path.startswith("hct/models/") and isinstance(call.func, ast.Name) and call.func.id == "ModelRef"]
     assert not found, f"take the model's ModelRef (hct.models.ref.ref_of) instead: {found}"
+
+
+def _is_preamble(node: ast.stmt) -> bool:
+    """An import, the docstring, or a constant (every name assigned is ALL_CAPS)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return True
+    if isinstance(node, ast.Expr):
+        return isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    names = [n for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return bool(names) and all(n.id.isupper() for n in names)
+
+
+def test_pages_define_first_and_draw_below():
+    """A page (pages/*.py) is imports and constants, then its functions, then the script that draws: no
+    function or class is defined after the first top-level statement that draws or computes."""
+    found = []
+    for path in sorted((REPO / "pages").glob("*.py")):
+        body = ast.parse(path.read_text(), filename=str(path)).body
+        first = next((i for i, node in enumerate(body) if not _is_preamble(node)
+                      and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))), len(body))
+        found += [f"{path.relative_to(REPO)}:{node.lineno} {node.name} (the script starts at line {body[first].lineno})"
+                  for statement in body[first:] for node in ast.walk(statement)
+                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    assert not found, f"define a page's functions above its script: {found}"

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from hct.__main__ import main as hct_main
-from hct.data.phantom.generate import MANIFEST_NAME
+from hct.data.sets.manifest import MANIFEST_NAME
 from hct.runtime.devices import describe_device, resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,8 @@ import streamlit as st
 
 from hct.data import load_records
 from hct.data.options import BENCHMARK_SPLITS
-from hct.data.phantom.generate import MANIFEST_NAME, split_counts
+from hct.data.phantom.generate import split_counts
+from hct.data.sets.manifest import MANIFEST_NAME
 from hct.data.sets.roots import REPOSITORY, data_roots
 from hct.errors import HCTError
 from hct.models import display_name, list_models

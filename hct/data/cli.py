@@ -64,7 +64,8 @@ def _progress(done: int, total: int) -> None:
 
 def _phantom(args: argparse.Namespace) -> int:
     from hct.data.image.preprocess import parse_size
-    from hct.data.phantom.generate import MANIFEST_NAME, generate_phantom
+    from hct.data.phantom.generate import generate_phantom
+    from hct.data.sets.manifest import MANIFEST_NAME
 
     start = time.perf_counter()
     counts = args.n if args.n is not None else (args.splits or BENCHMARK_SPLITS)

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from hct.data import generate_phantom, parse_size, preprocessing_info, read_manifest
-from hct.data.phantom.generate import MANIFEST_NAME
+from hct.data.sets.manifest import MANIFEST_NAME
 from hct.errors import ConfigError, HCTError
 from hct.eval import bootstrap_auc, predict_batches, write_predictions
 from hct.models.card import write_card

@@ -29,10 +29,9 @@ from hct.data.image.dicom_write import mammogram_dataset, write_dataset
 from hct.data.options import COMPRESSIONS
 from hct.data.phantom.render import MAX_VALUE, BreastPlan, Finding, render
 from hct.data.records import FINDING_TYPES, SPLITS, ImageRecord
-from hct.data.sets.manifest import make_record, write_manifest
+from hct.data.sets.manifest import MANIFEST_NAME, make_record, write_manifest
 from hct.errors import ConfigError, cancellable
 
-MANIFEST_NAME = "manifest.csv"
 VIEW_ORDER = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
 SIZE_RANGES = {"mass": (30, 300), "calcifications": (25, 200), "architectural_distortion": (150, 450),
                "focal_asymmetry": (120, 420)}

@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hct.data.phantom.generate import MANIFEST_NAME
 from hct.data.records import ImageRecord
 from hct.data.sets.cbis_ddsm import scan_cbis_ddsm
 from hct.data.sets.cbis_ddsm_jpeg import find_jpeg_release, scan_cbis_ddsm_jpeg
 from hct.data.sets.cmmd import scan_cmmd
 from hct.data.sets.dicom_index import DICOM_SUFFIXES, Progress, header_rows
-from hct.data.sets.manifest import read_manifest
+from hct.data.sets.manifest import MANIFEST_NAME, read_manifest
 from hct.data.sets.optimam import read_optimam
 from hct.data.sets.report import DataReport
 from hct.data.sets.roots import confine, confine_records
@@ -94,7 +93,7 @@ def _confined(records: list[ImageRecord], source: Path, options: ScanOptions) ->
 
 
 def _manifest(source: Path, tables: list[Path], options: ScanOptions, progress: Progress | None) -> DataReport:
-    records = _confined(read_manifest(source / MANIFEST_NAME if source.is_dir() else source), source, options)
+    records = _confined(read_manifest(source), source, options)
     return verify_records(records, "manifest", str(source), options.workers, progress)
 
 

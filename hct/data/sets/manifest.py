@@ -17,6 +17,7 @@ from hct.data.sets.tables import read_table
 from hct.errors import ConfigError
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(ImageRecord))
+MANIFEST_NAME = "manifest.csv"  # the manifest a data set folder holds (the phantom writes one)
 
 
 def make_record(**fields) -> ImageRecord:
@@ -83,9 +84,17 @@ def write_manifest(records: list[ImageRecord], path: str | Path) -> Path:
     return path
 
 
+def is_manifest(source: str | Path) -> bool:
+    """Whether ``source`` is a manifest: a ``.csv`` file, or a folder holding ``manifest.csv``."""
+    path = Path(source)
+    return (path.is_file() and path.suffix.lower() == ".csv") or (path.is_dir() and (path / MANIFEST_NAME).is_file())
+
+
 def read_manifest(path: str | Path) -> list[ImageRecord]:
-    """Read a manifest CSV; relative image paths are resolved against the manifest's folder."""
+    """Read a manifest CSV, or the ``manifest.csv`` of a data set folder; relative image paths are resolved
+    against the manifest's folder."""
     path = Path(path)
+    path = path / MANIFEST_NAME if path.is_dir() else path
     rows = read_table(path, ("image_id", "path"), "Manifest",
                       f"write one with `python -m hct data check --write-manifest` or `python -m hct phantom` "
                       f"(columns: {', '.join(COLUMNS)}).")

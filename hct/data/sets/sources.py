@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from hct.data.phantom.generate import MANIFEST_NAME
 from hct.data.records import ImageRecord
-from hct.data.sets.manifest import make_record, read_manifest
+from hct.data.sets.manifest import MANIFEST_NAME, is_manifest, make_record, read_manifest
 from hct.data.sets.roots import confine, confine_records
 from hct.data.sets.samples import builtin_samples
 from hct.errors import ConfigError
@@ -31,10 +30,8 @@ def load_records(source: str | Path, roots: Sequence[Path] | None = None) -> lis
 
         return pacs_records(str(source))
     path = Path(source)
-    if path.is_file() and path.suffix.lower() == ".csv":
+    if is_manifest(path):
         return read_manifest(path)
-    if path.is_dir() and (path / MANIFEST_NAME).is_file():
-        return read_manifest(path / MANIFEST_NAME)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:

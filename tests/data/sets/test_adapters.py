@@ -1,5 +1,5 @@
 """Data set adapters (manifest, OMI-DB) on fixtures in each set's real layout; the public data sets as
-downloaded (CBIS-DDSM, VinDr-Mammo, CMMD) are tested in test_data_public.py."""
+downloaded (CBIS-DDSM, VinDr-Mammo, CMMD) are tested in tests/data/sets/test_public_sets.py."""
 
 import datetime
 from pathlib import Path
@@ -52,6 +52,19 @@ def test_manifest_round_trip_with_relative_paths(tmp_path):
     assert str(tmp_path) not in path.read_text()
     assert read_manifest(path) == records
     assert records[0].finding_size == pytest.approx((30 * 40) ** 0.5)
+
+
+def test_a_data_set_folder_is_read_through_its_manifest(tmp_path):
+    """A folder holding ``manifest.csv`` is a manifest, for ``load_records`` and the manifest adapter alike."""
+    from hct.data import check_data, load_records
+    from hct.data.sets.manifest import is_manifest
+
+    records = [make_record(image_id="a", path=str(tmp_path / "a.png"), label=0)]
+    write_manifest(records, tmp_path / "manifest.csv")
+    assert is_manifest(tmp_path) and is_manifest(tmp_path / "manifest.csv")
+    assert not is_manifest(tmp_path / "elsewhere") and not is_manifest(tmp_path / "a.png")
+    assert read_manifest(tmp_path) == load_records(tmp_path) == records
+    assert check_data(tmp_path, "manifest").missing == ("a",)
 
 
 def test_manifest_rejects_bad_values(tmp_path):

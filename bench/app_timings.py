@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the app package (a script's own folder comes first on sys.path)
-from app.compute import TASKS  # noqa: E402
+from app.tasks import TASKS  # noqa: E402
 
 HOME = str(ROOT / "app" / "Home.py")
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.offline
 
+from hct.io import atomic_write
+
 PLOTLY_JS = "plotly.min.js"
 
 
@@ -26,6 +28,6 @@ def write_figures_html(figures: Sequence[go.Figure], path: str | Path, title: st
     path.parent.mkdir(parents=True, exist_ok=True)
     script = path.parent / PLOTLY_JS
     if not script.exists():
-        script.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
-    path.write_text(figures_html(figures, title, local_plotlyjs=True), encoding="utf-8")
+        atomic_write(script, plotly.offline.get_plotlyjs())
+    atomic_write(path, figures_html(figures, title, local_plotlyjs=True))
     return [path, script]

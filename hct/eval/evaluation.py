@@ -24,6 +24,7 @@ from hct.eval.breakdowns import (
 )
 from hct.eval.predictions import validate_predictions
 from hct.eval.roc import BootstrapOptions, roc_auc, roc_curve_points
+from hct.io import atomic_write
 from hct.reports import write_figures_html
 
 
@@ -102,7 +103,7 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     written = []
     for name, frame in tables.items():
         if frame is not None:
-            frame.to_csv(out / f"{name}.csv", index=False)
+            atomic_write(out / f"{name}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
             written.append(out / f"{name}.csv")
     plots = {
         "finding_type": (figures.finding_type_figure(report.finding_type),

@@ -18,6 +18,7 @@ import pandas as pd
 
 from hct.data.records import ImageRecord
 from hct.errors import EvaluationError, cancellable
+from hct.io import atomic_write
 
 if TYPE_CHECKING:  # torch is imported only when predicting
     import torch
@@ -134,9 +135,9 @@ def write_predictions(df: pd.DataFrame, path: str | Path, *, labelled: bool = Tr
     df = validate_predictions(df, "predictions to write", labelled=labelled)
     path.parent.mkdir(parents=True, exist_ok=True)
     if _is_parquet(path):
-        df.to_parquet(path, index=False)
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     else:
-        df.to_csv(path, index=False)
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
     return path
 
 

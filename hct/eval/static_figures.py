@@ -14,9 +14,11 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from hct.io import atomic_write
+
 
 def _save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
 
 
 def _grouped_bars(ax: Axes, table: pd.DataFrame, group: str, annotate: bool) -> None:

@@ -25,6 +25,7 @@ from hct.explain.options import (
     TOLERANCE,
     default_cache_dir,
 )
+from hct.io import atomic_write
 
 if TYPE_CHECKING:  # each command imports its library when it runs: the parser starts at once
     import torch
@@ -210,14 +211,14 @@ def run_explain(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{label}_{args.method}"
     written = [out / f"{stem}.npz", out / f"{stem}.png"]
-    np.savez_compressed(written[0], **explained.arrays_to_save())
-    written[1].write_bytes(explained.png(args.opacity))
+    atomic_write(written[0], lambda tmp: np.savez_compressed(tmp, **explained.arrays_to_save()))
+    atomic_write(written[1], explained.png(args.opacity))
     figure = picture_figure(explained.overlay(args.opacity), title=title, marker=explained.marker())
     written += write_figures_html([figure], out / f"{stem}.html", title)
     if args.secondary_capture or args.reference_study:
         reference = source_uids(held(source) if is_held(source) else source) if args.reference_study else None
         written.append(out / f"{stem}.dcm")
-        written[-1].write_bytes(explained.secondary_capture(f"{label} {args.method} overlay", args.opacity, reference))
+        atomic_write(written[-1], explained.secondary_capture(f"{label} {args.method} overlay", args.opacity, reference))
     for path in written:
         print(path)
     return 0
@@ -239,9 +240,10 @@ def run_localize(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "localization.csv", out / "localization_summary.csv", out / "localization.png"]
-    rows.to_csv(written[0], index=False)
-    summary.to_csv(written[1], index=False)
-    localization_figure(summary, [ref_of(model, label) for label, model in models.items()]).savefig(written[2], dpi=120)
+    atomic_write(written[0], lambda tmp: rows.to_csv(tmp, index=False))
+    atomic_write(written[1], lambda tmp: summary.to_csv(tmp, index=False))
+    figure = localization_figure(summary, [ref_of(model, label) for label, model in models.items()])
+    atomic_write(written[2], lambda tmp: figure.savefig(tmp, dpi=120))
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for path in written:
         print(path)

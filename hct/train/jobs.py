@@ -214,7 +214,7 @@ class JobStore:
             folder = (self.path.parent / "jobs" / str(job_id)).resolve()
             folder.mkdir(parents=True, exist_ok=True)
             config_file = folder / "config.json"
-            config_file.write_text(json.dumps(config, indent=2))
+            atomic_write(config_file, json.dumps(config, indent=2))
             status_file = folder / "status.json"
             command = _train_command(config_file, status_file, nproc)
             metrics = Path(config.get("out_dir") or "runs/train") / "metrics.jsonl"

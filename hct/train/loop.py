@@ -467,7 +467,7 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
     run = _setup_run(config, ctx, bank)
     if ctx.is_main:  # only a run that could start claims its folder: a refused one leaves nothing behind
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
+        atomic_write(out_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2))
     run.beat = beat
     _resume(run)
     state = run.state

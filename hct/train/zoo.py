@@ -25,6 +25,7 @@ from hct.data import generate_phantom, parse_size, preprocessing_info, read_mani
 from hct.data.sets.manifest import MANIFEST_NAME
 from hct.errors import ConfigError, HCTError
 from hct.eval import bootstrap_auc, predict_batches, write_predictions
+from hct.io import atomic_write
 from hct.models.card import write_card
 from hct.models.checkpoints import load_model, save_checkpoint
 from hct.models.ref import ref_of
@@ -131,7 +132,7 @@ def train_model(name: str, zoo: ZooConfig, bank: ImageBank, manifest: Path, data
                     training_data=data_text, preprocessing=preprocessing_info("canonical", True),
                     training=_training_record(zoo, (patch, patch_cfg), (image, image_cfg), total_s, device))
     lines = _stage_lines(patch.metrics_path, "patch") + _stage_lines(image.metrics_path, "image")
-    path.with_suffix(".metrics.jsonl").write_text("\n".join(lines) + "\n")
+    atomic_write(path.with_suffix(".metrics.jsonl"), "\n".join(lines) + "\n")
     return {"model": name, "path": path, "patch_checkpoint": patch.best_checkpoint, "patch_val_auc": patch.best_val_auc,
             "image_val_auc": image.best_val_auc, "time_s": total_s, "device": device}
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hct.io import atomic_write
+
 if TYPE_CHECKING:  # pydicom is imported only when writing
     from pydicom.dataset import Dataset
 
@@ -58,7 +60,7 @@ def mammogram_dataset(pixels: np.ndarray, *, bits_stored: int | None = None, sop
 def write_dataset(ds: Dataset, path: str | os.PathLike | None = None) -> bytes | None:
     """Write ``ds`` as a DICOM file (preamble and file meta) to ``path``, or return its bytes."""
     if path is not None:
-        ds.save_as(path, enforce_file_format=True)
+        atomic_write(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
         return None
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)

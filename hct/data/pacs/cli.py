@@ -69,6 +69,6 @@ def run_get(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for n, (ref, data) in enumerate(retrieved.instances, 1):
         path = out / f"{n}-{ref.view_label}.dcm"
-        atomic_write(path, lambda tmp, data=data: tmp.write_bytes(data))
+        atomic_write(path, data)
         print(path)
     return 0

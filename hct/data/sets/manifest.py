@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from hct.data.records import FINDING_TYPES, LATERALITIES, SPLITS, VIEWS, ImageRecord, box_size
 from hct.data.sets.tables import read_table
 from hct.errors import ConfigError
+from hct.io import atomic_write
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(ImageRecord))
 MANIFEST_NAME = "manifest.csv"  # the manifest a data set folder holds (the phantom writes one)
@@ -66,9 +68,8 @@ def _resolved(text: str, folder: Path) -> str:
 def write_manifest(records: list[ImageRecord], path: str | Path) -> Path:
     """Write ``records`` as a manifest CSV; paths under its folder are stored relative to it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent.resolve()
-    with open(path, "w", newline="") as handle:
+    with io.StringIO() as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         for record in records:
@@ -81,6 +82,7 @@ def write_manifest(records: list[ImageRecord], path: str | Path) -> Path:
                 finding_masks=json.dumps([_relative(m, folder) for m in record.finding_masks]),
             )
             writer.writerow(row)
+        atomic_write(path, handle.getvalue())
     return path
 
 

@@ -16,17 +16,19 @@ from hct.explain.erf.compute import ERFResult, curves_frame
 from hct.explain.erf.maps import MapView
 from hct.explain.erf.metrics import erf_metrics
 from hct.explain.erf.table1 import TABLE_SUBSETS, Table1
+from hct.io import atomic_write
 from hct.reports import write_figures_html
 
 
 def save_map(result: ERFResult, path: Path) -> Path:
     """One ERF's full-resolution map, mask, curves and where it was taken, as ``.npz``."""
-    np.savez_compressed(path, map=result.map, sqrt_map=result.sqrt_map, curve_over_columns=result.curve_over_columns,
-                        curve_over_rows=result.curve_over_rows, image_curves_over_columns=result.image_curves_over_columns,
-                        image_curves_over_rows=result.image_curves_over_rows, position=np.array(result.position),
-                        input_centre=np.array(result.input_centre), stride=np.array(result.stride),
-                        mask=result.mask if result.mask is not None else np.zeros(0), reduction=result.reduction,
-                        n=result.n, stage=-1 if result.stage is None else result.stage)
+    atomic_write(path, lambda tmp: np.savez_compressed(
+        tmp, map=result.map, sqrt_map=result.sqrt_map, curve_over_columns=result.curve_over_columns,
+        curve_over_rows=result.curve_over_rows, image_curves_over_columns=result.image_curves_over_columns,
+        image_curves_over_rows=result.image_curves_over_rows, position=np.array(result.position),
+        input_centre=np.array(result.input_centre), stride=np.array(result.stride),
+        mask=result.mask if result.mask is not None else np.zeros(0), reduction=result.reduction,
+        n=result.n, stage=-1 if result.stage is None else result.stage))
     return path
 
 
@@ -43,9 +45,9 @@ def write_erf_outputs(results: list[ERFResult], out: Path, view: MapView = MapVi
     ``inputs`` says how the images were preprocessed (in the report's title)."""
     out.mkdir(parents=True, exist_ok=True)
     written = [save_map(r, out / f"erf_{r.model_name}_{r.subset}.npz") for r in results]
-    curves_frame(results).to_csv(out / "erf_curves.csv", index=False)
-    metrics_frame(results).to_csv(out / "erf_metrics.csv", index=False)
-    erf_summary_figure(results, view).savefig(out / "erf.png", dpi=120)
+    atomic_write(out / "erf_curves.csv", lambda tmp: curves_frame(results).to_csv(tmp, index=False))
+    atomic_write(out / "erf_metrics.csv", lambda tmp: metrics_frame(results).to_csv(tmp, index=False))
+    atomic_write(out / "erf.png", lambda tmp: erf_summary_figure(results, view).savefig(tmp, dpi=120))
     written += [out / "erf_curves.csv", out / "erf_metrics.csv", out / "erf.png"]
     figures = [erf_heatmaps(results, view)]
     figures += [erf_curves(results, axis, sqrt) for sqrt in (False, True) for axis in ("columns", "rows")]
@@ -68,11 +70,11 @@ def write_table1(table: Table1, out: Path, view: MapView = MapView()) -> list[Pa
     out.mkdir(parents=True, exist_ok=True)
     results = table.results
     metrics = table.metrics()
-    metrics.to_csv(out / "table1_metrics.csv", index=False)
-    curves_frame(results).to_csv(out / "table1_curves.csv", index=False)
-    table.images_frame().to_csv(out / "table1_images.csv", index=False)
-    (out / "table1_settings.json").write_text(json.dumps(table.settings, indent=2, default=str))
-    table1_png(results).savefig(out / "table1.png", dpi=110)
+    atomic_write(out / "table1_metrics.csv", lambda tmp: metrics.to_csv(tmp, index=False))
+    atomic_write(out / "table1_curves.csv", lambda tmp: curves_frame(results).to_csv(tmp, index=False))
+    atomic_write(out / "table1_images.csv", lambda tmp: table.images_frame().to_csv(tmp, index=False))
+    atomic_write(out / "table1_settings.json", json.dumps(table.settings, indent=2, default=str))
+    atomic_write(out / "table1.png", lambda tmp: table1_png(results).savefig(tmp, dpi=110))
     written = [out / name for name in ("table1_metrics.csv", "table1_curves.csv", "table1_images.csv",
                                        "table1_settings.json", "table1.png")]
     written += [save_map(r, out / f"erf_{r.model_name}_{r.subset}.npz") for r in results]

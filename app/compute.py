@@ -73,9 +73,15 @@ if TYPE_CHECKING:  # pages and the app never call torch; the library does
     import torch
 
 # Result caches of the process: (entries, pickled size). An ERF at 1664x1280 pickles to ~17 MB.
-CACHE_LIMITS = {"erf": (32, "1GiB"), "attribution": (64, "512MiB"), "predictions": (16, "64MiB"),
-                "shipped": (4, "64MiB"), "overview": (16, "64MiB"), "size_breakdowns": (32, "64MiB"),
-                "table1": (4, "1GiB")}
+CACHE_LIMITS = {
+    "erf": (32, "1GiB"),
+    "attribution": (64, "512MiB"),
+    "predictions": (16, "64MiB"),
+    "shipped": (4, "64MiB"),
+    "overview": (16, "64MiB"),
+    "size_breakdowns": (32, "64MiB"),
+    "table1": (4, "1GiB"),
+}
 
 
 def _cached(name: str, spinner: bool | str = False) -> Callable:
@@ -96,8 +102,11 @@ def refs(model_keys: Sequence[str]) -> list[ModelRef]:
 def _using(model_key: str, task: Task | None = None) -> Iterator[loaders.LoadedModel]:
     """A device queue slot, then the loaded model, for one computation at a time on it (see
     :class:`app.loaders.LoadedModel`); without a task (a quick computation in the page) it waits uncancelled."""
-    with queue().slot(cancel=task.cancelled if task else None, on_wait=task.queued if task else None,
-                      background=task.background if task else False):
+    with queue().slot(
+        cancel=task.cancelled if task else None,
+        on_wait=task.queued if task else None,
+        background=task.background if task else False,
+    ):
         loaded = loaders.model(model_key)
         with loaded.lock:
             yield loaded
@@ -141,46 +150,88 @@ def _read_all(items: Sequence[ImageItem], size: str, task: Task) -> list:
 
 
 @_cached("erf")
-def _erfs(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str, subset: str, position: Hashable,
-          stage: int, reduction: str, _items: Sequence[ImageItem], _task: Task) -> list[ERFResult]:
+def _erfs(
+    model_keys: tuple[str, ...],
+    image_keys: tuple[str, ...],
+    size: str,
+    subset: str,
+    position: Hashable,
+    stage: int,
+    reduction: str,
+    _items: Sequence[ImageItem],
+    _task: Task,
+) -> list[ERFResult]:
     images = _read_all(_items, size, _task)
     chosen = select_subset([loaders.laterality(item) for item in _items], subset, len(_items))
     _task.step(f"ERF of {len(model_keys)} model{'s' * (len(model_keys) != 1)}")
     with _using_all(model_keys, _task) as loaded:
-        return compute_erfs(_models(loaded), images, {subset: chosen}, position=position, stage=stage,
-                            reduction=reduction, engine=_engine(_task, _items))
+        return compute_erfs(
+            _models(loaded),
+            images,
+            {subset: chosen},
+            position=position,
+            stage=stage,
+            reduction=reduction,
+            engine=_engine(_task, _items),
+        )
 
 
-def erfs(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, subset: str, task: Task, *,
-         position: str | tuple[int, int] = "centre", stage: int = 5, reduction: str = DEFAULT_REDUCTION) -> list[ERFResult]:
+def erfs(
+    model_keys: Sequence[str],
+    items: Sequence[ImageItem],
+    size: str,
+    subset: str,
+    task: Task,
+    *,
+    position: str | tuple[int, int] = "centre",
+    stage: int = 5,
+    reduction: str = DEFAULT_REDUCTION,
+) -> list[ERFResult]:
     """The ERFs of several models over ``items`` (acquired orientation) at ``size``: each image is read
     once, per-image gradients come from the disk cache when there; cached by the inputs."""
-    return _erfs(tuple(model_keys), tuple(i.key for i in items), size, subset, position, stage, reduction, list(items),
-                 task)
+    return _erfs(
+        tuple(model_keys), tuple(i.key for i in items), size, subset, position, stage, reduction, list(items), task
+    )
 
 
 @_cached("table1")
-def _table1(model_keys: tuple[str, ...], image_keys: tuple[str, ...], size: str, n: int, seed: int, reduction: str,
-            _items: Sequence[ImageItem], _task: Task) -> Table1:
+def _table1(
+    model_keys: tuple[str, ...],
+    image_keys: tuple[str, ...],
+    size: str,
+    n: int,
+    seed: int,
+    reduction: str,
+    _items: Sequence[ImageItem],
+    _task: Task,
+) -> Table1:
     sample = sample_table1(len(_items), lambda i: loaders.laterality(_items[i]), n, seed)
     chosen = [_items[i] for i in sample.order]
     images = _read_all(chosen, size, _task)
     _task.step(f"Table 1 of {len(model_keys)} models")
     with _using_all(model_keys, _task) as loaded:
-        return compute_table1(_models(loaded), images, sample, image_ids=[i.name for i in chosen],
-                              reduction=reduction, engine=_engine(_task, chosen),
-                              settings={"size": size, "mode": "acquired", "background": "cleared"})
+        return compute_table1(
+            _models(loaded),
+            images,
+            sample,
+            image_ids=[i.name for i in chosen],
+            reduction=reduction,
+            engine=_engine(_task, chosen),
+            settings={"size": size, "mode": "acquired", "background": "cleared"},
+        )
 
 
-def table1(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, n: int, seed: int, reduction: str,
-           task: Task) -> Table1:
+def table1(
+    model_keys: Sequence[str], items: Sequence[ImageItem], size: str, n: int, seed: int, reduction: str, task: Task
+) -> Table1:
     """The paper's Table 1 / A2 over the session's images: N right, N left and N of either side."""
     return _table1(tuple(model_keys), tuple(i.key for i in items), size, n, seed, reduction, list(items), task)
 
 
 @_cached("attribution")
-def _attribution(model_key: str, image_key: str, size: str, method: str, layer: str | None, _item: ImageItem,
-                 _task: Task) -> Attribution:
+def _attribution(
+    model_key: str, image_key: str, size: str, method: str, layer: str | None, _item: ImageItem, _task: Task
+) -> Attribution:
     image = loaders.preprocessed(_item, size, loaders.input_mode(model_key))
     options = {"layer": layer} if method == "gradcam" and layer else {}
     with _using(model_key, _task) as loaded:
@@ -200,8 +251,9 @@ def gmic(model_key: str, item: ImageItem, size: str, task: Task) -> GmicReading:
     return _gmic(model_key, item.key, size, item, task)
 
 
-def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task,
-                 gradcam_layer: str | None = None) -> dict[str, Attribution]:
+def attributions(
+    model_key: str, item: ImageItem, size: str, methods: Sequence[str], task: Task, gradcam_layer: str | None = None
+) -> dict[str, Attribution]:
     """Captum attributions of one image by each of ``methods`` (Grad-CAM at ``gradcam_layer``, default
     the last stage), at model resolution, each cached by its inputs."""
     task.step(f"{_label(model_key)}: {', '.join(m.replace('_', ' ') for m in methods)}")
@@ -213,8 +265,9 @@ def attributions(model_key: str, item: ImageItem, size: str, methods: Sequence[s
     return done
 
 
-def exam(model_key: str, views: Sequence[ImageItem], size: str, method: str, task: Task,
-         gradcam_layer: str | None = None) -> list[tuple[Attribution, GmicReading | None]]:
+def exam(
+    model_key: str, views: Sequence[ImageItem], size: str, method: str, task: Task, gradcam_layer: str | None = None
+) -> list[tuple[Attribution, GmicReading | None]]:
     """One attribution ``method`` of each view of an exam (its probability included), each cached; for
     NYU's GMIC also each view's own reading (benign and malignant probabilities)."""
     task.step(f"{_label(model_key)}: {method.replace('_', ' ')} of {len(views)} views")
@@ -235,7 +288,9 @@ def _layer_input(model_key: str, image_key: str, size: str, layer: str | None, _
         return layer_input(loaded.model, layer, image.tensor)
 
 
-def attention(model_key: str, item: ImageItem, size: str, query: tuple[float, float], layer: str | None) -> AttentionMap:
+def attention(
+    model_key: str, item: ImageItem, size: str, query: tuple[float, float], layer: str | None
+) -> AttentionMap:
     """Where the input position ``query`` (row, col) attends in HCT attention ``layer``, in the page.
 
     The layer's input is kept per model, image, size and layer (a forward pass up to the layer, once);
@@ -247,29 +302,46 @@ def attention(model_key: str, item: ImageItem, size: str, query: tuple[float, fl
         return attention_map(loaded.model, image.tensor, query, layer=layer, features=features)
 
 
-def localization(model_keys: Sequence[str], items: Sequence[ImageItem], size: str, methods: Sequence[str],
-                 task: Task) -> pd.DataFrame:
+def localization(
+    model_keys: Sequence[str], items: Sequence[ImageItem], size: str, methods: Sequence[str], task: Task
+) -> pd.DataFrame:
     """Where each method's map points on the malignant images of ``items`` that have finding boxes
     (:func:`hct.explain.localize`), one row per image, model and method."""
     frames = []
     for key in model_keys:
         task.step(f"{_label(key)}: localization")
         with _using(key, task) as loaded:
-            frames.append(localize({_label(key): loaded.model}, [i.record for i in items], methods,
-                                   parse_size(size), progress=task.progress, cancel=task.cancelled))
+            frames.append(
+                localize(
+                    {_label(key): loaded.model},
+                    [i.record for i in items],
+                    methods,
+                    parse_size(size),
+                    progress=task.progress,
+                    cancel=task.cancelled,
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
 @_cached("predictions")
-def _predictions(model_key: str, image_keys: tuple[str, ...], size: str, _items: Sequence[ImageItem],
-                 _task: Task) -> pd.DataFrame:
+def _predictions(
+    model_key: str, image_keys: tuple[str, ...], size: str, _items: Sequence[ImageItem], _task: Task
+) -> pd.DataFrame:
     label = _label(model_key)
     _task.step(f"{label}: predictions")
     with _using(model_key, _task) as loaded:
-        return predict(loaded.model, [i.record for i in _items], size=parse_size(size),
-                       **card_preprocessing(loaded.card), batch_size=1,
-                       device=loaders.device(), ref=ref_of(loaded.model, label),
-                       progress=_task.progress, cancel=_task.cancelled)
+        return predict(
+            loaded.model,
+            [i.record for i in _items],
+            size=parse_size(size),
+            **card_preprocessing(loaded.card),
+            batch_size=1,
+            device=loaders.device(),
+            ref=ref_of(loaded.model, label),
+            progress=_task.progress,
+            cancel=_task.cancelled,
+        )
 
 
 def predictions(model_key: str, items: Sequence[ImageItem], size: str, task: Task) -> pd.DataFrame:
@@ -305,14 +377,21 @@ def overview(predictions: pd.DataFrame, n_boot: int, cards: bool) -> Overview:
     ROC curves of every model, cached by their inputs."""
     bootstrap, image = BootstrapOptions(n_boot), image_stage(predictions)
     curves, aucs = roc_curves(image)
-    return Overview(table3_with_cards(predictions, checkpoint_cards() if cards else {}, bootstrap=bootstrap),
-                    finding_type_auc(image, bootstrap=bootstrap), curves, aucs)
+    return Overview(
+        table3_with_cards(predictions, checkpoint_cards() if cards else {}, bootstrap=bootstrap),
+        finding_type_auc(image, bootstrap=bootstrap),
+        curves,
+        aucs,
+    )
 
 
 @_cached("size_breakdowns", "Bootstrapping AUC differences…")
-def size_breakdowns(predictions: pd.DataFrame, model: str, reference: str,
-                    n_boot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def size_breakdowns(
+    predictions: pd.DataFrame, model: str, reference: str, n_boot: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. A2a and A2b of ``model`` against ``reference``: AUCs by finding-size threshold and tertile."""
     image = image_stage(predictions)
     pair, bootstrap = image[image["model"].isin([model, reference])], BootstrapOptions(n_boot)
-    return finding_size_auc(pair, reference, bootstrap=bootstrap), size_tertile_auc(pair, reference, bootstrap=bootstrap)
+    return finding_size_auc(pair, reference, bootstrap=bootstrap), size_tertile_auc(
+        pair, reference, bootstrap=bootstrap
+    )

@@ -120,13 +120,29 @@ def _choices(cards: tuple[tuple[str, int], ...], store_mtime: int) -> tuple[Mode
         if card.architecture == "nyu_gmic" and path.parent == CHECKPOINT_DIR:
             nyu_indices.add(card.training.get("model_index"))
         stem = path.stem if path.parent.name == "checkpoints" else f"{path.parent.name}/{path.stem}"
-        choices.append(ModelChoice(f"ckpt:{stem}", f"{display_name(card.architecture)} — {stem}", card.architecture,
-                                   card.input_size or DEFAULT_INPUT_SIZE, str(path)))
+        choices.append(
+            ModelChoice(
+                f"ckpt:{stem}",
+                f"{display_name(card.architecture)} — {stem}",
+                card.architecture,
+                card.input_size or DEFAULT_INPUT_SIZE,
+                str(path),
+            )
+        )
     if nyu_indices >= set(NYU_PERCENT_T):  # all five of NYU's models imported: their ensemble
-        choices.append(ModelChoice("ckpt:nyu_gmic_ensemble", "GMIC (NYU) — ensemble of their five models", "nyu_gmic",
-                                   NYU_INPUT_SIZE, NYU_ENSEMBLE))
-    choices += [ModelChoice(f"init:{a}", f"{display_name(a)}{RANDOM_INIT}", a, model_spec(a).input_size)
-                for a in list_architectures()]
+        choices.append(
+            ModelChoice(
+                "ckpt:nyu_gmic_ensemble",
+                "GMIC (NYU) — ensemble of their five models",
+                "nyu_gmic",
+                NYU_INPUT_SIZE,
+                NYU_ENSEMBLE,
+            )
+        )
+    choices += [
+        ModelChoice(f"init:{a}", f"{display_name(a)}{RANDOM_INIT}", a, model_spec(a).input_size)
+        for a in list_architectures()
+    ]
     return tuple(choices)
 
 
@@ -235,8 +251,12 @@ def with_tags(item: ImageItem) -> ImageItem:
     exam_id = item.record.exam_id or (study_key(item.data) if item.data is not None else "")
     if not exam_id and item.data is not None and meta.view_from == "name":
         exam_id = exam_from_name(item.name)
-    record = replace(item.record, laterality=item.record.laterality or meta.laterality,
-                     view=item.record.view or meta.view, exam_id=exam_id)
+    record = replace(
+        item.record,
+        laterality=item.record.laterality or meta.laterality,
+        view=item.record.view or meta.view,
+        exam_id=exam_id,
+    )
     return replace(item, record=record)
 
 
@@ -244,11 +264,19 @@ def metadata_row(item: ImageItem) -> dict:
     """The metadata that matters, never a patient-identifying tag."""
     meta = image_meta(item)
     spacing = "x".join(f"{v:.3f}" for v in meta.pixel_spacing) if meta.pixel_spacing else "—"
-    return {"image": item.name, "laterality": meta.laterality, "view": meta.view or "?",
-            "size (rows x cols)": f"{meta.rows} x {meta.cols}", "manufacturer": meta.manufacturer or "—",
-            "bit depth": meta.bit_depth, "format": meta.file_format, "modality": meta.modality or "—",
-            "pixel spacing (mm)": spacing, "warning": meta.warning or "—",
-            "label": {1: "malignant", 0: "non-malignant"}.get(item.record.label, "unknown")}
+    return {
+        "image": item.name,
+        "laterality": meta.laterality,
+        "view": meta.view or "?",
+        "size (rows x cols)": f"{meta.rows} x {meta.cols}",
+        "manufacturer": meta.manufacturer or "—",
+        "bit depth": meta.bit_depth,
+        "format": meta.file_format,
+        "modality": meta.modality or "—",
+        "pixel spacing (mm)": spacing,
+        "warning": meta.warning or "—",
+        "label": {1: "malignant", 0: "non-malignant"}.get(item.record.label, "unknown"),
+    }
 
 
 @st.cache_resource(show_spinner=False)
@@ -263,5 +291,8 @@ def job_store() -> JobStore:
 
 def job_checkpoints() -> list[Path]:
     """Checkpoints written by succeeded training jobs (they appear on the Models page)."""
-    return [Path(j.checkpoint) for j in job_store().list()
-            if j.state == "succeeded" and j.checkpoint and Path(j.checkpoint).with_suffix(".json").is_file()]
+    return [
+        Path(j.checkpoint)
+        for j in job_store().list()
+        if j.state == "succeeded" and j.checkpoint and Path(j.checkpoint).with_suffix(".json").is_file()
+    ]

@@ -62,8 +62,16 @@ def task(key: str) -> Task | None:
     return st.session_state.get(TASKS, {}).get(key)
 
 
-def start(key: str, work: Callable[[Task], Any], *, images: int, size: str | None, models: int = 1,
-          inputs: Hashable = None, job: bool = False) -> Task:
+def start(
+    key: str,
+    work: Callable[[Task], Any],
+    *,
+    images: int,
+    size: str | None,
+    models: int = 1,
+    inputs: Hashable = None,
+    job: bool = False,
+) -> Task:
     """Run ``work(task)`` as this session's task under ``key``, cancelling (and dropping) the task there.
 
     With ``inputs``, a task under ``key`` with equal inputs that is queued, running or done is kept instead.

@@ -59,12 +59,16 @@ def run_page(page: Any) -> None:
         run_safely(page.run, f"The {page.title} page")
     except OSError as err:
         where = f" ({err.filename})" if err.filename else ""
-        st.error(f"The {page.title} page could not use a file{where}: {err.strerror or err}. Check the path and "
-                 "its permissions, then try again.")
+        st.error(
+            f"The {page.title} page could not use a file{where}: {err.strerror or err}. Check the path and "
+            "its permissions, then try again."
+        )
     except Exception as err:  # noqa: BLE001 - a bug, but the visitor gets one line and the log the traceback
         _LOG.exception("the %s page failed", page.title)
-        st.error(f"The {page.title} page failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
-                 "(an unexpected error, logged on the server; please report it).")
+        st.error(
+            f"The {page.title} page failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+            "(an unexpected error, logged on the server; please report it)."
+        )
 
 
 def follow(key: str, what: str) -> Any | None:
@@ -80,9 +84,14 @@ def follow(key: str, what: str) -> Any | None:
     refusal = tasks.refusal(key)
     if refusal is not None:
         st.error(f"{what}: {refusal}")
-        st.button("Run as a queued job", key=f"{key}-as-job", on_click=tasks.run_as_job, args=(key,),
-                  help="It waits for the device behind interactive requests, shows its progress here, and its "
-                       "result stays in this session.")
+        st.button(
+            "Run as a queued job",
+            key=f"{key}-as-job",
+            on_click=tasks.run_as_job,
+            args=(key,),
+            help="It waits for the device behind interactive requests, shows its progress here, and its "
+            "result stays in this session.",
+        )
         return None
     task = tasks.task(key)
     if task is None:
@@ -146,19 +155,32 @@ def path_input(label: str, *, key: str, value: str = "", placeholder: str = "") 
 def size_picker(models: Sequence[str], label: str = "Resolution (HxW)", key: str | None = None) -> str:
     """Pick a model input size; the default follows the first chosen model's card (``input_size``)."""
     card = state.card_size(loaders.choice(models[0]).input_size if models else DEFAULT_INPUT_SIZE)
-    picked = st.selectbox(label, [state.CARD_SIZE, *state.size_options()], key=key,
-                          format_func=lambda s: f"{card} (model card)" if s == state.CARD_SIZE else s)
+    picked = st.selectbox(
+        label,
+        [state.CARD_SIZE, *state.size_options()],
+        key=key,
+        format_func=lambda s: f"{card} (model card)" if s == state.CARD_SIZE else s,
+    )
     return card if picked == state.CARD_SIZE else picked
 
 
-def image_figure(pixels: np.ndarray, window: float | None = None, level: float | None = None,
-                 title: str = "", height: int = 520) -> go.Figure:
+def image_figure(
+    pixels: np.ndarray, window: float | None = None, level: float | None = None, title: str = "", height: int = 520
+) -> go.Figure:
     """A zoomable grey image with window/level (plotly's zoom and pan)."""
     zmin = zmax = None
     if window is not None and level is not None:
         zmin, zmax = level - window / 2, level + window / 2
-    fig = go.Figure(go.Heatmap(z=pixels, colorscale="gray", zmin=zmin, zmax=zmax, showscale=False,
-                               hovertemplate="row %{y}, col %{x}: %{z:.0f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=pixels,
+            colorscale="gray",
+            zmin=zmin,
+            zmax=zmax,
+            showscale=False,
+            hovertemplate="row %{y}, col %{x}: %{z:.0f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     fig.update_xaxes(visible=False)
     fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0))
@@ -188,8 +210,10 @@ def model_picker(label: str, *, multi: bool, default: Sequence[str], key: str) -
 def untrained_note(keys: Sequence[str]) -> None:
     """Say plainly when a chosen model is untrained (no checkpoint)."""
     if any(k.startswith("init:") for k in keys):
-        st.info("Models marked *random init* have no trained checkpoint yet: their maps show the "
-                "architecture's wiring, not learned behaviour.")
+        st.info(
+            "Models marked *random init* have no trained checkpoint yet: their maps show the "
+            "architecture's wiring, not learned behaviour."
+        )
 
 
 def png_bytes(figure) -> bytes:
@@ -213,8 +237,11 @@ def folder_zip(write: Callable[[Path], Any]) -> bytes:
 def clicked_point(chart_key: str) -> tuple[float, float] | None:
     """``(row, col)`` of the last point clicked on the plotly chart ``chart_key``, if any."""
     event = st.session_state.get(chart_key)
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else getattr(
-        getattr(event, "selection", None), "points", [])
+    points = (
+        (event or {}).get("selection", {}).get("points", [])
+        if isinstance(event, dict)
+        else getattr(getattr(event, "selection", None), "points", [])
+    )
     if not points:
         return None
     return float(points[0]["y"]), float(points[0]["x"])

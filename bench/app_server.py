@@ -23,9 +23,21 @@ def serve(**env: str) -> tuple[subprocess.Popen, str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {"HCT_CACHE_DIR": tempfile.mkdtemp(prefix="hct-bench-cache-"), **env}
-    process = subprocess.Popen([str(Path(sys.executable).parent / "streamlit"), "run", "app/Home.py",
-                                "--server.port", str(port), "--server.headless", "true"],
-                               cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "streamlit"),
+            "run",
+            "app/Home.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:

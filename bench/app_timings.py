@@ -41,12 +41,26 @@ def main() -> None:
         start = time.perf_counter()
         at.selectbox(key="erf-scale").set_value(scale).run()
         toggles.append(time.perf_counter() - start)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(json.dumps({"home_first_render_s": round(home_s, 2), "erf_s": round(erf_s, 2), "erf_size": size, "erf_n": n,
-                      "scale_toggle_rerun_s_median": round(statistics.median(toggles), 2), "load_average": os.getloadavg()[0],
-                      "erf_models": at.multiselect[0].value, "nproc": os.cpu_count(), "cpu": cpu,
-                      "date": time.strftime("%Y-%m-%d")}))
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    print(
+        json.dumps(
+            {
+                "home_first_render_s": round(home_s, 2),
+                "erf_s": round(erf_s, 2),
+                "erf_size": size,
+                "erf_n": n,
+                "scale_toggle_rerun_s_median": round(statistics.median(toggles), 2),
+                "load_average": os.getloadavg()[0],
+                "erf_models": at.multiselect[0].value,
+                "nproc": os.cpu_count(),
+                "cpu": cpu,
+                "date": time.strftime("%Y-%m-%d"),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ def run_once(argv: list[str], root: Path) -> tuple[float, float]:
     """(wall seconds, peak resident MiB) of one fresh ``python -m hct ARGV`` of the checkout at ``root``."""
     env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "hct", *argv], env=env, cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hct", *argv], env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -56,8 +57,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per command (median reported)")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to measure (default: this one)")
     args = parser.parse_args()
-    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"{time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.2f}; checkout {args.root}")
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.2f}; checkout {args.root}"
+    )
     print("| command | wall s (median) | peak RSS MiB (median) | target | runs |")
     print("|---|---|---|---|---|")
     for name, argv in (("--help", ["--help"]), ("read", ["read", sample_file()])):
@@ -67,8 +70,10 @@ def main() -> None:
         limit_s, limit_mib = TARGETS[name]
         target = f"<= {limit_s} s" + (f", <= {limit_mib:.0f} MiB" if limit_mib else "")
         met = seconds <= limit_s and (limit_mib is None or mib <= limit_mib)
-        print(f"| `python -m hct {' '.join(argv[:1])}{' SAMPLE' if name == 'read' else ''}` | {seconds:.2f} "
-              f"| {mib:.0f} | {target} ({'met' if met else 'missed'}) | {args.repeats} |")
+        print(
+            f"| `python -m hct {' '.join(argv[:1])}{' SAMPLE' if name == 'read' else ''}` | {seconds:.2f} "
+            f"| {mib:.0f} | {target} ({'met' if met else 'missed'}) | {args.repeats} |"
+        )
 
 
 if __name__ == "__main__":

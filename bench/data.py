@@ -59,8 +59,16 @@ def write_tree(root: Path, n: int) -> None:
         subject, study, series = f"Mass-Training_P_{i:05d}_LEFT_CC", generate_uid(), generate_uid()
         folder = root / subject / f"07-20-2016-DDSM-NA-{study[-5:]}" / f"1.000000-full mammogram images-{series[-5:]}"
         folder.mkdir(parents=True)
-        write_dataset(mammogram_dataset(pixels, PatientID=subject, StudyInstanceUID=study, SeriesInstanceUID=series,
-                                        SeriesDescription="full mammogram images"), folder / "1-1.dcm")
+        write_dataset(
+            mammogram_dataset(
+                pixels,
+                PatientID=subject,
+                StudyInstanceUID=study,
+                SeriesInstanceUID=series,
+                SeriesDescription="full mammogram images",
+            ),
+            folder / "1-1.dcm",
+        )
 
 
 def bench_masks(n: int, workers: int) -> None:
@@ -70,14 +78,16 @@ def bench_masks(n: int, workers: int) -> None:
     with tempfile.TemporaryDirectory() as out:
         for i in range(n):
             mask = np.zeros(shape, np.uint8)
-            mask[1000 + i:1400 + i, 800:1300] = 255
+            mask[1000 + i : 1400 + i, 800:1300] = 255
             write_dataset(mammogram_dataset(mask, SeriesDescription="ROI mask images"), Path(out) / f"{i:04d}.dcm")
         index = index_dicoms(out, workers=workers)
         start = time.perf_counter()
         boxes = binary_boxes(index, list(index.table["path"]), workers)
         seconds = time.perf_counter() - start
         assert all(box is not None for box in boxes.values())
-        print(f"| ROI mask boxes, {shape[0]}x{shape[1]} uint8 | {n:,} | {workers} | {seconds:.2f} | {n / seconds:.1f} |")
+        print(
+            f"| ROI mask boxes, {shape[0]}x{shape[1]} uint8 | {n:,} | {workers} | {seconds:.2f} | {n / seconds:.1f} |"
+        )
 
 
 def bench_index(n: int, workers: int) -> None:
@@ -86,8 +96,10 @@ def bench_index(n: int, workers: int) -> None:
         for name in ("headers, no cache (first run)", "from the Parquet cache (second run)"):
             index = index_dicoms(out, workers=workers)
             assert len(index.table) == n and (index.table["error"] == "").all()
-            print(f"| index {name} | {n:,} ({index.read:,} read) | {workers} | {index.seconds:.2f} | "
-                  f"{n / index.seconds:,.0f} |")
+            print(
+                f"| index {name} | {n:,} ({index.read:,} read) | {workers} | {index.seconds:.2f} | "
+                f"{n / index.seconds:,.0f} |"
+            )
 
 
 def main() -> None:
@@ -99,8 +111,10 @@ def main() -> None:
     parts = ("decode", "phantom", "index", "masks")
     parser.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    )
     if {"decode", "phantom"} & set(args.parts):
         print("| step | per image | images/s |\n|---|---|---|")
     if "decode" in args.parts:

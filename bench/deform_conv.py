@@ -25,8 +25,10 @@ from hct.models import create_model
 from hct.models.blocks import DeformableConv3x3
 from hct.models.deform_conv import TORCHVISION_DEVICES, deform_conv2d, deform_conv2d_gather
 
-OPS = {"gather": lambda x, off, w, s: deform_conv2d_gather(x, off, w, s, 1),
-       "torchvision": lambda x, off, w, s: torchvision_op(x, off, w, stride=s, padding=1)}
+OPS = {
+    "gather": lambda x, off, w, s: deform_conv2d_gather(x, off, w, s, 1),
+    "torchvision": lambda x, off, w, s: torchvision_op(x, off, w, stride=s, padding=1),
+}
 
 
 def layer_shapes(height: int, width: int) -> list[tuple[int, int, int, int, int]]:
@@ -34,8 +36,9 @@ def layer_shapes(height: int, width: int) -> list[tuple[int, int, int, int, int]
     model, shapes = create_model("def_gmic").eval(), []
     for module in model.modules():
         if isinstance(module, DeformableConv3x3):
-            module.register_forward_hook(lambda m, inp, out: shapes.append(
-                (inp[0].shape[1], out.shape[1], *inp[0].shape[2:], m.conv.stride[0])))
+            module.register_forward_hook(
+                lambda m, inp, out: shapes.append((inp[0].shape[1], out.shape[1], *inp[0].shape[2:], m.conv.stride[0]))
+            )
     with torch.no_grad():
         model(torch.zeros(1, 1, height, width))
     return shapes
@@ -47,7 +50,7 @@ def _inputs(shape, device, dtype, seed=0):
     ho, wo = (h - 1) // s + 1, (w - 1) // s + 1
     x = torch.randn(1, cin, h, w, generator=gen, dtype=dtype)
     off = torch.randn(1, 18, ho, wo, generator=gen, dtype=dtype) * 3
-    weight = torch.randn(cout, cin, 3, 3, generator=gen, dtype=dtype) / (3 * cin ** 0.5)
+    weight = torch.randn(cout, cin, 3, 3, generator=gen, dtype=dtype) / (3 * cin**0.5)
     return [t.to(device).requires_grad_() for t in (x, off, weight)], s
 
 
@@ -113,20 +116,29 @@ def main() -> None:
     machine = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{machine}; torch {torch.__version__}; `python bench/deform_conv.py {' '.join(sys.argv[1:])}`\n")
     print(f"deform_conv2d on {args.device} uses: {'torchvision' if args.device in TORCHVISION_DEVICES else 'gather'}\n")
-    print("| layer (in, out, H, W, stride) | dtype | max diff out | dx | d offset | d weight | gather s | torchvision s |")
+    print(
+        "| layer (in, out, H, W, stride) | dtype | max diff out | dx | d offset | d weight | gather s | torchvision s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for shape in layer_shapes(height, width):
         for dtype in (torch.float64, torch.float32):
             diffs = " | ".join(f"{d:.1e}" for d in max_differences(shape, args.device, dtype))
-            times = (" | ".join(f"{op_time(shape, args.device, op, args.repeats):.4f}" for op in OPS)
-                     if dtype == torch.float32 else " | ")
+            times = (
+                " | ".join(f"{op_time(shape, args.device, op, args.repeats):.4f}" for op in OPS)
+                if dtype == torch.float32
+                else " | "
+            )
             print(f"| {shape} | {str(dtype)[6:]} | {diffs} | {times} |", flush=True)
     print(f"\nDef-GMIC at {args.size}, batch 1, float32, median of {args.repeats}:\n")
     print("| mode | gather s | torchvision s |")
     print("|---|---|---|")
     for mode in ("fwd+dx", "fwd+bwd"):
-        print(f"| {mode} | " + " | ".join(f"{model_time(height, width, args.device, op, mode, args.repeats):.4f}"
-                                         for op in OPS) + " |", flush=True)
+        print(
+            f"| {mode} | "
+            + " | ".join(f"{model_time(height, width, args.device, op, mode, args.repeats):.4f}" for op in OPS)
+            + " |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device {device} ({name}), "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}, n {args.n}, repeats {args.repeats}\n")
+    print(
+        f"device {device} ({name}), "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, n {args.n}, repeats {args.repeats}\n"
+    )
     print("| model | size | straightforward img/s | engine img/s | speed-up | max abs diff | max abs map |")
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
@@ -81,12 +83,19 @@ def main() -> None:
             for _ in range(args.repeats):  # alternate, so that load from elsewhere hits both alike
                 naive, t = _timed(lambda model=model, images=images: straightforward(model, images), device)
                 naive_t = min(naive_t, t)
-                result, t = _timed(lambda model=model, images=images: compute_erf(
-                    model, images, reduction="mean", keep_image_maps=True, engine=ERFEngine(batch_size=batch)), device)
+                result, t = _timed(
+                    lambda model=model, images=images: compute_erf(
+                        model, images, reduction="mean", keep_image_maps=True, engine=ERFEngine(batch_size=batch)
+                    ),
+                    device,
+                )
                 engine_t = min(engine_t, t)
             diff = float(np.abs(result.image_maps - naive).max())
-            print(f"| {name} | {size} | {args.n / naive_t:.3f} | {args.n / engine_t:.3f} | "
-                  f"{naive_t / engine_t:.2f}x | {diff:.2e} | {np.abs(naive).max():.2e} |", flush=True)
+            print(
+                f"| {name} | {size} | {args.n / naive_t:.3f} | {args.n / engine_t:.3f} | "
+                f"{naive_t / engine_t:.2f}x | {diff:.2e} | {np.abs(naive).max():.2e} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

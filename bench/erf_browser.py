@@ -79,10 +79,12 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    print(f"compute and first draw {compute_s:.1f} s; map-scale redraws {', '.join(f'{r:.2f}' for r in redraws)} s "
-          f"(median {statistics.median(redraws):.2f} s), CPU time of server and browser "
-          f"{', '.join(f'{c:.2f}' for c in cpu)} s (median {statistics.median(cpu):.2f} s); "
-          f"load average {os.getloadavg()[0]:.1f}; nproc {os.cpu_count()}")
+    print(
+        f"compute and first draw {compute_s:.1f} s; map-scale redraws {', '.join(f'{r:.2f}' for r in redraws)} s "
+        f"(median {statistics.median(redraws):.2f} s), CPU time of server and browser "
+        f"{', '.join(f'{c:.2f}' for c in cpu)} s (median {statistics.median(cpu):.2f} s); "
+        f"load average {os.getloadavg()[0]:.1f}; nproc {os.cpu_count()}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,22 +46,34 @@ def main() -> None:
     records = load_records(args.images)
     images = PreprocessedFiles([r.path for r in records], parse_size(args.size), "acquired")
     models = dict(reversed(model_and_label(spec, "cpu")) for spec in args.models)
-    print(f"{len(records)} images of {args.images} at {args.size} (acquired, background cleared), "
-          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n")
+    print(
+        f"{len(records)} images of {args.images} at {args.size} (acquired, background cleared), "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
+    )
     print("| reduction | model | coherence rows / cols | centre share rows / cols | peak/median rows / cols |")
     print("|---|---|---|---|---|")
     peaks = {}
     with tempfile.TemporaryDirectory() as cache:
         engine = ERFEngine(cache=GradientCache(cache))
         for reduction in REDUCTIONS:
-            for result in compute_erfs(models, images, {"all": range(len(records))}, reduction=reduction, engine=engine):
-                cells = [curve_numbers(curve, centre) for curve, centre in
-                         ((result.curve_over_rows, result.input_centre[0]),
-                          (result.curve_over_columns, result.input_centre[1]))]
-                print(f"| {reduction} | {result.model_name} | " + " | ".join(
-                    f"{cells[0][k]:.2f} / {cells[1][k]:.2f}" for k in range(3)) + " |")
-                peaks[reduction, result.model_name] = [np.abs(c).max() / np.abs(c).sum() for c in
-                                                       (result.curve_over_rows, result.curve_over_columns)]
+            for result in compute_erfs(
+                models, images, {"all": range(len(records))}, reduction=reduction, engine=engine
+            ):
+                cells = [
+                    curve_numbers(curve, centre)
+                    for curve, centre in (
+                        (result.curve_over_rows, result.input_centre[0]),
+                        (result.curve_over_columns, result.input_centre[1]),
+                    )
+                ]
+                print(
+                    f"| {reduction} | {result.model_name} | "
+                    + " | ".join(f"{cells[0][k]:.2f} / {cells[1][k]:.2f}" for k in range(3))
+                    + " |"
+                )
+                peaks[reduction, result.model_name] = [
+                    np.abs(c).max() / np.abs(c).sum() for c in (result.curve_over_rows, result.curve_over_columns)
+                ]
     names = list(models)
     gmic = next((n for n in names if n.startswith("gmic")), names[0])
     hct = next((n for n in names if n.startswith("hct")), names[-1])

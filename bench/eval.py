@@ -47,8 +47,10 @@ def main() -> None:
     ci_loop = np.quantile(loop, [0.025, 0.975])
     ci_fast = np.quantile(same, [0.025, 0.975])
     print(f"n={labels.size} ({N_POS} pos, {N_NEG} neg), n_boot={N_BOOT}")
-    print(f"vectorised: {fast:.3f} s (best of 3: {', '.join(f'{t:.3f}' for t in times)}); "
-          f"AUC {result.auc:.4f} [{result.low:.4f}, {result.high:.4f}], skipped {result.n_skipped}")
+    print(
+        f"vectorised: {fast:.3f} s (best of 3: {', '.join(f'{t:.3f}' for t in times)}); "
+        f"AUC {result.auc:.4f} [{result.low:.4f}, {result.high:.4f}], skipped {result.n_skipped}"
+    )
     note = "" if args.full_loop else f" (ran {loop_boot}, x{N_BOOT // loop_boot} extrapolated)"
     print(f"sklearn loop: {slow:.1f} s{note}")
     print(f"speed-up: {slow / fast:.0f}x")

@@ -45,8 +45,15 @@ def _pydicom_files() -> list[fuzz.Verdict]:
 
 def _cards(folder: Path) -> list[fuzz.Verdict]:
     torch.manual_seed(0)
-    card = json.loads(save_checkpoint(create_model("gmic"), folder / "gmic.safetensors", input_size=(64, 48),
-                                      stage="image", metrics={"test_auc": 0.5}).to_json())
+    card = json.loads(
+        save_checkpoint(
+            create_model("gmic"),
+            folder / "gmic.safetensors",
+            input_size=(64, 48),
+            stage="image",
+            metrics={"test_auc": 0.5},
+        ).to_json()
+    )
     verdicts = []
     for case, changed in fuzz.card_cases(card):
         (folder / "gmic.json").write_text(json.dumps(changed))
@@ -57,8 +64,17 @@ def _cards(folder: Path) -> list[fuzz.Verdict]:
 def _configs(folder: Path) -> list[fuzz.Verdict]:
     manifest = folder / "manifest.csv"
     manifest.write_text("image_id,path,label,split\n")
-    config = {"manifest": str(manifest), "model": "gmic", "stage": "image", "input_size": [64, 48], "patch_size": 32,
-              "epochs": 1, "batch_size": 2, "out_dir": str(folder / "run"), "device": "cpu"}
+    config = {
+        "manifest": str(manifest),
+        "model": "gmic",
+        "stage": "image",
+        "input_size": [64, 48],
+        "patch_size": 32,
+        "epochs": 1,
+        "batch_size": 2,
+        "out_dir": str(folder / "run"),
+        "device": "cpu",
+    }
     return [fuzz.judge("config", c, lambda c2=changed: fuzz.use_config(c2)) for c, changed in fuzz.config_cases(config)]
 
 
@@ -70,18 +86,22 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         verdicts = _images(args.seeds) + _pydicom_files() + _cards(Path(tmp)) + _configs(Path(tmp))
-    groups = {"DICOM header values, cuts and byte flips": lambda v: v.kind == "dicom" and not v.case.startswith("pydicom"),
-              "pydicom's own test files": lambda v: v.case.startswith("pydicom "),
-              "TIFF / PNG of odd dtypes and values": lambda v: v.kind == "picture",
-              "model cards, each field's type changed": lambda v: v.kind == "card",
-              "training configs, each field out of range": lambda v: v.kind == "config"}
+    groups = {
+        "DICOM header values, cuts and byte flips": lambda v: v.kind == "dicom" and not v.case.startswith("pydicom"),
+        "pydicom's own test files": lambda v: v.case.startswith("pydicom "),
+        "TIFF / PNG of odd dtypes and values": lambda v: v.kind == "picture",
+        "model cards, each field's type changed": lambda v: v.kind == "card",
+        "training configs, each field out of range": lambda v: v.kind == "config",
+    }
     print("| input kind | tried | reads | clean refusals | crashes (tracebacks) | slowest (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, member in groups.items():
         mine = [v for v in verdicts if member(v)]
         counts = Counter(v.outcome for v in mine)
-        print(f"| {label} | {len(mine):,} | {counts['read']:,} | {counts['refused']:,} | {counts['crash']:,} | "
-              f"{max(v.seconds for v in mine):.2f} |")
+        print(
+            f"| {label} | {len(mine):,} | {counts['read']:,} | {counts['refused']:,} | {counts['crash']:,} | "
+            f"{max(v.seconds for v in mine):.2f} |"
+        )
     print(f"\n{len(verdicts):,} inputs in {time.perf_counter() - started:.0f} s")
     if args.crashes:
         for v in verdicts:

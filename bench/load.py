@@ -88,15 +88,22 @@ async def session(browser, url: str, index: int, start: asyncio.Event) -> dict:
         stop.set()
         await watcher
         await context.close()
-    return {"session": index, "n_images": 8 - index % 4, "seconds": round(time.perf_counter() - begin, 1),
-            "errors": errors, "queue_positions": sorted(set(seen))}
+    return {
+        "session": index,
+        "n_images": 8 - index % 4,
+        "seconds": round(time.perf_counter() - begin, 1),
+        "errors": errors,
+        "queue_positions": sorted(set(seen)),
+    }
 
 
 async def drive(url: str, sessions: int, pid: int) -> tuple[list[dict], float]:
     peak = rss_mb(pid)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         start = asyncio.Event()
         tasks = [asyncio.create_task(session(browser, url, k, start)) for k in range(sessions)]
         await asyncio.sleep(5)
@@ -121,13 +128,24 @@ def main() -> None:
         process.terminate()
         process.wait(timeout=30)
     times = [r["seconds"] for r in results]
-    print(json.dumps({"sessions": results, "completion_s_median": statistics.median(times),
-                      "completion_s_max": max(times), "errors": sum(len(r["errors"]) for r in results),
-                      "server_rss_mb_idle": round(idle), "server_rss_mb_peak": round(peak),
-                      "queue_positions_seen": sorted({k for r in results for k in r["queue_positions"]}),
-                      "wall_s": round(time.perf_counter() - began, 1), "nproc": os.cpu_count(),
-                      "load_average": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                "sessions": results,
+                "completion_s_median": statistics.median(times),
+                "completion_s_max": max(times),
+                "errors": sum(len(r["errors"]) for r in results),
+                "server_rss_mb_idle": round(idle),
+                "server_rss_mb_peak": round(peak),
+                "queue_positions_seen": sorted({k for r in results for k in r["queue_positions"]}),
+                "wall_s": round(time.perf_counter() - began, 1),
+                "nproc": os.cpu_count(),
+                "load_average": os.getloadavg()[0],
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

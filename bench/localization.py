@@ -27,13 +27,19 @@ METHODS = ["gradcam", "saliency", "integrated_gradients", "smoothgrad", "attenti
 
 
 def table(summary: pd.DataFrame) -> str:
-    lines = ["| model | method | images | energy inside the finding [95% CI] | hit rate [95% CI] | uniform map |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| model | method | images | energy inside the finding [95% CI] | hit rate [95% CI] | uniform map |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in summary.itertuples():
-        energy = "no positive mass" if pd.isna(r.energy) else f"{r.energy:.3f} [{r.energy_low:.3f}, {r.energy_high:.3f}]"
+        energy = (
+            "no positive mass" if pd.isna(r.energy) else f"{r.energy:.3f} [{r.energy_low:.3f}, {r.energy_high:.3f}]"
+        )
         empty = f" ({r.n_empty} empty)" if r.n_empty else ""
-        lines.append(f"| {r.model} | {r.method.replace('_', ' ')} | {r.n_images}{empty} | {energy} | "
-                     f"{r.hit_rate:.2f} [{r.hit_low:.2f}, {r.hit_high:.2f}] | {r.area_share:.3f} |")
+        lines.append(
+            f"| {r.model} | {r.method.replace('_', ' ')} | {r.n_images}{empty} | {energy} | "
+            f"{r.hit_rate:.2f} [{r.hit_low:.2f}, {r.hit_high:.2f}] | {r.area_share:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -48,18 +54,35 @@ def main() -> None:
     if not (Path(args.phantom) / MANIFEST_NAME).is_file():
         hct_main(["phantom", "--n", str(args.n), "--out", args.phantom])
     checkpoints = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "checkpoints").glob("*.safetensors"))
-    command = ["localize", "--model", *checkpoints, "--data", args.phantom, "--split", "test",
-               "--methods", *METHODS, "--size", args.size, "--device", args.device, "--out", args.out]
+    command = [
+        "localize",
+        "--model",
+        *checkpoints,
+        "--data",
+        args.phantom,
+        "--split",
+        "test",
+        "--methods",
+        *METHODS,
+        "--size",
+        args.size,
+        "--device",
+        args.device,
+        "--out",
+        args.out,
+    ]
     start = time.perf_counter()
     if hct_main(command) != 0:
         raise SystemExit("localize failed")
     minutes = (time.perf_counter() - start) / 60
     summary = pd.read_csv(Path(args.out) / "localization_summary.csv")
     machine = describe_device(resolve_device(args.device))
-    section = (f"{START}\nCommand: `python bench/localization.py --phantom {args.phantom} --n {args.n}` (the phantom from "
-               f"`python -m hct phantom --n {args.n} --out {args.phantom}`, then `python -m hct {' '.join(command)}`).\n"
-               f"Machine: {machine}, torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {minutes:.0f} minutes.\n\n"
-               f"{table(summary)}\n{END}")
+    section = (
+        f"{START}\nCommand: `python bench/localization.py --phantom {args.phantom} --n {args.n}` (the phantom from "
+        f"`python -m hct phantom --n {args.n} --out {args.phantom}`, then `python -m hct {' '.join(command)}`).\n"
+        f"Machine: {machine}, torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {minutes:.0f} minutes.\n\n"
+        f"{table(summary)}\n{END}"
+    )
     text = RESULTS.read_text()
     if START in text:
         text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)

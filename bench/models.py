@@ -51,11 +51,23 @@ def _use_deform_op(op: str) -> None:
         import hct.models.blocks as blocks
 
         blocks.deform_conv2d = lambda x, offset, weight, stride, padding: deform_conv2d(
-            x, offset, weight, stride=stride, padding=padding)
+            x, offset, weight, stride=stride, padding=padding
+        )
 
 
-def measure_model(name: str, height: int, width: int, batch: int, mode: str, device: str, repeats: int, amp: bool,
-                  deform_op: str = "gather", threads: int | None = None, clock: str = "wall") -> dict:
+def measure_model(
+    name: str,
+    height: int,
+    width: int,
+    batch: int,
+    mode: str,
+    device: str,
+    repeats: int,
+    amp: bool,
+    deform_op: str = "gather",
+    threads: int | None = None,
+    clock: str = "wall",
+) -> dict:
     """Median seconds per call and peak memory (MB) of one model in one mode.
 
     Modes: ``fwd`` (eval, no grad), ``fwd+bwd`` (train mode, parameter gradients), ``fwd+dx`` (eval,
@@ -174,8 +186,10 @@ def _machine(device: str) -> str:
 
     if device == "cuda":
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
@@ -183,8 +197,11 @@ def input_grad_table(run, args) -> None:
     """Eval forward + input gradient of each model (and each deformable op), interleaved over rounds,
     with each round's ratio to the first model."""
     rows = [(name, op) for name in args.models for op in (args.deform_ops if name.startswith("def_") else ["-"])]
-    print("| input | model | deform op | " + " | ".join(f"round {r + 1} s" for r in range(args.rounds))
-          + " | median s | median ratio | peak MB |")
+    print(
+        "| input | model | deform op | "
+        + " | ".join(f"round {r + 1} s" for r in range(args.rounds))
+        + " | median s | median ratio | peak MB |"
+    )
     print("|---|---|---|" + "---|" * args.rounds + "---|---|---|")
     for size in args.sizes:
         hw, batch = size.split(":")
@@ -192,11 +209,24 @@ def input_grad_table(run, args) -> None:
         results = {row: [] for row in rows}
         for _ in range(args.rounds):
             for name, op in rows:
-                results[(name, op)].append(run({"what": "model", "name": name, "height": height, "width": width,
-                                                "batch": int(batch), "mode": "fwd+dx", "device": args.device,
-                                                "repeats": args.repeats, "amp": args.amp,
-                                                "deform_op": "gather" if op == "-" else op,
-                                                "threads": args.threads, "clock": args.clock}))
+                results[(name, op)].append(
+                    run(
+                        {
+                            "what": "model",
+                            "name": name,
+                            "height": height,
+                            "width": width,
+                            "batch": int(batch),
+                            "mode": "fwd+dx",
+                            "device": args.device,
+                            "repeats": args.repeats,
+                            "amp": args.amp,
+                            "deform_op": "gather" if op == "-" else op,
+                            "threads": args.threads,
+                            "clock": args.clock,
+                        }
+                    )
+                )
         first = results[rows[0]]
         for row, res in results.items():
             if any("error" in r for r in res):
@@ -204,9 +234,13 @@ def input_grad_table(run, args) -> None:
                 continue
             secs = [r["seconds"] for r in res]
             ratios = sorted(r["seconds"] / f["seconds"] for r, f in zip(res, first))
-            print(f"| {hw}:{batch} | {row[0]} | {row[1]} | " + " | ".join(f"{t:.3f}" for t in secs)
-                  + f" | {sorted(secs)[len(secs) // 2]:.3f} | {ratios[len(ratios) // 2]:.2f} | "
-                  f"{max(r['peak_mb'] for r in res):.0f} |", flush=True)
+            print(
+                f"| {hw}:{batch} | {row[0]} | {row[1]} | "
+                + " | ".join(f"{t:.3f}" for t in secs)
+                + f" | {sorted(secs)[len(secs) // 2]:.3f} | {ratios[len(ratios) // 2]:.2f} | "
+                f"{max(r['peak_mb'] for r in res):.0f} |",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -219,14 +253,26 @@ def main() -> None:
     parser.add_argument("--tokens", nargs="+", type=int, default=[500, 1000, 2000, 4000, 8000, 16000])
     parser.add_argument("--attention-dim", type=int, default=64, help="channels at the first AC block (64)")
     parser.add_argument("--skip-models", action="store_true")
-    parser.add_argument("--input-grad", action="store_true",
-                        help="only the table of eval forward + input gradient (the ERF's work), interleaved")
+    parser.add_argument(
+        "--input-grad",
+        action="store_true",
+        help="only the table of eval forward + input gradient (the ERF's work), interleaved",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the --input-grad table")
-    parser.add_argument("--deform-ops", nargs="+", default=["gather"], choices=["gather", "torchvision"],
-                        help="deformable-convolution ops to time for Def-GMIC (--input-grad)")
+    parser.add_argument(
+        "--deform-ops",
+        nargs="+",
+        default=["gather"],
+        choices=["gather", "torchvision"],
+        help="deformable-convolution ops to time for Def-GMIC (--input-grad)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads per cell (--input-grad)")
-    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                        help="time the wall clock or the process's CPU time (--input-grad)")
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="time the wall clock or the process's CPU time (--input-grad)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -246,7 +292,9 @@ def main() -> None:
         return (measure_attention if job.pop("what") == "attention" else measure_model)(**job)
 
     run = _in_subprocess if args.device == "cpu" else in_process
-    print(f"Machine: {_machine(args.device)}; {time.strftime('%Y-%m-%d')}; `python bench/models.py {' '.join(sys.argv[1:])}`\n")
+    print(
+        f"Machine: {_machine(args.device)}; {time.strftime('%Y-%m-%d')}; `python bench/models.py {' '.join(sys.argv[1:])}`\n"
+    )
     if args.input_grad:
         input_grad_table(run, argparse.Namespace(**{**vars(args), "models": args.models or list_models()}))
         return
@@ -259,20 +307,42 @@ def main() -> None:
             for name in args.models or list_models():
                 res = {}
                 for mode in ("fwd", "fwd+bwd"):
-                    res[mode] = run({"what": "model", "name": name, "height": height, "width": width, "batch": int(batch),
-                                     "mode": mode, "device": args.device, "repeats": args.repeats, "amp": args.amp})
+                    res[mode] = run(
+                        {
+                            "what": "model",
+                            "name": name,
+                            "height": height,
+                            "width": width,
+                            "batch": int(batch),
+                            "mode": mode,
+                            "device": args.device,
+                            "repeats": args.repeats,
+                            "amp": args.amp,
+                        }
+                    )
                 if any("error" in r for r in res.values()):
                     print(f"| {name} | {hw} | {batch} | error: {[r.get('error') for r in res.values()]} |||||")
                     continue
-                print(f"| {name} | {hw} | {batch} | {res['fwd']['seconds']:.3f} | {res['fwd+bwd']['seconds']:.3f} | "
-                      f"{res['fwd']['peak_mb']:.0f} | {res['fwd+bwd']['peak_mb']:.0f} |", flush=True)
+                print(
+                    f"| {name} | {hw} | {batch} | {res['fwd']['seconds']:.3f} | {res['fwd+bwd']['seconds']:.3f} | "
+                    f"{res['fwd']['peak_mb']:.0f} | {res['fwd+bwd']['peak_mb']:.0f} |",
+                    flush=True,
+                )
     print(f"\nAttention over N tokens, {args.attention_dim} channels, 8 heads, forward, batch 1:\n")
     print("| tokens | kind | seconds | peak MB |")
     print("|---|---|---|---|")
     for tokens in args.tokens:
         for kind in ("performer_relu", "performer_softmax", "nystrom", "exact"):
-            res = run({"what": "attention", "kind": kind, "tokens": tokens, "dim": args.attention_dim,
-                       "device": args.device, "repeats": args.repeats})
+            res = run(
+                {
+                    "what": "attention",
+                    "kind": kind,
+                    "tokens": tokens,
+                    "dim": args.attention_dim,
+                    "device": args.device,
+                    "repeats": args.repeats,
+                }
+            )
             if "error" in res:
                 print(f"| {tokens} | {kind} | error: {res['error']} | |")
             else:

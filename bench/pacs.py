@@ -43,8 +43,9 @@ def round_trip(pacs: Pacs, model, size: tuple[int, int]) -> tuple[dict[str, floa
         result = attribute(model, pre.tensor, "saliency")
         shown = readable(result.heatmap)
         overlay = overlay_picture(image.pixels, pre, shown, long_side=None)
-        views.append(view_result(data, ref.laterality, ref.view, pre, result.heatmap, result.probability,
-                                 shown.region, overlay))
+        views.append(
+            view_result(data, ref.laterality, ref.view, pre, result.heatmap, result.probability, shown.region, overlay)
+        )
     seconds["explain 4 views"], start = time.perf_counter() - start, time.perf_counter()
     objects = result_objects(views, Producer(model.ref, "saliency"))
     sizes: dict[str, int] = {}
@@ -70,8 +71,10 @@ def main() -> None:
         pacs = Pacs(PacsConfig(url=server.dicomweb, username=server.user, password=server.password, timeout=60))
         for _ in range(args.repeats):
             runs.append(round_trip(pacs, model, parse_size(args.size)))
-    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
-          f"HCT Performer-RELU saliency at {args.size}; median of {args.repeats}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+        f"HCT Performer-RELU saliency at {args.size}; median of {args.repeats}"
+    )
     print("| step | seconds |\n|---|---|")
     for step in runs[0][0]:
         print(f"| {step} | {statistics.median(r[0][step] for r in runs):.2f} |")

@@ -31,8 +31,10 @@ def overlays_drawn(page: Page, image: str) -> None:
     for method in ("Grad-CAM at stages.4", "saliency"):
         caption = page.get_by_text(re.compile(rf"^{re.escape(method)} · .* · {re.escape(image)} · 1664x1280$"))
         expect(caption).to_be_visible(timeout=TIMEOUT_MS)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .layer-below image, .js-plotly-plot image').length >= 2",
-                           timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "document.querySelectorAll('.js-plotly-plot .layer-below image, .js-plotly-plot image').length >= 2",
+        timeout=TIMEOUT_MS,
+    )
 
 
 def choose_image(page: Page, name: str) -> float:
@@ -75,12 +77,22 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    print(json.dumps({
-        "first_open_s": round(first, 2), "choose_image_s": [round(s, 2) for s in choose],
-        "choose_image_median_s": round(statistics.median(choose), 2), "click_s": [round(s, 2) for s in clicks],
-        "click_median_s": round(statistics.median(clicks), 2), "machine": describe_device(resolve_device("cpu")),
-        "nproc": os.cpu_count(), "load_average": os.getloadavg(), "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+    print(
+        json.dumps(
+            {
+                "first_open_s": round(first, 2),
+                "choose_image_s": [round(s, 2) for s in choose],
+                "choose_image_median_s": round(statistics.median(choose), 2),
+                "click_s": [round(s, 2) for s in clicks],
+                "click_median_s": round(statistics.median(clicks), 2),
+                "machine": describe_device(resolve_device("cpu")),
+                "nproc": os.cpu_count(),
+                "load_average": os.getloadavg(),
+                "torch": torch.__version__,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ def baseline(models: dict, paths: list[str], size, device: torch.device) -> dict
             _sync(device)
             compute += time.perf_counter() - start
         out[label] = (decode / len(paths), compute / len(paths))
-        print(f"baseline {label}: {out[label][0]:.2f} s decode, {out[label][1]:.2f} s pass", file=sys.stderr, flush=True)
+        print(
+            f"baseline {label}: {out[label][0]:.2f} s decode, {out[label][1]:.2f} s pass", file=sys.stderr, flush=True
+        )
     return out
 
 
@@ -73,13 +75,23 @@ def timed_table(args, models: dict, size, cache_dir: Path, out: Path):
     sample = sample_table1(len(records), lambda i: laterality(records[i]), args.n, args.seed)
     chosen = [records[i] for i in sample.order]
     images = PreprocessedFiles([r.path for r in chosen], size, "acquired")
-    engine = ERFEngine(batch_size=args.batch_size if args.batch_size == "auto" else int(args.batch_size),
-                       cache=GradientCache(cache_dir), workers=args.workers, context=DistContext(device=args.device),
-                       progress=lambda done, total: print(f"table: {done}/{total} images, {time.perf_counter() - start:.0f} s",
-                                                          file=sys.stderr, flush=True))
-    table = compute_table1(models, images, sample, image_ids=[r.image_id for r in chosen], engine=engine,
-                           settings={"size": f"{size[0]}x{size[1]}", "mode": "acquired", "data": args.data,
-                                     "split": args.split})
+    engine = ERFEngine(
+        batch_size=args.batch_size if args.batch_size == "auto" else int(args.batch_size),
+        cache=GradientCache(cache_dir),
+        workers=args.workers,
+        context=DistContext(device=args.device),
+        progress=lambda done, total: print(
+            f"table: {done}/{total} images, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True
+        ),
+    )
+    table = compute_table1(
+        models,
+        images,
+        sample,
+        image_ids=[r.image_id for r in chosen],
+        engine=engine,
+        settings={"size": f"{size[0]}x{size[1]}", "mode": "acquired", "data": args.data, "split": args.split},
+    )
     write_table1(table, out)
     _sync(args.device)
     return time.perf_counter() - start, table
@@ -87,36 +99,71 @@ def timed_table(args, models: dict, size, cache_dir: Path, out: Path):
 
 def machine(device: torch.device) -> str:
     cores = os.cpu_count()
-    return (f"{describe_device(device)}; `nproc` = {cores}; torch {torch.__version__}; "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    return (
+        f"{describe_device(device)}; `nproc` = {cores}; torch {torch.__version__}; "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def section(args, size, base: dict, cold: float, warm: float | None, table, paths_count: int) -> str:
     n = args.n
     union = len(table.sample.order)
     naive = sum(3 * n * (decode + compute) for decode, compute in base.values())
-    lines = [f"Machine: {machine(args.device)}", "", f"Command: `python {' '.join(sys.argv)}`", "",
-             f"N = {n} per subset, {union} distinct images (of {paths_count} in the split), {size[0]}x{size[1]}, "
-             f"seed {args.seed}, batch {args.batch_size}, decoding workers {args.workers}, torch threads "
-             f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at the end.", "",
-             "| model | decode + preprocess s/image | full-image pass s/image | naive 3N passes s |", "|---|---|---|---|"]
+    lines = [
+        f"Machine: {machine(args.device)}",
+        "",
+        f"Command: `python {' '.join(sys.argv)}`",
+        "",
+        f"N = {n} per subset, {union} distinct images (of {paths_count} in the split), {size[0]}x{size[1]}, "
+        f"seed {args.seed}, batch {args.batch_size}, decoding workers {args.workers}, torch threads "
+        f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at the end.",
+        "",
+        "| model | decode + preprocess s/image | full-image pass s/image | naive 3N passes s |",
+        "|---|---|---|---|",
+    ]
     for label, (decode, compute) in base.items():
         lines.append(f"| {label} | {decode:.3f} | {compute:.3f} | {3 * n * (decode + compute):.0f} |")
-    lines += ["", "| procedure | wall time |", "|---|---|",
-              f"| naive (extrapolated from {args.baseline_images} images per model) | {naive / 60:.1f} min |",
-              f"| `python -m hct table1`, empty cache | {cold / 60:.2f} min ({naive / cold:.1f}x faster) |"]
+    lines += [
+        "",
+        "| procedure | wall time |",
+        "|---|---|",
+        f"| naive (extrapolated from {args.baseline_images} images per model) | {naive / 60:.1f} min |",
+        f"| `python -m hct table1`, empty cache | {cold / 60:.2f} min ({naive / cold:.1f}x faster) |",
+    ]
     if warm is not None:
         lines.append(f"| the same, cache filled | {warm:.1f} s |")
     metrics = table.metrics()
-    lines += ["", "| model | subset | area 50% | area 99% | spread rows | spread cols | centroid row | centroid col | "
-                  "R² rows | R² cols | breast share |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| model | subset | area 50% | area 99% | spread rows | spread cols | centroid row | centroid col | "
+        "R² rows | R² cols | breast share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for _, row in metrics.iterrows():
-        cells = [row[k] for k in ("area_share_50", "area_share_99", "spread_rows", "spread_cols", "centroid_row",
-                                  "centroid_col", "gaussian_r2_over_rows", "gaussian_r2_over_columns", "breast_share")]
-        lines.append(f"| {row['model']} | {row['subset']} | " + " | ".join(
-            "" if c != c else (f"{c:.0f}" if abs(c) >= 10 else f"{c:.3f}") for c in cells) + " |")
-    lines += ["", f"The `right - left` rows give the centroid shift between the right and left subsets in input "
-                  f"pixels (columns: positive = toward the image's right). Grid: `bench/figures/table1_{args.device.type}.png`."]
+        cells = [
+            row[k]
+            for k in (
+                "area_share_50",
+                "area_share_99",
+                "spread_rows",
+                "spread_cols",
+                "centroid_row",
+                "centroid_col",
+                "gaussian_r2_over_rows",
+                "gaussian_r2_over_columns",
+                "breast_share",
+            )
+        ]
+        lines.append(
+            f"| {row['model']} | {row['subset']} | "
+            + " | ".join("" if c != c else (f"{c:.0f}" if abs(c) >= 10 else f"{c:.3f}") for c in cells)
+            + " |"
+        )
+    lines += [
+        "",
+        f"The `right - left` rows give the centroid shift between the right and left subsets in input "
+        f"pixels (columns: positive = toward the image's right). Grid: `bench/figures/table1_{args.device.type}.png`.",
+    ]
     return "\n".join(lines)
 
 
@@ -140,8 +187,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="processes decoding ahead (ERFEngine.workers)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: all cores; on a machine shared with other work, 1 can be faster)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: all cores; on a machine shared with other work, 1 can be faster)",
+    )
     parser.add_argument("--baseline-images", type=int, default=2, help="images per model timed for the naive figure")
     parser.add_argument("--no-warm", action="store_true", help="skip the run with the cache filled")
     parser.add_argument("--out", required=True, help="where the table's files go")
@@ -156,7 +207,7 @@ def main() -> None:
     models = dict(reversed(model_and_label(spec, args.device)) for spec in args.models)
     records = dataset_records(args.data, args.split)
     sample = sample_table1(len(records), lambda i: laterality(records[i]), args.n, args.seed)
-    base = baseline(models, [records[i].path for i in sample.order[:args.baseline_images]], size, args.device)
+    base = baseline(models, [records[i].path for i in sample.order[: args.baseline_images]], size, args.device)
     with tempfile.TemporaryDirectory(prefix="table1-cache-") as cache:
         cold, table = timed_table(args, models, size, Path(cache), Path(args.out))
         warm = None if args.no_warm else timed_table(args, models, size, Path(cache), Path(args.out))[0]

@@ -66,8 +66,10 @@ def main() -> None:
     settings = [("patches/s 512x512", (512, 512), batch_patch), ("images/s 1664x1280", (1664, 1280), batch_image)]
     if cuda:
         settings.append(("images/s 3328x2560", (3328, 2560), max(1, batch_image // 4)))
-    print(f"machine: {describe_device(device)}; nproc {os.cpu_count()}; torch {torch.__version__}; "
-          f"{platform.platform()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; steps {args.steps}")
+    print(
+        f"machine: {describe_device(device)}; nproc {os.cpu_count()}; torch {torch.__version__}; "
+        f"{platform.platform()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; steps {args.steps}"
+    )
     print("| model | " + " | ".join(f"{label} (batch {batch})" for label, _, batch in settings) + " |")
     print("|---|" + "---|" * len(settings))
     for name in args.models:

@@ -55,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dash_hint(argv: list[str]) -> None:
     """After a usage error: the arguments that name existing files but start with '-' (read as options)."""
-    before = argv[:argv.index("--")] if "--" in argv else argv
+    before = argv[: argv.index("--")] if "--" in argv else argv
     for arg in before:
         if arg.startswith("-") and os.path.exists(arg):
-            print(f"note: {arg} was read as an option; to name a file that starts with '-', put -- before it "
-                  f"(python -m hct {argv[0] if argv else 'COMMAND'} ... -- {arg}) or write ./{arg}", file=sys.stderr)
+            print(
+                f"note: {arg} was read as an option; to name a file that starts with '-', put -- before it "
+                f"(python -m hct {argv[0] if argv else 'COMMAND'} ... -- {arg}) or write ./{arg}",
+                file=sys.stderr,
+            )
 
 
 if __name__ == "__main__":

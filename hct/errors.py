@@ -34,8 +34,9 @@ class UnknownModelError(ConfigError, ValueError):
     """A model name or override the registry does not know; the message lists the known ones."""
 
 
-def cancellable(progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None,
-                what: str) -> Callable[[int, int], None] | None:
+def cancellable(
+    progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None, what: str
+) -> Callable[[int, int], None] | None:
     """The ``progress(done, total)`` a long computation calls after each unit of work, raising
     :class:`ComputationCancelled` there once ``cancel()`` returns True: how ``check_data``, ``predict``,
     ``localize`` and ``generate_phantom`` take the same ``progress=``/``cancel=`` pair as the ERF engine."""
@@ -49,6 +50,8 @@ def cancellable(progress: Callable[[int, int], None] | None, cancel: Callable[[]
             raise ComputationCancelled(f"{what} cancelled after {done} of {total}")
 
     return report
+
+
 class PixelValueError(MammogramError):
     """An image's pixels are not finite numbers (NaN, inf, or a rescale that overflows)."""
 

@@ -31,10 +31,14 @@ def check_name(path: str | os.PathLike, what: str = "path") -> Path:
         raise PathError(f"the {what} {_shown(text)!r} holds a NUL character; type the path again.")
     long = next((part for part in Path(text).parts if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX), None)
     if long is not None:
-        raise PathError(f"the {what} {_shown(text)!r} has a name of {len(long.encode('utf-8', 'surrogateescape'))} "
-                        f"bytes ({long[:24]}...), beyond the {NAME_MAX} a file name may have; shorten it.")
+        raise PathError(
+            f"the {what} {_shown(text)!r} has a name of {len(long.encode('utf-8', 'surrogateescape'))} "
+            f"bytes ({long[:24]}...), beyond the {NAME_MAX} a file name may have; shorten it."
+        )
     if len(text.encode("utf-8", "surrogateescape")) > PATH_MAX:
-        raise PathError(f"the {what} is {len(text)} characters long, beyond the {PATH_MAX} a path may have; shorten it.")
+        raise PathError(
+            f"the {what} is {len(text)} characters long, beyond the {PATH_MAX} a path may have; shorten it."
+        )
     return Path(text)
 
 
@@ -47,8 +51,9 @@ def existing(path: str | os.PathLike, kind: str = "file", what: str = "path", hi
         is_dir = path.is_dir()
         exists = is_dir or path.exists()
     except OSError as err:  # e.g. ELOOP, EACCES on a parent
-        raise PathError(f"the {what} {_shown(str(path))} cannot be opened ({os.strerror(err.errno or errno.EIO)})"
-                        f"{hint}") from None
+        raise PathError(
+            f"the {what} {_shown(str(path))} cannot be opened ({os.strerror(err.errno or errno.EIO)}){hint}"
+        ) from None
     if not exists:
         raise PathError(f"the {what} {_shown(str(path))} does not exist{hint}")
     if kind == "file" and is_dir:

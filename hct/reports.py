@@ -16,10 +16,16 @@ PLOTLY_JS = "plotly.min.js"
 def figures_html(figures: Sequence[go.Figure], title: str, *, local_plotlyjs: bool = False) -> str:
     """One HTML page of ``figures``: plotly.js inlined (self-contained), or loaded from a local
     ``plotly.min.js`` beside the page. Never from a CDN, so it works offline."""
-    head = f'<script src="{PLOTLY_JS}"></script>' if local_plotlyjs else f"<script>{plotly.offline.get_plotlyjs()}</script>"
+    head = (
+        f'<script src="{PLOTLY_JS}"></script>'
+        if local_plotlyjs
+        else f"<script>{plotly.offline.get_plotlyjs()}</script>"
+    )
     body = "\n".join(fig.to_html(full_html=False, include_plotlyjs=False) for fig in figures)
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>{head}</head>'
-            f"<body><h1>{title}</h1>\n{body}</body></html>")
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>{head}</head>'
+        f"<body><h1>{title}</h1>\n{body}</body></html>"
+    )
 
 
 def write_figures_html(figures: Sequence[go.Figure], path: str | Path, title: str) -> list[Path]:

@@ -48,8 +48,9 @@ def image_reading(cols: list, items: list[ImageItem], model_key: str, size: str)
     layers = model_layers(model_key)
     if layers is None:
         return
-    item = cols[0].selectbox("Image", items, format_func=lambda i: f"{i.name} ({i.record.laterality}-{i.record.view})",
-                             key="attn-image")
+    item = cols[0].selectbox(
+        "Image", items, format_func=lambda i: f"{i.name} ({i.record.laterality}-{i.record.view})", key="attn-image"
+    )
     methods = cols[3].multiselect("Methods", METHODS, default=["gradcam", "saliency"], key="attn-methods", help=SLOW)
     layer = layer_picker(layers)
     if widgets.run_safely(lambda: reading.modality_warning(item), f"Reading {item.name}") is None:

@@ -24,16 +24,20 @@ PAIR_DEFAULT = ("hct_performer_relu", "gmic")  # the paper's Fig. A2: HCT-RELU a
 def gaps(table: pd.DataFrame, group: str, label: str = "{}") -> str:
     """The cells without an AUC (left out of the figures), grouped by why."""
     missing = table[table["auc"].isna()].drop_duplicates(group)
-    return "".join(f" No AUC for {', '.join(label.format(str(k).replace('_', ' ')) for k in rows[group])}: {why}."
-                   for why, rows in missing.groupby("reason", sort=False))
+    return "".join(
+        f" No AUC for {', '.join(label.format(str(k).replace('_', ' ')) for k in rows[group])}: {why}."
+        for why, rows in missing.groupby("reason", sort=False)
+    )
 
 
 def localization_section() -> None:
     """The localization scores (``python -m hct localize``) of the selected set's malignant images with boxes."""
     items = [i for i in state.images() if i.data is None and i.record.label == 1 and i.record.finding_boxes]
-    st.caption(f"Each method's map scored against the finding's box on the {len(items)} malignant images with boxes "
-               "of the selected set (choose a phantom or manifest on the Images page): the share of the map's "
-               "positive mass inside the finding, and whether its maximum lies within 15 px of it.")
+    st.caption(
+        f"Each method's map scored against the finding's box on the {len(items)} malignant images with boxes "
+        "of the selected set (choose a phantom or manifest on the Images page): the share of the map's "
+        "positive mass inside the finding, and whether its maximum lies within 15 px of it."
+    )
     with st.form("localize"):
         models = widgets.model_picker("Models", multi=True, key="bd-loc-models", default=["init:hct_performer_relu"])
         methods = st.multiselect("Methods", LOCALIZATION_METHODS, default=["gradcam", "saliency", "attention"])
@@ -42,9 +46,16 @@ def localization_section() -> None:
     if clicked and not (items and models and methods):
         st.error("Choose models and methods, and a set with malignant images that have finding boxes.")
     elif clicked:
-        widgets.run_safely(lambda: tasks.start(
-            "bd-localization", lambda task: compute.localization(models, items, size, methods, task),
-            images=len(items), size=size, models=len(models)), "Scoring the maps")
+        widgets.run_safely(
+            lambda: tasks.start(
+                "bd-localization",
+                lambda task: compute.localization(models, items, size, methods, task),
+                images=len(items),
+                size=size,
+                models=len(models),
+            ),
+            "Scoring the maps",
+        )
     rows = widgets.follow("bd-localization", "Scoring the maps")
     if rows is None:
         return
@@ -60,15 +71,19 @@ def shipped_predictions() -> pd.DataFrame | None:
     if predictions is None:
         return None
     n = predictions["image_id"].nunique()
-    st.caption(f"`checkpoints/{SHIPPED_PREDICTIONS.name}`: the shipped checkpoints on the phantom test split "
-               f"({n} images, {int(predictions.drop_duplicates('image_id')['label'].sum())} malignant), "
-               "written by `python -m hct predict` (README, Checkpoints).")
+    st.caption(
+        f"`checkpoints/{SHIPPED_PREDICTIONS.name}`: the shipped checkpoints on the phantom test split "
+        f"({n} images, {int(predictions.drop_duplicates('image_id')['label'].sum())} malignant), "
+        "written by `python -m hct predict` (README, Checkpoints)."
+    )
     stale = widgets.run_safely(lambda: stale_models(predictions, checkpoint_cards()), "Checking the checkpoints")
     if stale:
-        st.warning(f"`{SHIPPED_PREDICTIONS.name}` does not match the checkpoints: "
-                   + "; ".join(f"**{m}**: {why}" for m, why in stale.items())
-                   + ". Those models' numbers below are not of the shipped weights: rewrite the file "
-                     "(README, Checkpoints) or compute predictions for them here.")
+        st.warning(
+            f"`{SHIPPED_PREDICTIONS.name}` does not match the checkpoints: "
+            + "; ".join(f"**{m}**: {why}" for m, why in stale.items())
+            + ". Those models' numbers below are not of the shipped weights: rewrite the file "
+            "(README, Checkpoints) or compute predictions for them here."
+        )
     return predictions
 
 
@@ -77,7 +92,9 @@ def computed_predictions() -> pd.DataFrame | None:
     items = [i for i in state.images() if i.data is None and i.record.label in (0, 1)]
     st.caption(f"On the {len(items)} labelled images of the selected set (choose a data set on the Images page).")
     with st.form("predict"):
-        models = widgets.model_picker("Models", multi=True, key="bd-models", default=["init:gmic", "init:hct_performer_relu"])
+        models = widgets.model_picker(
+            "Models", multi=True, key="bd-models", default=["init:gmic", "init:hct_performer_relu"]
+        )
         size = widgets.size_picker(models)
         clicked = st.form_submit_button("Compute predictions", type="primary")
     widgets.untrained_note(models)
@@ -86,10 +103,16 @@ def computed_predictions() -> pd.DataFrame | None:
     elif clicked and not models:
         st.error("Choose at least one model.")
     elif clicked:
-        widgets.run_safely(lambda: tasks.start(
-            "bd-predictions",
-            lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
-            images=len(items), size=size, models=len(models)), "Predicting")
+        widgets.run_safely(
+            lambda: tasks.start(
+                "bd-predictions",
+                lambda task: pd.concat([compute.predictions(k, items, size, task) for k in models], ignore_index=True),
+                images=len(items),
+                size=size,
+                models=len(models),
+            ),
+            "Predicting",
+        )
     return widgets.follow("bd-predictions", "Predicting")
 
 
@@ -98,37 +121,58 @@ def uploaded_predictions() -> pd.DataFrame | None:
     files = st.file_uploader("Predictions CSV (one or more)", type=["csv"], accept_multiple_files=True)
     if not files:
         return None
-    return widgets.run_safely(lambda: pd.concat(
-        [validate_predictions(pd.read_csv(f), source=f.name) for f in files], ignore_index=True), "Reading the predictions")
+    return widgets.run_safely(
+        lambda: pd.concat([validate_predictions(pd.read_csv(f), source=f.name) for f in files], ignore_index=True),
+        "Reading the predictions",
+    )
 
 
 def predictions_at_path() -> pd.DataFrame | None:
     """Predictions from a CSV or Parquet file under the data roots."""
-    path = widgets.path_input("Predictions file (CSV or Parquet)", key="bd-predictions", placeholder="data/predictions.csv")
+    path = widgets.path_input(
+        "Predictions file (CSV or Parquet)", key="bd-predictions", placeholder="data/predictions.csv"
+    )
     return widgets.run_safely(lambda: read_predictions(path), f"Reading {path}") if path else None
 
 
 def evaluation_controls(predictions: pd.DataFrame) -> int:
     """The number of bootstrap resamples, and the predictions' download."""
     controls = st.columns([2, 1])
-    n_boot = controls[0].select_slider("Bootstrap resamples", [200, 1000, 2000, 10_000], value=1000,
-                                       help="The paper uses 10,000; fewer is faster for a first look.")
-    controls[1].download_button("Predictions (CSV)", without_identity(predictions).to_csv(index=False),
-                                "predictions.csv", "text/csv")
+    n_boot = controls[0].select_slider(
+        "Bootstrap resamples",
+        [200, 1000, 2000, 10_000],
+        value=1000,
+        help="The paper uses 10,000; fewer is faster for a first look.",
+    )
+    controls[1].download_button(
+        "Predictions (CSV)", without_identity(predictions).to_csv(index=False), "predictions.csv", "text/csv"
+    )
     return n_boot
 
 
 def table3_view(overview: Overview, shipped: bool) -> None:
     """Table 3: each model's parameters, patch AUC (from its card) and image AUC with 95% CIs."""
     st.subheader("Table 3")
-    table = overview.table3.rename(columns={"model": "Model", "params_millions": "Params (M)",
-                                            "patch": "Patch AUC [95% CI]", "image": "Image AUC [95% CI]"})
-    st.dataframe(table[["Model", "Params (M)", "Patch AUC [95% CI]", "Image AUC [95% CI]"]], hide_index=True,
-                 width="stretch", column_config={"Params (M)": st.column_config.NumberColumn(format="%.2f")})
-    st.caption("AUC in percent, malignant against all non-malignant images, with its percentile-bootstrap 95% CI. "
-               "Patch: the patch-stage model's test AUC recorded in the checkpoint's card (— where the card has none)."
-               if shipped else "AUC in percent, malignant against all non-malignant images, with its "
-               "percentile-bootstrap 95% CI.")
+    table = overview.table3.rename(
+        columns={
+            "model": "Model",
+            "params_millions": "Params (M)",
+            "patch": "Patch AUC [95% CI]",
+            "image": "Image AUC [95% CI]",
+        }
+    )
+    st.dataframe(
+        table[["Model", "Params (M)", "Patch AUC [95% CI]", "Image AUC [95% CI]"]],
+        hide_index=True,
+        width="stretch",
+        column_config={"Params (M)": st.column_config.NumberColumn(format="%.2f")},
+    )
+    st.caption(
+        "AUC in percent, malignant against all non-malignant images, with its percentile-bootstrap 95% CI. "
+        "Patch: the patch-stage model's test AUC recorded in the checkpoint's card (— where the card has none)."
+        if shipped
+        else "AUC in percent, malignant against all non-malignant images, with its percentile-bootstrap 95% CI."
+    )
 
 
 def finding_type_view(overview: Overview, colours: dict[str, str]) -> None:
@@ -142,11 +186,19 @@ def finding_type_view(overview: Overview, colours: dict[str, str]) -> None:
 def pair_picker(models: list[str]) -> tuple[str, str]:
     """The model and its reference (the paper's pair by default)."""
     pick = st.columns(2)
-    model = pick[0].selectbox("Model", models, key="bd-model",
-                              index=models.index(PAIR_DEFAULT[0]) if PAIR_DEFAULT[0] in models else len(models) - 1)
+    model = pick[0].selectbox(
+        "Model",
+        models,
+        key="bd-model",
+        index=models.index(PAIR_DEFAULT[0]) if PAIR_DEFAULT[0] in models else len(models) - 1,
+    )
     others = [m for m in models if m != model]
-    reference = pick[1].selectbox("Against (the reference)", others, key="bd-reference",
-                                  index=others.index(PAIR_DEFAULT[1]) if PAIR_DEFAULT[1] in others else 0)
+    reference = pick[1].selectbox(
+        "Against (the reference)",
+        others,
+        key="bd-reference",
+        index=others.index(PAIR_DEFAULT[1]) if PAIR_DEFAULT[1] in others else 0,
+    )
     return model, reference
 
 
@@ -158,18 +210,24 @@ def size_view(predictions: pd.DataFrame, overview: Overview, n_boot: int, colour
         st.info("Fig. A2 compares two models: add predictions of a second model.")
         return
     model, reference = pair_picker(models)
-    pair = widgets.run_safely(lambda: compute.size_breakdowns(predictions, model, reference, n_boot),
-                              "The size breakdowns")
+    pair = widgets.run_safely(
+        lambda: compute.size_breakdowns(predictions, model, reference, n_boot), "The size breakdowns"
+    )
     if pair is None:
         return
     sizes, tertiles = pair
     left, right = st.columns(2)
     left.plotly_chart(size_threshold_figure(sizes, colours), key="bd-size")
     right.plotly_chart(tertile_figure(tertiles, colours), key="bd-tertile")
-    st.caption(negatives_note(sizes) + gaps(sizes, "threshold", "size < {}") + gaps(tertiles, "tertile", "the {} tertile"))
+    st.caption(
+        negatives_note(sizes) + gaps(sizes, "threshold", "size < {}") + gaps(tertiles, "tertile", "the {} tertile")
+    )
     with st.expander("Tables"):
-        for name, frame in (("By finding type", overview.finding_type), ("By size threshold", sizes),
-                            ("By size tertile", tertiles)):
+        for name, frame in (
+            ("By finding type", overview.finding_type),
+            ("By size threshold", sizes),
+            ("By size tertile", tertiles),
+        ):
             st.markdown(f"**{name}**")
             st.dataframe(frame, hide_index=True, width="stretch")
 
@@ -186,8 +244,12 @@ def auc_section(predictions: pd.DataFrame, shipped: bool) -> None:
     size_view(predictions, overview, n_boot, colours)
 
 
-PREDICTIONS = {SHIPPED: shipped_predictions, COMPUTE: computed_predictions, UPLOAD: uploaded_predictions,
-               PATH: predictions_at_path}  # where the predictions come from -> what reads them
+PREDICTIONS = {
+    SHIPPED: shipped_predictions,
+    COMPUTE: computed_predictions,
+    UPLOAD: uploaded_predictions,
+    PATH: predictions_at_path,
+}  # where the predictions come from -> what reads them
 
 st.title("Breakdowns")
 if st.segmented_control("Show", ["AUC", LOCALIZATION], default="AUC", key="bd-view") == LOCALIZATION:

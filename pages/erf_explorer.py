@@ -25,37 +25,59 @@ from hct.reports import figures_html
 from app import compute, loaders, state, tasks, widgets
 from app.state import ImageItem
 
-REDUCTION_NAMES = {"mean_abs": "mean |grad| (default)", "mean": "signed mean (Luo et al.)",
-                   "positive": "mean relu(grad) (RepLKNet)"}
+REDUCTION_NAMES = {
+    "mean_abs": "mean |grad| (default)",
+    "mean": "signed mean (Luo et al.)",
+    "positive": "mean relu(grad) (RepLKNet)",
+}
 REQUEST = "erf-request"
-INTRO = ("Luo et al.'s effective receptive field as in the paper (Sec. 4): the input gradient of one output position, "
-         "averaged over N images in their acquired orientation (no flip, no crop; background cleared). Choose images "
-         "on the Images page.")
+INTRO = (
+    "Luo et al.'s effective receptive field as in the paper (Sec. 4): the input gradient of one output position, "
+    "averaged over N images in their acquired orientation (no flip, no crop; background cleared). Choose images "
+    "on the Images page."
+)
 
 
 def erf_form(items: list[ImageItem]) -> tuple[dict, int, bool]:
     """The ERF request the form chooses (models, size, subset, stage, reduction, position; the images are
     sampled on submit), N, and whether it was submitted."""
     with st.form("erf"):
-        models = widgets.model_picker("Models (two or more)", multi=True, key="erf-models",
-                                      default=["init:gmic", "init:hct_performer_relu"])
+        models = widgets.model_picker(
+            "Models (two or more)", multi=True, key="erf-models", default=["init:gmic", "init:hct_performer_relu"]
+        )
         cols = st.columns(4)
         subset = cols[0].radio("Breasts", SUBSETS, horizontal=True, key="erf-subset")
         n = cols[1].number_input("N images", 1, max(len(items), 1), min(8, len(items)), key="erf-n")
         with cols[2]:
             size = widgets.size_picker(models)
-        stage = cols[3].selectbox("Stage back-propagated", STAGES, index=len(STAGES) - 1,
-                                  format_func=lambda s: f"{s} (output feature map)" if s == STAGES[-1] else str(s),
-                                  key="erf-stage")
+        stage = cols[3].selectbox(
+            "Stage back-propagated",
+            STAGES,
+            index=len(STAGES) - 1,
+            format_func=lambda s: f"{s} (output feature map)" if s == STAGES[-1] else str(s),
+            key="erf-stage",
+        )
         cols = st.columns([3, 1, 1, 1])
-        reduction = cols[0].radio("Per-image gradient", REDUCTIONS, index=REDUCTIONS.index(DEFAULT_REDUCTION),
-                                  format_func=REDUCTION_NAMES.get, horizontal=True, key="erf-reduction")
+        reduction = cols[0].radio(
+            "Per-image gradient",
+            REDUCTIONS,
+            index=REDUCTIONS.index(DEFAULT_REDUCTION),
+            format_func=REDUCTION_NAMES.get,
+            horizontal=True,
+            key="erf-reduction",
+        )
         centre = cols[1].checkbox("Centre position", value=True, help="Or type an output position, or click the map")
         row = cols[2].number_input("Output row", 0, 100_000, 0)
         col = cols[3].number_input("Output column", 0, 100_000, 0)
         submitted = st.form_submit_button("Compute ERF", type="primary")
-    request = {"models": models, "size": size, "subset": subset, "stage": stage, "reduction": reduction,
-               "position": "centre" if centre else (int(row), int(col))}
+    request = {
+        "models": models,
+        "size": size,
+        "subset": subset,
+        "stage": stage,
+        "reduction": reduction,
+        "position": "centre" if centre else (int(row), int(col)),
+    }
     return request, int(n), submitted
 
 
@@ -63,11 +85,25 @@ def start(request: dict) -> None:
     """Compute the ERFs of ``request`` as this session's task (each image read once for all models)."""
     st.session_state[REQUEST] = request
     chosen = request["items"]
-    widgets.run_safely(lambda: tasks.start(
-        "erf", lambda task: compute.erfs(request["models"], chosen, request["size"], request["subset"], task,
-                                         position=request["position"], stage=request["stage"],
-                                         reduction=request["reduction"]),
-        images=len(chosen), size=request["size"], models=len(request["models"])), "The ERF")
+    widgets.run_safely(
+        lambda: tasks.start(
+            "erf",
+            lambda task: compute.erfs(
+                request["models"],
+                chosen,
+                request["size"],
+                request["subset"],
+                task,
+                position=request["position"],
+                stage=request["stage"],
+                reduction=request["reduction"],
+            ),
+            images=len(chosen),
+            size=request["size"],
+            models=len(request["models"]),
+        ),
+        "The ERF",
+    )
 
 
 def sample_and_start(items: list[ImageItem], n: int, request: dict) -> None:
@@ -75,8 +111,17 @@ def sample_and_start(items: list[ImageItem], n: int, request: dict) -> None:
     if not request["models"]:
         st.error("Choose at least one model (two to compare).")
         return
-    chosen = widgets.run_safely(lambda: sample_images(len(items), n, subset=request["subset"], seed=None, strict=False,
-                                                      side_of=lambda i: loaders.laterality(items[i])), "The images")
+    chosen = widgets.run_safely(
+        lambda: sample_images(
+            len(items),
+            n,
+            subset=request["subset"],
+            seed=None,
+            strict=False,
+            side_of=lambda i: loaders.laterality(items[i]),
+        ),
+        "The images",
+    )
     if chosen:
         start({**request, "items": [items[i] for i in chosen]})
 
@@ -84,23 +129,35 @@ def sample_and_start(items: list[ImageItem], n: int, request: dict) -> None:
 def view_controls() -> MapView:
     """How maps and curves are drawn; a change redraws from the maps kept at display resolution."""
     cols = st.columns(5)
-    normalisation = cols[0].selectbox("Normalisation", ["default", *NORMALISATIONS],
-                                      help="default: unit area for mean |grad| and relu, unit peak for the signed mean")
+    normalisation = cols[0].selectbox(
+        "Normalisation",
+        ["default", *NORMALISATIONS],
+        help="default: unit area for mean |grad| and relu, unit peak for the signed mean",
+    )
     scale = cols[1].selectbox("Map scale", SCALES, index=SCALES.index("sqrt"), key="erf-scale")
-    clip = cols[2].select_slider("Clip at percentile", [90.0, 95.0, 99.0, 99.5, 99.9, 100.0], value=100.0,
-                                 key="erf-clip")
+    clip = cols[2].select_slider(
+        "Clip at percentile", [90.0, 95.0, 99.0, 99.5, 99.9, 100.0], value=100.0, key="erf-clip"
+    )
     shared = cols[3].toggle("One colour scale", value=True)
     outline = cols[4].toggle("Breast outline", value=True)
-    return MapView(normalisation=None if normalisation == "default" else normalisation, scale=scale, clip=clip,
-                   shared=shared, outline=outline)
+    return MapView(
+        normalisation=None if normalisation == "default" else normalisation,
+        scale=scale,
+        clip=clip,
+        shared=shared,
+        outline=outline,
+    )
 
 
 def show_maps(results: list, view: MapView, request: dict) -> None:
     """The maps side by side; a click moves the output position and computes every model again."""
-    st.caption(f"Output position {results[0].position} of stage {results[0].stage} (red cross). Click a map to "
-               "move it: every model's ERF is computed again for that position.")
-    st.plotly_chart(erf_heatmaps(results, view, clickable=True), key="erf-maps", on_select="rerun",
-                    selection_mode="points")
+    st.caption(
+        f"Output position {results[0].position} of stage {results[0].stage} (red cross). Click a map to "
+        "move it: every model's ERF is computed again for that position."
+    )
+    st.plotly_chart(
+        erf_heatmaps(results, view, clickable=True), key="erf-maps", on_select="rerun", selection_mode="points"
+    )
     clicked = widgets.clicked_point("erf-maps")
     if clicked is not None and clicked != st.session_state.get("erf-clicked"):
         st.session_state["erf-clicked"] = clicked
@@ -128,15 +185,30 @@ def show_erfs(results: list, request: dict) -> None:
     st.subheader("ERF metrics")
     st.dataframe(metrics_frame(results), width="stretch", hide_index=True)
     cols = st.columns(4)
-    cols[0].download_button("Curves (CSV)", lambda: curves_frame(results, view.normalisation).to_csv(index=False),
-                            file_name="erf_curves.csv", mime="text/csv")
-    cols[1].download_button("Figures (HTML)", lambda: figures_html([erf_heatmaps(results, view), *curves],
-                                                                   "HCT Explorer: ERF"),
-                            file_name="erf.html", mime="text/html")
-    cols[2].download_button("Figure (PNG)", lambda: widgets.png_bytes(erf_summary_figure(results, view)),
-                            file_name="erf.png", mime="image/png")
-    cols[3].download_button("Full-resolution maps and all files (zip)", lambda: widgets.folder_zip(
-        lambda folder: write_erf_outputs(results, folder, view)), file_name="erf.zip", mime="application/zip")
+    cols[0].download_button(
+        "Curves (CSV)",
+        lambda: curves_frame(results, view.normalisation).to_csv(index=False),
+        file_name="erf_curves.csv",
+        mime="text/csv",
+    )
+    cols[1].download_button(
+        "Figures (HTML)",
+        lambda: figures_html([erf_heatmaps(results, view), *curves], "HCT Explorer: ERF"),
+        file_name="erf.html",
+        mime="text/html",
+    )
+    cols[2].download_button(
+        "Figure (PNG)",
+        lambda: widgets.png_bytes(erf_summary_figure(results, view)),
+        file_name="erf.png",
+        mime="image/png",
+    )
+    cols[3].download_button(
+        "Full-resolution maps and all files (zip)",
+        lambda: widgets.folder_zip(lambda folder: write_erf_outputs(results, folder, view)),
+        file_name="erf.zip",
+        mime="application/zip",
+    )
 
 
 def table1_section(items: list[ImageItem], request: dict) -> None:
@@ -146,25 +218,38 @@ def table1_section(items: list[ImageItem], request: dict) -> None:
     st.header("Table 1 / Table A2")
     sides = [loaders.laterality(i) for i in items]
     per_side = min(sides.count("L"), sides.count("R"))
-    st.caption(f"The paper's Table 1 over the session's {len(items)} images ({sides.count('R')} right, "
-               f"{sides.count('L')} left breasts): rows all / right / left of N images each, the same images for "
-               "every model, with the models, resolution and per-image gradient chosen above. Each image is "
-               "computed once for the three rows.")
+    st.caption(
+        f"The paper's Table 1 over the session's {len(items)} images ({sides.count('R')} right, "
+        f"{sides.count('L')} left breasts): rows all / right / left of N images each, the same images for "
+        "every model, with the models, resolution and per-image gradient chosen above. Each image is "
+        "computed once for the three rows."
+    )
     with st.form("table1"):
         cols = st.columns(2)
         table_n = cols[0].number_input("N per row", 1, max(per_side, 1), max(min(100, per_side), 1), key="table1-n")
         seed = cols[1].number_input("Seed of the image sample", 0, 2**31 - 1, 0)
         clicked = st.form_submit_button("Compute Table 1", disabled=per_side == 0 or not models)
     if clicked:
-        widgets.run_safely(lambda: tasks.start(
-            "table1", lambda task: compute.table1(models, items, size, int(table_n), int(seed), reduction, task),
-            images=min(len(items), 2 * int(table_n)), size=size, models=len(models)), "Table 1")
+        widgets.run_safely(
+            lambda: tasks.start(
+                "table1",
+                lambda task: compute.table1(models, items, size, int(table_n), int(seed), reduction, task),
+                images=min(len(items), 2 * int(table_n)),
+                size=size,
+                models=len(models),
+            ),
+            "Table 1",
+        )
     table = widgets.follow("table1", "Table 1")
     if table is not None:
         st.plotly_chart(table1_figure(table.results), key="table1-grid")
         st.dataframe(table.metrics(), width="stretch", hide_index=True)
-        st.download_button("Table 1: PNG, HTML, CSV and maps (zip)", lambda: widgets.folder_zip(
-            lambda folder: write_table1(table, folder)), file_name="table1.zip", mime="application/zip")
+        st.download_button(
+            "Table 1: PNG, HTML, CSV and maps (zip)",
+            lambda: widgets.folder_zip(lambda folder: write_table1(table, folder)),
+            file_name="table1.zip",
+            mime="application/zip",
+        )
 
 
 st.title("ERF explorer")

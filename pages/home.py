@@ -5,32 +5,50 @@ import streamlit as st
 
 from app import loaders, state
 
-INTRO = ("Explanations and **effective receptive fields** (ERF) of the high-resolution mammography models of "
-         "*Deep is a Luxury We Don't Have*: GMIC, Def-GMIC and HCT (a ResNet-22 whose last two stages use "
-         "linear self-attention). Compare how far each model looks (ERF explorer), see where one model "
-         "looked on one mammogram (Attention), and break AUCs down by finding type and size (Breakdowns).")
+INTRO = (
+    "Explanations and **effective receptive fields** (ERF) of the high-resolution mammography models of "
+    "*Deep is a Luxury We Don't Have*: GMIC, Def-GMIC and HCT (a ResNet-22 whose last two stages use "
+    "linear self-attention). Compare how far each model looks (ERF explorer), see where one model "
+    "looked on one mammogram (Attention), and break AUCs down by finding type and size (Breakdowns)."
+)
 
 
 def models_view() -> None:
     """The models offered, each with a checkpoint or at random initialisation."""
     st.subheader("Models")
     choices = loaders.model_choices()
-    st.dataframe(pd.DataFrame({"model": [c.label for c in choices],
-                               "weights": ["checkpoint" if c.trained else "random init" for c in choices]}),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "model": [c.label for c in choices],
+                "weights": ["checkpoint" if c.trained else "random init" for c in choices],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     if not any(c.trained for c in choices):
-        st.info("No trained checkpoint ships yet: every model runs at random initialisation until one is "
-                "added to `checkpoints/` (or trained on the Training page).")
+        st.info(
+            "No trained checkpoint ships yet: every model runs at random initialisation until one is "
+            "added to `checkpoints/` (or trained on the Training page)."
+        )
 
 
 def images_view() -> None:
     """The session's selected images."""
     st.subheader("Images")
     items = state.images()
-    st.dataframe(pd.DataFrame({"image": [i.name for i in items],
-                               "laterality": [i.record.laterality for i in items],
-                               "view": [i.record.view for i in items]}),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "image": [i.name for i in items],
+                "laterality": [i.record.laterality for i in items],
+                "view": [i.record.view for i in items],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     st.caption(f"{len(items)} images selected (the built-in CBIS-DDSM samples until you pick others).")
 
 

@@ -20,26 +20,34 @@ from app import loaders, pacs, reading, state, tasks, widgets
 from app.state import ImageItem
 
 # source -> (data check format, or None to choose one; path label; placeholder)
-CHECKED_SOURCES = {"Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "data/phantom"),
-                   "Manifest": ("manifest", "Manifest CSV path", "data/manifest.csv"),
-                   "Public data set": (None, "Folder it was downloaded to", "data/cbis-ddsm")}
+CHECKED_SOURCES = {
+    "Phantom data set": ("manifest", "Phantom folder (holds manifest.csv)", "data/phantom"),
+    "Manifest": ("manifest", "Manifest CSV path", "data/manifest.csv"),
+    "Public data set": (None, "Folder it was downloaded to", "data/cbis-ddsm"),
+}
 BUILTIN = "Built-in samples"
-INTRO = ("The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
-         "Uploads stay in memory and are never written to disk.")
+INTRO = (
+    "The set chosen here is shared with the ERF explorer, Attention and Breakdowns pages. "
+    "Uploads stay in memory and are never written to disk."
+)
 
 
 def manifest_writer(report: DataReport, fmt: str) -> None:
     """Write the checked data set's labelled images as a manifest the Training page can train on."""
     if st.toggle("Write a training manifest", key="images-manifest-writer"):
-        st.caption("The labelled images with train/val/test splits (the data set's own test split kept, a tenth "
-                   "of the training patients as val), as `python -m hct data check --write-manifest` writes it. "
-                   "Give its path on the Training page to train on it.")
-        target = widgets.path_input("Manifest CSV", key="images-write-manifest",
-                                    value=f"data/{fmt.replace('-', '_')}.csv")
+        st.caption(
+            "The labelled images with train/val/test splits (the data set's own test split kept, a tenth "
+            "of the training patients as val), as `python -m hct data check --write-manifest` writes it. "
+            "Give its path on the Training page to train on it."
+        )
+        target = widgets.path_input(
+            "Manifest CSV", key="images-write-manifest", value=f"data/{fmt.replace('-', '_')}.csv"
+        )
         replace = st.checkbox("Replace the file if it exists", key="images-replace-manifest")
         if target is not None and st.button("Write manifest"):
-            written = widgets.run_safely(lambda: write_checked_manifest(report, target, replace=replace),
-                                         "Writing the manifest")
+            written = widgets.run_safely(
+                lambda: write_checked_manifest(report, target, replace=replace), "Writing the manifest"
+            )
             if written is not None:
                 splits = ", ".join(f"{name} {count:,}" for name, count in sorted(written[1].items()))
                 st.success(f"Wrote {written[0]}: {sum(written[1].values()):,} labelled images ({splits}).")
@@ -49,8 +57,10 @@ def pacs_source() -> None:
     """Search the PACS configured for the app (MG studies by patient ID, accession, dates) and open a study:
     its MG images retrieved into the session (in memory), hung as the four-view exam."""
     if pacs.config() is None:
-        st.info("No PACS is configured for this app. Whoever runs it sets the server in a [pacs] section of "
-                ".streamlit/secrets.toml (see the README, \"Connect to your PACS\").")
+        st.info(
+            "No PACS is configured for this app. Whoever runs it sets the server in a [pacs] section of "
+            '.streamlit/secrets.toml (see the README, "Connect to your PACS").'
+        )
         return
     with st.form("pacs-search"):
         cols = st.columns(4)
@@ -60,7 +70,9 @@ def pacs_source() -> None:
         date_to = cols[3].date_input("Study date to", value=None, key="pacs-to")
         if st.form_submit_button("Search the PACS", type="primary"):
             query = StudyQuery(patient.strip(), accession.strip(), date_from, date_to)
-            st.session_state["pacs-rows"] = widgets.run_safely(lambda: pacs.client().search(query), "Searching the PACS")
+            st.session_state["pacs-rows"] = widgets.run_safely(
+                lambda: pacs.client().search(query), "Searching the PACS"
+            )
     rows = st.session_state.get("pacs-rows")
     if rows is None:
         return
@@ -68,9 +80,15 @@ def pacs_source() -> None:
         st.info("No mammography (MG) study matches; widen the dates or check the patient ID.")
         return
     st.dataframe(pd.DataFrame(pacs.search_table(rows)), hide_index=True, width="stretch")
-    index = st.selectbox("Study", range(len(rows)), key="pacs-study",
-                         format_func=lambda i: f"{rows[i].study_date} · {rows[i].description or 'no description'} · "
-                                               f"{len(rows[i].instances)} MG ({rows[i].views})")
+    index = st.selectbox(
+        "Study",
+        range(len(rows)),
+        key="pacs-study",
+        format_func=lambda i: (
+            f"{rows[i].study_date} · {rows[i].description or 'no description'} · "
+            f"{len(rows[i].instances)} MG ({rows[i].views})"
+        ),
+    )
     if st.button("Open this study", type="primary", key="pacs-open"):
         widgets.run_safely(lambda: pacs.retrieve(rows[index]), "Retrieving the study")
     task = tasks.task("pacs-retrieve")
@@ -97,8 +115,9 @@ def upload_source() -> None:
     if files and st.button("Use these images", type="primary"):
         items = []
         for file in files:
-            item = widgets.run_safely(lambda f=file: loaders.with_tags(state.upload_item(f.name, f.getvalue())),
-                                      f"Reading {file.name}")
+            item = widgets.run_safely(
+                lambda f=file: loaders.with_tags(state.upload_item(f.name, f.getvalue())), f"Reading {file.name}"
+            )
             if item is not None:
                 items.append(item)
         if items:
@@ -123,9 +142,12 @@ def checked_source(source: str) -> list[ImageRecord] | None:
     shown(report.summary())
     with st.expander("Data check report", expanded=not report.usable):
         st.text("\n".join(report.lines()))
-    st.button("Check again", on_click=tasks.check_data_set, args=("data-check", path, fmt, True),
-              help="Read the folder again: files added or changed since are indexed, the rest come "
-                   "from the index cache.")
+    st.button(
+        "Check again",
+        on_click=tasks.check_data_set,
+        args=("data-check", path, fmt, True),
+        help="Read the folder again: files added or changed since are indexed, the rest come from the index cache.",
+    )
     if report.usable and fmt != "manifest":
         manifest_writer(report, fmt)
     return list(report.records)
@@ -146,8 +168,11 @@ def sample_picker(records: list[ImageRecord]) -> None:
 def selection_table(items: list[ImageItem]) -> None:
     """The session's images, one row of metadata each."""
     st.subheader(f"Selected: {len(items)} images")
-    rows = [row for row in (widgets.run_safely(lambda i=i: loaders.metadata_row(i), f"Reading {i.name}")
-                            for i in items) if row]
+    rows = [
+        row
+        for row in (widgets.run_safely(lambda i=i: loaders.metadata_row(i), f"Reading {i.name}") for i in items)
+        if row
+    ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
@@ -167,8 +192,12 @@ def image_browser(items: list[ImageItem]) -> None:
         with column:
             title = f"{item.record.laterality}-{item.record.view}" if len(shown) > 1 else item.name
             reading.modality_warning(item)  # the reader's warning (another modality, masked pixels, pages...)
-            st.plotly_chart(widgets.image_figure(loaders.display_pixels(item), window, level, title,
-                                                 height=420 if len(shown) > 1 else 720), key=f"img-{item.key}")
+            st.plotly_chart(
+                widgets.image_figure(
+                    loaders.display_pixels(item), window, level, title, height=420 if len(shown) > 1 else 720
+                ),
+                key=f"img-{item.key}",
+            )
 
 
 st.title("Images")

@@ -45,9 +45,11 @@ def checkpoint_card(item: ModelChoice, loaded: dict[str, str]) -> None:
         cols[1].metric("Test AUC [95% CI]", auc)
         cols[2].metric("Stage", card.stage or "—")
         cols[3].metric("Input", "x".join(map(str, card.input_size)) if card.input_size else "—")
-        st.markdown(f"**Architecture** {display_name(card.architecture)} · "
-                    f"**attention** {attention_kind(card.architecture, card.overrides)} · "
-                    f"**training data** {card.training_data or '—'} · **code** `{card.code_version}`")
+        st.markdown(
+            f"**Architecture** {display_name(card.architecture)} · "
+            f"**attention** {attention_kind(card.architecture, card.overrides)} · "
+            f"**training data** {card.training_data or '—'} · **code** `{card.code_version}`"
+        )
         if card.training.get("warning"):
             st.warning(card.training["warning"])
         if card.training:
@@ -61,8 +63,10 @@ def checkpoint_card(item: ModelChoice, loaded: dict[str, str]) -> None:
 def checkpoints_view(checkpoints: list[ModelChoice], loaded: dict[str, str]) -> None:
     """A card per checkpoint in ``checkpoints/``, or why there is none."""
     if not checkpoints:
-        st.info("No checkpoints in `checkpoints/` yet. Trained weights will ship there; until then the app uses "
-                "the architectures below at random initialisation (and says so wherever they are used).")
+        st.info(
+            "No checkpoints in `checkpoints/` yet. Trained weights will ship there; until then the app uses "
+            "the architectures below at random initialisation (and says so wherever they are used)."
+        )
     for item in checkpoints:
         checkpoint_card(item, loaded)
 

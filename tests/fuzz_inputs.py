@@ -75,7 +75,7 @@ def judge(kind: str, case: str, attempt: Callable[[], None]) -> Verdict:
 
 def breast_pixels(seed: int, high: int = 4000, dtype=np.uint16) -> np.ndarray:
     """A bright half-ellipse on a dark background, with noise: what the breast mask expects."""
-    rows, cols = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
     inside = ((rows - SHAPE[0] / 2) / (SHAPE[0] * 0.45)) ** 2 + (cols / (SHAPE[1] * 0.8)) ** 2 < 1
     noise = np.random.default_rng(seed).integers(0, high // 10, SHAPE)
     return (np.where(inside, high * 0.7, high * 0.03) + noise).astype(dtype)
@@ -107,7 +107,18 @@ def torch_isfinite(tensor) -> bool:
     return bool(torch.isfinite(tensor).all())
 
 
-_DS_VALUES = (b"abc", b"0\\0", b"-1\\1", b"1e999\\1", b"nan\\nan", b"0.1", b"", b"0.1\\0.1\\0.1", b"inf\\0.1", b"1e-300\\1")
+_DS_VALUES = (
+    b"abc",
+    b"0\\0",
+    b"-1\\1",
+    b"1e999\\1",
+    b"nan\\nan",
+    b"0.1",
+    b"",
+    b"0.1\\0.1\\0.1",
+    b"inf\\0.1",
+    b"1e-300\\1",
+)
 _HEADER_CASES: dict[str, tuple[tuple[str, bytes], ...]] = {
     "PixelSpacing": tuple(("DS", v) for v in _DS_VALUES) + (("LO", b"text"), ("US", b"\x00\x00")),
     "ImagerPixelSpacing": tuple(("DS", v) for v in _DS_VALUES[:5]),
@@ -119,8 +130,19 @@ _HEADER_CASES: dict[str, tuple[tuple[str, bytes], ...]] = {
     "BitsAllocated": tuple(("US", int(v).to_bytes(2, "little")) for v in (0, 1, 8, 12, 32, 65535)),
     "HighBit": tuple(("US", int(v).to_bytes(2, "little")) for v in (0, 40, 65535)),
     "PixelRepresentation": tuple(("US", int(v).to_bytes(2, "little")) for v in (1, 2)),
-    "PhotometricInterpretation": tuple(("CS", v) for v in (b"MONOCHROME3", b"RGB", b"", b"PALETTE COLOR",
-                                                            b"\xff\xfe", b"MONOCHROME1", b"YBR_FULL", b"monochrome2")),
+    "PhotometricInterpretation": tuple(
+        ("CS", v)
+        for v in (
+            b"MONOCHROME3",
+            b"RGB",
+            b"",
+            b"PALETTE COLOR",
+            b"\xff\xfe",
+            b"MONOCHROME1",
+            b"YBR_FULL",
+            b"monochrome2",
+        )
+    ),
     "Modality": tuple(("CS", v) for v in (b"CT", b"", b"\x00\x00", b"MG\\CT")),
     "Rows": tuple(("US", int(v).to_bytes(2, "little")) for v in (0, 1, 63, 65, 65535)),
     "Columns": tuple(("US", int(v).to_bytes(2, "little")) for v in (0, 47, 49, 65535)),
@@ -131,8 +153,12 @@ _HEADER_CASES: dict[str, tuple[tuple[str, bytes], ...]] = {
 }
 
 
-def dicom_bytes(seed: int = 0, bits_stored: int = 12, pixels: np.ndarray | None = None,
-                raw: dict[str, tuple[str, bytes]] | None = None) -> bytes:
+def dicom_bytes(
+    seed: int = 0,
+    bits_stored: int = 12,
+    pixels: np.ndarray | None = None,
+    raw: dict[str, tuple[str, bytes]] | None = None,
+) -> bytes:
     """A small MG DICOM (12 bits stored unless told) with header elements ``raw`` written as raw bytes."""
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
@@ -140,9 +166,17 @@ def dicom_bytes(seed: int = 0, bits_stored: int = 12, pixels: np.ndarray | None 
     from hct.data.image.dicom_write import mammogram_dataset, write_dataset
 
     pixels = breast_pixels(seed) if pixels is None else pixels
-    ds = mammogram_dataset(pixels, bits_stored=bits_stored, ImageLaterality="L", ViewPosition="CC",
-                           PixelSpacing=[0.1, 0.1], WindowCenter=2000, WindowWidth=4000,
-                           RescaleSlope=1, RescaleIntercept=0)
+    ds = mammogram_dataset(
+        pixels,
+        bits_stored=bits_stored,
+        ImageLaterality="L",
+        ViewPosition="CC",
+        PixelSpacing=[0.1, 0.1],
+        WindowCenter=2000,
+        WindowWidth=4000,
+        RescaleSlope=1,
+        RescaleIntercept=0,
+    )
     for keyword, (vr, value) in (raw or {}).items():
         tag = Tag(keyword)
         value = value + b" " if len(value) % 2 else value  # DICOM values have even lengths
@@ -195,8 +229,21 @@ def multipage_tiff(pages: list[np.ndarray]) -> bytes:
     return out.getvalue()
 
 
-_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint64", "float16", "float32",
-           "float64", "complex64", "bool")
+_DTYPES = (
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "int64",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "bool",
+)
 
 
 def picture_cases(seed: int = 0) -> Iterator[tuple[str, bytes]]:
@@ -206,8 +253,12 @@ def picture_cases(seed: int = 0) -> Iterator[tuple[str, bytes]]:
     rng = np.random.default_rng(seed)
     base = breast_pixels(seed).astype(np.float64)
     for dtype in _DTYPES:
-        for name, values in (("breast", base), ("random", rng.random(SHAPE) * 1000), ("constant", np.ones(SHAPE)),
-                             ("negative", -base)):
+        for name, values in (
+            ("breast", base),
+            ("random", rng.random(SHAPE) * 1000),
+            ("constant", np.ones(SHAPE)),
+            ("negative", -base),
+        ):
             yield f"TIFF {dtype} {name}", tiff_bytes(values.astype(dtype))
     for name, odd in (("one NaN", np.nan), ("inf", np.inf), ("-inf", -np.inf), ("huge", 3e38)):
         for dtype in ("float16", "float32", "float64"):
@@ -221,8 +272,10 @@ def picture_cases(seed: int = 0) -> Iterator[tuple[str, bytes]]:
         mostly[:, 5:] = np.nan
         yield f"TIFF {dtype} mostly NaN", tiff_bytes(mostly)
     yield "TIFF 3 pages", multipage_tiff([base.astype(np.uint16), base[:32].astype(np.uint16), base.astype(np.uint8)])
-    yield "TIFF 2 channels", tiff_bytes(np.stack([base, base], -1).astype(np.uint16), photometric="minisblack",
-                                        planarconfig="contig")
+    yield (
+        "TIFF 2 channels",
+        tiff_bytes(np.stack([base, base], -1).astype(np.uint16), photometric="minisblack", planarconfig="contig"),
+    )
     yield "TIFF MINISWHITE", tiff_bytes(base.astype(np.uint16), photometric="miniswhite")
     for mode in ("1", "L", "I;16", "I", "LA", "P", "RGB", "F"):
         image = Image.fromarray(breast_pixels(seed, 250, np.uint8)).convert(mode)
@@ -236,8 +289,18 @@ def picture_cases(seed: int = 0) -> Iterator[tuple[str, bytes]]:
 
 # ---------------------------------------------------------------- model cards
 
-_TYPE_SAMPLES = {"list": [1, 2], "string": "x", "int": 7, "negative": -3, "float": 0.5, "nan": float("nan"),
-                 "object": {"a": 1}, "null": None, "bool": True, "nested": [[{}]]}
+_TYPE_SAMPLES = {
+    "list": [1, 2],
+    "string": "x",
+    "int": 7,
+    "negative": -3,
+    "float": 0.5,
+    "nan": float("nan"),
+    "object": {"a": 1},
+    "null": None,
+    "bool": True,
+    "nested": [[{}]],
+}
 
 
 def card_cases(card: dict) -> Iterator[tuple[str, dict]]:
@@ -275,8 +338,16 @@ def use_card(card_path: Path) -> None:
 # ---------------------------------------------------------------- training configs
 
 _OUT_OF_RANGE = ("negative", -1, 0, 10**12, 1e400, float("nan"), "x", [1], {"a": 1}, None, True, 2.5)
-OVERRIDE_FIELDS = ("num_classes", "in_chans", "first_stage_stride", "drop_rate", "attn_drop", "heads",
-                   "num_mixer_stages", "num_ac_stages")
+OVERRIDE_FIELDS = (
+    "num_classes",
+    "in_chans",
+    "first_stage_stride",
+    "drop_rate",
+    "attn_drop",
+    "heads",
+    "num_mixer_stages",
+    "num_ac_stages",
+)
 
 
 def config_cases(config: dict) -> Iterator[tuple[str, dict]]:
@@ -284,8 +355,11 @@ def config_cases(config: dict) -> Iterator[tuple[str, dict]]:
     manifests that are not CSV files."""
     for key in config:
         for value in _OUT_OF_RANGE:
-            value = -abs(config[key]) if value == "negative" and isinstance(config[key], (int, float)) and \
-                not isinstance(config[key], bool) else value
+            value = (
+                -abs(config[key])
+                if value == "negative" and isinstance(config[key], (int, float)) and not isinstance(config[key], bool)
+                else value
+            )
             yield f"{key} = {value!r}", {**config, key: value}
     for key in OVERRIDE_FIELDS:
         for value in (-1, 0, 3, 10**6, 1.5, float("nan"), "x", None, True, [2]):

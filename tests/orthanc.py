@@ -68,8 +68,10 @@ def running_orthanc(folder: Path) -> Iterator[Orthanc]:
     """Start Orthanc with :func:`config` in ``folder``, wait until it answers, stop it at the end."""
     binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
     if not Path(binary).is_file() or not DICOMWEB_PLUGIN.is_file():
-        raise RuntimeError("Orthanc and its DICOMweb plugin are not installed: "
-                           "apt-get install -y orthanc orthanc-dicomweb (as .ci/run does)")
+        raise RuntimeError(
+            "Orthanc and its DICOMweb plugin are not installed: "
+            "apt-get install -y orthanc orthanc-dicomweb (as .ci/run does)"
+        )
     port = free_port()
     path = folder / "orthanc.json"
     path.write_text(json.dumps(config(folder, port), indent=2))

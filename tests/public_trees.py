@@ -51,7 +51,7 @@ def _write_dicom(path: Path, pixels: np.ndarray, tags: dict) -> Path:
 
 def breast(laterality: str, seed: int = 0, shape: tuple[int, int] = SHAPE) -> np.ndarray:
     """A bright half-ellipse against the chest wall (left side of the image for a left breast)."""
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
     wall = 0 if laterality == "L" else shape[1] - 1
     inside = ((rows - shape[0] / 2) / (shape[0] * 0.45)) ** 2 + ((cols - wall) / (shape[1] * 0.8)) ** 2 < 1
     noise = np.random.default_rng(seed).integers(0, 400, shape)
@@ -92,8 +92,14 @@ def cbis_ddsm_tree(root: Path, layout: str = "descriptive", csvs: tuple[str, ...
         side = row["left or right breast"][0]
         full = folder / subject / _tcia_folders(layout, study, series, "full mammogram images") / "1-1.dcm"
         if not full.exists():
-            write_dicom(full, breast(side, seed=len(rows)), PatientID=subject, StudyInstanceUID=study,
-                        SeriesInstanceUID=series, SeriesDescription="full mammogram images")
+            write_dicom(
+                full,
+                breast(side, seed=len(rows)),
+                PatientID=subject,
+                StudyInstanceUID=study,
+                SeriesInstanceUID=series,
+                SeriesDescription="full mammogram images",
+            )
         _write_roi(folder, layout, row)
     return folder
 
@@ -114,17 +120,32 @@ def _roi(row: dict) -> tuple[str, str, str, str, np.ndarray, np.ndarray]:
 def _write_roi(folder: Path, layout: str, row: dict) -> None:
     mask_subject, study, mask_series, crop_series, mask, crop = _roi(row)
     if mask_series == crop_series:  # one series holds both; which file is 1-1 varies, as in the download
-        files = [("1-1.dcm", crop), ("1-2.dcm", mask)] if int(row["abnormality id"]) % 2 else \
-                [("1-1.dcm", mask), ("1-2.dcm", crop)]
+        files = (
+            [("1-1.dcm", crop), ("1-2.dcm", mask)]
+            if int(row["abnormality id"]) % 2
+            else [("1-1.dcm", mask), ("1-2.dcm", crop)]
+        )
         where = folder / mask_subject / _tcia_folders(layout, study, mask_series, "ROI mask images")
         for name, pixels in files:
-            write_dicom(where / name, pixels, PatientID=mask_subject, StudyInstanceUID=study,
-                        SeriesInstanceUID=mask_series, SeriesDescription="ROI mask images")
+            write_dicom(
+                where / name,
+                pixels,
+                PatientID=mask_subject,
+                StudyInstanceUID=study,
+                SeriesInstanceUID=mask_series,
+                SeriesDescription="ROI mask images",
+            )
         return
     for series, pixels, description in ((mask_series, mask, "ROI mask images"), (crop_series, crop, "cropped images")):
         where = folder / mask_subject / _tcia_folders(layout, study, series, description)
-        write_dicom(where / "1-1.dcm", pixels, PatientID=mask_subject, StudyInstanceUID=study,
-                    SeriesInstanceUID=series, SeriesDescription=description)
+        write_dicom(
+            where / "1-1.dcm",
+            pixels,
+            PatientID=mask_subject,
+            StudyInstanceUID=study,
+            SeriesInstanceUID=series,
+            SeriesDescription=description,
+        )
 
 
 VINDR_NOT_DOWNLOADED = 11  # the 12th image of breast-level_annotations.csv
@@ -140,9 +161,15 @@ def vindr_tree(root: Path) -> Path:
     table = pd.read_csv(release / "breast-level_annotations.csv")
     for i, row in table.iterrows():
         if i != VINDR_NOT_DOWNLOADED:
-            write_dicom(release / "images" / row.study_id / f"{row.image_id}.dicom", breast(row.laterality, seed=i),
-                        StudyInstanceUID=row.study_id, SeriesInstanceUID=row.series_id, SOPInstanceUID=row.image_id,
-                        ImageLaterality=row.laterality, ViewPosition=row.view_position)
+            write_dicom(
+                release / "images" / row.study_id / f"{row.image_id}.dicom",
+                breast(row.laterality, seed=i),
+                StudyInstanceUID=row.study_id,
+                SeriesInstanceUID=row.series_id,
+                SOPInstanceUID=row.image_id,
+                ImageLaterality=row.laterality,
+                ViewPosition=row.view_position,
+            )
     return release
 
 
@@ -156,8 +183,14 @@ CMMD_BREASTS = [
     ("D2-0002", "R", "mass", "Benign", None),
 ]
 # (patient, laterality) of the images in the tree: D2-0001 also has an image of its unlisted right breast
-CMMD_IMAGES = [("D1-0001", "L"), ("D1-0002", "L"), ("D1-0002", "R"), ("D1-0003", "R"), ("D2-0001", "L"),
-               ("D2-0001", "R")]
+CMMD_IMAGES = [
+    ("D1-0001", "L"),
+    ("D1-0002", "L"),
+    ("D1-0002", "R"),
+    ("D1-0003", "R"),
+    ("D2-0001", "L"),
+    ("D2-0001", "R"),
+]
 VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
 
 
@@ -176,9 +209,15 @@ def cmmd_tree(root: Path) -> Path:
             counts[patient] = counts.get(patient, 0) + 1
             item = Dataset()
             item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "SCT", meaning
-            write_dicom(folder / f"1-{counts[patient]}.dcm", breast(side, seed=i), PatientID=patient,
-                        StudyInstanceUID=uid(patient, "study"), SeriesInstanceUID=uid(patient, "series"),
-                        ImageLaterality=side, ViewCodeSequence=[item])
+            write_dicom(
+                folder / f"1-{counts[patient]}.dcm",
+                breast(side, seed=i),
+                PatientID=patient,
+                StudyInstanceUID=uid(patient, "study"),
+                SeriesInstanceUID=uid(patient, "series"),
+                ImageLaterality=side,
+                ViewCodeSequence=[item],
+            )
     return root / "CMMD"
 
 
@@ -215,17 +254,31 @@ def cbis_ddsm_jpeg_tree(root: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels).save(path, quality=75)
         described = "" if subject == CBIS_JPEG_NO_DESCRIPTION and description.startswith("full") else description
-        info.append({"file_path": f"CBIS-DDSM/dicom/{series}/{name[:-4]}.dcm",
-                     "image_path": f"CBIS-DDSM/jpeg/{series}/{name}", "PatientID": subject,
-                     "Rows": pixels.shape[0], "Columns": pixels.shape[1], "SeriesDescription": described,
-                     "SeriesInstanceUID": series, "StudyInstanceUID": study})
+        info.append(
+            {
+                "file_path": f"CBIS-DDSM/dicom/{series}/{name[:-4]}.dcm",
+                "image_path": f"CBIS-DDSM/jpeg/{series}/{name}",
+                "PatientID": subject,
+                "Rows": pixels.shape[0],
+                "Columns": pixels.shape[1],
+                "SeriesDescription": described,
+                "SeriesInstanceUID": series,
+                "StudyInstanceUID": study,
+            }
+        )
 
     for number, row in enumerate(rows):
         subject, study, series = _uids(row["image file path"])
         if not any(entry["SeriesInstanceUID"] == series for entry in info):
             side = row["left or right breast"][0]
-            write(subject, study, series, f"1-{100 + number}.jpg", (breast(side, seed=number) // 12).astype(np.uint8),
-                  "full mammogram images")
+            write(
+                subject,
+                study,
+                series,
+                f"1-{100 + number}.jpg",
+                (breast(side, seed=number) // 12).astype(np.uint8),
+                "full mammogram images",
+            )
         mask_subject, roi_study, mask_series, crop_series, mask, crop = _roi(row)
         mask[58:60, 44:46] = 255  # a speck: not the largest component
         crop = (crop // 12).astype(np.uint8)
@@ -233,8 +286,14 @@ def cbis_ddsm_jpeg_tree(root: Path) -> Path:
         write(mask_subject, roi_study, mask_series, f"{1 if both else 1}-{200 + number}.jpg", mask, "ROI mask images")
         write(mask_subject, roi_study, crop_series, f"{2 if both else 1}-{300 + number}.jpg", crop, "cropped images")
     pd.DataFrame(info).to_csv(root / "csv" / "dicom_info.csv", index=False)
-    meta = pd.DataFrame(info).groupby("SeriesInstanceUID", as_index=False).agg(
-        StudyInstanceUID=("StudyInstanceUID", "first"), SeriesDescription=("SeriesDescription", "first"),
-        **{"Number of Images": ("image_path", "count")})
+    meta = (
+        pd.DataFrame(info)
+        .groupby("SeriesInstanceUID", as_index=False)
+        .agg(
+            StudyInstanceUID=("StudyInstanceUID", "first"),
+            SeriesDescription=("SeriesDescription", "first"),
+            **{"Number of Images": ("image_path", "count")},
+        )
+    )
     meta.to_csv(root / "csv" / "meta.csv", index=False)
     return root

@@ -35,8 +35,11 @@ def test_there_is_one_load_model():
     for folder in (LIBRARY, REPO / "app", REPO / "pages"):
         for path in folder.rglob("*.py"):
             tree = ast.parse(path.read_text())
-            found += [f"{path.relative_to(REPO)}:{node.lineno}" for node in ast.walk(tree)
-                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "load_model"]
+            found += [
+                f"{path.relative_to(REPO)}:{node.lineno}"
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "load_model"
+            ]
     assert found == ["hct/models/checkpoints.py:" + found[0].split(":")[1]] if found else False, found
 
 
@@ -80,7 +83,7 @@ def test_the_library_has_no_import_cycle():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]) if nxt in path else f"{node} -> {nxt}")
+                cycles.append(" -> ".join(path[path.index(nxt) :] + [nxt]) if nxt in path else f"{node} -> {nxt}")
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -104,8 +107,10 @@ LAYERS = (
     ("evaluation", ("hct.eval",)),
     ("training", ("hct.train",)),
     ("explain inputs", ("hct.explain.options", "hct.explain.inputs")),
-    ("ERF and attribution", ("hct.explain.erf", "hct.explain.attribution", "hct.explain.attention_maps",
-                             "hct.explain.gmic")),
+    (
+        "ERF and attribution",
+        ("hct.explain.erf", "hct.explain.attribution", "hct.explain.attention_maps", "hct.explain.gmic"),
+    ),
     ("display", ("hct.explain.display",)),
     ("explanations", ("hct.explain",)),
     ("command line", ("hct.__main__",)),
@@ -116,8 +121,15 @@ def _layer(module: str) -> int:
     """The index in ``LAYERS`` of ``module``'s layer (a package's facade ``__init__`` is its package's)."""
     if module.endswith(".cli"):
         return len(LAYERS) - 1
-    best = max(((len(prefix), rank) for rank, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
-                if module == prefix or (prefix != "hct" and module.startswith(prefix + "."))), default=None)
+    best = max(
+        (
+            (len(prefix), rank)
+            for rank, (_, prefixes) in enumerate(LAYERS)
+            for prefix in prefixes
+            if module == prefix or (prefix != "hct" and module.startswith(prefix + "."))
+        ),
+        default=None,
+    )
     assert best is not None, f"{module} is in no layer: add it to LAYERS"
     return best[1]
 
@@ -128,9 +140,12 @@ def test_no_module_imports_from_a_layer_above_it():
     facade above it (``from hct.data import ...`` is for the layers above ``hct.data``)."""
     trees = _modules()
     known = set(trees)
-    upward = [f"{module} ({LAYERS[_layer(module)][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
-              for module, tree in trees.items() for target in sorted(_imports(module, tree, known))
-              if _layer(target) > _layer(module)]
+    upward = [
+        f"{module} ({LAYERS[_layer(module)][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
+        for module, tree in trees.items()
+        for target in sorted(_imports(module, tree, known))
+        if _layer(target) > _layer(module)
+    ]
     assert not upward, upward
 
 
@@ -144,9 +159,24 @@ def _calls(folders=("hct", "app", "pages")):
 
 
 # Calls that write a whole file to the path they are given: the index of that argument (or one of DESTINATION_KEYWORDS)
-WRITERS = {"to_csv": 0, "to_parquet": 0, "to_json": 0, "to_excel": 0, "to_pickle": 0, "savefig": 0, "save": 0,
-           "savez": 0, "savez_compressed": 0, "savetxt": 0, "write_html": 0, "write_image": 0, "save_as": 0,
-           "dcmwrite": 0, "save_file": 1, "write_table": 1}
+WRITERS = {
+    "to_csv": 0,
+    "to_parquet": 0,
+    "to_json": 0,
+    "to_excel": 0,
+    "to_pickle": 0,
+    "savefig": 0,
+    "save": 0,
+    "savez": 0,
+    "savez_compressed": 0,
+    "savetxt": 0,
+    "write_html": 0,
+    "write_image": 0,
+    "save_as": 0,
+    "dcmwrite": 0,
+    "save_file": 1,
+    "write_table": 1,
+}
 DESTINATION_KEYWORDS = {"path_or_buf", "path", "fname", "filename", "fp", "f", "file", "where", "excel_writer"}
 OPENERS = {"open", "ZipFile", "FileHandler"}  # write a whole file when their mode has "w" or "x"
 OWN_SAVERS = {"cache"}  # receivers whose .save is the project's own, written through atomic_write (GradientCache)
@@ -155,7 +185,9 @@ OWN_SAVERS = {"cache"}  # receivers whose .save is the project's own, written th
 def _is_buffer(node: ast.AST) -> bool:
     """A call that makes an in-memory file (``io.BytesIO()``, ``io.StringIO()``)."""
     return isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
-        "BytesIO", "StringIO")
+        "BytesIO",
+        "StringIO",
+    )
 
 
 def _writes_a_file(call: ast.Call, buffers: set[str]) -> bool:
@@ -166,16 +198,21 @@ def _writes_a_file(call: ast.Call, buffers: set[str]) -> bool:
     if name in ("write_text", "write_bytes"):
         where = getattr(func, "value", None)
     elif name in OPENERS:
-        modes = [m for m in (*call.args[:2], *(k.value for k in call.keywords if k.arg == "mode"))
-                 if isinstance(m, ast.Constant) and isinstance(m.value, str)
-                 and re.fullmatch(r"[rwxabt+]+(:\w*)?", m.value)]
+        modes = [
+            m
+            for m in (*call.args[:2], *(k.value for k in call.keywords if k.arg == "mode"))
+            if isinstance(m, ast.Constant) and isinstance(m.value, str) and re.fullmatch(r"[rwxabt+]+(:\w*)?", m.value)
+        ]
         if not any(set("wx") & set(m.value) for m in modes):
             return False
         where = call.args[0] if call.args and call.args[0] not in modes else getattr(func, "value", None)
     elif name in WRITERS and not (name == "save" and receiver.split(".")[-1] in OWN_SAVERS):
         index = 1 if name == "save" and receiver == "torch" else WRITERS[name]
-        where = call.args[index] if len(call.args) > index else next(
-            (k.value for k in call.keywords if k.arg in DESTINATION_KEYWORDS), None)
+        where = (
+            call.args[index]
+            if len(call.args) > index
+            else next((k.value for k in call.keywords if k.arg in DESTINATION_KEYWORDS), None)
+        )
     else:
         return False
     return where is not None and not _is_buffer(where) and not (isinstance(where, ast.Name) and where.id in buffers)
@@ -213,8 +250,14 @@ def test_one_writer_of_files():
     whole-file writes and stay: lines are added at the end of a file that its readers expect to grow, often by another
     process (the training job's output) or by several threads; rewriting a copy and renaming it at every line would cost
     the whole file each time and drop what another writer appended meanwhile."""
-    banned = {("os", "replace"), ("os", "rename"), ("os", "renames"), ("shutil", "move"), ("tempfile", "mkstemp"),
-              ("tempfile", "NamedTemporaryFile")}
+    banned = {
+        ("os", "replace"),
+        ("os", "rename"),
+        ("os", "renames"),
+        ("shutil", "move"),
+        ("tempfile", "mkstemp"),
+        ("tempfile", "NamedTemporaryFile"),
+    }
     found = []
     for path, call in _calls():
         func = call.func
@@ -228,8 +271,10 @@ def test_one_writer_of_files():
         for path in sorted((REPO / folder).rglob("*.py")):
             if path != REPO / "hct" / "io.py":
                 tree = ast.parse(path.read_text(), filename=str(path))
-                found += [f"{path.relative_to(REPO)}:{call.lineno} {ast.unparse(call.func)}"
-                          for call in _whole_file_writes(tree)]
+                found += [
+                    f"{path.relative_to(REPO)}:{call.lineno} {ast.unparse(call.func)}"
+                    for call in _whole_file_writes(tree)
+                ]
     assert not found, f"write files through hct.io.atomic_write instead: {found}"
 
 
@@ -242,8 +287,13 @@ def test_the_library_logs_and_only_the_command_line_prints():
             continue
         func = call.func
         printed = isinstance(func, ast.Name) and func.id == "print"
-        written = (isinstance(func, ast.Attribute) and func.attr == "write" and isinstance(func.value, ast.Attribute)
-                   and isinstance(func.value.value, ast.Name) and func.value.value.id == "sys")
+        written = (
+            isinstance(func, ast.Attribute)
+            and func.attr == "write"
+            and isinstance(func.value, ast.Attribute)
+            and isinstance(func.value.value, ast.Name)
+            and func.value.value.id == "sys"
+        )
         if printed or written:
             found.append(f"{path}:{call.lineno}")
     assert not found, f"use logging.getLogger(__name__) instead: {found}"
@@ -256,8 +306,13 @@ def test_no_page_calls_torch():
     for folder in ("app", "pages"):
         for path in sorted((REPO / folder).rglob("*.py")):
             for node in _executed(ast.parse(path.read_text())):
-                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
                 if any(name == "torch" or name.startswith(("torch.", "torchvision")) for name in names):
                     found.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not found, f"call the library (hct) instead of torch: {found}"
@@ -265,24 +320,40 @@ def test_no_page_calls_torch():
 
 def _called_outside(names: set[str], owner: str) -> list[str]:
     """Calls of the functions ``names`` (by their name) anywhere in the library and the app but ``owner``."""
-    return [f"{path}:{call.lineno} {call.func.id}" for path, call in _calls()
-            if isinstance(call.func, ast.Name) and call.func.id in names and path != owner]
+    return [
+        f"{path}:{call.lineno} {call.func.id}"
+        for path, call in _calls()
+        if isinstance(call.func, ast.Name) and call.func.id in names and path != owner
+    ]
 
 
 def test_one_explain_pipeline():
     """Drawing and writing an explained image has one owner, ``hct.explain.explanation`` (``explain`` ->
     ``Explanation``): the command line, the reading view and the PACS results go through it."""
-    found = _called_outside({"overlay_picture", "region_picture", "secondary_capture", "readable"},
-                            "hct/explain/explanation.py")
+    found = _called_outside(
+        {"overlay_picture", "region_picture", "secondary_capture", "readable"}, "hct/explain/explanation.py"
+    )
     assert not found, f"use hct.explain.Explanation instead: {found}"
 
 
 def test_one_data_set_dispatcher():
     """The data set adapters are called only through their registry (``hct.data.sets.adapters.ADAPTERS``, which
     ``check_data`` dispatches to): no second dispatcher on format names."""
-    found = _called_outside({"scan_cbis_ddsm", "scan_cbis_ddsm_jpeg", "find_jpeg_release", "scan_vindr_mammo",
-                             "scan_cmmd", "read_optimam", "verify_records"}, "hct/data/sets/adapters.py")
+    found = _called_outside(
+        {
+            "scan_cbis_ddsm",
+            "scan_cbis_ddsm_jpeg",
+            "find_jpeg_release",
+            "scan_vindr_mammo",
+            "scan_cmmd",
+            "read_optimam",
+            "verify_records",
+        },
+        "hct/data/sets/adapters.py",
+    )
     assert not found, f"add an adapter to hct.data.sets.adapters.ADAPTERS instead: {found}"
+
+
 def _names(folders=("hct", "app", "pages")):
     """``(path, node)`` of every name and attribute read in the library and the app."""
     for folder in folders:
@@ -296,8 +367,11 @@ def test_one_loader_reads_weights():
     """Model loading has one owner, ``hct.models.checkpoints.load_model``: only it reads a checkpoint's
     weights (``read_weights``), and only ``hct.models.card`` opens a safetensors file."""
     owners = {"read_weights": "hct/models/checkpoints.py", "load_file": "hct/models/card.py"}
-    found = [f"{path}:{call.lineno} {ast.unparse(call.func)}" for path, call in _calls()
-             if (name := getattr(call.func, "id", getattr(call.func, "attr", None))) in owners and path != owners[name]]
+    found = [
+        f"{path}:{call.lineno} {ast.unparse(call.func)}"
+        for path, call in _calls()
+        if (name := getattr(call.func, "id", getattr(call.func, "attr", None))) in owners and path != owners[name]
+    ]
     assert not found, f"load models with hct.models.checkpoints.load_model instead: {found}"
 
 
@@ -305,10 +379,16 @@ def test_a_models_identity_is_made_in_hct_models():
     """A model's identity (architecture, label, checkpoint sha256, colour) is its ``ModelRef``, made where
     the model is loaded: outside ``hct/models/`` nothing reads ``MODEL_SPECS`` (to recover an architecture or
     colour from a name) or builds a ``ModelRef`` field by field (``ModelRef.of``/``ref_of`` make them)."""
-    found = [f"{path}:{node.lineno} MODEL_SPECS" for path, node in _names()
-             if not path.startswith("hct/models/") and getattr(node, "id", getattr(node, "attr", None)) == "MODEL_SPECS"]
-    found += [f"{path}:{call.lineno} {ast.unparse(call.func)}(...)" for path, call in _calls()
-              if not path.startswith("hct/models/") and isinstance(call.func, ast.Name) and call.func.id == "ModelRef"]
+    found = [
+        f"{path}:{node.lineno} MODEL_SPECS"
+        for path, node in _names()
+        if not path.startswith("hct/models/") and getattr(node, "id", getattr(node, "attr", None)) == "MODEL_SPECS"
+    ]
+    found += [
+        f"{path}:{call.lineno} {ast.unparse(call.func)}(...)"
+        for path, call in _calls()
+        if not path.startswith("hct/models/") and isinstance(call.func, ast.Name) and call.func.id == "ModelRef"
+    ]
     assert not found, f"take the model's ModelRef (hct.models.ref.ref_of) instead: {found}"
 
 
@@ -329,9 +409,19 @@ def test_pages_define_first_and_draw_below():
     found = []
     for path in sorted((REPO / "pages").glob("*.py")):
         body = ast.parse(path.read_text(), filename=str(path)).body
-        first = next((i for i, node in enumerate(body) if not _is_preamble(node)
-                      and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))), len(body))
-        found += [f"{path.relative_to(REPO)}:{node.lineno} {node.name} (the script starts at line {body[first].lineno})"
-                  for statement in body[first:] for node in ast.walk(statement)
-                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        first = next(
+            (
+                i
+                for i, node in enumerate(body)
+                if not _is_preamble(node)
+                and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            ),
+            len(body),
+        )
+        found += [
+            f"{path.relative_to(REPO)}:{node.lineno} {node.name} (the script starts at line {body[first].lineno})"
+            for statement in body[first:]
+            for node in ast.walk(statement)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        ]
     assert not found, f"define a page's functions above its script: {found}"

@@ -42,8 +42,14 @@ def test_pictures_of_odd_dtypes_and_values_read_or_refused():
 def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("card")
     torch.manual_seed(0)
-    card = save_checkpoint(create_model("gmic"), folder / "gmic.safetensors", input_size=(64, 48), stage="image",
-                           metrics={"test_auc": 0.5}, preprocessing={"mode": "canonical", "clear_background": True})
+    card = save_checkpoint(
+        create_model("gmic"),
+        folder / "gmic.safetensors",
+        input_size=(64, 48),
+        stage="image",
+        metrics={"test_auc": 0.5},
+        preprocessing={"mode": "canonical", "clear_background": True},
+    )
     return folder / "gmic.json", json.loads(card.to_json())
 
 
@@ -62,21 +68,37 @@ def config(tmp_path_factory):
     folder = tmp_path_factory.mktemp("config")
     manifest = folder / "manifest.csv"
     manifest.write_text("image_id,path,label,split\n")
-    return {"manifest": str(manifest), "model": "gmic", "stage": "image", "input_size": [64, 48], "patch_size": 32,
-            "epochs": 1, "batch_size": 2, "out_dir": str(folder / "run"), "device": "cpu"}
+    return {
+        "manifest": str(manifest),
+        "model": "gmic",
+        "stage": "image",
+        "input_size": [64, 48],
+        "patch_size": 32,
+        "epochs": 1,
+        "batch_size": 2,
+        "out_dir": str(folder / "run"),
+        "device": "cpu",
+    }
 
 
 def test_training_configs_out_of_range_are_refused_before_any_work(config):
-    verdicts = [fuzz.judge("config", case, lambda c=changed: fuzz.use_config(c)) for case, changed in fuzz.config_cases(config)]
+    verdicts = [
+        fuzz.judge("config", case, lambda c=changed: fuzz.use_config(c)) for case, changed in fuzz.config_cases(config)
+    ]
     _assert_no_crash(verdicts)
     assert {v.outcome for v in verdicts} == {"read", "refused"}
 
 
 @pytest.mark.fuzz_long
-@pytest.mark.skipif(not os.environ.get("HCT_FUZZ_SEEDS"), reason="the long profile: HCT_FUZZ_SEEDS=20 pytest -m fuzz_long")
+@pytest.mark.skipif(
+    not os.environ.get("HCT_FUZZ_SEEDS"), reason="the long profile: HCT_FUZZ_SEEDS=20 pytest -m fuzz_long"
+)
 @pytest.mark.parametrize("seed", range(int(os.environ.get("HCT_FUZZ_SEEDS") or 0)))
 def test_many_seeds_of_random_dicoms_and_pictures(seed):
-    verdicts = [fuzz.judge("dicom", case, lambda d=data: fuzz.use_image(d))
-                for case, data in fuzz.dicom_cases(seed + 1, 200)]
-    verdicts += [fuzz.judge("picture", case, lambda d=data: fuzz.use_image(d)) for case, data in fuzz.picture_cases(seed + 1)]
+    verdicts = [
+        fuzz.judge("dicom", case, lambda d=data: fuzz.use_image(d)) for case, data in fuzz.dicom_cases(seed + 1, 200)
+    ]
+    verdicts += [
+        fuzz.judge("picture", case, lambda d=data: fuzz.use_image(d)) for case, data in fuzz.picture_cases(seed + 1)
+    ]
     _assert_no_crash(verdicts)

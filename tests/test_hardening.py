@@ -78,8 +78,26 @@ def test_an_unusable_pixel_spacing_falls_back_to_pixels_with_a_note(vr, value):
 def test_explain_sigma_on_a_zero_pixel_spacing_runs(tmp_path):
     image = tmp_path / "zero.dcm"
     image.write_bytes(fuzz.dicom_bytes(raw={"PixelSpacing": ("DS", b"0\\0")}))
-    assert main(["explain", "--model", "gmic", "--image", str(image), "--size", "64x48", "--sigma", "2",
-                 "--device", "cpu", "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                "gmic",
+                "--image",
+                str(image),
+                "--size",
+                "64x48",
+                "--sigma",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize("width", [b"0", b"-5", b"abc"])
@@ -137,13 +155,20 @@ def checkpoint(tmp_path):
     return tmp_path / "gmic.json"
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("metrics", [0.7], "metrics is a list [0.7], expected a JSON object"),
-    ("overrides", "num_classes=2", "overrides is a string 'num_classes=2', expected a JSON object"),
-    ("input_size", "64x48", "input_size is a string '64x48', expected null or [height, width], two integers in 8..16384"),
-    ("architecture", ["gmic"], "architecture is a list ['gmic'], expected a non-empty string"),
-    ("parameters", "2.8M", "parameters is a string '2.8M', expected an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("metrics", [0.7], "metrics is a list [0.7], expected a JSON object"),
+        ("overrides", "num_classes=2", "overrides is a string 'num_classes=2', expected a JSON object"),
+        (
+            "input_size",
+            "64x48",
+            "input_size is a string '64x48', expected null or [height, width], two integers in 8..16384",
+        ),
+        ("architecture", ["gmic"], "architecture is a list ['gmic'], expected a non-empty string"),
+        ("parameters", "2.8M", "parameters is a string '2.8M', expected an integer >= 0"),
+    ],
+)
 def test_a_card_field_of_the_wrong_type_is_named_by_models_predict_and_load(checkpoint, capsys, field, value, expected):
     card = json.loads(checkpoint.read_text())
     checkpoint.write_text(json.dumps({**card, field: value}))
@@ -151,8 +176,22 @@ def test_a_card_field_of_the_wrong_type_is_named_by_models_predict_and_load(chec
         load_model(str(checkpoint.with_suffix(".safetensors")))
     assert main(["models", "--checkpoints", str(checkpoint.parent)]) == 2
     assert expected in capsys.readouterr().err
-    assert main(["predict", "--checkpoint", str(checkpoint.with_suffix(".safetensors")), "--data", "samples",
-                 "--device", "cpu", "--out", str(checkpoint.parent / "p.csv")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint.with_suffix(".safetensors")),
+                "--data",
+                "samples",
+                "--device",
+                "cpu",
+                "--out",
+                str(checkpoint.parent / "p.csv"),
+            ]
+        )
+        == 2
+    )
     assert expected in capsys.readouterr().err
 
 
@@ -167,10 +206,23 @@ def test_imported_weights_that_are_nan_are_warned_about(tmp_path, capsys):
     from safetensors.torch import load_file
 
     state = load_file(REPO / "tests" / "fixtures" / "official_hct" / "state_dict.fp16.safetensors")
-    torch.save({k: torch.full_like(v.float(), float("nan")) if v.is_floating_point() else v for k, v in state.items()},
-               tmp_path / "nan.pt")
-    assert main(["import-official", str(tmp_path / "nan.pt"), "--model", "hct_performer_relu",
-                 "--out", str(tmp_path / "nan.safetensors")]) == 0
+    torch.save(
+        {k: torch.full_like(v.float(), float("nan")) if v.is_floating_point() else v for k, v in state.items()},
+        tmp_path / "nan.pt",
+    )
+    assert (
+        main(
+            [
+                "import-official",
+                str(tmp_path / "nan.pt"),
+                "--model",
+                "hct_performer_relu",
+                "--out",
+                str(tmp_path / "nan.safetensors"),
+            ]
+        )
+        == 0
+    )
     assert "warning:" in capsys.readouterr().err
     card = json.loads((tmp_path / "nan.json").read_text())
     assert "weights are NaN or infinite" in card["training"]["warning"]
@@ -178,8 +230,19 @@ def test_imported_weights_that_are_nan_are_warned_about(tmp_path, capsys):
 
 def test_a_protocol_0_pickle_is_named(tmp_path, capsys):
     (tmp_path / "old.pt").write_bytes(pickle.dumps({"weight": [1.0, 2.0]}, protocol=0))
-    assert main(["import-official", str(tmp_path / "old.pt"), "--model", "hct_performer_relu",
-                 "--out", str(tmp_path / "o.safetensors")]) == 2
+    assert (
+        main(
+            [
+                "import-official",
+                str(tmp_path / "old.pt"),
+                "--model",
+                "hct_performer_relu",
+                "--out",
+                str(tmp_path / "o.safetensors"),
+            ]
+        )
+        == 2
+    )
     assert "a pickle of protocol 0 or 1" in capsys.readouterr().err
 
 
@@ -207,7 +270,9 @@ def _refused_by_train_and_launch(tmp_path, config: dict, capsys) -> str:
 
 def test_num_classes_minus_one_is_refused_by_train_and_launch_alike(tmp_path, manifest, capsys):
     config = {"manifest": str(manifest), "overrides": {"num_classes": -1}, "out_dir": str(tmp_path / "run")}
-    assert "override num_classes = -1: it must be an integer >= 1" in _refused_by_train_and_launch(tmp_path, config, capsys)
+    assert "override num_classes = -1: it must be an integer >= 1" in _refused_by_train_and_launch(
+        tmp_path, config, capsys
+    )
 
 
 def test_a_manifest_that_is_not_csv_is_refused_before_queueing(tmp_path, capsys):
@@ -229,12 +294,28 @@ def test_a_refused_config_leaves_the_out_folder_to_the_next_one(tmp_path, manife
 
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match="lists no images"):
-        train({"manifest": str(manifest), "out_dir": str(out), "stage": "image", "input_size": [64, 48],
-               "device": "cpu", "epochs": 1})
+        train(
+            {
+                "manifest": str(manifest),
+                "out_dir": str(out),
+                "stage": "image",
+                "input_size": [64, 48],
+                "device": "cpu",
+                "epochs": 1,
+            }
+        )
     assert not (out / "config.json").exists()
     with pytest.raises(ConfigError, match="lists no images"):
-        train({"manifest": str(manifest), "out_dir": str(out), "stage": "image", "input_size": [64, 64],
-               "device": "cpu", "epochs": 1})
+        train(
+            {
+                "manifest": str(manifest),
+                "out_dir": str(out),
+                "stage": "image",
+                "input_size": [64, 64],
+                "device": "cpu",
+                "epochs": 1,
+            }
+        )
 
 
 def test_a_damaged_image_cache_is_rebuilt_with_a_warning(tmp_path):
@@ -294,8 +375,9 @@ def test_a_file_name_starting_with_a_dash(tmp_path, capsys, monkeypatch):
 
 def test_a_closed_pipe_ends_quietly():
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    process = subprocess.Popen([sys.executable, "-m", "hct", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               cwd=REPO, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hct", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env
+    )
     process.stdout.readline()
     process.stdout.close()  # as `| head -1` does
     stderr = process.stderr.read().decode()
@@ -305,11 +387,14 @@ def test_a_closed_pipe_ends_quietly():
 # ---------------------------------------------------------------- the app's one safe wrapper
 
 
-@pytest.mark.parametrize("error, shown", [
-    (MammogramError("scan.dcm is a corrupt DICOM file; export it again."), "scan.dcm is a corrupt DICOM file"),
-    (ValueError("could not convert string to float: 'a'"), "ValueError: could not convert string to float"),
-    (OSError(36, "File name too long", "data/" + "x" * 300), "File name too long"),
-])
+@pytest.mark.parametrize(
+    "error, shown",
+    [
+        (MammogramError("scan.dcm is a corrupt DICOM file; export it again."), "scan.dcm is a corrupt DICOM file"),
+        (ValueError("could not convert string to float: 'a'"), "ValueError: could not convert string to float"),
+        (OSError(36, "File name too long", "data/" + "x" * 300), "File name too long"),
+    ],
+)
 def test_every_page_runs_through_the_safe_wrapper(monkeypatch, tmp_path, error, shown):
     import hct.data
 

@@ -19,8 +19,9 @@ print(len(names), matplotlib.get_backend())
 
 def test_importing_every_module_leaves_the_matplotlib_backend_alone():
     env = {"MPLBACKEND": "svg", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", IMPORT_ALL], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     count, backend = done.stdout.split()
     assert int(count) > 40 and backend == "svg"
@@ -39,8 +40,14 @@ print(" ".join(sorted(name for name in {heavy!r} if name in sys.modules)) or "no
 def test_importing_hct_and_building_the_command_line_load_no_heavy_library():
     """``python -m hct --help`` starts at once: each command imports its library only when it runs."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", BUILD_PARSER.format(heavy=HEAVY)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_PARSER.format(heavy=HEAVY)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["none"], f"building the parser imported {done.stdout.strip()}"
 

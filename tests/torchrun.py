@@ -24,13 +24,36 @@ def free_port() -> int:
 
 def hct(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m hct ARGS`` in one process."""
-    return subprocess.run([sys.executable, "-m", "hct", *args], cwd=REPO, env=env or ENV, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hct", *args], cwd=REPO, env=env or ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
-def hct_torchrun(*args: str, nproc: int = 2, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def hct_torchrun(
+    *args: str, nproc: int = 2, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """``torchrun --nproc_per_node NPROC -m hct -- ARGS`` ("--": torchrun would take options such as --n)."""
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
-                           str(nproc), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-                           "-m", "hct", "--", *args], cwd=REPO, env=env or ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(free_port()),
+            "-m",
+            "hct",
+            "--",
+            *args,
+        ],
+        cwd=REPO,
+        env=env or ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

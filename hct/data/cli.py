@@ -17,8 +17,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     phantom.add_argument("--out", required=True, help="output folder")
     count = phantom.add_mutually_exclusive_group()
     count.add_argument("--n", type=int, help="number of images, split 80/10/10 by patient")
-    count.add_argument("--splits", type=split_counts_arg, help="images per split (default: the benchmark, "
-                       + ",".join(f"{k}={v}" for k, v in BENCHMARK_SPLITS.items()) + ")")
+    count.add_argument(
+        "--splits",
+        type=split_counts_arg,
+        help="images per split (default: the benchmark, "
+        + ",".join(f"{k}={v}" for k, v in BENCHMARK_SPLITS.items())
+        + ")",
+    )
     phantom.add_argument("--size", default="1664x1280", help="HxW, 'half' or 'full' (default 1664x1280)")
     phantom.add_argument("--seed", type=int, default=0)
     phantom.add_argument("--malignant-fraction", type=float, default=0.26, help="share of breasts (default 0.26)")
@@ -32,15 +37,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="public data sets as downloaded")
     data = data.add_subparsers(dest="action", required=True)
     check = data.add_parser(
-        "check", help="report what of a data set is there and usable; optionally write a manifest to train on",
+        "check",
+        help="report what of a data set is there and usable; optionally write a manifest to train on",
         description="Index the data set's DICOM files by their headers (cached next to the data), match them "
         "to its tables and report images found, missing, unreadable, and counts by label, finding type and split. "
-        "Exits 1 when nothing usable was found.")
-    check.add_argument("source", help="the folder the data set was downloaded to (or any folder above it); for "
-                       "optimam the OMI-DB data folder; for manifest a manifest CSV")
+        "Exits 1 when nothing usable was found.",
+    )
+    check.add_argument(
+        "source",
+        help="the folder the data set was downloaded to (or any folder above it); for "
+        "optimam the OMI-DB data folder; for manifest a manifest CSV",
+    )
     check.add_argument("--format", required=True, choices=FORMATS)
-    check.add_argument("--tables", nargs="+", default=(), help="the data set's tables if not under SOURCE: CBIS-DDSM "
-                       "case description CSVs, VinDr-Mammo finding_annotations.csv, CMMD clinical spreadsheet")
+    check.add_argument(
+        "--tables",
+        nargs="+",
+        default=(),
+        help="the data set's tables if not under SOURCE: CBIS-DDSM "
+        "case description CSVs, VinDr-Mammo finding_annotations.csv, CMMD clinical spreadsheet",
+    )
     check.add_argument("--images", help="optimam: the image folder (default: SOURCE)")
     check.add_argument("--malignant-birads", type=int, nargs="+", default=[5], help="vindr: BI-RADS counted malignant")
     check.add_argument("--cache-dir", help="where to keep the DICOM index (default: next to the data if writable)")
@@ -69,13 +84,23 @@ def _phantom(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     counts = args.n if args.n is not None else (args.splits or BENCHMARK_SPLITS)
-    records = generate_phantom(counts, args.out, size=parse_size(args.size), seed=args.seed,
-                               malignant_fraction=args.malignant_fraction, benign_fraction=args.benign_fraction,
-                               workers=args.workers, compression=args.compression, progress=_progress)
+    records = generate_phantom(
+        counts,
+        args.out,
+        size=parse_size(args.size),
+        seed=args.seed,
+        malignant_fraction=args.malignant_fraction,
+        benign_fraction=args.benign_fraction,
+        workers=args.workers,
+        compression=args.compression,
+        progress=_progress,
+    )
     seconds = time.perf_counter() - start
     malignant = sum(r.label == 1 for r in records)
-    print(f"wrote {len(records)} images ({malignant} malignant) and {args.out}/{MANIFEST_NAME} in {seconds:.1f} s "
-          f"({1000 * seconds / len(records):.0f} s per 1,000 images, {args.workers} workers)")
+    print(
+        f"wrote {len(records)} images ({malignant} malignant) and {args.out}/{MANIFEST_NAME} in {seconds:.1f} s "
+        f"({1000 * seconds / len(records):.0f} s per 1,000 images, {args.workers} workers)"
+    )
     return 0
 
 
@@ -92,15 +117,26 @@ def _read(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from hct.data.sets.check import check_data, write_checked_manifest
 
-    report = check_data(args.source, args.format, tables=args.tables, images=args.images, cache_dir=args.cache_dir,
-                        workers=args.workers, progress=_progress_bar(), malignant_birads=tuple(args.malignant_birads))
+    report = check_data(
+        args.source,
+        args.format,
+        tables=args.tables,
+        images=args.images,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        progress=_progress_bar(),
+        malignant_birads=tuple(args.malignant_birads),
+    )
     print("\n".join(report.lines(args.examples)))
     if not report.usable:
         return 1
     if args.write_manifest:
         path, splits = write_checked_manifest(report, args.write_manifest)
-        print(f"wrote {path}: {sum(splits.values()):,} labelled images ("
-              + ", ".join(f"{name} {count:,}" for name, count in sorted(splits.items())) + ")")
+        print(
+            f"wrote {path}: {sum(splits.values()):,} labelled images ("
+            + ", ".join(f"{name} {count:,}" for name, count in sorted(splits.items()))
+            + ")"
+        )
     return 0
 
 

@@ -26,8 +26,19 @@ from hct.eval.roc import BootstrapOptions, resample_aucs, roc_auc
 
 TERTILES = ("small", "medium", "large")
 RESULT_COLUMNS = (
-    "model", "n_pos", "n_neg", "n_excluded", "auc", "low", "high", "n_skipped",
-    "reference", "difference", "difference_low", "difference_high", "reason",
+    "model",
+    "n_pos",
+    "n_neg",
+    "n_excluded",
+    "auc",
+    "low",
+    "high",
+    "n_skipped",
+    "reference",
+    "difference",
+    "difference_low",
+    "difference_high",
+    "reason",
 )
 OVERALL_COLUMNS = ("n_pos", "n_neg", "auc", "low", "high", "n_skipped", "reason")
 
@@ -53,7 +64,9 @@ def score_table(predictions: pd.DataFrame) -> pd.DataFrame:
     """
     predictions = validate_predictions(predictions)
     if "stage" in predictions.columns and predictions["stage"].nunique() > 1:
-        raise EvaluationError("the predictions mix patch and image stages; compare one stage at a time (filter on 'stage').")
+        raise EvaluationError(
+            "the predictions mix patch and image stages; compare one stage at a time (filter on 'stage')."
+        )
     models = model_names(predictions)
     first = predictions[predictions["model"] == models[0]].set_index("image_id")
     table = first[["label", "finding_types", "finding_size"]].copy()
@@ -97,15 +110,31 @@ def _compare(
     n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
     n_excluded = int((table["label"] == 0).sum()) - n_neg
     rows = [
-        {"model": m, "n_pos": n_pos, "n_neg": n_neg, "n_excluded": n_excluded, "auc": np.nan, "low": np.nan,
-         "high": np.nan, "n_skipped": 0, "reference": reference or "", "difference": np.nan,
-         "difference_low": np.nan, "difference_high": np.nan, "reason": ""}
+        {
+            "model": m,
+            "n_pos": n_pos,
+            "n_neg": n_neg,
+            "n_excluded": n_excluded,
+            "auc": np.nan,
+            "low": np.nan,
+            "high": np.nan,
+            "n_skipped": 0,
+            "reference": reference or "",
+            "difference": np.nan,
+            "difference_low": np.nan,
+            "difference_high": np.nan,
+            "reason": "",
+        }
         for m in models
     ]
     left_out = f" ({n_excluded} non-malignant images with a finding are left out)" if n_excluded else ""
-    reason = "no malignant images in this subset" if n_pos == 0 else f"no negative images{left_out}" if n_neg == 0 else ""
+    reason = (
+        "no malignant images in this subset" if n_pos == 0 else f"no negative images{left_out}" if n_neg == 0 else ""
+    )
     if not reason:
-        aucs, skipped = resample_aucs(labels, subset[list(models)].to_numpy().T, n_boot=bootstrap.n_boot, seed=bootstrap.seed)
+        aucs, skipped = resample_aucs(
+            labels, subset[list(models)].to_numpy().T, n_boot=bootstrap.n_boot, seed=bootstrap.seed
+        )
         if aucs.shape[0] == 0:
             reason = "every bootstrap resample held one class only"
     if reason:
@@ -191,9 +220,11 @@ def negatives_note(breakdown: pd.DataFrame) -> str:
     if breakdown.empty:
         return ""
     n_neg, n_excluded = int(breakdown["n_neg"].iloc[0]), int(breakdown["n_excluded"].iloc[0])
-    return (f"Positives: the malignant images of each subset. Negatives: the {n_neg} images with no finding at all, "
-            f"as in the paper's Table A1 and Fig. A2; {n_excluded} non-malignant images with benign findings are "
-            "left out of both classes.")
+    return (
+        f"Positives: the malignant images of each subset. Negatives: the {n_neg} images with no finding at all, "
+        f"as in the paper's Table A1 and Fig. A2; {n_excluded} non-malignant images with benign findings are "
+        "left out of both classes."
+    )
 
 
 def size_tertiles(table: pd.DataFrame) -> dict[str, pd.Series]:
@@ -205,7 +236,10 @@ def size_tertiles(table: pd.DataFrame) -> dict[str, pd.Series]:
     """
     sized = table[(table["label"] == 1) & np.isfinite(table["finding_size"])]
     order = sized.assign(_id=sized.index).sort_values(["finding_size", "_id"], kind="mergesort").index
-    return {name: pd.Series(table.index.isin(part), index=table.index) for name, part in zip(TERTILES, np.array_split(order, 3))}
+    return {
+        name: pd.Series(table.index.isin(part), index=table.index)
+        for name, part in zip(TERTILES, np.array_split(order, 3))
+    }
 
 
 def size_tertile_auc(
@@ -244,8 +278,9 @@ def table3(overall: pd.DataFrame, params: Mapping[str, float] | None = None) -> 
     maps a model to its parameters in millions.
     """
     if "stage" not in overall.columns:
-        raise EvaluationError("Table 3 needs AUC rows with a 'stage' column (patch or image); "
-                              "add a stage column to the predictions.")
+        raise EvaluationError(
+            "Table 3 needs AUC rows with a 'stage' column (patch or image); add a stage column to the predictions."
+        )
     out = pd.DataFrame({"model": list(dict.fromkeys(overall["model"]))})
     out["params_millions"] = out["model"].map(lambda m: (params or {}).get(m, np.nan)).astype(float)
     for stage in STAGES:

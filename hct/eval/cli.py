@@ -29,17 +29,26 @@ def _param(text: str) -> tuple[str, float]:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``predict`` and ``eval``."""
     parser = subparsers.add_parser(
-        "predict", help="malignancy probability of every image of a data set, one row per (model, image)",
+        "predict",
+        help="malignancy probability of every image of a data set, one row per (model, image)",
         description="Run checkpoints over a data set (batched, on the GPU when present; images preprocessed as each "
         "checkpoint's card says) and write a predictions table (CSV, or Parquet for a .parquet path) for "
         "`python -m hct eval`. Under torchrun the images are shared out over the processes and rank 0 writes "
         "the table, equal to one process's.",
     )
-    parser.add_argument("--checkpoint", nargs="+", required=True,
-                        help="checkpoint paths (or registry names: random init; nyu_gmic_ensemble: "
-                        "NYU's five imported GMIC models, averaged)")
-    parser.add_argument("--data", required=True, help="a manifest .csv, a phantom folder, a folder of images, "
-                        "'samples' or pacs:STUDY_UID (see `python -m hct pacs`)")
+    parser.add_argument(
+        "--checkpoint",
+        nargs="+",
+        required=True,
+        help="checkpoint paths (or registry names: random init; nyu_gmic_ensemble: "
+        "NYU's five imported GMIC models, averaged)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="a manifest .csv, a phantom folder, a folder of images, "
+        "'samples' or pacs:STUDY_UID (see `python -m hct pacs`)",
+    )
     parser.add_argument("--split", default=None, help="only the records of this split (train, val, test)")
     parser.add_argument("--size", default=None, help="model input HxW (default: each checkpoint's training size)")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -49,21 +58,38 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_predict)
 
     parser = subparsers.add_parser(
-        "eval", help="AUC with bootstrap CIs, finding type/size breakdowns and figures from predictions",
+        "eval",
+        help="AUC with bootstrap CIs, finding type/size breakdowns and figures from predictions",
         description="Evaluate predictions tables (CSV/Parquet from `python -m hct predict`) as in the paper: "
         "auc.csv, finding_type.csv, finding_size.csv, size_tertiles.csv, table3.csv (with a stage column), "
         "PNG and offline HTML figures.",
     )
-    parser.add_argument("--predictions", nargs="+", required=True, type=Path, help="predictions files (one or more models)")
+    parser.add_argument(
+        "--predictions", nargs="+", required=True, type=Path, help="predictions files (one or more models)"
+    )
     parser.add_argument("--reference-model", help="model the others are compared with (default: the first model)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--n-boot", type=int, default=BootstrapOptions.n_boot,
-                        help="bootstrap resamples (default 10000, as in the paper)")
+    parser.add_argument(
+        "--n-boot",
+        type=int,
+        default=BootstrapOptions.n_boot,
+        help="bootstrap resamples (default 10000, as in the paper)",
+    )
     parser.add_argument("--seed", type=int, default=BootstrapOptions.seed, help="bootstrap seed")
-    parser.add_argument("--alpha", type=float, default=BootstrapOptions.alpha, help="1 - confidence level (default 0.05)")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=list(SIZE_THRESHOLDS), help="finding-size thresholds")
-    parser.add_argument("--params", type=_param, nargs="*", default=[], metavar="MODEL=MILLIONS",
-                        help="parameter counts for Table 3, e.g. GMIC=2.80 HCT=1.73")
+    parser.add_argument(
+        "--alpha", type=float, default=BootstrapOptions.alpha, help="1 - confidence level (default 0.05)"
+    )
+    parser.add_argument(
+        "--thresholds", type=float, nargs="+", default=list(SIZE_THRESHOLDS), help="finding-size thresholds"
+    )
+    parser.add_argument(
+        "--params",
+        type=_param,
+        nargs="*",
+        default=[],
+        metavar="MODEL=MILLIONS",
+        help="parameter counts for Table 3, e.g. GMIC=2.80 HCT=1.73",
+    )
     parser.set_defaults(func=run_eval)
 
 
@@ -112,9 +138,15 @@ def _predict_checkpoint(spec: str, records: list, args: argparse.Namespace, cont
     label = model.name if card is None else Path(spec).with_suffix("").name
     with tqdm(total=len(records), desc=label, unit="img", disable=not context.is_main) as bar:
         frame = predict(
-            model, records, size=tuple(size), **card_preprocessing(card, input_mode(model)),
+            model,
+            records,
+            size=tuple(size),
+            **card_preprocessing(card, input_mode(model)),
             batch_size=args.batch_size,
-            workers=args.workers, device=str(context.device), ref=ref_of(model, label), context=context,
+            workers=args.workers,
+            device=str(context.device),
+            ref=ref_of(model, label),
+            context=context,
             progress=lambda done, total: bar.update(min(done * context.world, len(records)) - bar.n),  # rank 0's share
         )
     if frame is not None and card is not None and card.stage:
@@ -136,8 +168,11 @@ def run_eval(args: argparse.Namespace) -> int:
         raise EvaluationError("some predictions files have a 'stage' column and some do not; add it to all or none.")
     predictions = validate_predictions(pd.concat(frames, ignore_index=True), " + ".join(map(str, args.predictions)))
     report = evaluate(
-        predictions, reference=args.reference_model, bootstrap=bootstrap,
-        thresholds=args.thresholds, params=dict(args.params),
+        predictions,
+        reference=args.reference_model,
+        bootstrap=bootstrap,
+        thresholds=args.thresholds,
+        params=dict(args.params),
     )
     print(negatives_note(report.finding_type))
     for path in write_report(report, args.out):

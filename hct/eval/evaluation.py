@@ -106,16 +106,24 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
             atomic_write(out / f"{name}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
             written.append(out / f"{name}.csv")
     plots = {
-        "finding_type": (figures.finding_type_figure(report.finding_type),
-                         lambda p: static_figures.save_finding_type_png(report.finding_type, p)),
-        "finding_size": (figures.size_threshold_figure(report.finding_size),
-                         lambda p: static_figures.save_size_threshold_png(report.finding_size, p)),
-        "size_tertiles": (figures.tertile_figure(report.size_tertiles),
-                          lambda p: static_figures.save_tertile_png(report.size_tertiles, p)),
+        "finding_type": (
+            figures.finding_type_figure(report.finding_type),
+            lambda p: static_figures.save_finding_type_png(report.finding_type, p),
+        ),
+        "finding_size": (
+            figures.size_threshold_figure(report.finding_size),
+            lambda p: static_figures.save_size_threshold_png(report.finding_size, p),
+        ),
+        "size_tertiles": (
+            figures.tertile_figure(report.size_tertiles),
+            lambda p: static_figures.save_tertile_png(report.size_tertiles, p),
+        ),
     }
     if report.roc:
-        plots["roc"] = (figures.roc_figure(report.roc, report.roc_auc),
-                        lambda p: static_figures.save_roc_png(report.roc, report.roc_auc, p))
+        plots["roc"] = (
+            figures.roc_figure(report.roc, report.roc_auc),
+            lambda p: static_figures.save_roc_png(report.roc, report.roc_auc, p),
+        )
     for name, (figure, save_png) in plots.items():
         save_png(out / f"{name}.png")
         html, script = write_figures_html([figure], out / f"{name}.html", name.replace("_", " ").capitalize())

@@ -123,9 +123,13 @@ def read_predictions(path: str | Path, *, labelled: bool = True) -> pd.DataFrame
         if _is_parquet(path):
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False, na_values={"finding_size": [""]})
+            df = pd.read_csv(
+                path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False, na_values={"finding_size": [""]}
+            )
     except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise EvaluationError(f"cannot read predictions file {path}: {err}; is it a CSV written by write_predictions?") from err
+        raise EvaluationError(
+            f"cannot read predictions file {path}: {err}; is it a CSV written by write_predictions?"
+        ) from err
     return validate_predictions(df, str(path), labelled=labelled)
 
 
@@ -146,7 +150,10 @@ def card_preprocessing(card: ModelCard | None, default_mode: str = "canonical") 
     its card's ``preprocessing``, else ``default_mode`` (a model at random initialisation: its
     architecture's) with the background cleared (``hct.data.preprocess``'s default)."""
     recorded = card.preprocessing if card is not None else {}
-    return {"mode": recorded.get("mode", default_mode), "clear_background": bool(recorded.get("clear_background", True))}
+    return {
+        "mode": recorded.get("mode", default_mode),
+        "clear_background": bool(recorded.get("clear_background", True)),
+    }
 
 
 def _check_batching(batch_size: int, workers: int) -> None:
@@ -188,10 +195,14 @@ def batch_records(
 
     _check_batching(batch_size, workers)
     records = list(records)
-    loader = DataLoader(_Preprocessing(records, size, mode, clear_background), batch_size=batch_size,
-                        num_workers=workers, prefetch_factor=2 if workers else None)
+    loader = DataLoader(
+        _Preprocessing(records, size, mode, clear_background),
+        batch_size=batch_size,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+    )
     for start, images in zip(range(0, len(records), batch_size), loader):
-        yield images, records[start:start + batch_size]
+        yield images, records[start : start + batch_size]
 
 
 def predict_batches(
@@ -282,14 +293,16 @@ def predict(
     records = list(records)
     if context is not None and context.distributed:
         batches = round_ranges(0, -(-len(records) // batch_size), context.world)[context.rank]
-        records = records[batches.start * batch_size:batches.stop * batch_size]
+        records = records[batches.start * batch_size : batches.stop * batch_size]
     table = predict_batches(
         model,
         batch_records(records, size, batch_size, mode=mode, clear_background=clear_background, workers=workers),
         device=device,
         ref=ref,
         total=len(records),
-        progress=cancellable(progress, cancel, f"predictions of {(ref.label if ref else None) or type(model).__name__}"),
+        progress=cancellable(
+            progress, cancel, f"predictions of {(ref.label if ref else None) or type(model).__name__}"
+        ),
     )
     if context is None or not context.distributed:
         return table

@@ -40,7 +40,9 @@ class BootstrapOptions:
 
     def __post_init__(self) -> None:
         if self.n_boot < 1:
-            raise EvaluationError(f"the bootstrap needs at least 1 resample, got n_boot={self.n_boot}; the paper uses 10,000.")
+            raise EvaluationError(
+                f"the bootstrap needs at least 1 resample, got n_boot={self.n_boot}; the paper uses 10,000."
+            )
         if not 0 < self.alpha < 1:
             raise EvaluationError(f"alpha must lie in (0, 1), got {self.alpha}; use 0.05 for a 95% interval.")
 

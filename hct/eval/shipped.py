@@ -35,8 +35,11 @@ def prediction_refs(predictions: pd.DataFrame, cards: Mapping[str, ModelCard]) -
     ``cards`` (:func:`checkpoint_cards`): architecture and colour from its card, never from the model's name."""
     by_sha = {card.weights_sha256: card for card in cards.values()}
     pairs = predictions[["model", "checkpoint_sha256"]].drop_duplicates()
-    return [ModelRef.of(by_sha[sha].architecture, model, sha) for model, sha in pairs.itertuples(index=False)
-            if sha in by_sha]
+    return [
+        ModelRef.of(by_sha[sha].architecture, model, sha)
+        for model, sha in pairs.itertuples(index=False)
+        if sha in by_sha
+    ]
 
 
 def stale_models(predictions: pd.DataFrame, cards: Mapping[str, ModelCard]) -> dict[str, str]:

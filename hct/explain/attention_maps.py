@@ -80,16 +80,19 @@ def attention_layer(model: nn.Module, layer: str | None = None) -> tuple[str, nn
     """``(name, module)`` of one of ``model.attention_layers()`` (default: the first, the finest map)."""
     layers = model.attention_layers() if hasattr(model, "attention_layers") else {}
     if not layers:
-        raise ConfigError(f"{getattr(model, 'name', type(model).__name__)} has no attention layers; "
-                          "attention maps need an HCT model (choose another method for CNNs)")
+        raise ConfigError(
+            f"{getattr(model, 'name', type(model).__name__)} has no attention layers; "
+            "attention maps need an HCT model (choose another method for CNNs)"
+        )
     name = layer or next(iter(layers))
     if name not in layers:
         raise ConfigError(f"unknown attention layer {name!r}; choose one of {list(layers)}")
     return name, layers[name]
 
 
-def _feature_position(query: tuple[float, float], coords: str, size: tuple[int, int],
-                      feature_size: tuple[int, int], name: str) -> tuple[int, int]:
+def _feature_position(
+    query: tuple[float, float], coords: str, size: tuple[int, int], feature_size: tuple[int, int], name: str
+) -> tuple[int, int]:
     (height, width), (fh, fw) = size, feature_size
     if coords == "input":
         if not (0 <= query[0] < height and 0 <= query[1] < width):
@@ -101,8 +104,14 @@ def _feature_position(query: tuple[float, float], coords: str, size: tuple[int, 
     return row, col
 
 
-def attention_map(model: nn.Module, image: ImageInput, query: tuple[float, float], layer: str | None = None,
-                  coords: str = "input", features: torch.Tensor | None = None) -> AttentionMap:
+def attention_map(
+    model: nn.Module,
+    image: ImageInput,
+    query: tuple[float, float],
+    layer: str | None = None,
+    coords: str = "input",
+    features: torch.Tensor | None = None,
+) -> AttentionMap:
     """Attention weights of one query position of an HCT attention layer over all positions.
 
     ``image``: a ``(C, H, W)`` / ``(1, C, H, W)`` tensor or a ``Preprocessed``. ``query`` is
@@ -129,8 +138,9 @@ def attention_map(model: nn.Module, image: ImageInput, query: tuple[float, float
     return AttentionMap(name, (row, col), query_input, weights, mean, up, original)
 
 
-def attention_received(model: nn.Module, image: ImageInput, layer: str | None = None,
-                       mask: np.ndarray | None = None, max_queries: int = 64) -> np.ndarray:
+def attention_received(
+    model: nn.Module, image: ImageInput, layer: str | None = None, mask: np.ndarray | None = None, max_queries: int = 64
+) -> np.ndarray:
     """How much attention each position receives: the mean over query positions of the heads-mean
     attention row, upsampled to the model input ``(H, W)`` and summing to one.
 

@@ -56,8 +56,13 @@ def _logits_of(model: nn.Module, x: torch.Tensor) -> Iterator[dict]:
     kept = {}
 
     def hook(_module, args, output) -> None:
-        if "logits" not in kept and args and isinstance(args[0], torch.Tensor) and args[0].shape == x.shape \
-                and args[0].data_ptr() == x.data_ptr():
+        if (
+            "logits" not in kept
+            and args
+            and isinstance(args[0], torch.Tensor)
+            and args[0].shape == x.shape
+            and args[0].data_ptr() == x.data_ptr()
+        ):
             kept["logits"] = scores_of(output).detach()
 
     handle = model.register_forward_hook(hook)
@@ -67,8 +72,16 @@ def _logits_of(model: nn.Module, x: torch.Tensor) -> Iterator[dict]:
         handle.remove()
 
 
-def _finish(method: str, model: nn.Module, x: torch.Tensor, attribution: torch.Tensor, preprocessed,
-            target: int, kept: dict, layer: str = "") -> Attribution:
+def _finish(
+    method: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    attribution: torch.Tensor,
+    preprocessed,
+    target: int,
+    kept: dict,
+    layer: str = "",
+) -> Attribution:
     heatmap = attribution.detach().float().sum(dim=1)[0].cpu().numpy()
     original = None if preprocessed is None else np.asarray(preprocessed.to_original(heatmap))
     if "logits" in kept:
@@ -87,8 +100,14 @@ def saliency(model: nn.Module, image: ImageInput, target: int = MALIGNANT) -> At
     return _finish("saliency", model, x.detach(), attr, pre, target, kept)
 
 
-def smoothgrad(model: nn.Module, image: ImageInput, target: int = MALIGNANT, nt_samples: int = 8,
-               stdevs: float | None = None, nt_samples_batch_size: int | None = None) -> Attribution:
+def smoothgrad(
+    model: nn.Module,
+    image: ImageInput,
+    target: int = MALIGNANT,
+    nt_samples: int = 8,
+    stdevs: float | None = None,
+    nt_samples_batch_size: int | None = None,
+) -> Attribution:
     """SmoothGrad (Smilkov et al.): saliency averaged over ``nt_samples`` noisy copies of the input.
 
     ``stdevs`` is the noise's standard deviation; default :data:`SMOOTHGRAD_NOISE` of the input's range.
@@ -98,13 +117,25 @@ def smoothgrad(model: nn.Module, image: ImageInput, target: int = MALIGNANT, nt_
         stdevs = SMOOTHGRAD_NOISE * float(x.max() - x.min())
     with eval_mode(model):
         attr = NoiseTunnel(Saliency(score_function(model))).attribute(
-            x.detach().clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdevs,
-            nt_samples_batch_size=nt_samples_batch_size or 1, target=target, abs=True)
+            x.detach().clone().requires_grad_(True),
+            nt_type="smoothgrad",
+            nt_samples=nt_samples,
+            stdevs=stdevs,
+            nt_samples_batch_size=nt_samples_batch_size or 1,
+            target=target,
+            abs=True,
+        )
     return _finish("smoothgrad", model, x, attr, pre, target, {})
 
 
-def integrated_gradients(model: nn.Module, image: ImageInput, target: int = MALIGNANT, n_steps: int = 32,
-                         baselines: float = 0.0, internal_batch_size: int | None = None) -> Attribution:
+def integrated_gradients(
+    model: nn.Module,
+    image: ImageInput,
+    target: int = MALIGNANT,
+    n_steps: int = 32,
+    baselines: float = 0.0,
+    internal_batch_size: int | None = None,
+) -> Attribution:
     """Integrated gradients (Sundararajan et al.) from a constant ``baselines`` image in ``n_steps`` steps.
 
     ``internal_batch_size`` bounds memory (default: 1 on CPU, 8 on CUDA).
@@ -114,7 +145,8 @@ def integrated_gradients(model: nn.Module, image: ImageInput, target: int = MALI
         internal_batch_size = 8 if x.is_cuda else 1
     with eval_mode(model):
         attr = IntegratedGradients(score_function(model)).attribute(
-            x, baselines=baselines, target=target, n_steps=n_steps, internal_batch_size=internal_batch_size)
+            x, baselines=baselines, target=target, n_steps=n_steps, internal_batch_size=internal_batch_size
+        )
     return _finish("integrated_gradients", model, x, attr, pre, target, {})
 
 
@@ -124,9 +156,15 @@ def occlusion_window(height: int, width: int, fraction: float = 1 / 8) -> tuple[
     return window, (max(1, window[0] // 2), max(1, window[1] // 2))
 
 
-def occlusion(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
-              sliding_window_shapes: tuple[int, int] | None = None, strides: tuple[int, int] | None = None,
-              baselines: float = 0.0, perturbations_per_eval: int | None = None) -> Attribution:
+def occlusion(
+    model: nn.Module,
+    image: ImageInput,
+    target: int = MALIGNANT,
+    sliding_window_shapes: tuple[int, int] | None = None,
+    strides: tuple[int, int] | None = None,
+    baselines: float = 0.0,
+    perturbations_per_eval: int | None = None,
+) -> Attribution:
     """Drop in the target logit when a window is set to ``baselines``.
 
     ``sliding_window_shapes`` and ``strides`` are ``(rows, cols)``; by default an eighth of each side
@@ -139,8 +177,13 @@ def occlusion(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
         perturbations_per_eval = 8 if x.is_cuda else 1
     with eval_mode(model), torch.no_grad(), _logits_of(model, x) as kept:
         attr = Occlusion(score_function(model)).attribute(
-            x, sliding_window_shapes=(x.shape[1], *window), strides=(x.shape[1], *stride),
-            baselines=baselines, target=target, perturbations_per_eval=perturbations_per_eval)
+            x,
+            sliding_window_shapes=(x.shape[1], *window),
+            strides=(x.shape[1], *stride),
+            baselines=baselines,
+            target=target,
+            perturbations_per_eval=perturbations_per_eval,
+        )
     return _finish("occlusion", model, x, attr, pre, target, kept)
 
 
@@ -152,8 +195,9 @@ def gradcam_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {f"stages.{i}": stage for i, stage in enumerate(stages)}
 
 
-def gradcam(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
-            layer: str | nn.Module | None = None) -> Attribution:
+def gradcam(
+    model: nn.Module, image: ImageInput, target: int = MALIGNANT, layer: str | nn.Module | None = None
+) -> Attribution:
     """Grad-CAM (Selvaraju et al.) on ``layer``, ReLU'd and upsampled bilinearly.
 
     ``layer`` is a name of :func:`gradcam_layers` (default: the last stage; an earlier stage gives a
@@ -174,8 +218,13 @@ def gradcam(model: nn.Module, image: ImageInput, target: int = MALIGNANT,
     return _finish("gradcam", model, x, attr, pre, target, kept, layer=name)
 
 
-_FUNCTIONS = {"saliency": saliency, "integrated_gradients": integrated_gradients, "smoothgrad": smoothgrad,
-              "occlusion": occlusion, "gradcam": gradcam}
+_FUNCTIONS = {
+    "saliency": saliency,
+    "integrated_gradients": integrated_gradients,
+    "smoothgrad": smoothgrad,
+    "occlusion": occlusion,
+    "gradcam": gradcam,
+}
 
 
 def attribute(model: nn.Module, image: ImageInput, method: str, target: int = MALIGNANT, **options) -> Attribution:

@@ -48,7 +48,9 @@ class Explanation:
         """The heat map made readable, smoothing in millimetres where the image's pixel spacing is known."""
         if self.heatmap is None:
             return None
-        return readable(self.heatmap, self.readability, model_pixel_spacing(self.image.meta.pixel_spacing, self.pre.scale))
+        return readable(
+            self.heatmap, self.readability, model_pixel_spacing(self.image.meta.pixel_spacing, self.pre.scale)
+        )
 
     def drawn_with(self, readability: Readability) -> Explanation:
         """The same map drawn with other ``readability`` (no map is recomputed)."""
@@ -58,15 +60,27 @@ class Explanation:
         """The attention query in the overlay's pixels, or None."""
         return None if self.query is None else point_in_original(self.pre, self.query, long_side)
 
-    def overlay(self, opacity: float = 0.5, window: float | None = None, level: float | None = None,
-                long_side: int | None = DISPLAY_LONG_SIDE, pixels: np.ndarray | None = None) -> np.ndarray:
+    def overlay(
+        self,
+        opacity: float = 0.5,
+        window: float | None = None,
+        level: float | None = None,
+        long_side: int | None = DISPLAY_LONG_SIDE,
+        pixels: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The RGB picture at display resolution (``long_side``) or full resolution (``None``); ``pixels``:
         the image already at that resolution (the app keeps one), default the image itself."""
-        return overlay_picture(self.image.pixels if pixels is None else pixels, self.pre, self.shown, opacity,
-                               window, level, long_side)
+        return overlay_picture(
+            self.image.pixels if pixels is None else pixels, self.pre, self.shown, opacity, window, level, long_side
+        )
 
-    def region(self, box: tuple[int, int, int, int], opacity: float = 0.5, window: float | None = None,
-               level: float | None = None) -> np.ndarray:
+    def region(
+        self,
+        box: tuple[int, int, int, int],
+        opacity: float = 0.5,
+        window: float | None = None,
+        level: float | None = None,
+    ) -> np.ndarray:
         """The picture inside ``box`` (original pixels) at full resolution (a zoom)."""
         return region_picture(self.image.pixels, self.pre, self.shown, box, opacity, window, level)
 
@@ -74,13 +88,24 @@ class Explanation:
         """The overlay at full resolution as PNG."""
         return png_bytes(self.overlay(opacity, window, level, long_side=None))
 
-    def secondary_capture(self, description: str, opacity: float = 0.5, reference: dict[str, str] | None = None,
-                          window: float | None = None, level: float | None = None) -> bytes:
+    def secondary_capture(
+        self,
+        description: str,
+        opacity: float = 0.5,
+        reference: dict[str, str] | None = None,
+        window: float | None = None,
+        level: float | None = None,
+    ) -> bytes:
         """The overlay at full resolution as a DICOM Secondary Capture without patient identity
         (``reference``: the source's UIDs, to file it in the source's study)."""
         meta = self.image.meta
-        return secondary_capture(self.overlay(opacity, window, level, long_side=None), description, reference,
-                                 meta.pixel_spacing, meta.laterality)
+        return secondary_capture(
+            self.overlay(opacity, window, level, long_side=None),
+            description,
+            reference,
+            meta.pixel_spacing,
+            meta.laterality,
+        )
 
     def arrays_to_save(self) -> dict[str, np.ndarray]:
         """The map at model resolution and on the original image's grid, and the method's own arrays."""
@@ -89,10 +114,17 @@ class Explanation:
         return {"original": self.pre.to_original(self.heatmap), "heatmap": self.heatmap, **self.arrays}
 
 
-def explain(model: torch.nn.Module, image: Mammogram | str | Path | bytes, method: str,
-            size: tuple[int, int] = (1664, 1280), readability: Readability | None = None, *,
-            query: tuple[float, float] | None = None, layer: str | None = None,
-            clear_background: bool = True) -> Explanation:
+def explain(
+    model: torch.nn.Module,
+    image: Mammogram | str | Path | bytes,
+    method: str,
+    size: tuple[int, int] = (1664, 1280),
+    readability: Readability | None = None,
+    *,
+    query: tuple[float, float] | None = None,
+    layer: str | None = None,
+    clear_background: bool = True,
+) -> Explanation:
     """``image`` (read when a path or bytes) explained by ``model`` at input ``size``: an attribution
     ``method`` (:data:`hct.explain.options.METHODS`; ``layer``: Grad-CAM's stage) or ``"attention"``
     (HCT; ``query`` in model-input pixels, default the centre; ``layer``: the attention layer), drawn with
@@ -106,10 +138,23 @@ def explain(model: torch.nn.Module, image: Mammogram | str | Path | bytes, metho
     pre = preprocess(image, size, input_mode(model), clear_background=clear_background)
     if method == "attention":
         result = attention_map(model, pre.tensor, query or (pre.size[0] // 2, pre.size[1] // 2), layer=layer)
-        return Explanation(image, pre, result.upsampled, f"attention of {result.layer} from {result.query}",
-                           readability, query=result.query_input,
-                           arrays={"heads": result.heads, "mean": result.mean, "query": np.array(result.query)})
+        return Explanation(
+            image,
+            pre,
+            result.upsampled,
+            f"attention of {result.layer} from {result.query}",
+            readability,
+            query=result.query_input,
+            arrays={"heads": result.heads, "mean": result.mean, "query": np.array(result.query)},
+        )
     result = attribute(model, pre.tensor, method, **({"layer": layer} if method == "gradcam" and layer else {}))
     what = f"{method}{' of ' + result.layer if result.layer else ''}"
-    return Explanation(image, pre, result.heatmap, what, readability, result.probability,
-                       arrays={"probability": np.array(result.probability)})
+    return Explanation(
+        image,
+        pre,
+        result.heatmap,
+        what,
+        readability,
+        result.probability,
+        arrays={"probability": np.array(result.probability)},
+    )

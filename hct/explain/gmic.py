@@ -42,5 +42,9 @@ def read_gmic(model: torch.nn.Module, image: ImageInput) -> GmicReading:
     boxes = tuple((int(r), int(c), int(r) + crop_h, int(c) + crop_w) for r, c in out.crop_positions[0].tolist())
     return GmicReading(
         *(getattr(out, name)[0].float().cpu().numpy() for name in ("y_global", "y_local", "y_fusion")),
-        saliency=saliency, saliency_upsampled=np.stack([upsample(m, size) for m in saliency]),
-        crop_boxes=boxes, crops=out.crops[0].float().cpu().numpy(), attention=out.attention[0].float().cpu().numpy())
+        saliency=saliency,
+        saliency_upsampled=np.stack([upsample(m, size) for m in saliency]),
+        crop_boxes=boxes,
+        crops=out.crops[0].float().cpu().numpy(),
+        attention=out.attention[0].float().cpu().numpy(),
+    )

@@ -45,8 +45,10 @@ def check_boxes(boxes: Sequence[Box], shape: tuple[int, int], name: str) -> None
     for box in boxes:
         row0, col0, row1, col1 = box
         if row0 < 0 or col0 < 0 or row1 > rows or col1 > cols or row1 <= row0 or col1 <= col0:
-            raise MammogramError(f"{name}: finding box {tuple(box)} (row0, col0, row1, col1) lies outside the "
-                                 f"{rows}x{cols} image; fix the box in the manifest.")
+            raise MammogramError(
+                f"{name}: finding box {tuple(box)} (row0, col0, row1, col1) lies outside the "
+                f"{rows}x{cols} image; fix the box in the manifest."
+            )
 
 
 def finding_mask(pre: Preprocessed, boxes: Sequence[Box]) -> np.ndarray:
@@ -69,8 +71,10 @@ def finding_region(pre: Preprocessed, record: ImageRecord) -> tuple[np.ndarray, 
     for path in record.finding_masks:
         outline = read_binary_mask(path) if Path(path).is_file() else None
         if outline is None or outline.shape != pre.original_shape:
-            raise MammogramError(f"{record.image_id}: ROI mask {path} is missing or is not a binary image of the "
-                                 f"mammogram's size {pre.original_shape}; run `python -m hct data check` again.")
+            raise MammogramError(
+                f"{record.image_id}: ROI mask {path} is missing or is not a binary image of the "
+                f"mammogram's size {pre.original_shape}; run `python -m hct data check` again."
+            )
         region |= pre.to_model_mask(outline)
     return region, "ROI mask"
 
@@ -95,8 +99,12 @@ def score(heatmap: np.ndarray, mask: np.ndarray, tolerance: float = TOLERANCE) -
     """Energy, hit and the finding's area (pixels and share) of one map against one finding mask."""
     if heatmap.shape != mask.shape:
         raise ConfigError(f"map {heatmap.shape} and finding mask {mask.shape} differ in size")
-    return {"energy": energy_inside(heatmap, mask), "hit": pointing_hit(heatmap, mask, tolerance),
-            "finding_area_px": int(mask.sum()), "area_share": float(mask.mean())}
+    return {
+        "energy": energy_inside(heatmap, mask),
+        "hit": pointing_hit(heatmap, mask, tolerance),
+        "finding_area_px": int(mask.sum()),
+        "area_share": float(mask.mean()),
+    }
 
 
 def method_map(model: nn.Module, pre: Preprocessed, method: str) -> np.ndarray:
@@ -111,10 +119,15 @@ def localizable(records: Sequence[ImageRecord]) -> list[ImageRecord]:
     return [r for r in records if r.label == 1 and r.finding_boxes]
 
 
-def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], methods: Sequence[str],
-             size: tuple[int, int], tolerance: float = TOLERANCE,
-             progress: Callable[[int, int], None] | None = None,
-             cancel: Callable[[], bool] | None = None) -> pd.DataFrame:
+def localize(
+    models: Mapping[str, nn.Module],
+    records: Sequence[ImageRecord],
+    methods: Sequence[str],
+    size: tuple[int, int],
+    tolerance: float = TOLERANCE,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> pd.DataFrame:
     """One row per (image, model, method): the scores of :func:`score`, over the malignant images of
     ``records`` that have boxes, each image preprocessed as each model's card says (its ``input_mode``).
     ``attention`` is skipped for models without attention layers. ``progress(done, total)`` after each
@@ -141,16 +154,24 @@ def localize(models: Mapping[str, nn.Module], records: Sequence[ImageRecord], me
             for method in methods:
                 if method == "attention" and not has_attention:
                     continue
-                rows.append({"image_id": record.image_id, "model": label, "method": method,
-                             "finding_types": ";".join(record.finding_types), "region": region,
-                             **score(method_map(model, pre, method), mask, tolerance)})
+                rows.append(
+                    {
+                        "image_id": record.image_id,
+                        "model": label,
+                        "method": method,
+                        "finding_types": ";".join(record.finding_types),
+                        "region": region,
+                        **score(method_map(model, pre, method), mask, tolerance),
+                    }
+                )
         if progress:
             progress(done, len(images))
     return pd.DataFrame(rows)
 
 
-def bootstrap_mean(values: np.ndarray, n_boot: int = 10_000, seed: int = 0, alpha: float = 0.05
-                   ) -> tuple[float, float, float]:
+def bootstrap_mean(
+    values: np.ndarray, n_boot: int = 10_000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float]:
     """The mean and its percentile-bootstrap interval over images (resampled as :mod:`hct.eval.roc` does)."""
     values = np.asarray(values, dtype=float)
     means = np.concatenate([values[idx].mean(axis=1) for idx in iter_bootstrap_indices(values.size, n_boot, seed)])
@@ -166,8 +187,19 @@ def summarise(rows: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> pd.Dat
         scored = group.dropna(subset=["energy"])
         energy = bootstrap_mean(scored["energy"].to_numpy(), n_boot, seed) if len(scored) else (np.nan,) * 3
         hit = bootstrap_mean(group["hit"].to_numpy(dtype=float), n_boot, seed)
-        out.append({"model": model, "method": method, "n_images": len(group), "n_empty": len(group) - len(scored),
-                    "energy": energy[0], "energy_low": energy[1], "energy_high": energy[2],
-                    "hit_rate": hit[0], "hit_low": hit[1], "hit_high": hit[2],
-                    "area_share": float(group["area_share"].mean())})
+        out.append(
+            {
+                "model": model,
+                "method": method,
+                "n_images": len(group),
+                "n_empty": len(group) - len(scored),
+                "energy": energy[0],
+                "energy_low": energy[1],
+                "energy_high": energy[2],
+                "hit_rate": hit[0],
+                "hit_low": hit[1],
+                "hit_high": hit[2],
+                "area_share": float(group["area_share"].mean()),
+            }
+        )
     return pd.DataFrame(out)

@@ -85,11 +85,17 @@ class PerformerAttention(SpatialAttention):
             raise ValueError(f"unknown Performer kernel {kernel!r}; use 'relu' or 'softmax'")
         self.kind = f"performer_{kernel}"
         self.attn = _PerformerSelfAttention(
-            dim, heads=heads, dim_head=dim // heads, dropout=dropout, qkv_bias=True,
-            generalized_attention=kernel == "relu", kernel_fn=nn.ReLU(),
+            dim,
+            heads=heads,
+            dim_head=dim // heads,
+            dropout=dropout,
+            qkv_bias=True,
+            generalized_attention=kernel == "relu",
+            kernel_fn=nn.ReLU(),
         )
-        self.attn.fast_attention = FastAttention(dim // heads, ortho_scaling=1, generalized_attention=kernel == "relu",
-                                                 kernel_fn=nn.ReLU())
+        self.attn.fast_attention = FastAttention(
+            dim // heads, ortho_scaling=1, generalized_attention=kernel == "relu", kernel_fn=nn.ReLU()
+        )
 
     def mix(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return self.attn(tokens)
@@ -151,7 +157,7 @@ class NystromAttention(SpatialAttention):
     def attention_rows(self, tokens: torch.Tensor, index: int, height: int, width: int) -> torch.Tensor:
         attn1, attn2_inv, attn3, _, n = self._matrices(tokens, max(height, width))
         row = attn1.shape[2] - n + index  # padding sits in front
-        rows = (attn1[:, :, row:row + 1] @ attn2_inv @ attn3)[:, :, 0, -n:]
+        rows = (attn1[:, :, row : row + 1] @ attn2_inv @ attn3)[:, :, 0, -n:]
         # The Nystrom matrix approximates a row-stochastic matrix; normalise the tiny deviation.
         return rows / rows.sum(dim=-1, keepdim=True)
 
@@ -178,4 +184,3 @@ def build_attention(kind: str, dim: int, heads: int = 8, dropout: float = 0.1) -
     if kind == "nystrom":
         return NystromAttention(dim, heads, dropout)
     raise ValueError(f"unknown attention kind {kind!r}; choose one of {ATTENTION_KINDS}")
-

@@ -21,7 +21,9 @@ def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
 def _shortcut(in_ch: int, out_ch: int, stride: int, shortcut: bool) -> nn.Conv2d | None:
     if not shortcut:
         if stride != 1 or in_ch != out_ch:
-            raise ValueError(f"a block from {in_ch} to {out_ch} channels at stride {stride} needs a shortcut convolution")
+            raise ValueError(
+                f"a block from {in_ch} to {out_ch} channels at stride {stride} needs a shortcut convolution"
+            )
         return None
     return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
 
@@ -56,8 +58,9 @@ class PreActBlock(nn.Module):
     makes the first convolution deformable (Def-GMIC).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = False,
-                 deformable: bool = False) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = False, deformable: bool = False
+    ) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
         self.relu = nn.ReLU(inplace=True)
@@ -81,8 +84,9 @@ class ACBlock(nn.Module):
     convolution that sets both the stride and the number of output channels, + residual.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, attention: SpatialAttention,
-                 shortcut: bool = False) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int, attention: SpatialAttention, shortcut: bool = False
+    ) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
         self.relu = nn.ReLU(inplace=True)

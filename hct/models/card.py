@@ -68,8 +68,12 @@ def code_version() -> str:
     """The package version plus the git commit when run from a checkout."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5, check=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
@@ -98,8 +102,9 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     try:
         data = json.loads(card_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"model card {card_path} is not valid JSON ({err}); "
-                              "restore it from the original checkpoint") from err
+        raise CheckpointError(
+            f"model card {card_path} is not valid JSON ({err}); restore it from the original checkpoint"
+        ) from err
     if not isinstance(data, dict):
         raise CheckpointError(f"model card {card_path} is not a JSON object")
     return ModelCard.from_dict(data, card_path)

@@ -27,8 +27,9 @@ def _is_number(value: object) -> bool:
 
 
 def _is_size(value: object) -> bool:
-    return value is None or (isinstance(value, (list, tuple)) and len(value) == 2
-                             and all(_is_int(v) and 8 <= v <= 16384 for v in value))
+    return value is None or (
+        isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) and 8 <= v <= 16384 for v in value)
+    )
 
 
 def _is_object(value: object) -> bool:
@@ -36,15 +37,19 @@ def _is_object(value: object) -> bool:
 
 
 def _is_metrics(value: object) -> bool:
-    return _is_object(value) and all(value[k] is None or (_is_number(value[k]) and 0 <= value[k] <= 1)
-                                     for k in AUC_METRICS if k in value)
+    return _is_object(value) and all(
+        value[k] is None or (_is_number(value[k]) and 0 <= value[k] <= 1) for k in AUC_METRICS if k in value
+    )
 
 
 def _is_preprocessing(value: object) -> bool:
     from hct.data.image.preprocess import MODES
 
-    return (_is_object(value) and value.get("mode", MODES[0]) in MODES
-            and isinstance(value.get("clear_background", True), bool))
+    return (
+        _is_object(value)
+        and value.get("mode", MODES[0]) in MODES
+        and isinstance(value.get("clear_background", True), bool)
+    )
 
 
 # field -> (what it must be, in words; the check)
@@ -55,15 +60,22 @@ FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "input_size": ("null or [height, width], two integers in 8..16384", _is_size),
     "stage": ("a string ('patch', 'image' or '')", lambda v: isinstance(v, str)),
     "training_data": ("a string", lambda v: isinstance(v, str)),
-    "metrics": ("a JSON object whose test_auc, test_auc_low and test_auc_high are numbers in [0, 1] or null",
-                _is_metrics),
+    "metrics": (
+        "a JSON object whose test_auc, test_auc_low and test_auc_high are numbers in [0, 1] or null",
+        _is_metrics,
+    ),
     "training": ("a JSON object", _is_object),
     "code_version": ("a string", lambda v: isinstance(v, str)),
-    "weights_sha256": ("64 hexadecimal digits", lambda v: isinstance(v, str) and bool(re.fullmatch(r"[0-9a-f]{64}", v))),
+    "weights_sha256": (
+        "64 hexadecimal digits",
+        lambda v: isinstance(v, str) and bool(re.fullmatch(r"[0-9a-f]{64}", v)),
+    ),
     "weights_dtype": (f"one of {DTYPES}", lambda v: v in DTYPES),
     "architecture_version": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "preprocessing": ("a JSON object whose mode is 'canonical' or 'acquired' and clear_background true or false",
-                      _is_preprocessing),
+    "preprocessing": (
+        "a JSON object whose mode is 'canonical' or 'acquired' and clear_background true or false",
+        _is_preprocessing,
+    ),
 }
 REQUIRED = ("architecture", "weights_sha256")
 
@@ -80,9 +92,14 @@ def check_card(data: dict, source: str | Path) -> dict:
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise ModelCardError(f"model card {source} lacks {missing}; it was not written by hct")
-    wrong = [f"{key} is {_shown(value)}, expected {FIELDS[key][0]}" for key, value in data.items()
-             if key in FIELDS and not FIELDS[key][1](value)]
+    wrong = [
+        f"{key} is {_shown(value)}, expected {FIELDS[key][0]}"
+        for key, value in data.items()
+        if key in FIELDS and not FIELDS[key][1](value)
+    ]
     if wrong:
-        raise ModelCardError(f"model card {source} is invalid: {'; '.join(wrong)}. Restore it from the original "
-                             "checkpoint (or rewrite that field).")
+        raise ModelCardError(
+            f"model card {source} is invalid: {'; '.join(wrong)}. Restore it from the original "
+            "checkpoint (or rewrite that field)."
+        )
     return {k: v for k, v in data.items() if k in FIELDS}

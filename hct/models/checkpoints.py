@@ -58,9 +58,14 @@ def save_checkpoint(
     overrides = {k: v for k, v in config.items() if reference[k] != v}
     atomic_write(weights_path, lambda tmp: save_file(state, str(tmp), metadata={"architecture": model.name}))
     card = ModelCard(
-        architecture=model.name, overrides=overrides, parameters=count_parameters(model),
-        code_version=code_version(), weights_sha256=file_sha256(weights_path),
-        weights_dtype=str(dtype).removeprefix("torch."), architecture_version=ARCHITECTURE_VERSION, **card_fields,
+        architecture=model.name,
+        overrides=overrides,
+        parameters=count_parameters(model),
+        code_version=code_version(),
+        weights_sha256=file_sha256(weights_path),
+        weights_dtype=str(dtype).removeprefix("torch."),
+        architecture_version=ARCHITECTURE_VERSION,
+        **card_fields,
     )
     write_card(card, card_path)
     return card
@@ -74,8 +79,10 @@ def _load_file(path: str | os.PathLike, device: str | torch.device) -> tuple[Hig
     """
     card = read_card(path)
     if card.architecture not in list_architectures():
-        raise CheckpointError(f"{checkpoint_paths(path)[1]} names an unknown architecture {card.architecture!r}; "
-                              f"known: {list_architectures()}")
+        raise CheckpointError(
+            f"{checkpoint_paths(path)[1]} names an unknown architecture {card.architecture!r}; "
+            f"known: {list_architectures()}"
+        )
     _check_layout(card, path)
     try:
         model_config(card.architecture, **card.overrides)
@@ -86,8 +93,9 @@ def _load_file(path: str | os.PathLike, device: str | torch.device) -> tuple[Hig
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"{path} does not fit architecture {card.architecture}: "
-                              f"{_key_mismatch(model, state) or err}") from err
+        raise CheckpointError(
+            f"{path} does not fit architecture {card.architecture}: {_key_mismatch(model, state) or err}"
+        ) from err
     model.pretrained_cfg = pretrained_cfg(card, path)
     return model.to(device).eval(), card
 
@@ -95,10 +103,17 @@ def _load_file(path: str | os.PathLike, device: str | torch.device) -> tuple[Hig
 def pretrained_cfg(card: ModelCard, path: str | os.PathLike) -> dict:
     """A model's ``pretrained_cfg`` from its card: input size, training data, test AUC, sha256."""
     metrics = card.metrics
-    return {"architecture": card.architecture, "pretrained": True, "file": str(path),
-            "input_size": card.input_size or DEFAULT_INPUT_SIZE, "training_data": card.training_data,
-            "test_auc": metrics.get("test_auc"), "test_auc_ci": (metrics.get("test_auc_low"), metrics.get("test_auc_high")),
-            "weights_sha256": card.weights_sha256, "preprocessing": card.preprocessing}
+    return {
+        "architecture": card.architecture,
+        "pretrained": True,
+        "file": str(path),
+        "input_size": card.input_size or DEFAULT_INPUT_SIZE,
+        "training_data": card.training_data,
+        "test_auc": metrics.get("test_auc"),
+        "test_auc_ci": (metrics.get("test_auc_low"), metrics.get("test_auc_high")),
+        "weights_sha256": card.weights_sha256,
+        "preprocessing": card.preprocessing,
+    }
 
 
 def _check_layout(card: ModelCard, path) -> None:
@@ -139,15 +154,17 @@ def load_model(spec: str | os.PathLike, *, device: str | torch.device = "cpu") -
     else:
         check_name(spec, "checkpoint path")
         if not (Path(spec).exists() or checkpoint_paths(spec)[1].exists()):
-            raise CheckpointError(f"model {spec!r} is neither a registered name ({list_architectures()}) nor a "
-                                  "checkpoint file")
+            raise CheckpointError(
+                f"model {spec!r} is neither a registered name ({list_architectures()}) nor a checkpoint file"
+            )
         model, card = _load_file(spec, device)
     model.ref = ModelRef.loaded(spec, card)
     return model.to(device).eval(), card
 
 
-def _load_nyu_ensemble(folder: str | os.PathLike, device: str | torch.device = "cpu"
-                      ) -> tuple[NyuGmicEnsemble, ModelCard]:
+def _load_nyu_ensemble(
+    folder: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[NyuGmicEnsemble, ModelCard]:
     """Their ensemble from the five imported models in ``folder`` (cards naming model indices 1..5), in
     eval mode, with a card for it (model 1's, its ``training`` listing the five checkpoints, its
     ``weights_sha256`` the sha256 of the five weights' sha256s in index order).
@@ -159,12 +176,17 @@ def _load_nyu_ensemble(folder: str | os.PathLike, device: str | torch.device = "
             found.setdefault(card.training["model_index"], path)
     missing = sorted(set(NYU_PERCENT_T) - set(found))
     if missing:
-        raise CheckpointError(f"the NYU GMIC ensemble needs their five models imported into {folder}; model(s) "
-                              f"{missing} are missing: import each with python -m hct import-nyu-gmic FILE --index N "
-                              f"--out {Path(folder) / 'nyu_gmic_N.safetensors'}")
+        raise CheckpointError(
+            f"the NYU GMIC ensemble needs their five models imported into {folder}; model(s) "
+            f"{missing} are missing: import each with python -m hct import-nyu-gmic FILE --index N "
+            f"--out {Path(folder) / 'nyu_gmic_N.safetensors'}"
+        )
     loaded = [_load_file(found[index], device) for index in sorted(found)]
-    card = replace(loaded[0][1], training={**loaded[0][1].training, "ensemble_of": [str(found[i]) for i in sorted(found)]},
-                   weights_sha256=hashlib.sha256("".join(c.weights_sha256 for _, c in loaded).encode()).hexdigest())
+    card = replace(
+        loaded[0][1],
+        training={**loaded[0][1].training, "ensemble_of": [str(found[i]) for i in sorted(found)]},
+        weights_sha256=hashlib.sha256("".join(c.weights_sha256 for _, c in loaded).encode()).hexdigest(),
+    )
     ensemble = NyuGmicEnsemble([model for model, _ in loaded]).to(device).eval()
     ensemble.pretrained_cfg = {**ensemble.pretrained_cfg, "file": str(folder)}
     return ensemble, card

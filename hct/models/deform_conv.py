@@ -23,8 +23,9 @@ import torch.nn.functional as F
 TORCHVISION_DEVICES = frozenset({"cuda"})  # device types where torchvision's kernel is the faster one
 
 
-def _sample_positions(offset: torch.Tensor, kh: int, kw: int, stride: int,
-                      padding: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_positions(
+    offset: torch.Tensor, kh: int, kw: int, stride: int, padding: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Input rows and columns sampled by each tap, both ``(B, Ho, Wo, kh * kw)``."""
     b, _, ho, wo = offset.shape
     taps = kh * kw
@@ -37,8 +38,7 @@ def _sample_positions(offset: torch.Tensor, kh: int, kw: int, stride: int,
     return off[..., 0] + rows.to(offset.dtype), off[..., 1] + cols.to(offset.dtype)
 
 
-def _bilinear_corners(py: torch.Tensor, px: torch.Tensor, height: int,
-                      width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _bilinear_corners(py: torch.Tensor, px: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat row indices into ``(B * H * W)`` and weights of the four neighbours, ``(..., 4)``.
 
     A neighbour outside the map gets weight zero (and a clamped, harmless index).
@@ -58,8 +58,9 @@ def _bilinear_corners(py: torch.Tensor, px: torch.Tensor, height: int,
     return torch.stack(indices, -1), torch.stack(weights, -1)
 
 
-def deform_conv2d_gather(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
-                         stride: int = 1, padding: int = 1) -> torch.Tensor:
+def deform_conv2d_gather(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride: int = 1, padding: int = 1
+) -> torch.Tensor:
     """Deformable convolution without bias: ``x (B, C, H, W)``, ``offset (B, 2 * kh * kw, Ho, Wo)``,
     ``weight (O, C, kh, kw)``; returns ``(B, O, Ho, Wo)`` (channels-last in memory).
 
@@ -69,8 +70,10 @@ def deform_conv2d_gather(x: torch.Tensor, offset: torch.Tensor, weight: torch.Te
     out_ch, in_ch, kh, kw = weight.shape
     ho, wo = (height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
     if in_ch != c or offset.shape != (b, 2 * kh * kw, ho, wo):
-        raise ValueError(f"offset must be {(b, 2 * kh * kw, ho, wo)} (one offset group) for x {tuple(x.shape)} "
-                         f"and weight {tuple(weight.shape)}; got {tuple(offset.shape)}")
+        raise ValueError(
+            f"offset must be {(b, 2 * kh * kw, ho, wo)} (one offset group) for x {tuple(x.shape)} "
+            f"and weight {tuple(weight.shape)}; got {tuple(offset.shape)}"
+        )
     offset = offset.to(torch.promote_types(offset.dtype, torch.float32))
     index, bilinear = _bilinear_corners(*_sample_positions(offset, kh, kw, stride, padding), height, width)
     rows = x.permute(0, 2, 3, 1).reshape(b * height * width, c)  # a view when x is channels-last
@@ -79,8 +82,9 @@ def deform_conv2d_gather(x: torch.Tensor, offset: torch.Tensor, weight: torch.Te
     return out.view(b, ho, wo, out_ch).permute(0, 3, 1, 2)
 
 
-def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
-                  stride: int = 1, padding: int = 1) -> torch.Tensor:
+def deform_conv2d(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride: int = 1, padding: int = 1
+) -> torch.Tensor:
     """Deformable convolution without bias (shapes as :func:`deform_conv2d_gather`): torchvision's
     kernel on the device types in ``TORCHVISION_DEVICES``, :func:`deform_conv2d_gather` elsewhere."""
     if x.device.type in TORCHVISION_DEVICES:

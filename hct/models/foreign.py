@@ -25,16 +25,21 @@ _NESTING_KEYS = ("state_dict", "model", "model_state_dict", "net")
 _UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL (\S+)")
 # A key each importable layout always has, the layout's name, and the command that imports it.
 FOREIGN_LAYOUTS = {
-    "hct_official": ("conv_stages.first_conv.weight", "the official HCT code (whiterabbit-ai/hct HCTBase)",
-                     "python -m hct import-official"),
+    "hct_official": (
+        "conv_stages.first_conv.weight",
+        "the official HCT code (whiterabbit-ai/hct HCTBase)",
+        "python -m hct import-official",
+    ),
     "nyu_gmic": ("ds_net.first_conv.weight", "NYU's GMIC (nyukat/GMIC)", "python -m hct import-nyu-gmic"),
 }
 
 
 def _resave(code: str) -> str:
-    return (f"Re-save the weights alone where {code} is installed (and only if you trust the file): "
-            "model = torch.load(FILE, weights_only=False); torch.save(model.state_dict(), 'state_dict.pt') "
-            "(for a dict, save its state dict entry), then import that file.")
+    return (
+        f"Re-save the weights alone where {code} is installed (and only if you trust the file): "
+        "model = torch.load(FILE, weights_only=False); torch.save(model.state_dict(), 'state_dict.pt') "
+        "(for a dict, save its state dict entry), then import that file."
+    )
 
 
 def _reason(err: BaseException) -> str:
@@ -45,8 +50,11 @@ def _reason(err: BaseException) -> str:
 
 
 def _is_state_dict(value: object) -> bool:
-    return (isinstance(value, dict) and bool(value)
-            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()))
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+    )
 
 
 def read_state_dict(path: str | os.PathLike, code: str) -> dict[str, torch.Tensor]:
@@ -61,12 +69,16 @@ def read_state_dict(path: str | os.PathLike, code: str) -> dict[str, torch.Tenso
     with open(path, "rb") as handle:
         header = handle.read(4)
     if not header.startswith((b"PK\x03\x04", b"\x80")) and _old_pickle(path):
-        raise CheckpointError(f"{path} is a pickle of protocol 0 or 1 (Python's text pickle), which torch.save "
-                              "never writes, so it is not read; save the state dict with "
-                              "torch.save(model.state_dict(), FILE) and import that file.")
+        raise CheckpointError(
+            f"{path} is a pickle of protocol 0 or 1 (Python's text pickle), which torch.save "
+            "never writes, so it is not read; save the state dict with "
+            "torch.save(model.state_dict(), FILE) and import that file."
+        )
     if not header.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
-        raise CheckpointError(f"{path} is not a PyTorch file saved by torch.save (it is neither a zip archive nor "
-                              f"a pickle); give the state-dict file saved by {code}")
+        raise CheckpointError(
+            f"{path} is not a PyTorch file saved by torch.save (it is neither a zip archive nor "
+            f"a pickle); give the state-dict file saved by {code}"
+        )
     try:
         loaded = torch.load(path, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError) as err:
@@ -77,8 +89,10 @@ def read_state_dict(path: str | os.PathLike, code: str) -> dict[str, torch.Tenso
                 "saved with torch.save(model, f), or a dict holding such objects), and loading it would run code, "
                 f"so it is refused. {_resave(code)}"
             ) from err
-        raise CheckpointError(f"{path} cannot be read as a PyTorch file ({_reason(err)}); it is truncated, "
-                              f"corrupt or of another format: give the state-dict file saved by {code}") from err
+        raise CheckpointError(
+            f"{path} cannot be read as a PyTorch file ({_reason(err)}); it is truncated, "
+            f"corrupt or of another format: give the state-dict file saved by {code}"
+        ) from err
     state = _unwrap(loaded, path, code)
     if all(key.startswith("module.") for key in state):
         state = {key.removeprefix("module."): value for key, value in state.items()}
@@ -104,14 +118,16 @@ def _unwrap(loaded: object, path: Path, code: str) -> dict[str, torch.Tensor]:
     if len(nested) == 1:
         return loaded[nested[0]]
     if nested:
-        raise CheckpointError(f"{path} holds several state dicts ({nested}); which is the model's is ambiguous. "
-                              f"{_resave(code)}")
+        raise CheckpointError(
+            f"{path} holds several state dicts ({nested}); which is the model's is ambiguous. {_resave(code)}"
+        )
     found = f"keys {sorted(map(str, loaded))[:6]}" if isinstance(loaded, dict) else f"a {type(loaded).__name__}"
     raise CheckpointError(f"{path} holds {found}, not a state dict of tensors. {_resave(code)}")
 
 
-def read_for_import(path: str | os.PathLike, out: str | os.PathLike, overwrite: bool, code: str,
-                    layout: str) -> dict[str, torch.Tensor]:
+def read_for_import(
+    path: str | os.PathLike, out: str | os.PathLike, overwrite: bool, code: str, layout: str
+) -> dict[str, torch.Tensor]:
     """What an importer starts with: the state dict in ``path`` (saved by ``code``, laid out as ``layout``),
     after refusing an existing checkpoint at ``out`` (unless ``overwrite``) and the other importer's layout."""
     weights_path, card_path = checkpoint_paths(out)
@@ -133,8 +149,9 @@ def refuse_other_layout(state: dict[str, torch.Tensor], expected: str, source: s
     kind = foreign_kind(state)
     if kind is not None and kind != expected:
         _, name, command = FOREIGN_LAYOUTS[kind]
-        raise CheckpointError(f"{source} holds weights of {name}, not of {FOREIGN_LAYOUTS[expected][1]}; "
-                              f"import it with {command}")
+        raise CheckpointError(
+            f"{source} holds weights of {name}, not of {FOREIGN_LAYOUTS[expected][1]}; import it with {command}"
+        )
 
 
 def check_fit(model: nn.Module, state: dict[str, torch.Tensor], source: str | os.PathLike, layout: str) -> None:
@@ -143,11 +160,17 @@ def check_fit(model: nn.Module, state: dict[str, torch.Tensor], source: str | os
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    misshaped = [f"{key} {tuple(state[key].shape)} (expected {tuple(value.shape)})"
-                 for key, value in expected.items() if key in state and state[key].shape != value.shape]
-    problems = [f"{label} {len(items)}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
-                for label, items in (("missing", missing), ("unexpected", unexpected), ("misshaped", misshaped))
-                if items]
+    misshaped = [
+        f"{key} {tuple(state[key].shape)} (expected {tuple(value.shape)})"
+        for key, value in expected.items()
+        if key in state and state[key].shape != value.shape
+    ]
+    problems = [
+        f"{label} {len(items)}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("misshaped", misshaped))
+        if items
+    ]
     if problems:
-        raise CheckpointError(f"{source} does not fit {model.name} in {layout} (names in this project's terms) - "
-                              + "; ".join(problems))
+        raise CheckpointError(
+            f"{source} does not fit {model.name} in {layout} (names in this project's terms) - " + "; ".join(problems)
+        )

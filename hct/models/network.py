@@ -62,10 +62,12 @@ class HighResNet(nn.Module):
         stages, in_ch = [], STAGE_CHANNELS[0]
         for index, (out_ch, stride) in enumerate(zip(STAGE_CHANNELS, strides)):
             mixer = index >= first_mixer
-            stages.append(nn.Sequential(
-                self._block(in_ch, out_ch, stride, mixer, shortcut=True),
-                self._block(out_ch, out_ch, 1, mixer, shortcut=False),
-            ))
+            stages.append(
+                nn.Sequential(
+                    self._block(in_ch, out_ch, stride, mixer, shortcut=True),
+                    self._block(out_ch, out_ch, 1, mixer, shortcut=False),
+                )
+            )
             in_ch = out_ch
         self.stages = nn.Sequential(*stages)
         self.final_bn = nn.BatchNorm2d(in_ch)

@@ -85,8 +85,12 @@ def salient_windows(saliency: torch.Tensor, window: tuple[int, int], count: int)
         index = pooled.flatten(1).max(dim=1).indices
         top, left = index // pooled.shape[3], index % pooled.shape[3]
         corners.append(torch.stack([top, left], dim=1))
-        inside = ((rows >= top[:, None, None]) & (rows < top[:, None, None] + window[0])
-                  & (cols >= left[:, None, None]) & (cols < left[:, None, None] + window[1]))
+        inside = (
+            (rows >= top[:, None, None])
+            & (rows < top[:, None, None] + window[0])
+            & (cols >= left[:, None, None])
+            & (cols < left[:, None, None] + window[1])
+        )
         current = current * (~inside).to(current.dtype)[:, None]
     return torch.stack(corners, dim=1)
 
@@ -102,7 +106,7 @@ def crop_windows(image: torch.Tensor, corners: torch.Tensor, size: tuple[int, in
             r0, r1 = min(max(top, 0), height), min(max(top + size[0], 0), height)
             c0, c1 = min(max(left, 0), width), min(max(left + size[1], 0), width)
             crop = fill.expand(*size).clone()
-            crop[size[0] - (r1 - r0):, size[1] - (c1 - c0):] = plane[r0:r1, c0:c1]
+            crop[size[0] - (r1 - r0) :, size[1] - (c1 - c0) :] = plane[r0:r1, c0:c1]
             crops.append(crop)
     return torch.stack(crops).view(image.shape[0], corners.shape[1], *size)
 
@@ -187,8 +191,10 @@ class NyuGmic(nn.Module):
         for inputs smaller than theirs)."""
         height, width = x.shape[2:]
         size = self.config.crop_size
-        return (min(max(round(size[0] * grid[0] / height), 1), grid[0]),
-                min(max(round(size[1] * grid[1] / width), 1), grid[1]))
+        return (
+            min(max(round(size[0] * grid[0] / height), 1), grid[0]),
+            min(max(round(size[1] * grid[1] / width), 1), grid[1]),
+        )
 
     def forward(self, x: torch.Tensor) -> GmicOutput:
         features = self.forward_features(x)
@@ -202,8 +208,9 @@ class NyuGmic(nn.Module):
         z, attention, y_local = self.mil(local.view(batch, count, -1))
         global_vector = features.amax(dim=(2, 3))
         y_fusion = torch.sigmoid(self.fusion(torch.cat([global_vector, z], dim=1)))
-        return GmicOutput(top_t_mean(saliency, self.config.percent_t), y_local, y_fusion, saliency, corners,
-                          crops, attention)
+        return GmicOutput(
+            top_t_mean(saliency, self.config.percent_t), y_local, y_fusion, saliency, corners, crops, attention
+        )
 
 
 class NyuGmicEnsemble(nn.Module):
@@ -246,8 +253,15 @@ class NyuGmicEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> GmicOutput:
         outputs = [member(x) for member in self.members]
-        mean = {name: torch.stack([getattr(o, name) for o in outputs]).mean(dim=0)
-                for name in ("y_global", "y_local", "y_fusion")}
+        mean = {
+            name: torch.stack([getattr(o, name) for o in outputs]).mean(dim=0)
+            for name in ("y_global", "y_local", "y_fusion")
+        }
         first = outputs[0]
-        return GmicOutput(**mean, saliency=first.saliency, crop_positions=first.crop_positions, crops=first.crops,
-                          attention=first.attention)
+        return GmicOutput(
+            **mean,
+            saliency=first.saliency,
+            crop_positions=first.crop_positions,
+            crops=first.crops,
+            attention=first.attention,
+        )

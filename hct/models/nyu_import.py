@@ -26,9 +26,11 @@ from hct.models.registry import create_model
 
 NYU_CODE = "NYU's GMIC code (nyukat/GMIC)"
 NYU_ORIGIN = "https://github.com/nyukat/GMIC (models/sample_model_{index}.p)"
-NYU_LICENCE = ("GNU AGPLv3, as nyukat/GMIC is licensed (Copyright (C) 2020 Yiqiu Shen, Nan Wu, Jason Phang, "
-               "Jungkyu Park, Kangning Liu, Sudarshini Tyagi, Laura Heacock, S. Gene Kim, Linda Moy, Kyunghyun Cho, "
-               "Krzysztof J. Geras); the weights keep their licence in this checkpoint")
+NYU_LICENCE = (
+    "GNU AGPLv3, as nyukat/GMIC is licensed (Copyright (C) 2020 Yiqiu Shen, Nan Wu, Jason Phang, "
+    "Jungkyu Park, Kangning Liu, Sudarshini Tyagi, Laura Heacock, S. Gene Kim, Linda Moy, Kyunghyun Cho, "
+    "Krzysztof J. Geras); the weights keep their licence in this checkpoint"
+)
 # Their module prefixes, and this project's.
 _RENAMES = (
     ("ds_net.first_conv.", "global_network.stem."),
@@ -63,8 +65,9 @@ def convert_nyu_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return converted
 
 
-def import_nyu_gmic(path: str | os.PathLike, index: int, out: str | os.PathLike, *,
-                    overwrite: bool = False) -> ModelCard:
+def import_nyu_gmic(
+    path: str | os.PathLike, index: int, out: str | os.PathLike, *, overwrite: bool = False
+) -> ModelCard:
     """Convert their ``sample_model_{index}.p`` at ``path`` into the checkpoint ``out`` (weights + card).
 
     ``index`` (1..5) sets ``percent_t`` as their ``PERCENT_T_DICT`` does. Raises :class:`ConfigError`
@@ -72,8 +75,9 @@ def import_nyu_gmic(path: str | os.PathLike, index: int, out: str | os.PathLike,
     their GMIC's state dict (naming the first mismatching keys or shapes); nothing is written then.
     """
     if index not in NYU_PERCENT_T:
-        raise ConfigError(f"--index must be one of {sorted(NYU_PERCENT_T)} (their models/sample_model_N.p), "
-                          f"got {index}")
+        raise ConfigError(
+            f"--index must be one of {sorted(NYU_PERCENT_T)} (their models/sample_model_N.p), got {index}"
+        )
     path = Path(path)
     state = read_for_import(path, out, overwrite, NYU_CODE, "nyu_gmic")
     dropped = sorted(set(UNUSED_KEYS) & set(state))
@@ -84,12 +88,23 @@ def import_nyu_gmic(path: str | os.PathLike, index: int, out: str | os.PathLike,
     sha = file_sha256(path)
     origin = NYU_ORIGIN.format(index=index)
     return save_checkpoint(
-        model, checkpoint_paths(out)[0], input_size=NYU_INPUT_SIZE, stage="image",
-        training_data=(f"NYU's GMIC model {index} ({origin}), trained by its authors on NYU screening mammograms "
-                       f"(Shen et al. 2021); imported from {path.name} (sha256 {sha}). Licence: {NYU_LICENCE}"),
-        training={"command": "python -m hct import-nyu-gmic", "source": str(path), "source_sha256": sha,
-                  "model_index": index, "percent_t": NYU_PERCENT_T[index], "origin": origin,
-                  "licence": NYU_LICENCE, "dropped_keys": dropped},
+        model,
+        checkpoint_paths(out)[0],
+        input_size=NYU_INPUT_SIZE,
+        stage="image",
+        training_data=(
+            f"NYU's GMIC model {index} ({origin}), trained by its authors on NYU screening mammograms "
+            f"(Shen et al. 2021); imported from {path.name} (sha256 {sha}). Licence: {NYU_LICENCE}"
+        ),
+        training={
+            "command": "python -m hct import-nyu-gmic",
+            "source": str(path),
+            "source_sha256": sha,
+            "model_index": index,
+            "percent_t": NYU_PERCENT_T[index],
+            "origin": origin,
+            "licence": NYU_LICENCE,
+            "dropped_keys": dropped,
+        },
         preprocessing=preprocessing_info("nyu_gmic", clear_background=False),
     )
-

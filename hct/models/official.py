@@ -31,14 +31,19 @@ _STAGE_KEY = re.compile(r"^(conv|ac)_stages\.layer_list\.(\d+)\.(\d+)\.(.+)$")
 
 def non_finite_note(state: dict[str, torch.Tensor]) -> str:
     """A warning naming the tensors with NaN or infinite values (a diverged training run), or ''."""
-    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in state.items() if v.is_floating_point()
-           and not bool(torch.isfinite(v).all())}
+    bad = {
+        k: int((~torch.isfinite(v)).sum())
+        for k, v in state.items()
+        if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    }
     if not bad:
         return ""
     total = sum(v.numel() for v in state.values() if v.is_floating_point())
-    return (f"{sum(bad.values()):,} of {total:,} weights are NaN or infinite (in {len(bad)} tensors, e.g. "
-            f"{', '.join(list(bad)[:3])}): the model will predict NaN. The training that made them diverged; "
-            "use other weights.")
+    return (
+        f"{sum(bad.values()):,} of {total:,} weights are NaN or infinite (in {len(bad)} tensors, e.g. "
+        f"{', '.join(list(bad)[:3])}): the model will predict NaN. The training that made them diverged; "
+        "use other weights."
+    )
 
 
 def official_stages(state: dict[str, torch.Tensor], source: str = "the state dict") -> int:
@@ -61,11 +66,13 @@ def official_stages(state: dict[str, torch.Tensor], source: str = "the state dic
             f"{source} has {conv} convolutional and {ac} AC stages; this project builds HCT with 5 stages, "
             "1 to 4 of them AC stages (HCTBase with num_conv_stages 1 to 4)"
         )
-    uneven = {f"{kind}_stages.layer_list.{index}": sorted(found) for (kind, index), found in blocks.items()
-              if found != {0, 1}}
+    uneven = {
+        f"{kind}_stages.layer_list.{index}": sorted(found) for (kind, index), found in blocks.items() if found != {0, 1}
+    }
     if uneven:
-        raise CheckpointError(f"{source}: every stage must have 2 blocks (blocks_per_stage [2, 2, 2, 2, 2]); "
-                              f"found blocks {uneven}")
+        raise CheckpointError(
+            f"{source}: every stage must have 2 blocks (blocks_per_stage [2, 2, 2, 2, 2]); found blocks {uneven}"
+        )
     return ac
 
 
@@ -98,8 +105,14 @@ def _shape_overrides(state: dict[str, torch.Tensor]) -> dict[str, int]:
     return overrides
 
 
-def import_official(path: str | os.PathLike, model_name: str, out: str | os.PathLike, *,
-                    first_stage_stride: int = 2, overwrite: bool = False) -> ModelCard:
+def import_official(
+    path: str | os.PathLike,
+    model_name: str,
+    out: str | os.PathLike,
+    *,
+    first_stage_stride: int = 2,
+    overwrite: bool = False,
+) -> ModelCard:
     """Convert the official HCT state-dict file ``path`` into the checkpoint ``out`` (weights + card).
 
     ``model_name`` picks the Performer kernel (the official ``use_performer_RELU``); the number of
@@ -113,18 +126,27 @@ def import_official(path: str | os.PathLike, model_name: str, out: str | os.Path
     state = read_for_import(path, out, overwrite, OFFICIAL_CODE, "hct_official")
     num_ac_stages = official_stages(state, str(path))
     converted = convert_official_state_dict(state, num_ac_stages)
-    model = create_model(model_name, num_ac_stages=num_ac_stages, first_stage_stride=first_stage_stride,
-                         **_shape_overrides(converted))
+    model = create_model(
+        model_name, num_ac_stages=num_ac_stages, first_stage_stride=first_stage_stride, **_shape_overrides(converted)
+    )
     check_fit(model, converted, path, "the official layout")
     model.load_state_dict(converted, strict=True)
     sha = file_sha256(path)
     warning = non_finite_note(converted)
     return save_checkpoint(
-        model, checkpoint_paths(out)[0],
-        training_data=(f"official-format HCT weights (whiterabbit-ai/hct HCTBase state dict) imported from "
-                       f"{path.name} (sha256 {sha}); their training data, preprocessing and input size are not "
-                       "recorded in the file"),
-        training={"command": "python -m hct import-official", "source": str(path), "source_sha256": sha,
-                  "first_stage_stride": first_stage_stride, **({"warning": warning} if warning else {})},
+        model,
+        checkpoint_paths(out)[0],
+        training_data=(
+            f"official-format HCT weights (whiterabbit-ai/hct HCTBase state dict) imported from "
+            f"{path.name} (sha256 {sha}); their training data, preprocessing and input size are not "
+            "recorded in the file"
+        ),
+        training={
+            "command": "python -m hct import-official",
+            "source": str(path),
+            "source_sha256": sha,
+            "first_stage_stride": first_stage_stride,
+            **({"warning": warning} if warning else {}),
+        },
         preprocessing={},
     )

@@ -27,18 +27,37 @@ class ModelSpec:
 
 # The paper's five architectures (HCT's reference setting strides its first stage: more compact),
 # and GMIC as NYU published it, with its local network (their weights: python -m hct import-nyu-gmic).
-MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("gmic", "GMIC", "#1f77b4", NetworkConfig(mixer="conv", num_mixer_stages=0, first_stage_stride=1)),
-    ModelSpec("def_gmic", "Def-GMIC", "#2ca02c",
-              NetworkConfig(mixer="deformable", num_mixer_stages=2, first_stage_stride=1)),
-    ModelSpec("hct_performer_relu", "HCT (Performer-RELU)", "#ff7f0e",
-              NetworkConfig(mixer="performer_relu", num_mixer_stages=2, first_stage_stride=2)),
-    ModelSpec("hct_performer_softmax", "HCT (Performer-Softmax)", "#d62728",
-              NetworkConfig(mixer="performer_softmax", num_mixer_stages=2, first_stage_stride=2)),
-    ModelSpec("hct_nystrom", "HCT (Nystrom)", "#9467bd",
-              NetworkConfig(mixer="nystrom", num_mixer_stages=2, first_stage_stride=2)),
-    ModelSpec("nyu_gmic", "GMIC (NYU, full)", "#17becf", NyuGmicConfig(), NYU_INPUT_SIZE, "nyu_gmic"),
-)}
+MODEL_SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("gmic", "GMIC", "#1f77b4", NetworkConfig(mixer="conv", num_mixer_stages=0, first_stage_stride=1)),
+        ModelSpec(
+            "def_gmic",
+            "Def-GMIC",
+            "#2ca02c",
+            NetworkConfig(mixer="deformable", num_mixer_stages=2, first_stage_stride=1),
+        ),
+        ModelSpec(
+            "hct_performer_relu",
+            "HCT (Performer-RELU)",
+            "#ff7f0e",
+            NetworkConfig(mixer="performer_relu", num_mixer_stages=2, first_stage_stride=2),
+        ),
+        ModelSpec(
+            "hct_performer_softmax",
+            "HCT (Performer-Softmax)",
+            "#d62728",
+            NetworkConfig(mixer="performer_softmax", num_mixer_stages=2, first_stage_stride=2),
+        ),
+        ModelSpec(
+            "hct_nystrom",
+            "HCT (Nystrom)",
+            "#9467bd",
+            NetworkConfig(mixer="nystrom", num_mixer_stages=2, first_stage_stride=2),
+        ),
+        ModelSpec("nyu_gmic", "GMIC (NYU, full)", "#17becf", NyuGmicConfig(), NYU_INPUT_SIZE, "nyu_gmic"),
+    )
+}
 
 # Friendly override names: AC stages for HCT, deformable stages for Def-GMIC.
 _ALIASES = {"num_ac_stages": "num_mixer_stages", "num_deform_stages": "num_mixer_stages"}
@@ -92,15 +111,28 @@ _OVERRIDE_RULES = {
     "num_classes": ("an integer >= 1", lambda v: _is_int(v) and 1 <= v <= 100_000),
     "in_chans": ("an integer in 1..64", lambda v: _is_int(v) and 1 <= v <= 64),
     "first_stage_stride": ("1 or 2", lambda v: _is_int(v) and v in (1, 2)),
-    "drop_rate": ("a number in [0, 1)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
-    "attn_drop": ("a number in [0, 1)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
-    "heads": ("1, 2, 4, 8 or 16 (it must divide every attention stage's channels)",
-              lambda v: _is_int(v) and v in (1, 2, 4, 8, 16)),
+    "drop_rate": (
+        "a number in [0, 1)",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+    ),
+    "attn_drop": (
+        "a number in [0, 1)",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+    ),
+    "heads": (
+        "1, 2, 4, 8 or 16 (it must divide every attention stage's channels)",
+        lambda v: _is_int(v) and v in (1, 2, 4, 8, 16),
+    ),
     # nyu_gmic's (NyuGmicConfig)
-    "percent_t": ("a number in (0, 1]", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1),
+    "percent_t": (
+        "a number in (0, 1]",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1,
+    ),
     "num_crops": ("an integer in 1..64", lambda v: _is_int(v) and 1 <= v <= 64),
-    "crop_size": ("two integers in 8..4096", lambda v: isinstance(v, (list, tuple)) and len(v) == 2
-                  and all(_is_int(x) and 8 <= x <= 4096 for x in v)),
+    "crop_size": (
+        "two integers in 8..4096",
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and 8 <= x <= 4096 for x in v),
+    ),
     "post_processing_dim": ("an integer in 1..4096", lambda v: _is_int(v) and 1 <= v <= 4096),
 }
 
@@ -123,8 +155,12 @@ def create_model(name: str, **overrides) -> HighResNet | NyuGmic:
     config = model_config(name, **overrides)
     model = NyuGmic(config, name=name) if isinstance(config, NyuGmicConfig) else HighResNet(config, name=name)
     spec = model_spec(name)
-    model.pretrained_cfg = {"architecture": name, "input_size": spec.input_size, "pretrained": False,
-                            "preprocessing": {"mode": spec.preprocessing_mode}}
+    model.pretrained_cfg = {
+        "architecture": name,
+        "input_size": spec.input_size,
+        "pretrained": False,
+        "preprocessing": {"mode": spec.preprocessing_mode},
+    }
     return model
 
 

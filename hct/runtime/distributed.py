@@ -39,7 +39,7 @@ class DistContext:
 
     def shard(self, items: Sequence[T]) -> list[T]:
         """The items this rank takes when items are dealt round-robin: ``rank, rank + world, ...``."""
-        return list(items[self.rank::self.world])
+        return list(items[self.rank :: self.world])
 
 
 def setup(device: torch.device) -> DistContext:

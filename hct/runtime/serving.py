@@ -67,12 +67,13 @@ def check_budget(images: int, size: tuple[int, int], models: int = 1, budget_mpx
     if images * per_image <= budget:
         return
     fits = int(budget // per_image)
-    lower = (f"lower N to {fits} or fewer, choose a smaller resolution" if fits else "choose a smaller resolution")
+    lower = f"lower N to {fits} or fewer, choose a smaller resolution" if fits else "choose a smaller resolution"
     raise BudgetExceeded(
         f"this request is {images} image{'s' * (images != 1)} x {size[0]}x{size[1]} pixels x {models} "
         f"model{'s' * (models != 1)} = {images * per_image:.0f} megapixels, over the server's compute budget of "
         f"{budget:.0f} (HCT_COMPUTE_BUDGET): {lower}{' or compare fewer models' if models > 1 else ''}. "
-        "The command line (python -m hct erf / predict) has no budget.")
+        "The command line (python -m hct erf / predict) has no budget."
+    )
 
 
 class DeviceQueue:
@@ -108,8 +109,13 @@ class DeviceQueue:
         return sorted(self._waiting, key=lambda other: other in self._background).index(ticket) + 1
 
     @contextlib.contextmanager
-    def slot(self, *, cancel: Callable[[], bool] | None = None, on_wait: Callable[[int], None] | None = None,
-             background: bool = False) -> Iterator[None]:
+    def slot(
+        self,
+        *,
+        cancel: Callable[[], bool] | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        background: bool = False,
+    ) -> Iterator[None]:
         ticket = object()
         with self._cond:
             self._waiting.append(ticket)

@@ -68,8 +68,7 @@ class ASAM:
 def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
     """Inside, BatchNorm layers normalise with batch statistics but leave their running stats alone."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
-             for m in layers]
+    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in layers]
     for m in layers:
         m.momentum = 0.0
     try:

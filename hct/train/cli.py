@@ -43,7 +43,9 @@ def _jobs_list(args: argparse.Namespace) -> int:
     print(f"{'id':>4}  {'state':<10} {'nproc':>5} {'devices':<16} {'created':<20} config")
     for job in store.list():
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created))
-        print(f"{job.id:>4}  {job.state:<10} {job.nproc:>5} {job.gpu or '-':<16} {created:<20} {job.config.get('out_dir', '')}")
+        print(
+            f"{job.id:>4}  {job.state:<10} {job.nproc:>5} {job.gpu or '-':<16} {created:<20} {job.config.get('out_dir', '')}"
+        )
         if job.state == "failed" and job.error:
             print("      " + job.error.strip().splitlines()[-1])
     return 0
@@ -121,7 +123,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("list", help="jobs and their states").set_defaults(func=_jobs_list)
     launch = actions.add_parser("launch", help="queue a training run and start it when its devices are free")
     launch.add_argument("--config", required=True, type=Path, help="JSON (or YAML) training config")
-    launch.add_argument("--nproc", type=int, default=1, help="processes (torchrun --nproc-per-node; each takes a device)")
+    launch.add_argument(
+        "--nproc", type=int, default=1, help="processes (torchrun --nproc-per-node; each takes a device)"
+    )
     launch.set_defaults(func=_jobs_launch)
     follow = actions.add_parser("follow", help="print a job's log until it ends")
     follow.add_argument("id", type=int)
@@ -131,7 +135,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     cancel.add_argument("id", type=int)
     cancel.set_defaults(func=_jobs_cancel)
 
-    zoo = subparsers.add_parser("zoo", help="rebuild the shipped checkpoints: phantom data, patch + image training, test AUC")
-    zoo.add_argument("--config", type=Path, help="JSON file of these settings (e.g. configs/zoo.json); options given override it")
+    zoo = subparsers.add_parser(
+        "zoo", help="rebuild the shipped checkpoints: phantom data, patch + image training, test AUC"
+    )
+    zoo.add_argument(
+        "--config", type=Path, help="JSON file of these settings (e.g. configs/zoo.json); options given override it"
+    )
     _add_zoo_options(zoo)
     zoo.set_defaults(func=_zoo)

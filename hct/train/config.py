@@ -102,8 +102,10 @@ class TrainConfig:
         if unknown:
             raise TrainConfigError(f"Unknown config key(s) {unknown}; allowed keys: {sorted(known)}.")
         if "manifest" not in data:
-            raise TrainConfigError("The config needs `manifest`: the CSV manifest of the training data "
-                              "(e.g. written by `python -m hct phantom`).")
+            raise TrainConfigError(
+                "The config needs `manifest`: the CSV manifest of the training data "
+                "(e.g. written by `python -m hct phantom`)."
+            )
         return cls(**data)
 
     def _check(self) -> None:  # noqa: C901 - one flat list of rules reads best
@@ -138,11 +140,20 @@ class TrainConfig:
             check = is_num if name in ("lr", "time_budget_s") else is_int
             expect(value is None or (check(value) and value > 0), f"{name} {value!r} (a positive number or null)")
         for name in ("epochs", "log_every"):
-            expect(is_int(getattr(self, name)) and getattr(self, name) >= 1, f"{name} {getattr(self, name)!r} (an integer >= 1)")
+            expect(
+                is_int(getattr(self, name)) and getattr(self, name) >= 1,
+                f"{name} {getattr(self, name)!r} (an integer >= 1)",
+            )
         for name in ("workers", "checkpoint_every", "seed"):
-            expect(is_int(getattr(self, name)) and getattr(self, name) >= 0, f"{name} {getattr(self, name)!r} (an integer >= 0)")
+            expect(
+                is_int(getattr(self, name)) and getattr(self, name) >= 0,
+                f"{name} {getattr(self, name)!r} (an integer >= 0)",
+            )
         for name in ("rho", "eta", "weight_decay", "noise_std"):
-            expect(is_num(getattr(self, name)) and getattr(self, name) >= 0, f"{name} {getattr(self, name)!r} (a number >= 0)")
+            expect(
+                is_num(getattr(self, name)) and getattr(self, name) >= 0,
+                f"{name} {getattr(self, name)!r} (a number >= 0)",
+            )
         expect(self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r} (use {' or '.join(OPTIMIZERS)})")
         expect(self.device in DEVICES, f"device {self.device!r} (use {', '.join(DEVICES)})")
         for name in ("bf16", "channels_last"):
@@ -159,8 +170,10 @@ class TrainConfig:
         if self.init_checkpoint is not None:
             stem = Path(str(self.init_checkpoint))
             stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
-            expect(stem.with_suffix(".safetensors").is_file() and stem.with_suffix(".json").is_file(),
-                   f"init_checkpoint {self.init_checkpoint!r} (no .safetensors + .json checkpoint there)")
+            expect(
+                stem.with_suffix(".safetensors").is_file() and stem.with_suffix(".json").is_file(),
+                f"init_checkpoint {self.init_checkpoint!r} (no .safetensors + .json checkpoint there)",
+            )
         for name in ("out_dir", "cache_dir"):
             value = getattr(self, name)
             if not (isinstance(value, str) and value or value is None and name == "cache_dir"):
@@ -185,8 +198,10 @@ def _manifest_problems(manifest: object) -> list[str]:
         folder = existing(manifest, "any", "manifest", hint)
         if folder.is_dir():
             inside = folder / "manifest.csv"
-            return [f"the manifest {manifest} is a folder, not a CSV file; give "
-                    + (f"{inside} (found there)" if inside.is_file() else f"the manifest CSV ({hint})")]
+            return [
+                f"the manifest {manifest} is a folder, not a CSV file; give "
+                + (f"{inside} (found there)" if inside.is_file() else f"the manifest CSV ({hint})")
+            ]
         read_manifest(folder)
     except ConfigError as err:
         return [str(err).rstrip(".")]
@@ -204,8 +219,9 @@ def load_config(path: str | Path) -> TrainConfig:
         try:
             import yaml
         except ModuleNotFoundError as err:
-            raise TrainConfigError(f"{path} is YAML but PyYAML is not installed; use a JSON config or "
-                                   "pip install pyyaml.") from err
+            raise TrainConfigError(
+                f"{path} is YAML but PyYAML is not installed; use a JSON config or pip install pyyaml."
+            ) from err
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:

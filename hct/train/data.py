@@ -119,19 +119,22 @@ class ImageBank:
             sr0, sc0 = max(r0, 0), max(c0, 0)
             sr1, sc1 = min(r0 + patch_size, height), min(c0 + patch_size, width)
             if sr1 > sr0 and sc1 > sc0:
-                out[row, :, sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = self.images[image, :, sr0:sr1, sc0:sc1]
+                out[row, :, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = self.images[image, :, sr0:sr1, sc0:sc1]
         return out
 
 
-def _prepare(args: tuple[ImageRecord, tuple[int, int], str | None, bool]) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+def _prepare(
+    args: tuple[ImageRecord, tuple[int, int], str | None, bool],
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     record, size, cache_dir, clear_background = args
     prepared = load_preprocessed(record.path, size, cache_dir, clear_background=clear_background)
     tensor = prepared.tensor[0]
     mask = prepared.mask
     fill = float(tensor[~torch.from_numpy(mask)].median()) if (~mask).any() else float(tensor.min())
-    boxes = np.array([prepared.to_model(box) for box in record.finding_boxes] if record.label == 1 else [],
-                     dtype=np.float32).reshape(-1, 4)
-    grid = mask[CANDIDATE_GRID // 2::CANDIDATE_GRID, CANDIDATE_GRID // 2::CANDIDATE_GRID]
+    boxes = np.array(
+        [prepared.to_model(box) for box in record.finding_boxes] if record.label == 1 else [], dtype=np.float32
+    ).reshape(-1, 4)
+    grid = mask[CANDIDATE_GRID // 2 :: CANDIDATE_GRID, CANDIDATE_GRID // 2 :: CANDIDATE_GRID]
     candidates = np.argwhere(grid) * CANDIDATE_GRID + CANDIDATE_GRID // 2
     return tensor.numpy().astype(np.float16), fill, boxes, candidates.astype(np.int64)
 
@@ -142,8 +145,13 @@ def _manifest_key(manifest: Path, size: tuple[int, int], clear_background: bool)
     return digest.hexdigest()[:24]
 
 
-def build_bank(records: list[ImageRecord], size: tuple[int, int], cache_dir: str | None = None,
-               workers: int = 0, clear_background: bool = True) -> ImageBank:
+def build_bank(
+    records: list[ImageRecord],
+    size: tuple[int, int],
+    cache_dir: str | None = None,
+    workers: int = 0,
+    clear_background: bool = True,
+) -> ImageBank:
     """Decode and preprocess ``records`` at ``size`` (canonical mode; ``workers`` processes) into an
     :class:`ImageBank`."""
     if not records:
@@ -152,15 +160,16 @@ def build_bank(records: list[ImageRecord], size: tuple[int, int], cache_dir: str
     if workers > 1:
         # spawn, not fork: preprocessing uses torch, and torch's thread pool does not survive a fork
         spawn = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn, initializer=torch.set_num_threads,
-                                                    initargs=(1,)) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=spawn, initializer=torch.set_num_threads, initargs=(1,)
+        ) as pool:
             prepared = list(pool.map(_prepare, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
     else:
         prepared = [_prepare(task) for task in tasks]
     most_boxes = max(1, max(len(p[2]) for p in prepared))
     boxes = torch.zeros(len(records), most_boxes, 4)
     for i, (_, _, found, _) in enumerate(prepared):
-        boxes[i, :len(found)] = torch.from_numpy(found)
+        boxes[i, : len(found)] = torch.from_numpy(found)
     counts = [len(p[3]) for p in prepared]
     return ImageBank(
         images=torch.from_numpy(np.stack([p[0] for p in prepared]))[:, None],
@@ -175,8 +184,13 @@ def build_bank(records: list[ImageRecord], size: tuple[int, int], cache_dir: str
     )
 
 
-def load_bank(manifest: str | Path, size: tuple[int, int], cache_dir: str | Path | None = None,
-              workers: int = 0, clear_background: bool = True) -> ImageBank:
+def load_bank(
+    manifest: str | Path,
+    size: tuple[int, int],
+    cache_dir: str | Path | None = None,
+    workers: int = 0,
+    clear_background: bool = True,
+) -> ImageBank:
     """The bank of ``manifest`` at ``size``, read from ``cache_dir`` (default: ``cache/`` next to the
     manifest) when an up-to-date copy is there, else built and saved there atomically."""
     manifest = Path(manifest)
@@ -186,8 +200,12 @@ def load_bank(manifest: str | Path, size: tuple[int, int], cache_dir: str | Path
         try:
             return ImageBank(**torch.load(file, weights_only=True))
         except Exception as err:  # noqa: BLE001 - truncated, corrupt or of an older layout: the cache is rebuilt
-            warnings.warn(f"the training image cache {file} is damaged ({type(err).__name__}: {str(err)[:120]}); "
-                          "it is being rebuilt from the manifest's images.", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"the training image cache {file} is damaged ({type(err).__name__}: {str(err)[:120]}); "
+                "it is being rebuilt from the manifest's images.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     bank = build_bank(read_manifest(manifest), size, str(cache), workers, clear_background)
     atomic_write(file, lambda tmp: torch.save(dict(bank.__dict__), tmp))
     return bank

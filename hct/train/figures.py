@@ -26,12 +26,26 @@ def training_curves_figure(rows: Sequence[dict], title: str = "Training curves")
         losses = [r for r in mine if "loss" in r]
         checks = [r for r in mine if "val_auc" in r and r["val_auc"] is not None]
         label = f"{stage} " if stage else ""
-        fig.add_scatter(x=[offset + r["step"] for r in losses], y=[r["loss"] for r in losses], mode="lines",
-                        name=f"{label}training loss")
-        fig.add_scatter(x=[offset + r["step"] for r in checks], y=[r["val_auc"] for r in checks],
-                        mode="lines+markers", name=f"{label}validation AUC", yaxis="y2")
+        fig.add_scatter(
+            x=[offset + r["step"] for r in losses],
+            y=[r["loss"] for r in losses],
+            mode="lines",
+            name=f"{label}training loss",
+        )
+        fig.add_scatter(
+            x=[offset + r["step"] for r in checks],
+            y=[r["val_auc"] for r in checks],
+            mode="lines+markers",
+            name=f"{label}validation AUC",
+            yaxis="y2",
+        )
         previous_last = max((r.get("step", 0) for r in mine), default=0)
-    fig.update_layout(title=title, xaxis_title="optimiser step", yaxis_title="cross-entropy loss", height=320,
-                      yaxis2=dict(title="validation AUC", overlaying="y", side="right", range=[0, 1]),
-                      legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(
+        title=title,
+        xaxis_title="optimiser step",
+        yaxis_title="cross-entropy loss",
+        height=320,
+        yaxis2=dict(title="validation AUC", overlaying="y", side="right", range=[0, 1]),
+        legend=dict(orientation="h", y=-0.3),
+    )
     return fig

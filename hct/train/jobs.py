@@ -143,8 +143,21 @@ def _train_command(config_file: Path, status_file: Path, nproc: int) -> list[str
     train = ["-m", "hct", "train", "--config", str(config_file), "--no-progress", "--status-file", str(status_file)]
     if nproc == 1:
         return [sys.executable, *train]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-            "--log-dir", str(status_file.parent / "ranks"), "--redirects", "3", "--tee", "3", *train]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(nproc),
+        "--log-dir",
+        str(status_file.parent / "ranks"),
+        "--redirects",
+        "3",
+        "--tee",
+        "3",
+        *train,
+    ]
 
 
 class JobStore:
@@ -202,14 +215,17 @@ class JobStore:
         config = TrainConfig.from_dict(config).to_dict()  # the one check `train` makes too, before anything is queued
         slots = self.slots(config)
         if not 1 <= nproc <= len(slots):
-            where = f"{len(slots)} GPUs" if not slots[0].startswith("cpu") else f"{len(slots)} CPU slots ({CPU_SLOTS_ENV})"
+            where = (
+                f"{len(slots)} GPUs" if not slots[0].startswith("cpu") else f"{len(slots)} CPU slots ({CPU_SLOTS_ENV})"
+            )
             raise ConfigError(f"A job of {nproc} processes needs {nproc} devices; this server has {where}.")
         config = {k: (str(Path(v).resolve()) if k in PATH_KEYS and v else v) for k, v in config.items()}
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # the row is complete before any scheduler sees it
             job_id = db.execute(
                 "INSERT INTO jobs (state, command, config, log_file, metrics_file, status_file, created, nproc, owner) "
-                "VALUES ('queued', '[]', ?, '', '', '', ?, ?, ?)", (json.dumps(config), time.time(), nproc, owner),
+                "VALUES ('queued', '[]', ?, '', '', '', ?, ?, ?)",
+                (json.dumps(config), time.time(), nproc, owner),
             ).lastrowid
             folder = (self.path.parent / "jobs" / str(job_id)).resolve()
             folder.mkdir(parents=True, exist_ok=True)
@@ -218,8 +234,10 @@ class JobStore:
             status_file = folder / "status.json"
             command = _train_command(config_file, status_file, nproc)
             metrics = Path(config.get("out_dir") or "runs/train") / "metrics.jsonl"
-            db.execute("UPDATE jobs SET command = ?, log_file = ?, metrics_file = ?, status_file = ? WHERE id = ?",
-                       (json.dumps(command), str(folder / "log.txt"), str(metrics), str(status_file), job_id))
+            db.execute(
+                "UPDATE jobs SET command = ?, log_file = ?, metrics_file = ?, status_file = ? WHERE id = ?",
+                (json.dumps(command), str(folder / "log.txt"), str(metrics), str(status_file), job_id),
+            )
             db.execute("COMMIT")
         return self.get(job_id)
 
@@ -240,7 +258,11 @@ class JobStore:
             job = self._job(row)
             if not _alive(job.pid, job.start_token):
                 self._reap(db, job)
-        busy = {d for row in db.execute("SELECT gpu FROM jobs WHERE state = 'running'") for d in (row["gpu"] or "").split(",")}
+        busy = {
+            d
+            for row in db.execute("SELECT gpu FROM jobs WHERE state = 'running'")
+            for d in (row["gpu"] or "").split(",")
+        }
         blocked: set[str] = set()  # kinds whose first queued job waits: no later job passes it
         for row in db.execute("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id").fetchall():
             job = self._job(row)
@@ -251,8 +273,8 @@ class JobStore:
             if len(free) < job.nproc:
                 blocked.add(slots[0])
                 continue
-            self._start(db, job, free[:job.nproc])
-            busy.update(free[:job.nproc])
+            self._start(db, job, free[: job.nproc])
+            busy.update(free[: job.nproc])
 
     def _start(self, db: sqlite3.Connection, job: Job, devices: list[str]) -> None:
         env = dict(os.environ)
@@ -261,11 +283,19 @@ class JobStore:
         if devices[0].startswith("cuda:"):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(d.split(":", 1)[1] for d in devices)
         with open(job.log_file, "ab") as log:
-            process = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env, start_new_session=True)
+            process = subprocess.Popen(
+                job.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         _CHILDREN[process.pid] = process
-        db.execute("UPDATE jobs SET state = 'running', started = ?, pid = ?, start_token = ?, gpu = ? WHERE id = ?",
-                   (time.time(), process.pid, process_start(process.pid), ",".join(devices), job.id))
+        db.execute(
+            "UPDATE jobs SET state = 'running', started = ?, pid = ?, start_token = ?, gpu = ? WHERE id = ?",
+            (time.time(), process.pid, process_start(process.pid), ",".join(devices), job.id),
+        )
 
     def _reap(self, db: sqlite3.Connection, job: Job) -> None:
         try:
@@ -273,12 +303,16 @@ class JobStore:
         except (OSError, json.JSONDecodeError):
             status = {}
         if status.get("state") == "succeeded":
-            db.execute("UPDATE jobs SET state = 'succeeded', ended = ?, checkpoint = ? WHERE id = ?",
-                       (time.time(), status.get("checkpoint"), job.id))
+            db.execute(
+                "UPDATE jobs SET state = 'succeeded', ended = ?, checkpoint = ? WHERE id = ?",
+                (time.time(), status.get("checkpoint"), job.id),
+            )
             return
         reason = status.get("error") or "the process ended without reporting success (killed or crashed)"
-        db.execute("UPDATE jobs SET state = 'failed', ended = ?, error = ? WHERE id = ?",
-                   (time.time(), f"{reason}\n--- log tail ---\n{_tail(job.log_file)}", job.id))
+        db.execute(
+            "UPDATE jobs SET state = 'failed', ended = ?, error = ? WHERE id = ?",
+            (time.time(), f"{reason}\n--- log tail ---\n{_tail(job.log_file)}", job.id),
+        )
 
     def cancel(self, job_id: int, grace_s: float = 10.0, owner: str | None = None) -> Job:
         """Cancel a queued job, or stop a running one: SIGTERM its process group, SIGKILL after
@@ -286,8 +320,10 @@ class JobStore:
         another owner's job is refused with :class:`NotYourJob`; without one (the command line), any."""
         job = self.get(job_id)
         if owner is not None and job.owner != owner:
-            raise NotYourJob(f"Job {job_id} was launched from another session; only that session, or an operator "
-                             f"on the server (python -m hct jobs cancel {job_id}), can cancel it.")
+            raise NotYourJob(
+                f"Job {job_id} was launched from another session; only that session, or an operator "
+                f"on the server (python -m hct jobs cancel {job_id}), can cancel it."
+            )
         if job.finished:
             return job
         with self._connect() as db:
@@ -343,7 +379,14 @@ class JobStore:
         job = self.get(job_id)
         beats = read_heartbeats(job.folder, job.nproc)
         for beat in beats:
-            attempts = sorted((job.folder / "ranks").glob(f"*/attempt_*/{beat['rank']}"), key=lambda p: p.stat().st_mtime)
-            beat["logs"] = ([str(attempts[-1] / "stdout.log"), str(attempts[-1] / "stderr.log")] if attempts
-                            else [job.log_file] if job.nproc == 1 else [])
+            attempts = sorted(
+                (job.folder / "ranks").glob(f"*/attempt_*/{beat['rank']}"), key=lambda p: p.stat().st_mtime
+            )
+            beat["logs"] = (
+                [str(attempts[-1] / "stdout.log"), str(attempts[-1] / "stderr.log")]
+                if attempts
+                else [job.log_file]
+                if job.nproc == 1
+                else []
+            )
         return beats

@@ -78,8 +78,9 @@ def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
 
-def epoch_order(items: torch.Tensor, labels: torch.Tensor, batch: int, seed: int, epoch: int,
-                balance: bool) -> tuple[torch.Tensor, torch.Generator]:
+def epoch_order(
+    items: torch.Tensor, labels: torch.Tensor, batch: int, seed: int, epoch: int, balance: bool
+) -> tuple[torch.Tensor, torch.Generator]:
     """The epoch's sample order (``steps * batch`` item ids) and the generator, seeded by (seed, epoch).
 
     One step per full batch (at least one). Balanced: classes drawn equally often, with replacement.
@@ -104,9 +105,17 @@ def _inputs(bank: ImageBank, items: torch.Tensor, centres: torch.Tensor | None, 
 
 
 @torch.no_grad()
-def predict_bank(model: nn.Module, bank: ImageBank, items: torch.Tensor, batch: int, *,
-                 centres: torch.Tensor | None = None, patch_size: int = 0, bf16: bool = False,
-                 channels_last: bool = False) -> tuple[torch.Tensor, float]:
+def predict_bank(
+    model: nn.Module,
+    bank: ImageBank,
+    items: torch.Tensor,
+    batch: int,
+    *,
+    centres: torch.Tensor | None = None,
+    patch_size: int = 0,
+    bf16: bool = False,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, float]:
     """Malignancy probabilities (CPU float tensor) for bank ``items`` (patches at ``centres`` if
     given) in eval mode, and the mean cross entropy against their labels."""
     was_training = model.training
@@ -114,8 +123,8 @@ def predict_bank(model: nn.Module, bank: ImageBank, items: torch.Tensor, batch: 
     device = next(model.parameters()).device
     scores, loss_sum = [], 0.0
     for start in range(0, len(items), batch):
-        chunk = items[start:start + batch]
-        x = _inputs(bank, chunk, None if centres is None else centres[start:start + batch], patch_size).to(device)
+        chunk = items[start : start + batch]
+        x = _inputs(bank, chunk, None if centres is None else centres[start : start + batch], patch_size).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -156,8 +165,11 @@ class _Metrics:
         """Drop lines written after the resume point (step lines past ``step``, epoch lines past ``epoch``)."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = [json.dumps(entry) + "\n" for entry in read_metrics(self.path)
-                if ("val_auc" in entry and entry["epoch"] <= epoch) or ("loss" in entry and entry["step"] <= step)]
+        kept = [
+            json.dumps(entry) + "\n"
+            for entry in read_metrics(self.path)
+            if ("val_auc" in entry and entry["epoch"] <= epoch) or ("loss" in entry and entry["step"] <= step)
+        ]
         atomic_write(self.path, "".join(kept))
 
     def write(self, **entry) -> None:
@@ -174,13 +186,19 @@ def _check_resumable(out_dir: Path, config: TrainConfig) -> None:
     try:
         saved = json.loads(saved_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{saved_path} is damaged ({err}); delete {out_dir} to start afresh, or choose another "
-                          "out_dir.") from err
-    changed = sorted(k for k in set(saved) | set(config.to_dict())
-                     if k not in RESUMABLE_CHANGES and saved.get(k) != config.to_dict().get(k))
+        raise ConfigError(
+            f"{saved_path} is damaged ({err}); delete {out_dir} to start afresh, or choose another out_dir."
+        ) from err
+    changed = sorted(
+        k
+        for k in set(saved) | set(config.to_dict())
+        if k not in RESUMABLE_CHANGES and saved.get(k) != config.to_dict().get(k)
+    )
     if changed:
-        raise ConfigError(f"{out_dir} holds a run with another config (differs in {changed}); "
-                          "choose another out_dir or delete that folder to start afresh.")
+        raise ConfigError(
+            f"{out_dir} holds a run with another config (differs in {changed}); "
+            "choose another out_dir or delete that folder to start afresh."
+        )
 
 
 def _build_model(config: TrainConfig) -> HighResNet:
@@ -190,8 +208,10 @@ def _build_model(config: TrainConfig) -> HighResNet:
         source, card = load_model(str(config.init_checkpoint))
         if card is None or card.architecture != config.model:
             held = "no checkpoint (a registry name)" if card is None else f"a {card.architecture} model"
-            raise CheckpointError(f"init_checkpoint {config.init_checkpoint} holds {held}, not a {config.model} "
-                                  "checkpoint; give the patch model's checkpoint of the same architecture")
+            raise CheckpointError(
+                f"init_checkpoint {config.init_checkpoint} holds {held}, not a {config.model} "
+                "checkpoint; give the patch model's checkpoint of the same architecture"
+            )
         model.load_state_dict(source.state_dict())
     return model
 
@@ -200,8 +220,12 @@ def _silent(phase: str, **fields) -> None:
     """No heartbeat."""
 
 
-def train(config: TrainConfig | dict | str | Path, bank: ImageBank | None = None,
-          progress: bool = True, heartbeat: Callable[..., None] | None = None) -> TrainResult:
+def train(
+    config: TrainConfig | dict | str | Path,
+    bank: ImageBank | None = None,
+    progress: bool = True,
+    heartbeat: Callable[..., None] | None = None,
+) -> TrainResult:
     """Train as ``config`` says (a :class:`TrainConfig`, a dict or a config file) and return the result.
 
     Resumes from ``out_dir/resume.pt`` when present; a finished run returns its result at once.
@@ -290,14 +314,23 @@ def _setup_run(config: TrainConfig, ctx: DistContext, bank: ImageBank | None) ->
     train_items = bank.patch_indices("train") if patches else bank.indices("train")
     val_items = bank.patch_indices("val") if patches else bank.indices("val")
     if len(train_items) == 0 or len(set(bank.labels[train_items.to(bank.labels.device)].tolist())) < 2:
-        raise ConfigError(f"The train split of {config.manifest} needs images of both labels "
-                          f"({len(train_items)} usable images found).")
-    val_centres = (bank.patch_centres(val_items, torch.Generator().manual_seed(random_key(config.seed, -1)),
-                                      config.patch_size // 8) if patches else None)
+        raise ConfigError(
+            f"The train split of {config.manifest} needs images of both labels "
+            f"({len(train_items)} usable images found)."
+        )
+    val_centres = (
+        bank.patch_centres(
+            val_items, torch.Generator().manual_seed(random_key(config.seed, -1)), config.patch_size // 8
+        )
+        if patches
+        else None
+    )
     micro_count = config.resolved_batch // config.resolved_micro_batch
     if micro_count % ctx.world:
-        raise ConfigError(f"batch_size / micro_batch = {micro_count} micro-batches per step must be a multiple "
-                          f"of the {ctx.world} processes.")
+        raise ConfigError(
+            f"batch_size / micro_batch = {micro_count} micro-batches per step must be a multiple "
+            f"of the {ctx.world} processes."
+        )
     channels_last = on_cuda if config.channels_last is None else config.channels_last
     module = _build_model(config).to(device)
     if channels_last:
@@ -308,9 +341,22 @@ def _setup_run(config: TrainConfig, ctx: DistContext, bank: ImageBank | None) ->
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
     base = torch.optim.Adam(module.parameters(), lr=config.resolved_lr, weight_decay=config.weight_decay)
     optimizer = ASAM(base, config.rho, config.eta) if config.optimizer == "asam" else base
-    return _Run(config, ctx, bank, model, module, optimizer, train_items, val_items, val_centres,
-                max(1, len(train_items) // config.resolved_batch), on_cuda if config.bf16 is None else config.bf16 and on_cuda,
-                channels_last, _Metrics(Path(config.out_dir) / METRICS_NAME, ctx.is_main), RunState(config.epochs))
+    return _Run(
+        config,
+        ctx,
+        bank,
+        model,
+        module,
+        optimizer,
+        train_items,
+        val_items,
+        val_centres,
+        max(1, len(train_items) // config.resolved_batch),
+        on_cuda if config.bf16 is None else config.bf16 and on_cuda,
+        channels_last,
+        _Metrics(Path(config.out_dir) / METRICS_NAME, ctx.is_main),
+        RunState(config.epochs),
+    )
 
 
 def _resume(run: _Run) -> None:
@@ -372,8 +418,9 @@ def _step(run: _Run, order: torch.Tensor, centres: torch.Tensor | None) -> tuple
 def train_one_epoch(run: _Run, bar: tqdm) -> None:
     """The rest of the current epoch's steps (or until ``max_steps``), logged every ``log_every``."""
     config, state = run.config, run.state
-    order, generator = epoch_order(run.train_items, run.bank.labels, config.resolved_batch, config.seed, state.epoch,
-                                   config.balance_classes)
+    order, generator = epoch_order(
+        run.train_items, run.bank.labels, config.resolved_batch, config.seed, state.epoch, config.balance_classes
+    )
     centres = run.bank.patch_centres(order, generator, config.patch_size // 8) if run.patches else None
     running = torch.zeros((), device=run.ctx.device)
     logged_steps = 0
@@ -389,13 +436,17 @@ def train_one_epoch(run: _Run, bar: tqdm) -> None:
             if run.ctx.distributed:
                 torch.distributed.all_reduce(running)
             mean_loss = float(running) / (config.resolved_batch * logged_steps)
-            run.metrics.write(step=state.global_step, epoch=state.epoch + 1, loss=mean_loss, lr=lr,
-                              time=round(run.elapsed(), 3))
+            run.metrics.write(
+                step=state.global_step, epoch=state.epoch + 1, loss=mean_loss, lr=lr, time=round(run.elapsed(), 3)
+            )
             bar.set_postfix(loss=f"{mean_loss:.4f}")
             running.zero_()
             logged_steps = 0
-        if (config.checkpoint_every and state.global_step % config.checkpoint_every == 0
-                and state.step_in_epoch < run.steps_per_epoch):
+        if (
+            config.checkpoint_every
+            and state.global_step % config.checkpoint_every == 0
+            and state.step_in_epoch < run.steps_per_epoch
+        ):
             run.save_resume()
 
 
@@ -404,9 +455,16 @@ def validate(run: _Run) -> tuple[float | None, float]:
     if not run.ctx.is_main:
         return None, float("nan")
     config = run.config
-    scores, loss = predict_bank(run.module, run.bank, run.val_items, config.resolved_micro_batch,
-                                centres=run.val_centres, patch_size=config.patch_size, bf16=run.bf16,
-                                channels_last=run.channels_last)
+    scores, loss = predict_bank(
+        run.module,
+        run.bank,
+        run.val_items,
+        config.resolved_micro_batch,
+        centres=run.val_centres,
+        patch_size=config.patch_size,
+        bf16=run.bf16,
+        channels_last=run.channels_last,
+    )
     labels = run.bank.labels[run.val_items.to(run.bank.labels.device)]
     return (_auc(labels, scores) if len(run.val_items) else None), loss
 
@@ -428,14 +486,22 @@ def _card_fields(run: _Run, val_auc: float | None, val_loss: float) -> dict:
     config, state = run.config, run.state
     size = (config.patch_size, config.patch_size) if run.patches else tuple(config.input_size)
     return dict(
-        input_size=size, stage=config.stage,
+        input_size=size,
+        stage=config.stage,
         training_data=f"{config.manifest} ({len(run.train_items)} train / {len(run.val_items)} val "
-                      f"{'patch images' if run.patches else 'images'} at {config.input_size[0]}x{config.input_size[1]})",
+        f"{'patch images' if run.patches else 'images'} at {config.input_size[0]}x{config.input_size[1]})",
         metrics={"val_auc": val_auc, "val_loss": val_loss, "best_val_auc": state.best_val_auc},
         preprocessing=preprocessing_info("canonical", config.clear_background),
-        training={"config": config.to_dict(), "epochs_completed": state.epoch, "epochs_planned": config.epochs,
-                  "steps": state.global_step, "time_s": round(run.elapsed(), 1), "machine": describe_device(run.ctx.device),
-                  "processes": run.ctx.world, "stopped_by_time_budget": state.epochs < config.epochs},
+        training={
+            "config": config.to_dict(),
+            "epochs_completed": state.epoch,
+            "epochs_planned": config.epochs,
+            "steps": state.global_step,
+            "time_s": round(run.elapsed(), 1),
+            "machine": describe_device(run.ctx.device),
+            "processes": run.ctx.world,
+            "stopped_by_time_budget": state.epochs < config.epochs,
+        },
     )
 
 
@@ -447,8 +513,9 @@ def _end_epoch(run: _Run) -> tuple[float | None, float]:
     run.beat("validating", epoch=state.epoch, step=state.global_step, steps=run.total_steps())
     val_auc, val_loss = validate(run)
     if run.ctx.is_main:
-        run.metrics.write(epoch=state.epoch, step=state.global_step, val_auc=val_auc, val_loss=val_loss,
-                          time=round(run.elapsed(), 3))
+        run.metrics.write(
+            epoch=state.epoch, step=state.global_step, val_auc=val_auc, val_loss=val_loss, time=round(run.elapsed(), 3)
+        )
         score = [val_auc if val_auc is not None else -math.inf, -val_loss if val_loss == val_loss else -math.inf]
         if score > state.best_score or not run.path(f"{BEST_NAME}.safetensors").is_file():
             state.best_score, state.best_val_auc = score, val_auc
@@ -456,8 +523,9 @@ def _end_epoch(run: _Run) -> tuple[float | None, float]:
     return val_auc, val_loss
 
 
-def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progress: bool,
-           beat: Callable[..., None]) -> TrainResult:
+def _train(
+    config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progress: bool, beat: Callable[..., None]
+) -> TrainResult:
     out_dir = Path(config.out_dir)
     if ctx.is_main:
         _check_resumable(out_dir, config)
@@ -471,8 +539,14 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
     run.beat = beat
     _resume(run)
     state = run.state
-    bar = tqdm(total=run.total_steps(), initial=state.global_step, disable=not (progress and ctx.is_main),
-               desc=f"{config.model} {config.stage}", unit="step", mininterval=1.0)
+    bar = tqdm(
+        total=run.total_steps(),
+        initial=state.global_step,
+        disable=not (progress and ctx.is_main),
+        desc=f"{config.model} {config.stage}",
+        unit="step",
+        mininterval=1.0,
+    )
     run.model.train()
     first_epoch_here = True
     while state.epoch < state.epochs and state.global_step < run.total_steps():
@@ -489,10 +563,15 @@ def _train(config: TrainConfig, ctx: DistContext, bank: ImageBank | None, progre
     bar.close()
     beat("done", epoch=state.epoch, step=state.global_step, steps=run.total_steps())
     result = TrainResult(
-        out_dir=out_dir, best_checkpoint=out_dir / f"{BEST_NAME}.safetensors",
-        last_checkpoint=out_dir / f"{LAST_NAME}.safetensors", metrics_path=run.metrics.path,
-        best_val_auc=state.best_val_auc, epochs_completed=state.epoch, steps=state.global_step,
-        time_s=round(run.elapsed(), 1), stopped_by_time_budget=state.epochs < config.epochs,
+        out_dir=out_dir,
+        best_checkpoint=out_dir / f"{BEST_NAME}.safetensors",
+        last_checkpoint=out_dir / f"{LAST_NAME}.safetensors",
+        metrics_path=run.metrics.path,
+        best_val_auc=state.best_val_auc,
+        epochs_completed=state.epoch,
+        steps=state.global_step,
+        time_s=round(run.elapsed(), 1),
+        stopped_by_time_budget=state.epochs < config.epochs,
     )
     if ctx.is_main:
         atomic_write(out_dir / RESULT_NAME, json.dumps(result.to_dict(), indent=2))

@@ -46,11 +46,14 @@ def ensure_phantom(zoo: ZooConfig) -> Path:
     if not manifest.is_file():
         size = parse_size(zoo.image_size)
         started = time.perf_counter()
-        records = generate_phantom(zoo.splits, zoo.phantom_dir, size=size, seed=zoo.seed, workers=zoo.workers,
-                                   compression=zoo.compression)
+        records = generate_phantom(
+            zoo.splits, zoo.phantom_dir, size=size, seed=zoo.seed, workers=zoo.workers, compression=zoo.compression
+        )
         seconds = time.perf_counter() - started
-        log.info(f"phantom: {len(records)} images at {size[0]}x{size[1]} in {seconds:.0f} s "
-             f"({1000 * seconds / len(records):.0f} s per 1,000)")
+        log.info(
+            f"phantom: {len(records)} images at {size[0]}x{size[1]} in {seconds:.0f} s "
+            f"({1000 * seconds / len(records):.0f} s per 1,000)"
+        )
     return manifest
 
 
@@ -74,8 +77,10 @@ def build_zoo(zoo: ZooConfig, progress: bool = True) -> list[dict]:
         raise ConfigError(f"The phantom's test split in {manifest} lacks a class; generate a larger one.")
     device = _stage_config(zoo.models[0], zoo, manifest, "image").resolved_device()
     counts = {s: sum(r.split == s for r in records) for s in ("train", "val", "test")}
-    data_text = (f"HCT phantom benchmark (hct.data.generate_phantom, seed {zoo.seed}): {len(records)} images at "
-                 f"{size[0]}x{size[1]}, patient-level splits {counts}")
+    data_text = (
+        f"HCT phantom benchmark (hct.data.generate_phantom, seed {zoo.seed}): {len(records)} images at "
+        f"{size[0]}x{size[1]}, patient-level splits {counts}"
+    )
     bank = _bank([r for r in records if r.split in ("train", "val")], zoo, device, "train/val")
     trained = {}
     for index, name in enumerate(zoo.models):
@@ -107,34 +112,73 @@ def _stage_config(name: str, zoo: ZooConfig, manifest: Path, stage: str, **extra
     runs = Path(zoo.runs_dir) if zoo.runs_dir else Path(zoo.phantom_dir) / "runs"
     patch = stage == "patch"
     return TrainConfig(
-        manifest=str(manifest), model=name, stage=stage, input_size=list(size), patch_size=zoo.patch_size,
-        micro_batch=zoo.micro_batch, optimizer=zoo.optimizer, seed=zoo.seed, device=zoo.device, log_every=5,
-        lr=zoo.lr_patch if patch else zoo.lr_image, batch_size=zoo.batch_patch if patch else zoo.batch_image,
-        epochs=zoo.epochs_patch if patch else zoo.epochs_image, out_dir=str(runs / name / stage), **extra)
+        manifest=str(manifest),
+        model=name,
+        stage=stage,
+        input_size=list(size),
+        patch_size=zoo.patch_size,
+        micro_batch=zoo.micro_batch,
+        optimizer=zoo.optimizer,
+        seed=zoo.seed,
+        device=zoo.device,
+        log_every=5,
+        lr=zoo.lr_patch if patch else zoo.lr_image,
+        batch_size=zoo.batch_patch if patch else zoo.batch_image,
+        epochs=zoo.epochs_patch if patch else zoo.epochs_image,
+        out_dir=str(runs / name / stage),
+        **extra,
+    )
 
 
-def train_model(name: str, zoo: ZooConfig, bank: ImageBank, manifest: Path, data_text: str,
-                budget: float | None, progress: bool = True) -> dict:
+def train_model(
+    name: str,
+    zoo: ZooConfig,
+    bank: ImageBank,
+    manifest: Path,
+    data_text: str,
+    budget: float | None,
+    progress: bool = True,
+) -> dict:
     """Both stages of one model within ``budget`` seconds; its checkpoint (float16) in ``zoo.out``.
     Returns what :func:`evaluate_model` needs."""
     started = time.perf_counter()
     patch_cfg = _stage_config(name, zoo, manifest, "patch", time_budget_s=budget * PATCH_SHARE if budget else None)
     patch = train(patch_cfg, bank=bank, progress=progress)
     left = budget - (time.perf_counter() - started) if budget else None
-    image_cfg = _stage_config(name, zoo, manifest, "image", init_checkpoint=str(patch.best_checkpoint),
-                              time_budget_s=max(left, 1.0) if left is not None else None)
+    image_cfg = _stage_config(
+        name,
+        zoo,
+        manifest,
+        "image",
+        init_checkpoint=str(patch.best_checkpoint),
+        time_budget_s=max(left, 1.0) if left is not None else None,
+    )
     image = train(image_cfg, bank=bank, progress=progress)
     device = image_cfg.resolved_device()
     best, card = load_model(str(image.best_checkpoint), device=device)
     path = Path(zoo.out) / name
     total_s = round(time.perf_counter() - started, 1)
-    save_checkpoint(best, path, dtype=torch.float16, input_size=tuple(card.input_size), stage="image",
-                    training_data=data_text, preprocessing=preprocessing_info("canonical", True),
-                    training=_training_record(zoo, (patch, patch_cfg), (image, image_cfg), total_s, device))
+    save_checkpoint(
+        best,
+        path,
+        dtype=torch.float16,
+        input_size=tuple(card.input_size),
+        stage="image",
+        training_data=data_text,
+        preprocessing=preprocessing_info("canonical", True),
+        training=_training_record(zoo, (patch, patch_cfg), (image, image_cfg), total_s, device),
+    )
     lines = _stage_lines(patch.metrics_path, "patch") + _stage_lines(image.metrics_path, "image")
     atomic_write(path.with_suffix(".metrics.jsonl"), "\n".join(lines) + "\n")
-    return {"model": name, "path": path, "patch_checkpoint": patch.best_checkpoint, "patch_val_auc": patch.best_val_auc,
-            "image_val_auc": image.best_val_auc, "time_s": total_s, "device": device}
+    return {
+        "model": name,
+        "path": path,
+        "patch_checkpoint": patch.best_checkpoint,
+        "patch_val_auc": patch.best_val_auc,
+        "image_val_auc": image.best_val_auc,
+        "time_s": total_s,
+        "device": device,
+    }
 
 
 def evaluate_model(run: dict, zoo: ZooConfig, bank: ImageBank, records: list) -> tuple[dict, pd.DataFrame]:
@@ -146,31 +190,64 @@ def evaluate_model(run: dict, zoo: ZooConfig, bank: ImageBank, records: list) ->
     shipped, card = load_model(str(path), device=device)
     table = test_predictions(shipped, bank, records, zoo.batch_image)
     result = bootstrap_auc(table["label"].to_numpy(), table["probability"].to_numpy(), n_boot=10_000, seed=zoo.seed)
-    card.metrics = {"test_auc": result.auc, "test_auc_low": result.low, "test_auc_high": result.high,
-                    "test_n_pos": result.n_pos, "test_n_neg": result.n_neg, "val_auc": run["image_val_auc"],
-                    "patch_test_auc": patch_auc.auc, "patch_test_auc_low": patch_auc.low,
-                    "patch_test_auc_high": patch_auc.high, "patch_val_auc": run["patch_val_auc"]}
+    card.metrics = {
+        "test_auc": result.auc,
+        "test_auc_low": result.low,
+        "test_auc_high": result.high,
+        "test_n_pos": result.n_pos,
+        "test_n_neg": result.n_neg,
+        "val_auc": run["image_val_auc"],
+        "patch_test_auc": patch_auc.auc,
+        "patch_test_auc_low": patch_auc.low,
+        "patch_test_auc_high": patch_auc.high,
+        "patch_val_auc": run["patch_val_auc"],
+    }
     write_card(card, path)
-    summary = {"model": run["model"], "test_auc": round(result.auc, 4), "ci95": [round(result.low, 4), round(result.high, 4)],
-               "patch_test_auc": round(patch_auc.auc, 4), "patch_val_auc": run["patch_val_auc"],
-               "image_val_auc": run["image_val_auc"], "time_s": run["time_s"],
-               "checkpoint": str(path.with_suffix(".safetensors"))}
+    summary = {
+        "model": run["model"],
+        "test_auc": round(result.auc, 4),
+        "ci95": [round(result.low, 4), round(result.high, 4)],
+        "patch_test_auc": round(patch_auc.auc, 4),
+        "patch_val_auc": run["patch_val_auc"],
+        "image_val_auc": run["image_val_auc"],
+        "time_s": run["time_s"],
+        "checkpoint": str(path.with_suffix(".safetensors")),
+    }
     return summary, table
 
 
-def _training_record(zoo: ZooConfig, patch: tuple[TrainResult, TrainConfig], image: tuple[TrainResult, TrainConfig],
-                     total_s: float, device: torch.device) -> dict:
+def _training_record(
+    zoo: ZooConfig,
+    patch: tuple[TrainResult, TrainConfig],
+    image: tuple[TrainResult, TrainConfig],
+    total_s: float,
+    device: torch.device,
+) -> dict:
     stages = {}
     for stage, (run, cfg) in (("patch", patch), ("image", image)):
         size = [zoo.patch_size] * 2 if stage == "patch" else list(cfg.input_size)
-        stages[stage] = {"epochs_completed": run.epochs_completed, "epochs_planned": cfg.epochs, "steps": run.steps,
-                         "time_s": run.time_s, "best_val_auc": run.best_val_auc, "input_size": size,
-                         "stopped_by_time_budget": run.stopped_by_time_budget, "lr": cfg.resolved_lr,
-                         "batch_size": cfg.resolved_batch}
-    return {"stages": stages, "time_s": total_s, "machine": describe_device(device), "optimizer": zoo.optimizer,
-            "seed": zoo.seed, "command": "python -m hct zoo", "recipe": "paper: patches then images, Adam, cosine "
-            "decay, cross entropy, flips and Gaussian noise; epochs, learning rates and time scaled to the phantom",
-            "zoo": zoo.to_dict()}
+        stages[stage] = {
+            "epochs_completed": run.epochs_completed,
+            "epochs_planned": cfg.epochs,
+            "steps": run.steps,
+            "time_s": run.time_s,
+            "best_val_auc": run.best_val_auc,
+            "input_size": size,
+            "stopped_by_time_budget": run.stopped_by_time_budget,
+            "lr": cfg.resolved_lr,
+            "batch_size": cfg.resolved_batch,
+        }
+    return {
+        "stages": stages,
+        "time_s": total_s,
+        "machine": describe_device(device),
+        "optimizer": zoo.optimizer,
+        "seed": zoo.seed,
+        "command": "python -m hct zoo",
+        "recipe": "paper: patches then images, Adam, cosine "
+        "decay, cross entropy, flips and Gaussian noise; epochs, learning rates and time scaled to the phantom",
+        "zoo": zoo.to_dict(),
+    }
 
 
 def patch_test_auc(model: torch.nn.Module, bank: ImageBank, patch_size: int, seed: int, batch: int):
@@ -180,8 +257,9 @@ def patch_test_auc(model: torch.nn.Module, bank: ImageBank, patch_size: int, see
     generator = torch.Generator().manual_seed(random_key(seed, -1, 1))  # not the validation draw (seed, -1)
     centres = bank.patch_centres(items, generator, jitter=0)
     on_cuda = next(model.parameters()).is_cuda
-    scores, _ = predict_bank(model, bank, items, batch, centres=centres, patch_size=patch_size, bf16=on_cuda,
-                             channels_last=on_cuda)
+    scores, _ = predict_bank(
+        model, bank, items, batch, centres=centres, patch_size=patch_size, bf16=on_cuda, channels_last=on_cuda
+    )
     labels = bank.labels[items.to(bank.labels.device)].cpu().numpy()
     return bootstrap_auc(labels, scores.numpy(), n_boot=10_000, seed=seed)
 
@@ -194,7 +272,7 @@ def test_predictions(model: torch.nn.Module, bank: ImageBank, records: list, bat
 
     def batches():
         for start in range(0, len(items), batch):
-            chunk = items[start:start + batch]
+            chunk = items[start : start + batch]
             yield bank.images[torch.tensor(chunk, device=bank.images.device)].float(), [records[i] for i in chunk]
 
     return predict_batches(model, batches(), device=str(device), ref=ref_of(model, model.name), total=len(items))

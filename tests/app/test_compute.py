@@ -33,7 +33,7 @@ def fake_models(monkeypatch, jobs):
 
 
 def test_the_model_cache_past_its_limit_drops_the_oldest_and_the_registry_follows(fake_models):
-    keys = [c.key for c in loaders.model_choices()][:loaders.MODEL_CACHE_SIZE + 1]
+    keys = [c.key for c in loaders.model_choices()][: loaders.MODEL_CACHE_SIZE + 1]
     assert len(keys) == loaders.MODEL_CACHE_SIZE + 1
     for key in keys:
         loaders.model(key)
@@ -123,10 +123,15 @@ def test_an_image_cache_past_its_size_limit_drops_the_least_recently_used(monkey
     blob = np.zeros((1000, _mib(size) // 3000 + 1), np.uint8)
     computed = []
     monkeypatch.setattr(loaders, "to_display", lambda pixels: pixels)  # kept at its size, whatever its shape
-    monkeypatch.setattr(loaders, "read_image", lambda item: computed.append(item.key) or SimpleNamespace(meta=blob, pixels=blob))
+    monkeypatch.setattr(
+        loaders, "read_image", lambda item: computed.append(item.key) or SimpleNamespace(meta=blob, pixels=blob)
+    )
     monkeypatch.setattr(loaders, "preprocess", lambda image, size, mode: blob)
-    cached = {"meta": loaders.image_meta, "display": loaders.display_pixels,
-              "preprocessed": lambda item: loaders.preprocessed(item, "64x48")}[name]
+    cached = {
+        "meta": loaders.image_meta,
+        "display": loaders.display_pixels,
+        "preprocessed": lambda item: loaders.preprocessed(item, "64x48"),
+    }[name]
     cache = getattr(loaders, f"_{name}")
     cache.clear()
     items = [state.ImageItem(f"fill-{i}", f"{i}.png", None) for i in range(4)]
@@ -145,7 +150,9 @@ def test_an_image_cache_past_its_entry_limit_drops_the_least_recently_used(monke
     import numpy as np
 
     computed = []
-    monkeypatch.setattr(loaders, "read_image", lambda item: computed.append(item.key) or SimpleNamespace(pixels=np.ones((4, 4))))
+    monkeypatch.setattr(
+        loaders, "read_image", lambda item: computed.append(item.key) or SimpleNamespace(pixels=np.ones((4, 4)))
+    )
     loaders._display.clear()
     entries, _ = loaders.IMAGE_CACHE_LIMITS["display"]
     items = [state.ImageItem(f"entry-{i}", f"{i}.png", None) for i in range(entries + 1)]

@@ -41,8 +41,11 @@ def test_gmic_other_views_and_exam_take_it(app):
     assert [c.split(" · ")[0] for c in captions] == ["R-CC", "L-CC", "R-MLO", "L-MLO"]
     assert all(" · P(benign) " in c for c in captions)
     assert [m.label for m in at.metric] == [
-        "Right breast: mean over its views (malignant)", "Left breast: mean over its views (malignant)",
-        "Right breast: mean over its views (benign)", "Left breast: mean over its views (benign)"]
+        "Right breast: mean over its views (malignant)",
+        "Left breast: mean over its views (malignant)",
+        "Right breast: mean over its views (benign)",
+        "Left breast: mean over its views (benign)",
+    ]
 
 
 def test_erf_explorer_takes_its_global_network_beside_gmic(app):

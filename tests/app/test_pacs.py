@@ -1,7 +1,6 @@
 """The Images page's PACS source and the reading view's "Results as DICOM" under AppTest, against a real
 Orthanc (tests/orthanc.py): search, open the study as the four-view exam, store its results, read them back."""
 
-
 import pytest
 from streamlit.testing.v1 import AppTest
 

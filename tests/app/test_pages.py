@@ -76,7 +76,9 @@ def test_images_page_checks_a_public_data_set_as_downloaded(app, tmp_path, monke
     at.selectbox[0].set_value("cmmd").run()
     at.text_input[0].set_value(str(tmp_path)).run()
     assert not at.exception and not at.error
-    assert at.warning[0].value == "12 usable images (the table lists 6 breasts); missing breasts: 1; unreadable images: 0"
+    assert (
+        at.warning[0].value == "12 usable images (the table lists 6 breasts); missing breasts: 1; unreadable images: 0"
+    )
     report = at.text[0].value
     assert "usable images: 12 (the table lists 6 breasts)" in report and "missing breasts: 1" in report
     assert "D2-0002" not in report and "spreadsheet row 7 (R)" in report  # subjects are not named
@@ -165,8 +167,10 @@ def test_attention_overlays_carry_what_made_them(app):
     assert at.metric[0].value.endswith("%")
     captions = [c.value for c in at.caption]
     for name in ("Grad-CAM at stages.4", "saliency"):
-        assert any(c.startswith(f"{name} · HCT (Performer-RELU)") and c.endswith("sfm-benign-0/1-130 · 64x48")
-                   for c in captions), captions
+        assert any(
+            c.startswith(f"{name} · HCT (Performer-RELU)") and c.endswith("sfm-benign-0/1-130 · 64x48")
+            for c in captions
+        ), captions
     assert len(at.get("plotly_chart")) == 2 and len(at.get("download_button")) == 4  # PNG and DICOM each
 
 
@@ -286,7 +290,10 @@ def test_breakdowns_opens_on_the_shipped_predictions(app):
     assert (table3["Patch AUC [95% CI]"] == "—").all()  # today's cards lack patch_test_auc
     assert table3["Image AUC [95% CI]"].str.match(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]$").all()
     assert len(at.get("plotly_chart")) == 4  # finding type, ROC, size thresholds, tertiles
-    assert (at.selectbox(key="bd-model").value, at.selectbox(key="bd-reference").value) == ("hct_performer_relu", "gmic")
+    assert (at.selectbox(key="bd-model").value, at.selectbox(key="bd-reference").value) == (
+        "hct_performer_relu",
+        "gmic",
+    )
     assert any("images with no finding at all" in c.value and "left out of both classes" in c.value for c in at.caption)
     at.selectbox(key="bd-reference").set_value("def_gmic").run()
     assert not at.exception and not at.error
@@ -313,8 +320,10 @@ def test_breakdowns_computes_predictions_for_other_images(app):
     assert len(at.dataframe[0].value) == 2  # Table 3: the two models chosen
     assert len(at.get("plotly_chart")) == 4
     # the samples carry no finding types or sizes: every breakdown says why it is empty
-    assert any("No AUC for mass, calcifications, architectural distortion, focal asymmetry: no malignant images" in c.value
-               for c in at.caption)
+    assert any(
+        "No AUC for mass, calcifications, architectural distortion, focal asymmetry: no malignant images" in c.value
+        for c in at.caption
+    )
 
 
 def test_breakdowns_scores_where_explanations_point(app, tmp_path):

@@ -21,7 +21,13 @@ from app.widgets import PATH_KEY
 
 PAGES = sorted(p.stem for p in (REPO / "pages").glob("*.py"))
 # every path input, by key: a walk that misses one fails
-PATH_INPUTS = {"images-Phantom data set", "images-Manifest", "images-Public data set", "bd-predictions", "train-manifest"}
+PATH_INPUTS = {
+    "images-Phantom data set",
+    "images-Manifest",
+    "images-Public data set",
+    "bd-predictions",
+    "train-manifest",
+}
 NOT_PATHS: dict[str, str] = {}  # text inputs that take no path: key -> what they take
 
 
@@ -65,13 +71,22 @@ def test_every_text_input_of_the_app_is_a_confined_path_input():
     """No page or helper takes a server path but through widgets.path_input (which confines it); the only
     other text fields are the PACS search's, whose values go to the configured server as query terms."""
     sources = {p: p.read_text() for p in [*(REPO / "pages").glob("*.py"), *(REPO / "app").glob("*.py")]}
-    calls = [(p.name, line.strip()) for p, text in sources.items() for line in text.splitlines()
-             if re.search(r"\b(text_input|text_area|chat_input)\(", line)]
-    assert sorted(calls) == sorted([
-        ("widgets.py", "text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()"),
-        ("images.py", 'patient = cols[0].text_input("Patient ID", key="pacs-patient")'),
-        ("images.py", 'accession = cols[1].text_input("Accession number", key="pacs-accession")'),
-    ])
+    calls = [
+        (p.name, line.strip())
+        for p, text in sources.items()
+        for line in text.splitlines()
+        if re.search(r"\b(text_input|text_area|chat_input)\(", line)
+    ]
+    assert sorted(calls) == sorted(
+        [
+            (
+                "widgets.py",
+                "text = st.text_input(label, value=value, placeholder=placeholder, key=PATH_KEY + key).strip()",
+            ),
+            ("images.py", 'patient = cols[0].text_input("Patient ID", key="pacs-patient")'),
+            ("images.py", 'accession = cols[1].text_input("Accession number", key="pacs-accession")'),
+        ]
+    )
 
 
 def _states(at: AppTest):
@@ -89,15 +104,22 @@ def test_every_path_input_on_every_page_refuses_paths_outside_the_roots_alike(en
     (outside / "secret.csv").write_text("image_id,path\n")
     (env / "root").mkdir()
     (env / "root" / "link").symlink_to(outside)
-    tries = [str(outside / "secret.csv"), str(outside / "absent.csv"), "/etc/passwd",
-             "data/../../../../../etc/passwd", str(env / "root" / "link" / "secret.csv")]
+    tries = [
+        str(outside / "secret.csv"),
+        str(outside / "absent.csv"),
+        "/etc/passwd",
+        "data/../../../../../etc/passwd",
+        str(env / "root" / "link" / "secret.csv"),
+    ]
     seen = set()
     for page in PAGES:
         at = session(page)
         for _ in _states(at):
             for widget in list(at.text_input):
                 key = widget.key.removeprefix(PATH_KEY)
-                assert widget.key.startswith(PATH_KEY) or key in NOT_PATHS, f"{page}: {widget.label!r} is not a path_input"
+                assert widget.key.startswith(PATH_KEY) or key in NOT_PATHS, (
+                    f"{page}: {widget.label!r} is not a path_input"
+                )
                 if key in NOT_PATHS or key in seen:
                     continue
                 seen.add(key)
@@ -189,7 +211,9 @@ def test_the_same_image_in_two_sessions_is_computed_once_and_keeps_each_session_
     assert not b.exception and len(computed) == first  # the same content: b shares a's computation
     assert "alice" not in shown(b) and "bob-smith" in shown(b)
     assert "bob" not in shown(a)
-    assert set(b.session_state[TASKS]) and all(t is not a.session_state[TASKS].get(k) for k, t in b.session_state[TASKS].items())
+    assert set(b.session_state[TASKS]) and all(
+        t is not a.session_state[TASKS].get(k) for k, t in b.session_state[TASKS].items()
+    )
 
 
 def test_a_session_follows_and_cancels_only_its_own_training_jobs(env, monkeypatch):
@@ -200,15 +224,24 @@ def test_a_session_follows_and_cancels_only_its_own_training_jobs(env, monkeypat
     generate_phantom(8, env / "phantom", size=(96, 64))
     a, b = session("training"), session("training")
     store = loaders.job_store()
-    config = {"manifest": str(env / "phantom" / "manifest.csv"), "model": "gmic", "stage": "image",
-              "input_size": [96, 64], "device": "cpu", "epochs": 500, "out_dir": str(env / "run")}  # runs until cancelled
+    config = {
+        "manifest": str(env / "phantom" / "manifest.csv"),
+        "model": "gmic",
+        "stage": "image",
+        "input_size": [96, 64],
+        "device": "cpu",
+        "epochs": 500,
+        "out_dir": str(env / "run"),
+    }  # runs until cancelled
     a.session_state[state.OWNER_KEY] = "session:a"
     job = store.submit(config, owner="session:a")
     a.run()
     b.run()
     assert a.dataframe[0].value["launched by"].tolist() == ["you"]
     assert b.dataframe[0].value["launched by"].tolist() == ["another session"]
-    assert not [x for x in b.button if x.label == "Cancel job"] and not [x for x in b.selectbox if x.label == "Follow job"]
+    assert not [x for x in b.button if x.label == "Cancel job"] and not [
+        x for x in b.selectbox if x.label == "Follow job"
+    ]
     next(x for x in a.button if x.label == "Cancel job").click().run()
     assert store.get(job.id).state == "cancelled"
 
@@ -220,8 +253,11 @@ def test_a_session_follows_and_cancels_only_its_own_training_jobs(env, monkeypat
 def test_a_fresh_checkout_generates_the_phantom_and_trains_with_live_curves(env, monkeypatch):
     monkeypatch.setattr(data_roots, "REPOSITORY", env)  # a checkout without data/
     write = tasks.write_phantom
-    monkeypatch.setattr(tasks, "write_phantom", lambda counts, out, size, progress, cancel: write(
-        8, out, size=(96, 64), progress=progress, cancel=cancel))  # the page's smallest choice, smaller still
+    monkeypatch.setattr(
+        tasks,
+        "write_phantom",
+        lambda counts, out, size, progress, cancel: write(8, out, size=(96, 64), progress=progress, cancel=cancel),
+    )  # the page's smallest choice, smaller still
     at = session("training")
     assert any("not there yet" in i.value for i in at.info)
     next(b for b in at.button if b.label == "Generate the phantom data set").click().run()
@@ -272,8 +308,13 @@ def test_a_signed_in_user_owns_their_jobs_across_sessions(env):
 
 # ----- patient data
 
-IDENTITY = {"PatientName": "Qzdoexq^Qzjanexq", "PatientID": "PID0042SECRET", "PatientBirthDate": "19600101",
-            "AccessionNumber": "ACC777SECRET", "OtherPatientIDs": "OTHER99SECRET"}
+IDENTITY = {
+    "PatientName": "Qzdoexq^Qzjanexq",
+    "PatientID": "PID0042SECRET",
+    "PatientBirthDate": "19600101",
+    "AccessionNumber": "ACC777SECRET",
+    "OtherPatientIDs": "OTHER99SECRET",
+}
 IDENTITY_TEXT = ("Qzdoexq", "Qzjanexq", "PID0042SECRET", "19600101", "ACC777SECRET", "OTHER99SECRET")
 
 

@@ -21,9 +21,17 @@ def _png(left: bool) -> bytes:
 def test_four_uploads_named_by_view_open_as_a_four_view_exam():
     names = ["0_L-CC.png", "0_R-CC.png", "0_L-MLO.png", "0_R-MLO.png"]
     items = [loaders.with_tags(state.upload_item(name, _png(left=name[2] == "L"))) for name in names]
-    assert [(i.record.laterality, i.record.view) for i in items] == [("L", "CC"), ("R", "CC"), ("L", "MLO"),
-                                                                    ("R", "MLO")]
+    assert [(i.record.laterality, i.record.view) for i in items] == [
+        ("L", "CC"),
+        ("R", "CC"),
+        ("L", "MLO"),
+        ("R", "MLO"),
+    ]
     exams = complete_exams(items, lambda item: item.record)
     assert len(exams) == 1 and [i.name for i in next(iter(exams.values()))] == [
-        "0_R-CC.png", "0_L-CC.png", "0_R-MLO.png", "0_L-MLO.png"]
+        "0_R-CC.png",
+        "0_L-CC.png",
+        "0_R-MLO.png",
+        "0_L-MLO.png",
+    ]
     assert loaders.metadata_row(items[1])["view"] == "CC"

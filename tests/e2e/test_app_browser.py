@@ -20,8 +20,10 @@ CHROMIUM = "/usr/bin/chromium"
 SHOTS = REPO / "artifacts" / "screenshots"
 PAGES = ["models", "images", "erf_explorer", "attention", "breakdowns", "training"]
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+]
 
 
 def free_port() -> int:
@@ -34,11 +36,21 @@ def run_app(tmp_path_factory, **extra_env: str):
     """The app as the README starts it (``streamlit run app/Home.py``) at the tests' size, on a free port:
     yields its URL, stops it after."""
     port = free_port()
-    env = dict(os.environ, HCT_APP_MAX_SIZE="128x96", HCT_CACHE_DIR=str(tmp_path_factory.mktemp("cache")),
-               HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"), **extra_env)
+    env = dict(
+        os.environ,
+        HCT_APP_MAX_SIZE="128x96",
+        HCT_CACHE_DIR=str(tmp_path_factory.mktemp("cache")),
+        HCT_APP_JOB_STORE=str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"),
+        **extra_env,
+    )
     streamlit = Path(sys.executable).parent / "streamlit"
-    process = subprocess.Popen([str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(streamlit), "run", "app/Home.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -64,8 +76,10 @@ def page():
     """A page of headless Debian chromium, driven by Playwright (never a downloaded browser)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                                     "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield browser.new_page(viewport={"width": 1500, "height": 2200})
         browser.close()
 

@@ -9,15 +9,21 @@ from playwright.sync_api import expect
 from tests.e2e.test_app_browser import CHROMIUM, SHOTS, page, run_app  # noqa: F401 (fixture)
 from tests.orthanc import exams, orthanc  # noqa: F401 (fixtures)
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+]
 
 
 @pytest.fixture(scope="module")
 def pacs_server(tmp_path_factory, orthanc):
     """The app as the README starts it, with the test Orthanc as its PACS (environment variables)."""
-    yield from run_app(tmp_path_factory, HCT_PACS_URL=orthanc.dicomweb, HCT_PACS_USERNAME=orthanc.user,
-                       HCT_PACS_PASSWORD=orthanc.password)
+    yield from run_app(
+        tmp_path_factory,
+        HCT_PACS_URL=orthanc.dicomweb,
+        HCT_PACS_USERNAME=orthanc.user,
+        HCT_PACS_PASSWORD=orthanc.password,
+    )
 
 
 def test_pacs_study_opens_as_the_four_view_exam(pacs_server, page):  # noqa: F811

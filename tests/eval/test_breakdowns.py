@@ -38,12 +38,22 @@ NEGATIVES = ["n2", "n3"]  # the breakdowns' negatives: no finding at all
 def predictions(rows=ROWS, models=("A", "B")):
     frames = []
     for m, model in enumerate(models):
-        frames.append(pd.DataFrame({
-            "image_id": [r[0] for r in rows], "patient_id": "", "laterality": "L", "view": "CC",
-            "label": [r[1] for r in rows], "finding_types": [r[2] for r in rows],
-            "finding_size": [r[3] for r in rows], "probability": [r[4 + m] for r in rows],
-            "model": model, "checkpoint_sha256": "",
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "image_id": [r[0] for r in rows],
+                    "patient_id": "",
+                    "laterality": "L",
+                    "view": "CC",
+                    "label": [r[1] for r in rows],
+                    "finding_types": [r[2] for r in rows],
+                    "finding_size": [r[3] for r in rows],
+                    "probability": [r[4 + m] for r in rows],
+                    "model": model,
+                    "checkpoint_sha256": "",
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -60,8 +70,12 @@ def cell(table, key_column, key, model):
 
 @pytest.mark.parametrize(
     "finding_type, positives",
-    [("mass", ["p1", "p3", "p5"]), ("calcifications", ["p2"]),
-     ("architectural_distortion", ["p3"]), ("focal_asymmetry", ["p4"])],
+    [
+        ("mass", ["p1", "p3", "p5"]),
+        ("calcifications", ["p2"]),
+        ("architectural_distortion", ["p3"]),
+        ("focal_asymmetry", ["p4"]),
+    ],
 )
 def test_finding_type_members(finding_type, positives):
     table = finding_type_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
@@ -76,8 +90,13 @@ def test_finding_type_members(finding_type, positives):
 
 @pytest.mark.parametrize(
     "threshold, positives",
-    [(100, ["p1"]), (150, ["p1", "p2"]), (250, ["p1", "p2"]), (300, ["p1", "p2", "p3"]),
-     (400, ["p1", "p2", "p3", "p5"])],
+    [
+        (100, ["p1"]),
+        (150, ["p1", "p2"]),
+        (250, ["p1", "p2"]),
+        (300, ["p1", "p2", "p3"]),
+        (400, ["p1", "p2", "p3", "p5"]),
+    ],
 )
 def test_size_threshold_members_exclude_unsized(threshold, positives):
     table = finding_size_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
@@ -89,8 +108,11 @@ def test_size_threshold_members_exclude_unsized(threshold, positives):
 def test_tertiles_split_sized_malignant_images():
     table = size_tertile_auc(predictions(), "A", bootstrap=BootstrapOptions(200))
     # sized malignant: p1 80, p2 120, p3 260, p5 390 -> 2 / 1 / 1 (first part takes the extra image)
-    for tertile, positives, lo, hi in (("small", ["p1", "p2"], 80, 120), ("medium", ["p3"], 260, 260),
-                                        ("large", ["p5"], 390, 390)):
+    for tertile, positives, lo, hi in (
+        ("small", ["p1", "p2"], 80, 120),
+        ("medium", ["p3"], 260, 260),
+        ("large", ["p5"], 390, 390),
+    ):
         row = cell(table, "tertile", tertile, "A")
         assert row["n_pos"] == len(positives) and (row["size_min"], row["size_max"]) == (lo, hi)
         assert row["auc"] == pytest.approx(expected_auc(positives, 4))
@@ -118,23 +140,35 @@ def test_empty_subsets_are_nan_with_reason():
     assert small["auc"].isna().all() and (small["reason"] != "").all()
     no_negatives = finding_type_auc(predictions([r for r in ROWS if r[1] == 1]), bootstrap=BootstrapOptions(50))
     assert no_negatives["auc"].isna().all() and (no_negatives["reason"] == "no negative images").all()
-    only_benign = finding_type_auc(predictions([r for r in ROWS if r[0] not in NEGATIVES]), bootstrap=BootstrapOptions(50))
+    only_benign = finding_type_auc(
+        predictions([r for r in ROWS if r[0] not in NEGATIVES]), bootstrap=BootstrapOptions(50)
+    )
     assert (only_benign["reason"] == "no negative images (2 non-malignant images with a finding are left out)").all()
 
 
 def test_negatives_follow_the_paper():
     """Table 3: malignant vs all non-malignant; Table A1 / Fig. A2: malignant vs no finding at all."""
-    rows = [("p", 1, "mass", 120.0, 0.6, 0.6), ("clean", 0, "", np.nan, 0.2, 0.2),
-            ("benign", 0, "mass", 120.0, 0.9, 0.9)]
+    rows = [
+        ("p", 1, "mass", 120.0, 0.6, 0.6),
+        ("clean", 0, "", np.nan, 0.2, 0.2),
+        ("benign", 0, "mass", 120.0, 0.9, 0.9),
+    ]
     df = predictions(rows)
     options = BootstrapOptions(200)
     overall = overall_auc(df, bootstrap=options).set_index("model")
     assert overall.loc["A", ["n_pos", "n_neg", "auc"]].tolist() == [1, 2, 0.5]  # 0.6 beats 0.2, not 0.9
-    for table, key, value in ((finding_type_auc(df, bootstrap=options), "finding_type", "mass"),
-                              (finding_size_auc(df, thresholds=[150], bootstrap=options), "threshold", 150),
-                              (size_tertile_auc(df, bootstrap=options), "tertile", "small")):
+    for table, key, value in (
+        (finding_type_auc(df, bootstrap=options), "finding_type", "mass"),
+        (finding_size_auc(df, thresholds=[150], bootstrap=options), "threshold", 150),
+        (size_tertile_auc(df, bootstrap=options), "tertile", "small"),
+    ):
         row = cell(table, key, value, "A")
-        assert (row["n_pos"], row["n_neg"], row["n_excluded"], row["auc"]) == (1, 1, 1, 1.0)  # the benign image left out
+        assert (row["n_pos"], row["n_neg"], row["n_excluded"], row["auc"]) == (
+            1,
+            1,
+            1,
+            1.0,
+        )  # the benign image left out
         note = negatives_note(table)
         assert "the 1 images with no finding" in note and "1 non-malignant images with benign findings" in note
 

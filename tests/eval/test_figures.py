@@ -10,7 +10,8 @@ def sizes():
     rows = [("B", t, 0.01 * i, -0.02, 0.05) for i, t in enumerate((100, 200, 300))]
     rows.append(("B", 400, np.nan, np.nan, np.nan))  # no positives at this threshold
     return pd.DataFrame(rows, columns=["model", "threshold", "difference", "difference_low", "difference_high"]).assign(
-        reference="A", n_pos=5)
+        reference="A", n_pos=5
+    )
 
 
 def test_size_threshold_band_and_line_share_the_models_colour():
@@ -21,9 +22,17 @@ def test_size_threshold_band_and_line_share_the_models_colour():
 
 
 def test_models_keep_their_colour_and_nan_cells_are_left_out():
-    table = pd.DataFrame({"model": ["A", "A", "B", "B"], "finding_type": ["mass", "calcifications"] * 2,
-                          "auc": [0.8, np.nan, 0.7, 0.9], "low": [0.7, np.nan, 0.6, 0.8], "high": [0.9, np.nan, 0.8, 0.95],
-                          "n_pos": 3, "n_neg": 4})
+    table = pd.DataFrame(
+        {
+            "model": ["A", "A", "B", "B"],
+            "finding_type": ["mass", "calcifications"] * 2,
+            "auc": [0.8, np.nan, 0.7, 0.9],
+            "low": [0.7, np.nan, 0.6, 0.8],
+            "high": [0.9, np.nan, 0.8, 0.95],
+            "n_pos": 3,
+            "n_neg": 4,
+        }
+    )
     colours = {"A": "#1f77b4", "B": "#2ca02c"}
     bars = finding_type_figure(table, colours).data
     assert [(b.name, b.marker.color, len(b.y)) for b in bars] == [("A", "#1f77b4", 1), ("B", "#2ca02c", 2)]
@@ -32,8 +41,18 @@ def test_models_keep_their_colour_and_nan_cells_are_left_out():
 
 
 def test_tertiles_show_their_size_range():
-    table = pd.DataFrame({"tertile": ["small", "medium"], "size_min": [40.2, 120.0], "size_max": [119.6, 260.0],
-                          "model": "A", "auc": [0.7, 0.8], "low": [0.6, 0.7], "high": [0.8, 0.9], "difference": np.nan})
+    table = pd.DataFrame(
+        {
+            "tertile": ["small", "medium"],
+            "size_min": [40.2, 120.0],
+            "size_max": [119.6, 260.0],
+            "model": "A",
+            "auc": [0.7, 0.8],
+            "low": [0.6, 0.7],
+            "high": [0.8, 0.9],
+            "difference": np.nan,
+        }
+    )
     assert list(tertile_figure(table).data[0].x) == ["small<br>40–120 px", "medium<br>120–260 px"]
 
 

@@ -21,12 +21,20 @@ from hct.models.ref import ModelRef
 
 
 def table():
-    return pd.DataFrame({
-        "image_id": ["007", "008", "009"], "patient_id": ["p1", "p1", "p2"], "laterality": ["L", "R", "L"],
-        "view": ["CC", "MLO", "CC"], "label": [1, 0, 0], "finding_types": ["mass;calcifications", "", ""],
-        "finding_size": [123.5, np.nan, np.nan], "probability": [0.9, 0.2, 0.0], "model": "HCT",
-        "checkpoint_sha256": "ab" * 32,
-    })
+    return pd.DataFrame(
+        {
+            "image_id": ["007", "008", "009"],
+            "patient_id": ["p1", "p1", "p2"],
+            "laterality": ["L", "R", "L"],
+            "view": ["CC", "MLO", "CC"],
+            "label": [1, 0, 0],
+            "finding_types": ["mass;calcifications", "", ""],
+            "finding_size": [123.5, np.nan, np.nan],
+            "probability": [0.9, 0.2, 0.0],
+            "model": "HCT",
+            "checkpoint_sha256": "ab" * 32,
+        }
+    )
 
 
 def test_csv_round_trip_keeps_ids_text_and_missing_sizes(tmp_path):
@@ -69,8 +77,16 @@ def tiny_model():
 
 
 def records(n):
-    return [ImageRecord(image_id=f"i{i}", path=f"i{i}.png", label=i % 2, finding_types=("mass",) if i % 2 else (),
-                        finding_size=50.0 + i if i % 2 else None) for i in range(n)]
+    return [
+        ImageRecord(
+            image_id=f"i{i}",
+            path=f"i{i}.png",
+            label=i % 2,
+            finding_types=("mass",) if i % 2 else (),
+            finding_size=50.0 + i if i % 2 else None,
+        )
+        for i in range(n)
+    ]
 
 
 def test_predict_batches_softmax_order_and_progress():
@@ -78,8 +94,13 @@ def test_predict_batches_softmax_order_and_progress():
     images = torch.rand(5, 1, 16, 12)
     recs = records(5)
     seen = []
-    df = predict_batches(model, [(images[:2], recs[:2]), (images[2:], recs[2:])], ref=ModelRef.of("tiny"),
-                         total=5, progress=lambda done, total: seen.append((done, total)))
+    df = predict_batches(
+        model,
+        [(images[:2], recs[:2]), (images[2:], recs[2:])],
+        ref=ModelRef.of("tiny"),
+        total=5,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert not model.training
     expected = torch.softmax(model(images), dim=1)[:, 1].detach().numpy()
     np.testing.assert_allclose(df["probability"], expected, rtol=1e-5)
@@ -98,10 +119,21 @@ def phantom_records(tmp_path_factory):
 @pytest.mark.parametrize("mode, clear_background", [("canonical", True), ("acquired", False)])
 def test_predict_preprocesses_as_asked(phantom_records, mode, clear_background):
     model = tiny_model()
-    df = predict(model, phantom_records, size=(64, 48), mode=mode, clear_background=clear_background, batch_size=3,
-                 ref=ModelRef.of("tiny", checkpoint_sha256="cd" * 32))
-    images = torch.stack([hct.data.preprocess(hct.data.read_mammogram(r.path), (64, 48), mode, clear_background).tensor
-                          for r in phantom_records])
+    df = predict(
+        model,
+        phantom_records,
+        size=(64, 48),
+        mode=mode,
+        clear_background=clear_background,
+        batch_size=3,
+        ref=ModelRef.of("tiny", checkpoint_sha256="cd" * 32),
+    )
+    images = torch.stack(
+        [
+            hct.data.preprocess(hct.data.read_mammogram(r.path), (64, 48), mode, clear_background).tensor
+            for r in phantom_records
+        ]
+    )
     np.testing.assert_allclose(df["probability"], torch.softmax(model(images), 1)[:, 1].detach().numpy(), rtol=1e-5)
     other = predict(model, phantom_records, size=(64, 48), mode="acquired" if mode == "canonical" else "canonical")
     assert not np.allclose(df["probability"], other["probability"])  # the mode reaches the model
@@ -140,6 +172,13 @@ def test_predict_takes_cancel_like_the_erf_engine(phantom_records):
 
     seen = []
     with pytest.raises(ComputationCancelled, match="predictions of tiny cancelled after 2 of 4"):
-        predict(tiny_model(), phantom_records, size=(64, 48), batch_size=2, ref=ModelRef.of("tiny"),
-                progress=lambda done, total: seen.append(done), cancel=lambda: len(seen) >= 1)
+        predict(
+            tiny_model(),
+            phantom_records,
+            size=(64, 48),
+            batch_size=2,
+            ref=ModelRef.of("tiny"),
+            progress=lambda done, total: seen.append(done),
+            cancel=lambda: len(seen) >= 1,
+        )
     assert seen == [2]

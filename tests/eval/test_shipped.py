@@ -13,12 +13,25 @@ SHA = {"gmic": "a" * 64, "hct": "b" * 64}
 
 def predictions(shas=SHA):
     labels = [1, 1, 0, 0, 0]
-    frames = [pd.DataFrame({
-        "image_id": [f"i{i}" for i in range(5)], "patient_id": "", "laterality": "L", "view": "CC", "label": labels,
-        "finding_types": ["mass", "mass", "", "", "mass"], "finding_size": [120.0, 300.0, np.nan, np.nan, 80.0],
-        "probability": [0.9, 0.4 + 0.3 * m, 0.2, 0.5, 0.3], "model": name, "checkpoint_sha256": sha,
-        "stage": "image", "params_millions": 2.8 - m,
-    }) for m, (name, sha) in enumerate(shas.items())]
+    frames = [
+        pd.DataFrame(
+            {
+                "image_id": [f"i{i}" for i in range(5)],
+                "patient_id": "",
+                "laterality": "L",
+                "view": "CC",
+                "label": labels,
+                "finding_types": ["mass", "mass", "", "", "mass"],
+                "finding_size": [120.0, 300.0, np.nan, np.nan, 80.0],
+                "probability": [0.9, 0.4 + 0.3 * m, 0.2, 0.5, 0.3],
+                "model": name,
+                "checkpoint_sha256": sha,
+                "stage": "image",
+                "params_millions": 2.8 - m,
+            }
+        )
+        for m, (name, sha) in enumerate(shas.items())
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -31,7 +44,9 @@ def test_matching_predictions_are_not_stale():
 
 
 def test_stale_predictions_name_the_models():
-    stale = stale_models(predictions({"gmic": "c" * 64, "hct": SHA["hct"], "old": ""}), {**cards(), "def": ModelCard("def")})
+    stale = stale_models(
+        predictions({"gmic": "c" * 64, "hct": SHA["hct"], "old": ""}), {**cards(), "def": ModelCard("def")}
+    )
     assert set(stale) == {"gmic", "old", "def"}
     assert "cccccccccccc…" in stale["gmic"] and "aaaaaaaaaaaa…" in stale["gmic"]
     assert stale["old"] == "no checkpoint of this name"
@@ -50,7 +65,9 @@ def test_table3_patch_column_from_cards_or_a_dash():
 def test_table3_patch_predictions_come_before_cards():
     metrics = {"patch_test_auc": 0.5, "patch_test_auc_low": 0.4, "patch_test_auc_high": 0.6}
     staged = pd.concat([predictions(), predictions().assign(stage="patch").query("model == 'gmic'")])
-    table = table3_with_cards(staged, cards(gmic=metrics, hct=metrics), bootstrap=BootstrapOptions(50)).set_index("model")
+    table = table3_with_cards(staged, cards(gmic=metrics, hct=metrics), bootstrap=BootstrapOptions(50)).set_index(
+        "model"
+    )
     own = overall_auc(staged, bootstrap=BootstrapOptions(50)).set_index(["stage", "model"]).loc[("patch", "gmic")]
     assert table.loc["gmic", "patch_auc"] == own["auc"] and table.loc["hct", "patch"] == "50.00 [40.00, 60.00]"
     unstaged = table3_with_cards(predictions().drop(columns="stage"), {}, bootstrap=BootstrapOptions(50))

@@ -30,8 +30,20 @@ def test_predict_under_torchrun_equals_one_process(tmp_path):
     generate_phantom(7, tmp_path / "phantom", size=(96, 64))  # 7 images, batch 2: 4 batches, 2 per rank
     torch.manual_seed(0)
     save_checkpoint(create_model("gmic"), tmp_path / "gmic.safetensors", input_size=(96, 64))
-    args = ["predict", "--checkpoint", str(tmp_path / "gmic.safetensors"), "hct_performer_relu",
-            "--data", str(tmp_path / "phantom"), "--size", "96x64", "--batch-size", "2", "--device", "cpu"]
+    args = [
+        "predict",
+        "--checkpoint",
+        str(tmp_path / "gmic.safetensors"),
+        "hct_performer_relu",
+        "--data",
+        str(tmp_path / "phantom"),
+        "--size",
+        "96x64",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    ]
     single = hct(*args, "--out", str(tmp_path / "one.csv"))
     assert single.returncode == 0, single.stderr[-3000:]
     ranks = hct_torchrun(*args, "--out", str(tmp_path / "two.csv"))
@@ -42,10 +54,18 @@ def test_predict_under_torchrun_equals_one_process(tmp_path):
     assert one.drop(columns="probability").equals(two.drop(columns="probability"))
 
 
-@pytest.mark.parametrize(("batch_size", "workers", "message"), [(0, 0, "batch_size must be at least 1, got 0"),
-                                                                 (2, -1, "must be 0 or more, got -1")])
+@pytest.mark.parametrize(
+    ("batch_size", "workers", "message"),
+    [(0, 0, "batch_size must be at least 1, got 0"), (2, -1, "must be 0 or more, got -1")],
+)
 def test_bad_batching_is_a_clear_error_on_every_rank(tmp_path, batch_size, workers, message):
     records = generate_phantom(4, tmp_path / "phantom", size=(96, 64))
     with pytest.raises(EvaluationError, match=message):
-        predict(create_model("gmic"), records, size=(96, 64), batch_size=batch_size, workers=workers,
-                context=DistContext(rank=1, world=2))
+        predict(
+            create_model("gmic"),
+            records,
+            size=(96, 64),
+            batch_size=batch_size,
+            workers=workers,
+            context=DistContext(rank=1, world=2),
+        )

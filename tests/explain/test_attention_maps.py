@@ -20,8 +20,8 @@ def test_performer_relu_rows_match_hand_computation_and_forward():
     q, k, v = (rearrange(p(tokens), "b n (h d) -> b h n d", h=4) for p in (attn.to_q, attn.to_k, attn.to_v))
     d = q.shape[-1]
     # Performer-RELU features: phi(u) = ReLU(d^-1/4 u W^T) + 1e-3 (performer-pytorch's defaults).
-    phi_q = torch.relu(d ** -0.25 * q @ fast.projection_matrix.T) + 1e-3
-    phi_k = torch.relu(d ** -0.25 * k @ fast.projection_matrix.T) + 1e-3
+    phi_q = torch.relu(d**-0.25 * q @ fast.projection_matrix.T) + 1e-3
+    phi_k = torch.relu(d**-0.25 * k @ fast.projection_matrix.T) + 1e-3
     full = phi_q @ phi_k.transpose(-1, -2)
     full = full / full.sum(-1, keepdim=True)  # (b, h, n, n)
     rows = torch.stack([layer.attention_weights(x, (i // 5, i % 5)).flatten(2) for i in range(15)], dim=2)

@@ -9,8 +9,11 @@ from hct.errors import ConfigError
 from hct.explain import METHODS, as_batch, attribute, eval_mode, gradcam, occlusion_window, saliency
 from hct.models import create_model
 
-FAST = {"integrated_gradients": {"n_steps": 4}, "smoothgrad": {"nt_samples": 2},
-        "occlusion": {"sliding_window_shapes": (64, 64), "strides": (64, 64)}}
+FAST = {
+    "integrated_gradients": {"n_steps": 4},
+    "smoothgrad": {"nt_samples": 2},
+    "occlusion": {"sliding_window_shapes": (64, 64), "strides": (64, 64)},
+}
 
 
 @pytest.fixture(scope="module")

@@ -73,8 +73,28 @@ def test_the_image_alone(gradcam):
 
 def test_the_command_writes_the_explanations_png(tmp_path, image):  # GMIC: bit-for-bit repeatable on CPU
     path = builtin_samples()[0].path
-    assert main(["explain", "--model", "gmic", "--image", path, "--method", "saliency",
-                 "--size", "128x96", "--percentile", "99", "--top-mass", "0.3", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                "gmic",
+                "--image",
+                path,
+                "--method",
+                "saliency",
+                "--size",
+                "128x96",
+                "--percentile",
+                "99",
+                "--top-mass",
+                "0.3",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     expected = explain(_model("gmic"), image, "saliency", (128, 96), Readability(99.0, 0.0, 0.3)).png()
     written = next(tmp_path.glob("*_saliency.png")).read_bytes()
     assert written == expected

@@ -35,7 +35,7 @@ def phantom(tmp_path_factory):
 
 def oracle_map(pre, boxes) -> np.ndarray:
     """The boxes drawn in the original image, sampled at each model pixel's centre (no model involved)."""
-    rows, cols = np.mgrid[:pre.size[0], :pre.size[1]] + 0.5
+    rows, cols = np.mgrid[: pre.size[0], : pre.size[1]] + 0.5
     original = [point_in_original(pre, (r, c), long_side=None) for r, c in zip(rows.ravel(), cols.ravel())]
     inside = [any(b[0] <= r < b[2] and b[1] <= c < b[3] for b in boxes) for r, c in original]
     return np.array(inside, dtype=np.float32).reshape(pre.size)
@@ -91,8 +91,29 @@ def test_the_localize_command_writes_rows_summary_and_figure(phantom, tmp_path):
     folder, records = phantom
     write_manifest([dataclasses.replace(r, split="test") for r in records[:2]], tmp_path / "m.csv")
     out = tmp_path / "out"
-    assert main(["localize", "--model", "gmic", "--data", str(tmp_path / "m.csv"), "--split", "test",
-                 "--methods", "saliency", "gradcam", "--size", "128x96", "--n-boot", "100", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "localize",
+                "--model",
+                "gmic",
+                "--data",
+                str(tmp_path / "m.csv"),
+                "--split",
+                "test",
+                "--methods",
+                "saliency",
+                "gradcam",
+                "--size",
+                "128x96",
+                "--n-boot",
+                "100",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with open(out / "localization.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and {"image_id", "model", "method", "energy", "hit", "finding_area_px"} <= set(rows[0])
@@ -120,7 +141,9 @@ def test_cbis_ddsm_findings_are_scored_against_their_roi_masks(tmp_path):
     from tests import public_trees
 
     folder = public_trees.cbis_ddsm_tree(tmp_path, csvs=("mass_case_description_test_set.csv",))
-    records = [r for r in scan_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder).records if r.label == 1 and r.finding_masks]
+    records = [
+        r for r in scan_cbis_ddsm(sorted(tmp_path.glob("*.csv")), folder).records if r.label == 1 and r.finding_masks
+    ]
     assert records
     record = records[0]
     pre = preprocess(read_mammogram(record.path), SIZE)
@@ -128,8 +151,11 @@ def test_cbis_ddsm_findings_are_scored_against_their_roi_masks(tmp_path):
     assert outlined_by == "ROI mask" and score(region.astype(float), region)["energy"] == pytest.approx(1.0)
     rows = localize({"gmic": create_model("gmic")}, records, ["saliency"], SIZE)
     assert set(rows["region"]) == {"ROI mask"} and len(rows) == len(records)
-    assert set(localize({"gmic": create_model("gmic")}, [dataclasses.replace(record, finding_masks=())],
-                        ["saliency"], SIZE)["region"]) == {"box"}
+    assert set(
+        localize({"gmic": create_model("gmic")}, [dataclasses.replace(record, finding_masks=())], ["saliency"], SIZE)[
+            "region"
+        ]
+    ) == {"box"}
     gone = dataclasses.replace(record, finding_masks=(str(tmp_path / "moved.dcm"),))
     with pytest.raises(MammogramError, match="ROI mask .*moved.dcm is missing .* data check"):
         localize({"gmic": create_model("gmic")}, [gone], ["saliency"], SIZE)
@@ -141,6 +167,12 @@ def test_localize_takes_cancel_like_the_erf_engine(phantom):
     _, records = phantom
     seen = []
     with pytest.raises(ComputationCancelled, match="localization cancelled after 1 of"):
-        localize({"gmic": create_model("gmic")}, records[:2], ["saliency"], SIZE,
-                 progress=lambda done, total: seen.append(done), cancel=lambda: True)
+        localize(
+            {"gmic": create_model("gmic")},
+            records[:2],
+            ["saliency"],
+            SIZE,
+            progress=lambda done, total: seen.append(done),
+            cancel=lambda: True,
+        )
     assert seen == [1]

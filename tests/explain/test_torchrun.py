@@ -23,15 +23,14 @@ def test_table1_under_torchrun_equals_one_process(tmp_path):
     rows, cols = np.mgrid[:200, :160]
     for i in range(6):
         centre = 0 if i % 2 else 159
-        pixels = np.where((rows - 100) ** 2 + (cols - centre) ** 2 < 110 ** 2, 30000 + 97 * i, 400).astype(np.uint16)
+        pixels = np.where((rows - 100) ** 2 + (cols - centre) ** 2 < 110**2, 30000 + 97 * i, 400).astype(np.uint16)
         Image.fromarray(pixels).save(tmp_path / f"img{i}.png")
     checkpoints = []
     for name in ("gmic", "hct_performer_relu"):  # the same weights in every process
         torch.manual_seed(0)
         save_checkpoint(create_model(name), tmp_path / f"{name}.safetensors", input_size=(128, 96))
         checkpoints.append(str(tmp_path / f"{name}.safetensors"))
-    args = ["table1", "--models", *checkpoints, "--images", str(tmp_path), "--n", "3",
-            "--size", "128x96", "--no-cache"]
+    args = ["table1", "--models", *checkpoints, "--images", str(tmp_path), "--n", "3", "--size", "128x96", "--no-cache"]
     single = hct(*args, "--out", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr[-3000:]
     ranks = hct_torchrun(*args, "--out", str(tmp_path / "two"))

@@ -49,7 +49,7 @@ def test_performer_features_match_a_direct_computation():
     q_prime, k_prime = layer._features(tokens)
     w = layer.attn.fast_attention.projection_matrix
     q, k = (rearrange(p(tokens), "b n (h d) -> b h n d", h=8) for p in (layer.attn.to_q, layer.attn.to_k))
-    q_direct, k_direct = (torch.relu((t * 4 ** -0.25) @ w.T) + 1e-3 for t in (q, k))
+    q_direct, k_direct = (torch.relu((t * 4**-0.25) @ w.T) + 1e-3 for t in (q, k))
     torch.testing.assert_close(q_prime, q_direct)
     torch.testing.assert_close(k_prime, k_direct)
     row = torch.einsum("hm,hnm->hn", q_direct[0, :, 3], k_direct[0])

@@ -64,6 +64,7 @@ def test_corrupt_file_with_matching_hash_is_refused(saved):
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text())
     import hashlib
+
     card["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     card_path.write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="not a readable safetensors"):

@@ -83,7 +83,10 @@ def test_block_keeps_checkpoint_names_and_equals_torchvisions_module():
     torch.manual_seed(0)
     block = DeformableConv3x3(6, 8, stride=2).double()
     assert {k: tuple(v.shape) for k, v in block.state_dict().items()} == {
-        "offset.weight": (18, 6, 3, 3), "offset.bias": (18,), "conv.weight": (8, 6, 3, 3)}
+        "offset.weight": (18, 6, 3, 3),
+        "offset.bias": (18,),
+        "conv.weight": (8, 6, 3, 3),
+    }
     torch.nn.init.normal_(block.offset.weight, std=0.5)
     torch.nn.init.normal_(block.offset.bias, std=2.0)
     assert isinstance(block.conv, DeformConv2d)  # the model's init finds it; erf.py detects it

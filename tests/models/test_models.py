@@ -7,8 +7,11 @@ from hct.errors import UnknownModelError
 from hct.models import MODEL_SPECS, count_parameters, create_model, list_architectures, list_models
 
 PAPER_PARAMS_M = {
-    "gmic": 2.80, "def_gmic": 2.89,
-    "hct_performer_relu": 1.73, "hct_performer_softmax": 1.73, "hct_nystrom": 1.73,
+    "gmic": 2.80,
+    "def_gmic": 2.89,
+    "hct_performer_relu": 1.73,
+    "hct_performer_softmax": 1.73,
+    "hct_nystrom": 1.73,
 }
 # The official code's exact counts (nyukat/GMIC modules.py; whiterabbit-ai/hct hct_base.py, q/k/v with bias).
 OFFICIAL_PARAMS = {"gmic": 2_800_050, "hct_performer_relu": 1_737_010, "hct_performer_softmax": 1_737_010}
@@ -79,7 +82,9 @@ def test_eval_mode_is_deterministic_and_batch_independent(model):
 
 
 def test_overrides():
-    m = create_model("hct_performer_relu", num_classes=3, in_chans=2, first_stage_stride=1, num_ac_stages=1, drop_rate=0.2).eval()
+    m = create_model(
+        "hct_performer_relu", num_classes=3, in_chans=2, first_stage_stride=1, num_ac_stages=1, drop_rate=0.2
+    ).eval()
     assert len(m.attention_layers()) == 2  # one AC stage of two blocks
     assert m.output_stride == 64
     assert m(torch.randn(1, 2, 64, 64)).shape == (1, 3)

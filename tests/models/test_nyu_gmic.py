@@ -70,7 +70,7 @@ def test_imported_weights_reproduce_their_outputs(their_file, tmp_path):
         assert run_import(their_file, out, index) == 0
         model, card = load_model(out)
         with torch.no_grad():
-            result = model(inputs[i:i + 1])
+            result = model(inputs[i : i + 1])
         assert torch.equal(result.crop_positions[0], reference["crop_positions"][i])
         for name in ("saliency", "attention", "y_global", "y_local", "y_fusion"):
             assert (getattr(result, name)[0] - reference[name][i]).abs().max().item() < 1e-5, name
@@ -94,10 +94,14 @@ def _hct_official_state() -> dict:
 BAD_FILES = {
     "not a state dict": (lambda s: {"epoch": 3, "lr": 0.1}, r"not a state dict of tensors"),
     "a list": (lambda s: [1, 2], r"holds a list, not a state dict"),
-    "another variant": (lambda s: {k: v for k, v in s.items() if not k.startswith("dn_resnet.layer4")},
-                        r"missing \d+: local_network\.layer4\.0\.bn1\.bias"),
-    "misshaped": (lambda s: {**s, "fusion_dnn.weight": torch.zeros(2, 1024)},
-                  r"misshaped 1: fusion\.weight \(2, 1024\) \(expected \(2, 768\)\)"),
+    "another variant": (
+        lambda s: {k: v for k, v in s.items() if not k.startswith("dn_resnet.layer4")},
+        r"missing \d+: local_network\.layer4\.0\.bn1\.bias",
+    ),
+    "misshaped": (
+        lambda s: {**s, "fusion_dnn.weight": torch.zeros(2, 1024)},
+        r"misshaped 1: fusion\.weight \(2, 1024\) \(expected \(2, 768\)\)",
+    ),
     "HCT official file": (lambda s: _hct_official_state(), r"the official HCT code.*python -m hct import-official"),
 }
 
@@ -144,16 +148,23 @@ def small_checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("small") / "nyu_small"
-    save_checkpoint(create_model("nyu_gmic"), path, input_size=(384, 256), stage="image",
-                    preprocessing=preprocessing_info("nyu_gmic", clear_background=False))
+    save_checkpoint(
+        create_model("nyu_gmic"),
+        path,
+        input_size=(384, 256),
+        stage="image",
+        preprocessing=preprocessing_info("nyu_gmic", clear_background=False),
+    )
     return path.with_suffix(".safetensors")
 
 
 def test_predict_gives_benign_and_malignant_columns(small_checkpoint, tmp_path):
     generate_phantom(3, tmp_path / "phantom", size=(128, 96), seed=3, malignant_fraction=0.5)
     out = tmp_path / "pred.csv"
-    assert main(["predict", "--checkpoint", str(small_checkpoint), "--data", str(tmp_path / "phantom"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(["predict", "--checkpoint", str(small_checkpoint), "--data", str(tmp_path / "phantom"), "--out", str(out)])
+        == 0
+    )
     table = read_predictions(out)
     raw = pd.read_csv(out)
     assert len(table) == 3 and raw["benign_probability"].between(0, 1).all() and raw["probability"].between(0, 1).all()
@@ -171,8 +182,24 @@ def test_explain_targets_malignant_y_fusion(small_checkpoint, tmp_path, capsys, 
     pixels = torch.zeros(300, 200, dtype=torch.uint8)
     pixels[40:260, :120] = 180
     Image.fromarray(pixels.numpy()).save(tmp_path / "0_L-CC.png")
-    assert main(["explain", "--model", str(small_checkpoint), "--image", str(tmp_path / "0_L-CC.png"),
-                 "--method", method, "--size", "384x256", "--out", str(tmp_path / "x")]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                str(small_checkpoint),
+                "--image",
+                str(tmp_path / "0_L-CC.png"),
+                "--method",
+                method,
+                "--size",
+                "384x256",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 0
+    )
     probability = float(re.search(r"P\(malignant\) = ([0-9.]+)", capsys.readouterr().out)[1])
     model, _ = load_model(small_checkpoint)
     pre = preprocess(read_mammogram(tmp_path / "0_L-CC.png"), (384, 256), "nyu_gmic")

@@ -27,8 +27,10 @@ FIXTURE = FIXTURES / "official_hct"
 
 @pytest.fixture(scope="module")
 def official_state() -> dict[str, torch.Tensor]:
-    return {k: v.float() if v.is_floating_point() else v
-            for k, v in load_file(FIXTURE / "state_dict.fp16.safetensors").items()}
+    return {
+        k: v.float() if v.is_floating_point() else v
+        for k, v in load_file(FIXTURE / "state_dict.fp16.safetensors").items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -128,13 +130,18 @@ BAD_STATES = {
     "another architecture": (lambda s: create_model("gmic").state_dict(), "not a state dict of the official HCT"),
     "no AC stage": (lambda s: {k: v for k, v in s.items() if not k.startswith("ac_")}, "0 AC stages"),
     "three blocks": (lambda s: _edited(s, add={"conv_stages.layer_list.0.2.bn1.weight": torch.ones(16)}), "2 blocks"),
-    "missing key": (lambda s: _edited(s, drop="ac_stages.layer_list.1.1.performer_attention.to_q.bias"),
-                    r"missing 1: stages\.4\.1\.attention\.attn\.to_q\.bias"),
-    "unexpected key": (lambda s: _edited(s, add={"ac_stages.layer_list.0.0.gate.weight": torch.ones(3)}),
-                       r"unexpected 1: stages\.3\.0\.gate\.weight"),
-    "misshaped key": (lambda s: _edited(s, add={"ac_stages.layer_list.0.0.performer_attention.to_k.weight":
-                                                torch.ones(64, 128)}),
-                      r"misshaped 1: stages\.3\.0\.attention\.attn\.to_k\.weight \(64, 128\) \(expected \(64, 64\)\)"),
+    "missing key": (
+        lambda s: _edited(s, drop="ac_stages.layer_list.1.1.performer_attention.to_q.bias"),
+        r"missing 1: stages\.4\.1\.attention\.attn\.to_q\.bias",
+    ),
+    "unexpected key": (
+        lambda s: _edited(s, add={"ac_stages.layer_list.0.0.gate.weight": torch.ones(3)}),
+        r"unexpected 1: stages\.3\.0\.gate\.weight",
+    ),
+    "misshaped key": (
+        lambda s: _edited(s, add={"ac_stages.layer_list.0.0.performer_attention.to_k.weight": torch.ones(64, 128)}),
+        r"misshaped 1: stages\.3\.0\.attention\.attn\.to_k\.weight \(64, 128\) \(expected \(64, 64\)\)",
+    ),
     "ambiguous nesting": (lambda s: {"model": s, "state_dict": s}, "several state dicts"),
     "no tensors": (lambda s: {"epoch": 3, "lr": 0.1}, r"not a state dict of tensors.*state_dict\(\)"),
 }

@@ -15,8 +15,12 @@ from hct.models.ref import ModelRef, distinct_labels, ref_of
 
 def test_a_ref_is_frozen_and_knows_its_colour_from_its_architecture():
     ref = ModelRef.of("def_gmic", "def_gmic-best", "ab" * 32)
-    assert (ref.architecture, ref.label, ref.colour, ref.trained) == ("def_gmic", "def_gmic-best",
-                                                                       MODEL_SPECS["def_gmic"].colour, True)
+    assert (ref.architecture, ref.label, ref.colour, ref.trained) == (
+        "def_gmic",
+        "def_gmic-best",
+        MODEL_SPECS["def_gmic"].colour,
+        True,
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         ref.label = "other"
     assert ref.relabelled("Def-GMIC — best") == dataclasses.replace(ref, label="Def-GMIC — best")
@@ -61,6 +65,9 @@ def test_predictions_get_their_refs_from_the_checkpoints_sha256_never_their_name
     from hct.eval.shipped import checkpoint_cards, prediction_refs
 
     card = save_checkpoint(load_model("def_gmic")[0], tmp_path / "mine")
-    predictions = pd.DataFrame({"model": ["mine", "mine", "gmic"], "checkpoint_sha256": [card.weights_sha256] * 2 + [""]})
+    predictions = pd.DataFrame(
+        {"model": ["mine", "mine", "gmic"], "checkpoint_sha256": [card.weights_sha256] * 2 + [""]}
+    )
     assert prediction_refs(predictions, checkpoint_cards(tmp_path)) == [
-        ModelRef("def_gmic", "mine", card.weights_sha256, MODEL_SPECS["def_gmic"].colour)]
+        ModelRef("def_gmic", "mine", card.weights_sha256, MODEL_SPECS["def_gmic"].colour)
+    ]

@@ -67,8 +67,14 @@ def test_check_raises_once_cancel_was_asked():
         task.check()
 
 
-def _waiter(queue: DeviceQueue, positions: list, admitted: threading.Event, release: threading.Event,
-            cancel=None, background: bool = False) -> threading.Thread:
+def _waiter(
+    queue: DeviceQueue,
+    positions: list,
+    admitted: threading.Event,
+    release: threading.Event,
+    cancel=None,
+    background: bool = False,
+) -> threading.Thread:
     def run():
         try:
             with queue.slot(cancel=cancel, on_wait=positions.append, background=background):
@@ -240,6 +246,7 @@ def test_one_thread_s_erf_never_changes_another_s_tf32_mid_run(tf32_on):
                 b_in.set()
                 a_done.wait(10)
             return conv(x)
+
         return forward
 
     def run(name: str, n: int) -> None:

@@ -25,8 +25,18 @@ def manifest(tmp_path_factory):
 
 
 def _config(manifest, out_dir, **changes):
-    return {"manifest": manifest, "model": "gmic", "stage": "image", "input_size": [96, 64], "batch_size": 4,
-            "epochs": 1, "max_steps": 2, "device": "cpu", "out_dir": str(out_dir), **changes}
+    return {
+        "manifest": manifest,
+        "model": "gmic",
+        "stage": "image",
+        "input_size": [96, 64],
+        "batch_size": 4,
+        "epochs": 1,
+        "max_steps": 2,
+        "device": "cpu",
+        "out_dir": str(out_dir),
+        **changes,
+    }
 
 
 def _wait(store, job_id, states, timeout=240):
@@ -84,8 +94,13 @@ def test_jobs_cli_launch_follow_list(manifest, tmp_path):
     store = str(tmp_path / "jobs.sqlite")
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "hct", "jobs", "--store", store, *args], cwd=REPO,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "hct", "jobs", "--store", store, *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     launched = cli("launch", "--config", str(config))
     assert launched.returncode == 0 and "job 1 running" in launched.stdout, launched.stderr
@@ -152,7 +167,9 @@ def test_a_store_made_before_owners_and_nproc_opens(tmp_path):
             config TEXT NOT NULL, log_file TEXT NOT NULL, metrics_file TEXT NOT NULL, status_file TEXT NOT NULL,
             checkpoint TEXT, created REAL NOT NULL, started REAL, ended REAL, pid INTEGER, start_token TEXT, gpu TEXT,
             error TEXT)""")
-        db.execute("INSERT INTO jobs (state, command, config, log_file, metrics_file, status_file, created) "
-                   "VALUES ('succeeded', '[]', '{}', '', '', '', 0)")
+        db.execute(
+            "INSERT INTO jobs (state, command, config, log_file, metrics_file, status_file, created) "
+            "VALUES ('succeeded', '[]', '{}', '', '', '', 0)"
+        )
     job = JobStore(path, devices=["cpu:0"]).list()[0]
     assert (job.nproc, job.owner, job.state) == (1, None, "succeeded")

@@ -30,8 +30,17 @@ def manifest(tmp_path_factory):
 
 
 def _config(manifest, out_dir, **changes):
-    base = dict(manifest=manifest, model="gmic", stage="image", input_size=SIZE, batch_size=4, lr=1e-3,
-                epochs=2, out_dir=str(out_dir), log_every=1)
+    base = dict(
+        manifest=manifest,
+        model="gmic",
+        stage="image",
+        input_size=SIZE,
+        batch_size=4,
+        lr=1e-3,
+        epochs=2,
+        out_dir=str(out_dir),
+        log_every=1,
+    )
     return {**base, **changes}
 
 
@@ -41,16 +50,23 @@ def _write(path, config):
 
 
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "hct", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hct", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_patch_then_image_stage_through_the_cli(manifest, tmp_path):
     patch = _config(manifest, tmp_path / "patch", stage="patch", patch_size=32, batch_size=8, max_steps=3)
     run = _cli("train", "--config", _write(tmp_path / "patch.json", patch))
     assert run.returncode == 0, run.stderr
-    image = _config(manifest, tmp_path / "image", max_steps=3, micro_batch=2, optimizer="asam",
-                    init_checkpoint=str(tmp_path / "patch" / "best.safetensors"))
+    image = _config(
+        manifest,
+        tmp_path / "image",
+        max_steps=3,
+        micro_batch=2,
+        optimizer="asam",
+        init_checkpoint=str(tmp_path / "patch" / "best.safetensors"),
+    )
     run = _cli("train", "--config", _write(tmp_path / "image.json", image))
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
@@ -75,12 +91,18 @@ def test_kill_and_resume_equals_an_unbroken_run(manifest, tmp_path):
     straight = train(_config(manifest, tmp_path / "straight", **settings), progress=False)
 
     config_path = _write(tmp_path / "broken.json", _config(manifest, tmp_path / "broken", **settings))
-    process = subprocess.Popen([sys.executable, "-m", "hct", "train", "--config", config_path, "--no-progress"],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hct", "train", "--config", config_path, "--no-progress"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = tmp_path / "broken" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        steps = [json.loads(line).get("step", 0) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+        steps = (
+            [json.loads(line).get("step", 0) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+        )
         if steps and max(steps) >= 12:
             break
         time.sleep(0.02)
@@ -105,8 +127,18 @@ def test_torchrun_two_processes_train_the_single_process_model(manifest, tmp_pat
     # samples) or lr 1e-3, a 2e-7 weight change moves the next gradient by 30-90% and Adam turns that
     # into lr-sized (1e-3) weight changes, and a single process run with 2 threads instead of 1 drifts
     # as far. At image size with lr 1e-4 the runs end within ~2e-6, so 1e-5 leaves a 5x margin.
-    settings = dict(stage="image", batch_size=8, micro_batch=2, lr=1e-4, epochs=2, max_steps=4, noise_std=0.1,
-                    overrides={"drop_rate": 0.3}, model=MODEL, device="cpu")
+    settings = dict(
+        stage="image",
+        batch_size=8,
+        micro_batch=2,
+        lr=1e-4,
+        epochs=2,
+        max_steps=4,
+        noise_std=0.1,
+        overrides={"drop_rate": 0.3},
+        model=MODEL,
+        device="cpu",
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun worker: CPU kernels pick their algorithm by thread count
     try:
@@ -114,8 +146,9 @@ def test_torchrun_two_processes_train_the_single_process_model(manifest, tmp_pat
     finally:
         torch.set_num_threads(threads)
     config_path = _write(tmp_path / "ddp.json", _config(manifest, tmp_path / "ddp", **settings))
-    run = hct_torchrun("train", "--config", config_path, "--no-progress", env={**os.environ, "OMP_NUM_THREADS": "1"},
-                       timeout=300)
+    run = hct_torchrun(
+        "train", "--config", config_path, "--no-progress", env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads((tmp_path / "ddp" / "result.json").read_text())["steps"] == single.steps == 4
 

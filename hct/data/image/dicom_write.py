@@ -35,8 +35,9 @@ def new_dataset(sop_class: str, sop_instance: str | None = None) -> Dataset:
     return ds
 
 
-def mammogram_dataset(pixels: np.ndarray, *, bits_stored: int | None = None, sop_instance: str | None = None,
-                      **tags) -> Dataset:
+def mammogram_dataset(
+    pixels: np.ndarray, *, bits_stored: int | None = None, sop_instance: str | None = None, **tags
+) -> Dataset:
     """A digital mammogram (Modality MG, MONOCHROME2) of unsigned ``pixels`` (uint8 or uint16, stored at
     ``bits_stored`` bits, default all), with ``tags`` set on it (``ImageLaterality="L"``, ...)."""
     pixels = np.ascontiguousarray(pixels)

@@ -133,7 +133,7 @@ def crop(array: np.ndarray, box: Box, fill: float = 0.0) -> np.ndarray:
     r0, c0 = max(row0, 0), max(col0, 0)
     r1, c1 = min(row1, array.shape[0]), min(col1, array.shape[1])
     if r1 > r0 and c1 > c0:
-        out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = array[r0:r1, c0:c1]
+        out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = array[r0:r1, c0:c1]
     return out
 
 
@@ -188,7 +188,8 @@ class Preprocessed:
     def describe(self) -> str:
         """The mode in words, for figure titles."""
         what = {"acquired": "as acquired", "nyu_gmic": "NYU GMIC window (chest wall left, 2944x1920)"}.get(
-            self.mode, "canonical (chest wall left, cropped)")
+            self.mode, "canonical (chest wall left, cropped)"
+        )
         return f"{what}, {'background cleared' if self.cleared else 'background kept'}"
 
     @property
@@ -271,5 +272,12 @@ def preprocess(
         box = letterbox_box(pixels.shape, size)
     tensor = normalise(resize(crop(shown, box, fill=background), size), nyu=mode == "nyu_gmic")
     model_mask = resize(crop(mask.astype(np.float32), box), size).numpy() > 0.5
-    return Preprocessed(tensor=tensor[None].contiguous(), mask=model_mask, flipped=flipped, crop_box=box,
-                        original_shape=tuple(pixels.shape), mode=mode, cleared=clear_background)
+    return Preprocessed(
+        tensor=tensor[None].contiguous(),
+        mask=model_mask,
+        flipped=flipped,
+        crop_box=box,
+        original_shape=tuple(pixels.shape),
+        mode=mode,
+        cleared=clear_background,
+    )

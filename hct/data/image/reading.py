@@ -82,8 +82,14 @@ def read_mammogram(source: ImageSource) -> Mammogram:
     return Mammogram(
         pixels=pixels,
         meta=MammogramMeta(
-            laterality=laterality, view=view or named_view, rows=rows, cols=cols, source=name,
-            laterality_from=laterality_from, view_from="tags" if view else "name" if named_view else "", **tags,
+            laterality=laterality,
+            view=view or named_view,
+            rows=rows,
+            cols=cols,
+            source=name,
+            laterality_from=laterality_from,
+            view_from="tags" if view else "name" if named_view else "",
+            **tags,
         ),
     )
 
@@ -150,7 +156,7 @@ def _headerless_dicom_start(data: bytes) -> int | None:
     ``no_meta.dcm`` has one stray byte before it, so the second byte is tried too.
     """
     for start in (0, 1):
-        if data[start:start + 2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
+        if data[start : start + 2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
             return start
     return None
 
@@ -194,8 +200,13 @@ def _read_dicom(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     notes.append(tags.pop("note"))
     modality = _text(ds, "Modality")
     notes.insert(0, modality_warning(modality))
-    tags.update(photometric=photometric, bit_depth=bits, file_format="DICOM", modality=modality,
-                warning=" ".join(n for n in notes if n))
+    tags.update(
+        photometric=photometric,
+        bit_depth=bits,
+        file_format="DICOM",
+        modality=modality,
+        warning=" ".join(n for n in notes if n),
+    )
     return np.ascontiguousarray(pixels), tags
 
 
@@ -215,8 +226,10 @@ def _parse_dicom(data: bytes, name: str):
     if "PixelData" not in ds:
         parsed = _parsed_length(ds)
         if parsed != len(data):
-            raise MammogramError(f"{name} is a DICOM file cut short or damaged inside its header (its elements end "
-                                 f"at byte {parsed:,} of {len(data):,}); copy it again in full.")
+            raise MammogramError(
+                f"{name} is a DICOM file cut short or damaged inside its header (its elements end "
+                f"at byte {parsed:,} of {len(data):,}); copy it again in full."
+            )
         kind = _text(ds, "Modality") or "unknown modality"
         raise MammogramError(f"{name} is a DICOM file ({kind}) without pixel data (a report or structured data?).")
     return ds
@@ -224,8 +237,11 @@ def _parse_dicom(data: bytes, name: str):
 
 def _parsed_length(ds) -> int:
     """Where the elements pydicom read end: the file's length unless it was cut short inside an element."""
-    ends = [e.value_tell + e.length for e in ds.values()
-            if getattr(e, "value_tell", None) is not None and e.length != 0xFFFFFFFF]
+    ends = [
+        e.value_tell + e.length
+        for e in ds.values()
+        if getattr(e, "value_tell", None) is not None and e.length != 0xFFFFFFFF
+    ]
     if ends:
         return max(ends)
     meta_length = ds.file_meta.get("FileMetaInformationGroupLength")
@@ -240,25 +256,41 @@ def _dicom_geometry(ds, name: str) -> tuple[int, int, int, str]:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         bits, allocated = int(ds.BitsStored), int(ds.get("BitsAllocated", 16) or 16)
     except Exception as err:
-        raise DicomHeaderError(f"{name} lacks a valid Rows/Columns/BitsStored/NumberOfFrames ({_cause(err)}); "
-                               "export it again.") from err
+        raise DicomHeaderError(
+            f"{name} lacks a valid Rows/Columns/BitsStored/NumberOfFrames ({_cause(err)}); export it again."
+        ) from err
     if not 1 <= bits <= allocated <= 32 or allocated % 8 and allocated != 1:
-        raise DicomHeaderError(f"{name} claims {bits} bits stored in {allocated} allocated; BitsStored must lie in "
-                               "1..BitsAllocated, and BitsAllocated be 1, 8, 16 or 32. Its header is wrong; export it again.")
+        raise DicomHeaderError(
+            f"{name} claims {bits} bits stored in {allocated} allocated; BitsStored must lie in "
+            "1..BitsAllocated, and BitsAllocated be 1, 8, 16 or 32. Its header is wrong; export it again."
+        )
     _check_size(rows, cols, name)
     photometric = _text(ds, "PhotometricInterpretation").upper() or "MONOCHROME2"  # absent or empty: the usual kind
     if samples != 1 or photometric in _COLOUR:
         raise MammogramError(f"{name} is a colour image ({photometric}); a mammogram must be greyscale.")
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise DicomHeaderError(f"{name} has PhotometricInterpretation {photometric!r}, not a DICOM value; a mammogram "
-                               "is MONOCHROME1 or MONOCHROME2. Export it again.")
+        raise DicomHeaderError(
+            f"{name} has PhotometricInterpretation {photometric!r}, not a DICOM value; a mammogram "
+            "is MONOCHROME1 or MONOCHROME2. Export it again."
+        )
     if frames != 1:
         raise MammogramError(f"{name} holds {frames} frames (tomosynthesis?); export one 2-D view.")
     return rows, cols, bits, photometric
 
 
-_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT",
-           "PALETTE COLOR", "HSV", "ARGB", "CMYK")
+_COLOUR = (
+    "RGB",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_PARTIAL_422",
+    "YBR_PARTIAL_420",
+    "YBR_ICT",
+    "YBR_RCT",
+    "PALETTE COLOR",
+    "HSV",
+    "ARGB",
+    "CMYK",
+)
 _VALUE_LIMIT = 1e30  # beyond this a pixel value is no intensity, and float32 arithmetic on it overflows
 
 
@@ -306,16 +338,21 @@ def _modality_values(ds, stored: np.ndarray, name: str) -> np.ndarray:
     try:
         slope, intercept = _number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0)
     except (TypeError, ValueError) as err:
-        raise DicomHeaderError(f"{name} has a RescaleSlope/RescaleIntercept that is not a number ({_cause(err)}); "
-                               "export it again.") from err
+        raise DicomHeaderError(
+            f"{name} has a RescaleSlope/RescaleIntercept that is not a number ({_cause(err)}); export it again."
+        ) from err
     if not (np.isfinite(slope) and np.isfinite(intercept)):
-        raise DicomHeaderError(f"{name} has RescaleSlope {slope} and RescaleIntercept {intercept}; both must be "
-                               "finite numbers. Export it again.")
+        raise DicomHeaderError(
+            f"{name} has RescaleSlope {slope} and RescaleIntercept {intercept}; both must be "
+            "finite numbers. Export it again."
+        )
     if "ModalityLUTSequence" in ds:
         try:
             values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
         except Exception as err:
-            raise DicomHeaderError(f"{name}'s Modality LUT cannot be applied ({_cause(err)}); export it again.") from err
+            raise DicomHeaderError(
+                f"{name}'s Modality LUT cannot be applied ({_cause(err)}); export it again."
+            ) from err
     else:
         values = stored.astype(np.float64) * slope + intercept
     return _finite(values, name, "RescaleSlope/RescaleIntercept")
@@ -325,8 +362,10 @@ def _finite(values: np.ndarray, name: str, cause: str) -> np.ndarray:
     """``values`` as float32 when every one is finite and within ±1e30, else :class:`PixelValueError`."""
     bad = ~np.isfinite(values) | (np.abs(np.nan_to_num(values)) > _VALUE_LIMIT)
     if bad.any():
-        raise PixelValueError(f"{name}: {int(bad.sum()):,} of {bad.size:,} pixel values are not finite or beyond "
-                              f"±{_VALUE_LIMIT:.0e} after its {cause}; these are not intensities. Export it again.")
+        raise PixelValueError(
+            f"{name}: {int(bad.sum()):,} of {bad.size:,} pixel values are not finite or beyond "
+            f"±{_VALUE_LIMIT:.0e} after its {cause}; these are not intensities. Export it again."
+        )
     return values.astype(np.float32)
 
 
@@ -344,8 +383,10 @@ def _windowed(ds, pixels: np.ndarray) -> tuple[np.ndarray, str]:
         except (TypeError, ValueError):
             centre = width = None
         if centre is None or width is None or not (np.isfinite(centre) and np.isfinite(width)) or width < 1:
-            return pixels, (f"Window Center/Width ({_text(ds, 'WindowCenter')!r}/{_text(ds, 'WindowWidth')!r}) is "
-                            f"not usable (two numbers, a width of at least 1): {fallback}")
+            return pixels, (
+                f"Window Center/Width ({_text(ds, 'WindowCenter')!r}/{_text(ds, 'WindowWidth')!r}) is "
+                f"not usable (two numbers, a width of at least 1): {fallback}"
+            )
     try:
         windowed = np.asarray(apply_voi_lut(pixels, ds), dtype=np.float64)
     except Exception as err:  # pydicom raises several kinds for a malformed VOI LUT
@@ -362,22 +403,29 @@ def _overflow_note(ds, syntax, bits: int) -> str:
     if syntax.is_compressed or allocated not in (8, 16, 32) or bits >= allocated:
         return ""
     signed = _get(ds, "PixelRepresentation", 0) == 1
-    raw = np.frombuffer(ds.PixelData, dtype=f"{'<' if syntax.is_little_endian else '>'}{'i' if signed else 'u'}{allocated // 8}",
-                        count=int(ds.Rows) * int(ds.Columns))
+    raw = np.frombuffer(
+        ds.PixelData,
+        dtype=f"{'<' if syntax.is_little_endian else '>'}{'i' if signed else 'u'}{allocated // 8}",
+        count=int(ds.Rows) * int(ds.Columns),
+    )
     limit = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
     over = int(((raw > limit) | (raw < -limit - 1)).sum())
     if not over:
         return ""
-    return (f"{over:,} pixels hold values above {limit} that BitsStored {bits} allows; only their low {bits} bits "
-            "were kept, as the standard says, so these pixels are wrong: check the export (BitsStored too small?).")
+    return (
+        f"{over:,} pixels hold values above {limit} that BitsStored {bits} allows; only their low {bits} bits "
+        "were kept, as the standard says, so these pixels are wrong: check the export (BitsStored too small?)."
+    )
 
 
 def modality_warning(modality: str) -> str:
     """A warning when a DICOM's Modality is not MG (mammography), else ''."""
     if modality in ("MG", ""):
         return ""
-    return (f"Modality is {modality}, not MG (mammography): the models were trained on mammograms, "
-            "so their output on this image means little.")
+    return (
+        f"Modality is {modality}, not MG (mammography): the models were trained on mammograms, "
+        "so their output on this image means little."
+    )
 
 
 def _syntax_of_encoding(ds):
@@ -421,8 +469,9 @@ def _dicom_tags(ds) -> dict:
             view = view or match.group(2).upper()
             break
     spacing, note = _pixel_spacing(ds)
-    return dict(laterality=laterality, view=view, pixel_spacing=spacing, manufacturer=_text(ds, "Manufacturer"),
-                note=note)
+    return dict(
+        laterality=laterality, view=view, pixel_spacing=spacing, manufacturer=_text(ds, "Manufacturer"), note=note
+    )
 
 
 def _pixel_spacing(ds) -> tuple[tuple[float, float] | None, str]:
@@ -435,15 +484,18 @@ def _pixel_spacing(ds) -> tuple[tuple[float, float] | None, str]:
         if value is None:
             continue
         try:
-            values = [float(v) for v in (value if isinstance(value, (list, tuple, MultiValue))
-                                         else str(value).split("\\"))]
+            values = [
+                float(v) for v in (value if isinstance(value, (list, tuple, MultiValue)) else str(value).split("\\"))
+            ]
         except (TypeError, ValueError):
             values = []
         if len(values) == 2 and all(np.isfinite(v) and 1e-4 <= v <= 10 for v in values):
             return (values[0], values[1]), ""
         if value not in (None, "", b""):
-            return None, (f"{keyword} {str(value)[:40]!r} is not two spacings between 0.0001 and 10 mm, so it is "
-                          "ignored: distances (e.g. explain --sigma) are in pixels.")
+            return None, (
+                f"{keyword} {str(value)[:40]!r} is not two spacings between 0.0001 and 10 mm, so it is "
+                "ignored: distances (e.g. explain --sigma) are in pixels."
+            )
     return None, ""
 
 
@@ -468,10 +520,13 @@ def _read_picture(data: bytes, name: str) -> tuple[np.ndarray, dict]:
     except Image.DecompressionBombError as err:
         claimed = re.search(r"\((\d+) pixels\)", str(err))
         size = f"{int(claimed.group(1)) / 1e6:.0f} megapixels, " if claimed else ""
-        raise MammogramError(f"{name} is too large: {size}beyond the {MAX_PIXELS / 1e6:.0f} megapixel limit; "
-                             "downsample it first.") from err
+        raise MammogramError(
+            f"{name} is too large: {size}beyond the {MAX_PIXELS / 1e6:.0f} megapixel limit; downsample it first."
+        ) from err
     except UnidentifiedImageError as err:
-        raise MammogramError(f"{name} is neither a DICOM file nor a PNG or TIFF picture; use DICOM, PNG or TIFF.") from err
+        raise MammogramError(
+            f"{name} is neither a DICOM file nor a PNG or TIFF picture; use DICOM, PNG or TIFF."
+        ) from err
     except Exception as err:
         raise MammogramError(f"{name} is a corrupt image ({_cause(err)}).") from err
     if pixels.ndim != 2:
@@ -506,8 +561,10 @@ def _read_tiff(data: bytes, name: str) -> tuple[np.ndarray, dict]:
         pixels = pixels.max() + pixels.min() - pixels
     tags = _picture_tags("MINISWHITE" if inverted else "MINISBLACK", bits, "TIFF")
     if pages > 1:
-        note = (f"The TIFF holds {pages} pages; page 1 was read, as a mammogram is one image (the others are often "
-                "thumbnails or other views): save each view as its own file to read it. " + note).strip()
+        note = (
+            f"The TIFF holds {pages} pages; page 1 was read, as a mammogram is one image (the others are often "
+            "thumbnails or other views): save each view as its own file to read it. " + note
+        ).strip()
     tags["warning"] = note
     return pixels, tags
 
@@ -522,16 +579,28 @@ def _finite_picture(pixels: np.ndarray, name: str) -> tuple[np.ndarray, str]:
     if not finite.any():
         raise PixelValueError(f"{name} holds no finite pixel value (all NaN or inf); export it again.")
     if np.abs(values[finite]).max() > _VALUE_LIMIT:
-        raise PixelValueError(f"{name} holds pixel values up to {np.abs(values[finite]).max():.3g}, beyond "
-                              f"±{_VALUE_LIMIT:.0e}; these are not intensities. Export it again.")
+        raise PixelValueError(
+            f"{name} holds pixel values up to {np.abs(values[finite]).max():.3g}, beyond "
+            f"±{_VALUE_LIMIT:.0e}; these are not intensities. Export it again."
+        )
     bad = int((~finite).sum())
     if not bad:
         return values.astype(np.float32), ""
     values[~finite] = values[finite].min()
-    return values.astype(np.float32), (f"{bad:,} of {values.size:,} pixels are NaN or infinite; they were set to "
-                                       "the lowest value (background).")
+    return values.astype(np.float32), (
+        f"{bad:,} of {values.size:,} pixels are NaN or infinite; they were set to the lowest value (background)."
+    )
 
 
 def _picture_tags(mode: str, bits: int, fmt: str) -> dict:
-    return dict(laterality="", view="", pixel_spacing=None, manufacturer="", photometric=mode,
-                bit_depth=bits, file_format=fmt, modality="", warning="")
+    return dict(
+        laterality="",
+        view="",
+        pixel_spacing=None,
+        manufacturer="",
+        photometric=mode,
+        bit_depth=bits,
+        file_format=fmt,
+        modality="",
+        warning="",
+    )

@@ -5,7 +5,10 @@ The names below are imported from their modules on first use (``hct.lazy``)."""
 
 from hct.lazy import lazy_exports
 
-lazy_exports(__name__, {
-    "hct.data.pacs.client": ("InstanceRef", "Pacs", "PacsError", "Retrieved", "StudyQuery", "StudyRow"),
-    "hct.data.pacs.config": ("PacsConfig", "pacs_config"),
-})
+lazy_exports(
+    __name__,
+    {
+        "hct.data.pacs.client": ("InstanceRef", "Pacs", "PacsError", "Retrieved", "StudyQuery", "StudyRow"),
+        "hct.data.pacs.config": ("PacsConfig", "pacs_config"),
+    },
+)

@@ -21,10 +21,12 @@ def _date(text: str) -> dt.date:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``pacs search`` and ``pacs get``."""
     pacs = subparsers.add_parser(
-        "pacs", help="the hospital's PACS over DICOMweb (configured by HCT_PACS_URL/HCT_PACS_CONFIG)",
+        "pacs",
+        help="the hospital's PACS over DICOMweb (configured by HCT_PACS_URL/HCT_PACS_CONFIG)",
         description="Search and retrieve mammography studies of the PACS configured by whoever runs HCT Explorer "
         "(HCT_PACS_URL and HCT_PACS_USERNAME/PASSWORD or HCT_PACS_TOKEN, or HCT_PACS_CONFIG naming a TOML file "
-        "with a [pacs] section). erf, table1, predict and explain also take pacs:STUDY_UID as their images.")
+        "with a [pacs] section). erf, table1, predict and explain also take pacs:STUDY_UID as their images.",
+    )
     actions = pacs.add_subparsers(dest="action", required=True)
     search = actions.add_parser("search", help="list the MG studies matching a patient ID, accession or dates")
     search.add_argument("--patient-id", default="")

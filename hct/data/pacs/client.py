@@ -24,8 +24,16 @@ logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # its INFO lines
 ACCESS_LOG_ENV = "HCT_PACS_ACCESS_LOG"
 SEARCH_LIMIT = 100  # studies one search lists
 _STUDY_FIELDS = ("StudyDate", "StudyDescription", "AccessionNumber", "PatientID", "ModalitiesInStudy")
-_INSTANCE_FIELDS = ("ImageLaterality", "Laterality", "ViewPosition", "Rows", "Columns", "BitsAllocated",
-                    "NumberOfFrames", "SOPClassUID")
+_INSTANCE_FIELDS = (
+    "ImageLaterality",
+    "Laterality",
+    "ViewPosition",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "NumberOfFrames",
+    "SOPClassUID",
+)
 
 
 def keep_access_log(path: str | os.PathLike) -> None:
@@ -137,9 +145,15 @@ class Pacs:
         if config.username:
             session.auth = (config.username, config.password)
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
-        self.client = DICOMwebClient(config.url, session=session, qido_url_prefix=config.qido_prefix,
-                                     wado_url_prefix=config.wado_prefix, stow_url_prefix=config.stow_prefix,
-                                     headers=headers, timeout=config.timeout)
+        self.client = DICOMwebClient(
+            config.url,
+            session=session,
+            qido_url_prefix=config.qido_prefix,
+            wado_url_prefix=config.wado_prefix,
+            stow_url_prefix=config.stow_prefix,
+            headers=headers,
+            timeout=config.timeout,
+        )
         self.client.set_http_retry_params(retry=False)
 
     @contextmanager
@@ -154,41 +168,62 @@ class Pacs:
         except (HCTError, ComputationCancelled):
             raise
         except requests.Timeout as err:
-            raise PacsError(f"{what}: {where} did not answer within {self.config.timeout:g} s; try again, or ask "
-                            f"whoever runs the app to raise [pacs] timeout") from err
+            raise PacsError(
+                f"{what}: {where} did not answer within {self.config.timeout:g} s; try again, or ask "
+                f"whoever runs the app to raise [pacs] timeout"
+            ) from err
         except requests.ConnectionError as err:
-            raise PacsError(f"{what}: {where} cannot be reached ({type(err).__name__}); check that it runs and "
-                            "that [pacs] url is right") from err
+            raise PacsError(
+                f"{what}: {where} cannot be reached ({type(err).__name__}); check that it runs and "
+                "that [pacs] url is right"
+            ) from err
         except requests.HTTPError as err:
             code = err.response.status_code if err.response is not None else 0
             if code in (401, 403):
-                raise PacsError(f"{what}: {where} refused the credentials (HTTP {code}); check [pacs] username "
-                                "and password, or token") from err
+                raise PacsError(
+                    f"{what}: {where} refused the credentials (HTTP {code}); check [pacs] username "
+                    "and password, or token"
+                ) from err
             reason = err.response.reason if err.response is not None else ""
             raise PacsError(f"{what}: {where} answered HTTP {code} {reason}".rstrip()) from err
         except (ValueError, KeyError, TypeError, InvalidDicomError, AttributeError) as err:
-            raise PacsError(f"{what}: {where} answered something that is not DICOMweb ({type(err).__name__}: "
-                            f"{str(err)[:120]}); check that [pacs] url is the DICOMweb root") from err
+            raise PacsError(
+                f"{what}: {where} answered something that is not DICOMweb ({type(err).__name__}: "
+                f"{str(err)[:120]}); check that [pacs] url is the DICOMweb root"
+            ) from err
 
     def search(self, query: StudyQuery, limit: int = SEARCH_LIMIT) -> list[StudyRow]:
         """The MG studies matching ``query`` (newest first), each with its MG instances listed."""
         filters = query.filters()
         with self._errors("searching the PACS"):
             found = self.client.search_for_studies(search_filters=filters, fields=list(_STUDY_FIELDS), limit=limit)
-            rows = [StudyRow(study_uid=_value(item, "StudyInstanceUID"), study_date=_value(item, "StudyDate"),
-                             description=_value(item, "StudyDescription"), accession=_value(item, "AccessionNumber"),
-                             instances=tuple(self.mg_instances(_value(item, "StudyInstanceUID"))))
-                    for item in found if isinstance(item, dict)]
-        log.info("search: %d studies found (patient id %s, accession %s, dates %s)", len(rows),
-                 *("given" if value else "not given" for value in (query.patient_id, query.accession,
-                                                                   query.date_from or query.date_to)))
+            rows = [
+                StudyRow(
+                    study_uid=_value(item, "StudyInstanceUID"),
+                    study_date=_value(item, "StudyDate"),
+                    description=_value(item, "StudyDescription"),
+                    accession=_value(item, "AccessionNumber"),
+                    instances=tuple(self.mg_instances(_value(item, "StudyInstanceUID"))),
+                )
+                for item in found
+                if isinstance(item, dict)
+            ]
+        log.info(
+            "search: %d studies found (patient id %s, accession %s, dates %s)",
+            len(rows),
+            *(
+                "given" if value else "not given"
+                for value in (query.patient_id, query.accession, query.date_from or query.date_to)
+            ),
+        )
         return sorted(rows, key=lambda r: r.study_date, reverse=True)
 
     def mg_instances(self, study_uid: str) -> list[InstanceRef]:
         """The study's MG instances, in the four-view hanging order."""
         with self._errors("listing the study's instances"):
-            found = self.client.search_for_instances(study_instance_uid=study_uid, search_filters={"Modality": "MG"},
-                                                     fields=list(_INSTANCE_FIELDS))
+            found = self.client.search_for_instances(
+                study_instance_uid=study_uid, search_filters={"Modality": "MG"}, fields=list(_INSTANCE_FIELDS)
+            )
         refs = []
         for item in found:
             if _value(item, "Modality") not in ("MG", ""):
@@ -196,14 +231,24 @@ class Pacs:
             laterality = (_value(item, "ImageLaterality") or _value(item, "Laterality")).upper()
             sizes = [int(_value(item, key) or 0) for key in ("Rows", "Columns", "BitsAllocated")]
             frames = int(_value(item, "NumberOfFrames") or 1)
-            refs.append(InstanceRef(study_uid, _value(item, "SeriesInstanceUID"), _value(item, "SOPInstanceUID"),
-                                    laterality if laterality in ("L", "R") else "",
-                                    {"CC": "CC", "MLO": "MLO"}.get(_value(item, "ViewPosition").upper(), ""),
-                                    sizes[0] * sizes[1] * (sizes[2] // 8) * frames))
+            refs.append(
+                InstanceRef(
+                    study_uid,
+                    _value(item, "SeriesInstanceUID"),
+                    _value(item, "SOPInstanceUID"),
+                    laterality if laterality in ("L", "R") else "",
+                    {"CC": "CC", "MLO": "MLO"}.get(_value(item, "ViewPosition").upper(), ""),
+                    sizes[0] * sizes[1] * (sizes[2] // 8) * frames,
+                )
+            )
         return sorted(refs, key=lambda r: _view_order(r.view_label))
 
-    def retrieve(self, study_uid: str, progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> Retrieved:
+    def retrieve(
+        self,
+        study_uid: str,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Retrieved:
         """The study's MG instances as DICOM file bytes, in memory, within ``max_instances`` and
         ``max_instance_mb`` (what is skipped is said); ``cancel`` is checked between instances."""
         from hct.data.image.dicom_write import write_dataset
@@ -216,14 +261,17 @@ class Pacs:
         skipped = [over(r, r.nbytes) for r in refs if r.nbytes > limit]
         wanted = [r for r in refs if r.nbytes <= limit]
         if len(wanted) > self.config.max_instances:
-            skipped.append(f"{len(wanted) - self.config.max_instances} instances over the bound of "
-                           f"{self.config.max_instances} per study")
-            wanted = wanted[:self.config.max_instances]
+            skipped.append(
+                f"{len(wanted) - self.config.max_instances} instances over the bound of "
+                f"{self.config.max_instances} per study"
+            )
+            wanted = wanted[: self.config.max_instances]
         done: list[tuple[InstanceRef, bytes]] = []
         for n, ref in enumerate(wanted, 1):
             if cancel is not None and cancel():
-                raise ComputationCancelled(f"retrieval cancelled after {n - 1} of {len(wanted)} instances; "
-                                           "nothing was kept")
+                raise ComputationCancelled(
+                    f"retrieval cancelled after {n - 1} of {len(wanted)} instances; nothing was kept"
+                )
             with self._errors(f"retrieving instance {n} of {len(wanted)} (nothing was kept)"):
                 data = write_dataset(self.client.retrieve_instance(ref.study_uid, ref.series_uid, ref.sop_uid))
             if len(data) > limit:  # the PACS did not list its size
@@ -250,17 +298,24 @@ class Pacs:
                 answer = _stow_answer(err.response)
                 if answer is None:
                     raise
-        failed = {str(i.get("ReferencedSOPInstanceUID", "")): int(i.get("FailureReason", 0))
-                  for i in answer.get("FailedSOPSequence", [])}
+        failed = {
+            str(i.get("ReferencedSOPInstanceUID", "")): int(i.get("FailureReason", 0))
+            for i in answer.get("FailedSOPSequence", [])
+        }
         stored = [str(i.get("ReferencedSOPInstanceUID", "")) for i in answer.get("ReferencedSOPSequence", [])]
         log.info("stored into %s: %d objects, %d refused", uid_key(study), len(stored), len(datasets) - len(stored))
         if len(stored) < len(datasets):
             names = {ds.SOPInstanceUID: _object_name(ds) for ds in datasets}
-            refused = [f"{names[ds.SOPInstanceUID]}" + (f" (failure reason {failed[ds.SOPInstanceUID]:#06x})"
-                                                        if ds.SOPInstanceUID in failed else "")
-                       for ds in datasets if ds.SOPInstanceUID not in stored]
-            raise PacsError(f"the PACS refused {len(refused)} of {len(datasets)} objects: {', '.join(refused)}; "
-                            f"stored: {', '.join(names[uid] for uid in stored if uid in names) or 'none'}")
+            refused = [
+                f"{names[ds.SOPInstanceUID]}"
+                + (f" (failure reason {failed[ds.SOPInstanceUID]:#06x})" if ds.SOPInstanceUID in failed else "")
+                for ds in datasets
+                if ds.SOPInstanceUID not in stored
+            ]
+            raise PacsError(
+                f"the PACS refused {len(refused)} of {len(datasets)} objects: {', '.join(refused)}; "
+                f"stored: {', '.join(names[uid] for uid in stored if uid in names) or 'none'}"
+            )
         return stored
 
 
@@ -276,7 +331,7 @@ def _stow_answer(response) -> Dataset | None:
     except (ValueError, TypeError, KeyError):
         return None
 
+
 def _object_name(ds: Dataset) -> str:
     """What to call a stored object: its series description and laterality."""
     return f"{ds.get('SeriesDescription', '') or ds.get('Modality', '')} {ds.get('Laterality', '')}".strip()
-

@@ -21,8 +21,18 @@ import tomllib
 from hct.errors import ConfigError
 
 ENV_PREFIX = "HCT_PACS_"
-KEYS = ("url", "qido_prefix", "wado_prefix", "stow_prefix", "username", "password", "token", "timeout",
-        "max_instances", "max_instance_mb")
+KEYS = (
+    "url",
+    "qido_prefix",
+    "wado_prefix",
+    "stow_prefix",
+    "username",
+    "password",
+    "token",
+    "timeout",
+    "max_instances",
+    "max_instance_mb",
+)
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,9 @@ class PacsConfig:
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"the PACS url must start with https:// (or http://), got {self.url!r}; "
-                              "fix [pacs] url or HCT_PACS_URL")
+            raise ConfigError(
+                f"the PACS url must start with https:// (or http://), got {self.url!r}; fix [pacs] url or HCT_PACS_URL"
+            )
         if self.token and (self.username or self.password):
             raise ConfigError("give the PACS either a token or a username and password, not both")
         if self.timeout <= 0 or self.max_instances < 1 or self.max_instance_mb < 1:

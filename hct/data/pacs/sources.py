@@ -27,14 +27,16 @@ def configured(config: PacsConfig | None = None) -> Pacs:
     """A client of ``config``, else of the configured PACS (``HCT_PACS_*``, ``HCT_PACS_CONFIG``)."""
     config = config or pacs_config()
     if config is None:
-        raise ConfigError("no PACS is configured: set HCT_PACS_URL (and HCT_PACS_USERNAME/HCT_PACS_PASSWORD or "
-                          "HCT_PACS_TOKEN), or HCT_PACS_CONFIG to a TOML file with a [pacs] section")
+        raise ConfigError(
+            "no PACS is configured: set HCT_PACS_URL (and HCT_PACS_USERNAME/HCT_PACS_PASSWORD or "
+            "HCT_PACS_TOKEN), or HCT_PACS_CONFIG to a TOML file with a [pacs] section"
+        )
     return Pacs(config)
 
 
 def pacs_records(source: str, config: PacsConfig | None = None) -> list[ImageRecord]:
     """The records of ``pacs:STUDY_UID[/VIEW]``, their images retrieved into memory (progress on stderr)."""
-    study, _, view = source[len(SCHEME):].partition("/")
+    study, _, view = source[len(SCHEME) :].partition("/")
     if not study:
         raise ConfigError(f"{source!r}: give a study, pacs:STUDY_INSTANCE_UID (see `python -m hct pacs search`)")
 
@@ -50,8 +52,9 @@ def pacs_records(source: str, config: PacsConfig | None = None) -> list[ImageRec
         if view and view not in (ref.view_label, ref.sop_uid):
             continue
         name = f"{exam.removeprefix('study:')}/{n}-{ref.view_label}"
-        records.append(make_record(image_id=name, path=hold(name, data), exam_id=exam, laterality=ref.laterality,
-                                   view=ref.view))
+        records.append(
+            make_record(image_id=name, path=hold(name, data), exam_id=exam, laterality=ref.laterality, view=ref.view)
+        )
     if not records:
         views = ", ".join(ref.view_label for ref, _ in retrieved.instances)
         raise ConfigError(f"{source!r}: the study has no view {view!r}; it has {views}")

@@ -33,8 +33,12 @@ from hct.data.sets.manifest import MANIFEST_NAME, make_record, write_manifest
 from hct.errors import ConfigError, cancellable
 
 VIEW_ORDER = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
-SIZE_RANGES = {"mass": (30, 300), "calcifications": (25, 200), "architectural_distortion": (150, 450),
-               "focal_asymmetry": (120, 420)}
+SIZE_RANGES = {
+    "mass": (30, 300),
+    "calcifications": (25, 200),
+    "architectural_distortion": (150, 450),
+    "focal_asymmetry": (120, 420),
+}
 BENIGN_KINDS = ("mass", "calcifications")
 
 
@@ -56,8 +60,9 @@ def split_counts(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     return counts
 
 
-def _roles(breasts: int, rng: np.random.Generator, malignant_fraction: float,
-           benign_fraction: float) -> list[tuple[int, str | None]]:
+def _roles(
+    breasts: int, rng: np.random.Generator, malignant_fraction: float, benign_fraction: float
+) -> list[tuple[int, str | None]]:
     """(label, finding kind or None) per breast, in exact proportions, shuffled."""
     malignant = int(round(breasts * malignant_fraction))
     benign = min(int(round(breasts * benign_fraction)), breasts - malignant)
@@ -69,8 +74,14 @@ def _roles(breasts: int, rng: np.random.Generator, malignant_fraction: float,
 
 def _finding(rng: np.random.Generator, kind: str, malignant: bool) -> Finding:
     low, high = SIZE_RANGES[kind] if malignant else (40, 260)
-    return Finding(kind, malignant, depth=float(rng.uniform(0.3, 0.7)), height=float(rng.uniform(-0.5, 0.5)),
-                   size=float(np.exp(rng.uniform(np.log(low), np.log(high)))), seed=int(rng.integers(2**31)))
+    return Finding(
+        kind,
+        malignant,
+        depth=float(rng.uniform(0.3, 0.7)),
+        height=float(rng.uniform(-0.5, 0.5)),
+        size=float(np.exp(rng.uniform(np.log(low), np.log(high)))),
+        seed=int(rng.integers(2**31)),
+    )
 
 
 def _plan(counts: Mapping[str, int], seed: int, malignant_fraction: float, benign_fraction: float) -> list[_ImagePlan]:
@@ -85,7 +96,9 @@ def _plan(counts: Mapping[str, int], seed: int, malignant_fraction: float, benig
             breasts = {}
             for side_index, laterality in enumerate(("L", "R")):
                 label, kind = roles[2 * patient + side_index]
-                density = float(rng.uniform(0.15, 0.45) if kind == "focal_asymmetry" and label else rng.uniform(0.15, 1.0))
+                density = float(
+                    rng.uniform(0.15, 0.45) if kind == "focal_asymmetry" and label else rng.uniform(0.15, 1.0)
+                )
                 findings = (_finding(rng, kind, bool(label)),) if kind else ()
                 breasts[laterality] = (label, density, int(rng.integers(2**31)), findings)
             for view_index, (laterality, view) in enumerate(VIEW_ORDER):
@@ -97,18 +110,24 @@ def _plan(counts: Mapping[str, int], seed: int, malignant_fraction: float, benig
     return plans
 
 
-def _write_dicom(path: Path, pixels: np.ndarray, plan: _ImagePlan, seed: int, size: tuple[int, int],
-                 compression: str) -> None:
+def _write_dicom(
+    path: Path, pixels: np.ndarray, plan: _ImagePlan, seed: int, size: tuple[int, int], compression: str
+) -> None:
     from pydicom.uid import RLELossless, generate_uid
 
     spacing = f"{0.065 * 3328 / size[0]:.4f}"
     ds = mammogram_dataset(
-        pixels, bits_stored=int(MAX_VALUE).bit_length(), sop_instance=generate_uid(entropy_srcs=[str(seed), plan.image_id]),
+        pixels,
+        bits_stored=int(MAX_VALUE).bit_length(),
+        sop_instance=generate_uid(entropy_srcs=[str(seed), plan.image_id]),
         StudyInstanceUID=generate_uid(entropy_srcs=[str(seed), plan.patient_id, "study"]),
         SeriesInstanceUID=generate_uid(entropy_srcs=[str(seed), plan.image_id, "series"]),
-        Manufacturer="HCT phantom", PatientID=plan.patient_id,  # an opaque key; no name, no birth date
-        ImageLaterality=plan.breast.laterality, ViewPosition=plan.breast.view,
-        PresentationIntentType="FOR PRESENTATION", PixelSpacing=[spacing, spacing],
+        Manufacturer="HCT phantom",
+        PatientID=plan.patient_id,  # an opaque key; no name, no birth date
+        ImageLaterality=plan.breast.laterality,
+        ViewPosition=plan.breast.view,
+        PresentationIntentType="FOR PRESENTATION",
+        PixelSpacing=[spacing, spacing],
     )
     if compression == "rle":
         ds.compress(RLELossless, pixels, encoding_plugin="pylibjpeg", generate_instance_uid=False)
@@ -164,8 +183,10 @@ def generate_phantom(
     if set(counts) - set(SPLITS) or sum(counts.values()) < 1 or min(counts.values()) < 0:
         raise ConfigError(f"Phantom split sizes {counts} must be non-negative counts of {SPLITS}, at least one image.")
     if not (0 <= malignant_fraction and 0 <= benign_fraction and malignant_fraction + benign_fraction <= 1):
-        raise ConfigError(f"malignant_fraction {malignant_fraction} and benign_fraction {benign_fraction} must be "
-                          "shares of breasts in [0, 1] that sum to at most 1.")
+        raise ConfigError(
+            f"malignant_fraction {malignant_fraction} and benign_fraction {benign_fraction} must be "
+            "shares of breasts in [0, 1] that sum to at most 1."
+        )
     if min(size) < 64:
         raise ConfigError(f"Phantom size {size} is too small; use at least 64 pixels a side.")
     if compression not in COMPRESSIONS:
@@ -177,12 +198,19 @@ def generate_phantom(
     all_boxes = _render_all(tasks, workers, cancellable(progress, cancel, "the phantom"))
     records = []
     for plan, boxes in zip(plans, all_boxes):
-        records.append(make_record(
-            image_id=plan.image_id, path=str((out_dir / "images" / f"{plan.image_id}.dcm").resolve()),
-            patient_id=plan.patient_id, exam_id=f"{plan.patient_id}-E1", laterality=plan.breast.laterality,
-            view=plan.breast.view, label=plan.label, split=plan.split,
-            finding_types=tuple(dict.fromkeys(kind.removeprefix("benign-") for kind, _ in boxes)),
-            finding_boxes=[box for _, box in boxes],
-        ))
+        records.append(
+            make_record(
+                image_id=plan.image_id,
+                path=str((out_dir / "images" / f"{plan.image_id}.dcm").resolve()),
+                patient_id=plan.patient_id,
+                exam_id=f"{plan.patient_id}-E1",
+                laterality=plan.breast.laterality,
+                view=plan.breast.view,
+                label=plan.label,
+                split=plan.split,
+                finding_types=tuple(dict.fromkeys(kind.removeprefix("benign-") for kind, _ in boxes)),
+                finding_boxes=[box for _, box in boxes],
+            )
+        )
     write_manifest(records, out_dir / MANIFEST_NAME)
     return records

@@ -72,6 +72,7 @@ def texture(rng: np.random.Generator, shape: tuple[int, int], exponent: float) -
 
 def upsample(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize in numpy."""
+
     def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
         low = np.minimum(position.astype(int), n_in - 2) if n_in > 1 else np.zeros(n_out, dtype=int)
@@ -144,8 +145,7 @@ def _breast(plan: BreastPlan, size: tuple[int, int]) -> _Canvas:
     inside = radius2 < 1
     image = upsample(tissue.astype(np.float32), size)
     image[radius2 > 0.985] += np.float32(0.05)
-    return _Canvas(image, inside, float(centre_row), float(semi_rows), float(semi_cols),
-                   rows / REFERENCE_ROWS)
+    return _Canvas(image, inside, float(centre_row), float(semi_rows), float(semi_cols), rows / REFERENCE_ROWS)
 
 
 def _ray(dy: np.ndarray, dx: np.ndarray, angle: float, start: float, stop: float, width: float) -> np.ndarray:
@@ -193,8 +193,11 @@ def _linear_structures(canvas: _Canvas, rng: np.random.Generator) -> None:
 
 
 def _place(canvas: _Canvas, finding: Finding, mlo: bool) -> tuple[float, float]:
-    row = (canvas.centre_row + finding.height * canvas.semi_rows * np.sqrt(1 - finding.depth**2)
-           + (0.12 * canvas.semi_rows if mlo else 0))
+    row = (
+        canvas.centre_row
+        + finding.height * canvas.semi_rows * np.sqrt(1 - finding.depth**2)
+        + (0.12 * canvas.semi_rows if mlo else 0)
+    )
     return row, finding.depth * canvas.semi_cols
 
 
@@ -207,8 +210,12 @@ def _draw_finding(canvas: _Canvas, finding: Finding, mlo: bool) -> tuple[int, in
     if found is None:
         return None
     (r0, c0, r1, c1), dy, dx = found
-    draw = {"mass": _mass, "calcifications": _calcifications, "architectural_distortion": _distortion,
-            "focal_asymmetry": _asymmetry}[finding.kind]
+    draw = {
+        "mass": _mass,
+        "calcifications": _calcifications,
+        "architectural_distortion": _distortion,
+        "focal_asymmetry": _asymmetry,
+    }[finding.kind]
     added, contrast = draw(rng, dy, dx, side / 2, finding.malignant, canvas.scale)
     thickness = canvas.thickness(r0, c0, r1, c1)
     canvas.image[r0:r1, c0:c1] += contrast * added * np.maximum(thickness, 0.3)
@@ -272,6 +279,6 @@ def _asymmetry(rng, dy, dx, radius, malignant, scale):
     density of the rest of the breast."""
     shape = np.broadcast_shapes(dy.shape, dx.shape)
     blob = upsample(texture(rng, (16, 16), 1.2), shape)
-    envelope = np.exp(-(np.hypot(dy, dx) / (radius * 0.85)) ** 2)
+    envelope = np.exp(-((np.hypot(dy, dx) / (radius * 0.85)) ** 2))
     added = np.clip(envelope * (0.9 + 0.6 * blob) - 0.25, 0, None)
     return added / max(float(added.max()), 1e-6), rng.uniform(0.10, 0.16)

@@ -60,8 +60,10 @@ class Adapter:
             return []
         found = [Path(t) for t in given] or _find_tables(source, self.table_patterns)
         if self.tables is not None and len(found) != self.tables:
-            raise ConfigError(f"{self.format} needs one table, found {len(found)} "
-                              f"({', '.join(map(str, found))}); pass the one to use with --tables.")
+            raise ConfigError(
+                f"{self.format} needs one table, found {len(found)} "
+                f"({', '.join(map(str, found))}); pass the one to use with --tables."
+            )
         return found
 
 
@@ -70,22 +72,34 @@ def _find_tables(source: Path, patterns: tuple[str, ...]) -> list[Path]:
         tables = sorted(source.rglob(pattern)) if source.is_dir() else []
         if tables:
             return tables
-    raise ConfigError(f"No {' or '.join(patterns)} under {source}; put the data set's table there or pass it "
-                      "with --tables.")
+    raise ConfigError(
+        f"No {' or '.join(patterns)} under {source}; put the data set's table there or pass it with --tables."
+    )
 
 
-def verify_records(records: Sequence[ImageRecord], format: str, source: str, workers: int | None = None,
-                   progress: Progress | None = None) -> DataReport:
+def verify_records(
+    records: Sequence[ImageRecord],
+    format: str,
+    source: str,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> DataReport:
     """A report on records that name their files: missing files, and DICOM headers that cannot be read."""
     start = time.perf_counter()
     present = [r for r in records if Path(r.path).is_file()]
     dicoms = [r.path for r in present if r.path.lower().endswith(DICOM_SUFFIXES)]
     errors = dict(zip(dicoms, header_rows(dicoms, workers, progress)["error"]))
     return DataReport(
-        format, source, tuple(r for r in present if not errors.get(r.path)), len(records),
+        format,
+        source,
+        tuple(r for r in present if not errors.get(r.path)),
+        len(records),
         missing=tuple(r.image_id for r in records if not Path(r.path).is_file()),
         unreadable=tuple(f"{r.image_id}: {errors[r.path]}" for r in present if errors.get(r.path)),
-        files_indexed=len(dicoms), files_read=len(dicoms), index_seconds=time.perf_counter() - start)
+        files_indexed=len(dicoms),
+        files_read=len(dicoms),
+        index_seconds=time.perf_counter() - start,
+    )
 
 
 def _confined(records: list[ImageRecord], source: Path, options: ScanOptions) -> list[ImageRecord]:
@@ -110,10 +124,17 @@ def _cbis_ddsm(source: Path, tables: list[Path], options: ScanOptions, progress:
         return scan_cbis_ddsm_jpeg(tables, info, options.workers, progress)
     report = scan_cbis_ddsm(tables, source, options.cache_dir, options.workers, progress)
     if not report.usable and source.is_dir() and next(source.rglob("*.jpg"), None) is not None:
-        report = replace(report, notes=(*report.notes, (
-            "no DICOM of the CSVs was found, but JPEG files were: if this is CBIS-DDSM's JPEG re-release "
-            "(jpeg/<SeriesInstanceUID>/*.jpg), put its csv/dicom_info.csv next to the jpeg/ folder, which maps "
-            "each series to its JPEG")))
+        report = replace(
+            report,
+            notes=(
+                *report.notes,
+                (
+                    "no DICOM of the CSVs was found, but JPEG files were: if this is CBIS-DDSM's JPEG re-release "
+                    "(jpeg/<SeriesInstanceUID>/*.jpg), put its csv/dicom_info.csv next to the jpeg/ folder, which maps "
+                    "each series to its JPEG"
+                ),
+            ),
+        )
     return report
 
 
@@ -125,14 +146,21 @@ def _cmmd(source: Path, tables: list[Path], options: ScanOptions, progress: Prog
     return scan_cmmd(tables[0], source, options.cache_dir, options.workers, progress)
 
 
-ADAPTERS: dict[str, Adapter] = {a.format: a for a in (
-    Adapter("cbis-ddsm", _cbis_ddsm, ("*case_description*.csv",)),
-    Adapter("vindr", _vindr, ("finding_annotations.csv",), tables=1),
-    Adapter("cmmd", _cmmd, ("CMMD_clinicaldata*.xlsx", "CMMD_clinicaldata*.csv"), tables=1),
-    Adapter("optimam", _optimam),
-    Adapter("manifest", _manifest, wanted=f"give a manifest CSV, or a folder holding {MANIFEST_NAME}",
-            file_suffixes=(".csv",)),
-)}
+ADAPTERS: dict[str, Adapter] = {
+    a.format: a
+    for a in (
+        Adapter("cbis-ddsm", _cbis_ddsm, ("*case_description*.csv",)),
+        Adapter("vindr", _vindr, ("finding_annotations.csv",), tables=1),
+        Adapter("cmmd", _cmmd, ("CMMD_clinicaldata*.xlsx", "CMMD_clinicaldata*.csv"), tables=1),
+        Adapter("optimam", _optimam),
+        Adapter(
+            "manifest",
+            _manifest,
+            wanted=f"give a manifest CSV, or a folder holding {MANIFEST_NAME}",
+            file_suffixes=(".csv",),
+        ),
+    )
+}
 
 
 def adapter(format: str) -> Adapter:

@@ -35,10 +35,12 @@ from hct.data.sets.tables import read_table
 INFO_NAME = "dicom_info.csv"
 INFO_COLUMNS = ("image_path", "SeriesInstanceUID", "SeriesDescription")
 FULL, CROPPED = "full mammogram images", "cropped images"
-LOSSY_NOTE = ("JPEG re-release: its pixels are 8-bit lossy JPEGs converted from the 16-bit DICOMs (256 grey "
-              "levels, compression artefacts), so a model trained or an ERF measured on them is not comparable "
-              "with one on the TCIA DICOMs; its boxes come from the lossy ROI masks, thresholded at half their "
-              "maximum with the largest component kept")
+LOSSY_NOTE = (
+    "JPEG re-release: its pixels are 8-bit lossy JPEGs converted from the 16-bit DICOMs (256 grey "
+    "levels, compression artefacts), so a model trained or an ERF measured on them is not comparable "
+    "with one on the TCIA DICOMs; its boxes come from the lossy ROI masks, thresholded at half their "
+    "maximum with the largest component kept"
+)
 
 
 def find_jpeg_release(source: Path) -> Path | None:
@@ -61,7 +63,7 @@ def _jpeg_files(info: Path) -> tuple[dict[str, list[dict]], int]:
     series: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         listed = row["image_path"].replace("\\", "/")
-        path = base / listed[listed.find("jpeg/"):] if "jpeg/" in listed else base / listed
+        path = base / listed[listed.find("jpeg/") :] if "jpeg/" in listed else base / listed
         entry = {"path": str(path), "kind": row["SeriesDescription"].strip().lower(), "rows": 0, "cols": 0, "error": ""}
         try:
             with Image.open(path) as image:
@@ -74,8 +76,9 @@ def _jpeg_files(info: Path) -> tuple[dict[str, list[dict]], int]:
     return series, len(rows)
 
 
-def scan_cbis_ddsm_jpeg(csv_paths: list[str | Path], info: str | Path, workers: int | None = None,
-                        progress: Progress | None = None) -> DataReport:
+def scan_cbis_ddsm_jpeg(
+    csv_paths: list[str | Path], info: str | Path, workers: int | None = None, progress: Progress | None = None
+) -> DataReport:
     """The records of the case CSVs' mammograms in the JPEG re-release whose ``dicom_info.csv`` is ``info``."""
     started = time.perf_counter()
     info = Path(info)
@@ -97,24 +100,49 @@ def scan_cbis_ddsm_jpeg(csv_paths: list[str | Path], info: str | Path, workers: 
             missing.append(name)
     masks, notes = _masks(rows, images, found, series, workers, progress)
     mammograms, merged = group_mammograms(rows, images, found)
-    records = [case_record([rows[n] for p in paths for n in images[p]], [masks.get(n) for p in paths for n in images[p]],
-                           found[paths[0]]["path"]) for paths in mammograms]
+    records = [
+        case_record(
+            [rows[n] for p in paths for n in images[p]],
+            [masks.get(n) for p in paths for n in images[p]],
+            found[paths[0]]["path"],
+        )
+        for paths in mammograms
+    ]
     notes = [LOSSY_NOTE, *notes, *overlap_notes(records, merged)]
     listed = len(images) - sum(len(paths) - 1 for paths in merged)
-    return DataReport("cbis-ddsm", str(info.parent.parent), tuple(records), listed, missing=tuple(missing),
-                      unreadable=tuple(unreadable), notes=tuple(notes), files_indexed=listed_files,
-                      files_read=listed_files, index_seconds=time.perf_counter() - started)
+    return DataReport(
+        "cbis-ddsm",
+        str(info.parent.parent),
+        tuple(records),
+        listed,
+        missing=tuple(missing),
+        unreadable=tuple(unreadable),
+        notes=tuple(notes),
+        files_indexed=listed_files,
+        files_read=listed_files,
+        index_seconds=time.perf_counter() - started,
+    )
 
 
-def _masks(rows: list[dict], images: dict[str, list[int]], found: dict[str, dict], series: dict[str, list[dict]],
-           workers: int | None, progress: Progress | None) -> tuple[dict[int, tuple[str, tuple]], list[str]]:
+def _masks(
+    rows: list[dict],
+    images: dict[str, list[int]],
+    found: dict[str, dict],
+    series: dict[str, list[dict]],
+    workers: int | None,
+    progress: Progress | None,
+) -> tuple[dict[int, tuple[str, tuple]], list[str]]:
     """(mask path, box) per abnormality row whose ROI series holds a mask of its mammogram's size."""
     candidates = {}
     for file_path, full in found.items():
         for number in images[file_path]:
             keys = {series_key(rows[number][CROP])[1], series_key(rows[number][MASK])[1]}
-            candidates[number] = [f["path"] for key in keys for f in series.get(key, []) if not f["error"]
-                                  and f["kind"] != CROPPED and (f["rows"], f["cols"]) == (full["rows"], full["cols"])]
+            candidates[number] = [
+                f["path"]
+                for key in keys
+                for f in series.get(key, [])
+                if not f["error"] and f["kind"] != CROPPED and (f["rows"], f["cols"]) == (full["rows"], full["cols"])
+            ]
     paths = list(dict.fromkeys(p for files in candidates.values() for p in files))
     boxes = dict(zip(paths, parallel_map(mask_boxes, paths, workers, progress)))
     masks, without = {}, []
@@ -124,6 +152,12 @@ def _masks(rows: list[dict], images: dict[str, list[int]], found: dict[str, dict
             without.append(rows[number][MASK].split("/")[0])
         else:
             masks[number] = (mask, boxes[mask])
-    notes = [f"abnormalities without a ROI mask of their image's size (so without a box): {len(without)}, "
-             f"e.g. {', '.join(without[:3])}"] if without else []
+    notes = (
+        [
+            f"abnormalities without a ROI mask of their image's size (so without a box): {len(without)}, "
+            f"e.g. {', '.join(without[:3])}"
+        ]
+        if without
+        else []
+    )
     return masks, notes

@@ -23,10 +23,18 @@ from hct.errors import ConfigError, cancellable
 from hct.paths import existing
 
 
-def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (), images: str | Path | None = None,
-               cache_dir: str | Path | None = None, workers: int | None = None, progress: Progress | None = None,
-               malignant_birads: tuple[int, ...] = (5,), roots: Sequence[Path] | None = None,
-               cancel: Callable[[], bool] | None = None) -> DataReport:
+def check_data(
+    source: str | Path,
+    format: str,
+    tables: Sequence[str | Path] = (),
+    images: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    malignant_birads: tuple[int, ...] = (5,),
+    roots: Sequence[Path] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> DataReport:
     """What of the data set at ``source`` (``format``: a name in :data:`hct.data.sets.adapters.ADAPTERS`) is
     there and usable: the one dispatcher to the data set adapters.
 
@@ -53,8 +61,9 @@ def check_data(source: str | Path, format: str, tables: Sequence[str | Path] = (
     return report
 
 
-def write_checked_manifest(report: DataReport, path: str | Path, seed: int = 0,
-                           replace: bool = True) -> tuple[Path, dict[str, int]]:
+def write_checked_manifest(
+    report: DataReport, path: str | Path, seed: int = 0, replace: bool = True
+) -> tuple[Path, dict[str, int]]:
     """Write the report's labelled images as a manifest with train/val/test splits
     (:func:`~hct.data.sets.splits.complete_splits`) to a ``.csv`` ``path`` (an existing file only when
     ``replace``); returns the path and the images per split."""
@@ -66,8 +75,10 @@ def write_checked_manifest(report: DataReport, path: str | Path, seed: int = 0,
     if not labelled:
         raise ConfigError(f"{report.source} has no usable labelled image to write; see the report above.")
     # absolute paths: a path relative to the working folder would be read relative to the manifest's
-    labelled = [dataclasses.replace(r, path=os.path.abspath(r.path),
-                                    finding_masks=tuple(map(os.path.abspath, r.finding_masks))) for r in labelled]
+    labelled = [
+        dataclasses.replace(r, path=os.path.abspath(r.path), finding_masks=tuple(map(os.path.abspath, r.finding_masks)))
+        for r in labelled
+    ]
     records = complete_splits(labelled, seed)
     counts = dict(Counter(r.split or "none" for r in records))
     return write_manifest(records, path), counts

@@ -30,11 +30,16 @@ def read_clinical_data(path: str | Path) -> dict[tuple[str, str], dict]:
     ``row`` (a breast listed twice is malignant when either row says so)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"CMMD clinical data {path} does not exist; download CMMD_clinicaldata_revision.xlsx "
-                          "from the CMMD page on TCIA.")
+        raise ConfigError(
+            f"CMMD clinical data {path} does not exist; download CMMD_clinicaldata_revision.xlsx "
+            "from the CMMD page on TCIA."
+        )
     try:
-        table = pd.read_excel(path, dtype=str) if path.suffix.lower() in (".xlsx", ".xls") else \
-            pd.read_csv(path, dtype=str, sep=None, engine="python", encoding="utf-8-sig")  # ',' or ';', sniffed
+        table = (
+            pd.read_excel(path, dtype=str)
+            if path.suffix.lower() in (".xlsx", ".xls")
+            else pd.read_csv(path, dtype=str, sep=None, engine="python", encoding="utf-8-sig")
+        )  # ',' or ';', sniffed
     except ImportError as err:
         raise ConfigError("Reading the CMMD spreadsheet needs openpyxl: pip install openpyxl.") from err
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -47,8 +52,10 @@ def read_clinical_data(path: str | Path) -> dict[tuple[str, str], dict]:
     for line, row in enumerate(table.to_dict("records"), start=2):
         side, classification = row["LeftRight"].strip().upper()[:1], row["classification"].strip().lower()
         if side not in ("L", "R") or classification not in CLASSIFICATION_LABELS:
-            raise ConfigError(f"{path}, row {line}: LeftRight {row['LeftRight']!r} / classification "
-                              f"{row['classification']!r}; expected L or R and Benign or Malignant.")
+            raise ConfigError(
+                f"{path}, row {line}: LeftRight {row['LeftRight']!r} / classification "
+                f"{row['classification']!r}; expected L or R and Benign or Malignant."
+            )
         breast = breasts.setdefault((row["ID1"].strip(), side), {"label": 0, "types": (), "row": line})
         breast["label"] = max(breast["label"], CLASSIFICATION_LABELS[classification])
         types = ABNORMALITY_TYPES.get(str(row.get("abnormality", "")).strip().lower(), ())
@@ -56,8 +63,13 @@ def read_clinical_data(path: str | Path) -> dict[tuple[str, str], dict]:
     return breasts
 
 
-def scan_cmmd(clinical_path: str | Path, image_root: str | Path, cache_dir: str | Path | None = None,
-              workers: int | None = None, progress: Progress | None = None) -> DataReport:
+def scan_cmmd(
+    clinical_path: str | Path,
+    image_root: str | Path,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> DataReport:
     """The records of the listed subjects' images under ``image_root``, the listed breasts without an
     image (missing, named by spreadsheet row, not by subject) and the files that cannot be read."""
     breasts = read_clinical_data(clinical_path)
@@ -73,17 +85,33 @@ def scan_cmmd(clinical_path: str | Path, image_root: str | Path, cache_dir: str 
             continue
         breast = breasts.get((subject, file["laterality"]), {"label": -1, "types": ()})
         unlisted += breast["label"] == -1
-        records.append(make_record(
-            image_id=file["sop_uid"] or file["path"], path=index.path_of(file["path"]), patient_id=subject,
-            exam_id=subject, laterality=file["laterality"], view=file["view"], label=breast["label"],
-            finding_types=breast["types"]))
+        records.append(
+            make_record(
+                image_id=file["sop_uid"] or file["path"],
+                path=index.path_of(file["path"]),
+                patient_id=subject,
+                exam_id=subject,
+                laterality=file["laterality"],
+                view=file["view"],
+                label=breast["label"],
+                finding_types=breast["types"],
+            )
+        )
     imaged = {(r.patient_id, r.laterality) for r in records}
     errors = index.table[index.table["error"] != ""]
     notes = [f"images of breasts the spreadsheet does not list (label unknown): {unlisted}"] if unlisted else []
     if no_side:
         notes.append(f"images without ImageLaterality (left out): {len(no_side)}, e.g. {', '.join(no_side[:3])}")
     return DataReport(
-        "cmmd", str(image_root), tuple(records), len(breasts), unit="breasts",
+        "cmmd",
+        str(image_root),
+        tuple(records),
+        len(breasts),
+        unit="breasts",
         missing=tuple(f"spreadsheet row {b['row']} ({key[1]})" for key, b in breasts.items() if key not in imaged),
-        unreadable=tuple(f"{p}: {e}" for p, e in zip(errors["path"], errors["error"])), notes=tuple(notes),
-        files_indexed=len(index.table), files_read=index.read, index_seconds=index.seconds)
+        unreadable=tuple(f"{p}: {e}" for p, e in zip(errors["path"], errors["error"])),
+        notes=tuple(notes),
+        files_indexed=len(index.table),
+        files_read=index.read,
+        index_seconds=index.seconds,
+    )

@@ -29,12 +29,34 @@ from hct.io import atomic_write
 INDEX_VERSION = "1"
 INDEX_NAME = ".hct-dicom-index.parquet"
 DICOM_SUFFIXES = (".dcm", ".dicom")
-HEADER_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID", "ImageLaterality",
-               "Laterality", "ViewPosition", "ViewCodeSequence", "SeriesDescription", "Rows", "Columns",
-               "BitsAllocated", "SamplesPerPixel"]
+HEADER_TAGS = [
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "PatientID",
+    "ImageLaterality",
+    "Laterality",
+    "ViewPosition",
+    "ViewCodeSequence",
+    "SeriesDescription",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "SamplesPerPixel",
+]
 VIEW_CODES = {"399162004": "CC", "399368009": "MLO"}  # SNOMED CT codes of ViewCodeSequence (CMMD)
-HEADER_COLUMNS = ("study_uid", "series_uid", "sop_uid", "subject_digest", "laterality", "view", "rows", "cols",
-                  "description", "error")
+HEADER_COLUMNS = (
+    "study_uid",
+    "series_uid",
+    "sop_uid",
+    "subject_digest",
+    "laterality",
+    "view",
+    "rows",
+    "cols",
+    "description",
+    "error",
+)
 COLUMNS = ("path", "size", "mtime_ns", *HEADER_COLUMNS, "binary_box")
 MASK_BATCH = 512  # masks decoded between two saves of the index (about 7 s on 2 cores at 4600x2900)
 # below these many items, starting processes costs more than it saves: forked workers start in
@@ -82,8 +104,9 @@ def cache_file_for(root: Path, cache_dir: str | Path | None) -> Path:
     return folder / f"dicom-index-{digest}.parquet"
 
 
-def index_dicoms(root: str | Path, cache_dir: str | Path | None = None, workers: int | None = None,
-                 progress: Progress | None = None) -> DicomIndex:
+def index_dicoms(
+    root: str | Path, cache_dir: str | Path | None = None, workers: int | None = None, progress: Progress | None = None
+) -> DicomIndex:
     """The index of every ``.dcm``/``.dicom`` file under ``root`` (hidden folders skipped), from the
     cache where files are unchanged; ``progress(done, total)`` follows the header reads."""
     start = time.perf_counter()
@@ -112,30 +135,38 @@ def header_rows(paths: Sequence[str], workers: int | None = None, progress: Prog
     return pd.DataFrame(rows, columns=list(HEADER_COLUMNS)).astype({"rows": "int64", "cols": "int64"})
 
 
-def binary_boxes(index: DicomIndex, paths: Sequence[str], workers: int | None = None,
-                 progress: Progress | None = None) -> dict[str, Box | None]:
+def binary_boxes(
+    index: DicomIndex, paths: Sequence[str], workers: int | None = None, progress: Progress | None = None
+) -> dict[str, Box | None]:
     """For index paths: the bounding box of the foreground of a binary image (two grey values; see
     :func:`read_binary_mask`), ``None`` for any other image. Pixels are decoded once; the answers are kept in the index cache,
     saved every ``MASK_BATCH`` files, so a check stopped midway (a cancel) keeps what it decoded."""
     table = index.table.set_index("path")
     todo = [p for p in dict.fromkeys(paths) if table.at[p, "binary_box"] == ""]
     for start in range(0, len(todo), MASK_BATCH):
-        batch = todo[start:start + MASK_BATCH]
-        answers = parallel_map(mask_boxes, [index.path_of(p) for p in batch], workers,
-                               progress and (lambda done, _, start=start: progress(start + done, len(todo))))
+        batch = todo[start : start + MASK_BATCH]
+        answers = parallel_map(
+            mask_boxes,
+            [index.path_of(p) for p in batch],
+            workers,
+            progress and (lambda done, _, start=start: progress(start + done, len(todo))),
+        )
         table.loc[batch, "binary_box"] = ["-" if box is None else " ".join(map(str, box)) for box in answers]
         index.table = table.reset_index()[list(COLUMNS)]
         _save(index)
-    return {p: None if table.at[p, "binary_box"] == "-" else tuple(int(v) for v in table.at[p, "binary_box"].split())
-            for p in paths}
+    return {
+        p: None if table.at[p, "binary_box"] == "-" else tuple(int(v) for v in table.at[p, "binary_box"].split())
+        for p in paths
+    }
 
 
-def parallel_map(func: Callable[[list], list], items: list, workers: int | None = None,
-                 progress: Progress | None = None) -> list:
+def parallel_map(
+    func: Callable[[list], list], items: list, workers: int | None = None, progress: Progress | None = None
+) -> list:
     """``func`` applied to chunks of ``items`` (in worker processes when there are many), results in order."""
     workers = workers or len(os.sched_getaffinity(0))
     chunk = max(1, min(256, math.ceil(len(items) / (8 * workers))))
-    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     results: list[list] = [[] for _ in chunks]
     done = 0
     # fork is only safe without other threads (the app runs its pages in threads)
@@ -225,10 +256,17 @@ def _read_header(path: str) -> dict:
     try:
         tags = _dicom_tags(ds)
         codes = [str(item.get("CodeValue", "")) for item in ds.get("ViewCodeSequence") or []]
-        row.update(study_uid=str(ds.get("StudyInstanceUID", "")), series_uid=str(ds.get("SeriesInstanceUID", "")),
-                   sop_uid=str(ds.get("SOPInstanceUID", "")), subject_digest=subject_digest(str(ds.get("PatientID", ""))),
-                   laterality=tags["laterality"], rows=rows, cols=cols, description=str(ds.get("SeriesDescription", "")),
-                   view=tags["view"] or next((VIEW_CODES[c] for c in codes if c in VIEW_CODES), ""))
+        row.update(
+            study_uid=str(ds.get("StudyInstanceUID", "")),
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            sop_uid=str(ds.get("SOPInstanceUID", "")),
+            subject_digest=subject_digest(str(ds.get("PatientID", ""))),
+            laterality=tags["laterality"],
+            rows=rows,
+            cols=cols,
+            description=str(ds.get("SeriesDescription", "")),
+            view=tags["view"] or next((VIEW_CODES[c] for c in codes if c in VIEW_CODES), ""),
+        )
     except Exception as err:  # noqa: BLE001 - a damaged element (e.g. an unknown VR) pydicom cannot convert
         return row | {"error": f"a damaged DICOM header ({type(err).__name__}: {str(err).splitlines()[0][:120]})"}
     syntax = ds.file_meta.get("TransferSyntaxUID")

@@ -36,8 +36,12 @@ def study_key(source: str | bytes) -> str:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source,
-                             stop_before_pixels=True, force=True, specific_tags=["StudyInstanceUID"])
+        ds = pydicom.dcmread(
+            io.BytesIO(source) if isinstance(source, bytes) else source,
+            stop_before_pixels=True,
+            force=True,
+            specific_tags=["StudyInstanceUID"],
+        )
         uid = str(ds.get("StudyInstanceUID", "") or "")
     except Exception:  # not DICOM, or unreadable: no study
         return ""
@@ -56,8 +60,7 @@ def exam_from_name(name: str) -> str:
     return f"{NAME_PREFIX}{stem.lower()}" if found else ""
 
 
-def complete_exams(items: Sequence[T], record: Callable[[T], ImageRecord] = lambda item: item
-                   ) -> dict[str, list[T]]:
+def complete_exams(items: Sequence[T], record: Callable[[T], ImageRecord] = lambda item: item) -> dict[str, list[T]]:
     """Exams holding all four views, each hung as :data:`FOUR_VIEWS` (R-CC, L-CC, R-MLO, L-MLO).
 
     ``record`` gives an item's :class:`ImageRecord` (default: the item is one); items without an
@@ -68,8 +71,9 @@ def complete_exams(items: Sequence[T], record: Callable[[T], ImageRecord] = lamb
         rec = record(item)
         if rec.exam_id:
             by_exam.setdefault(rec.exam_id, {})[(rec.laterality, rec.view)] = item
-    return {exam: [views[v] for v in FOUR_VIEWS] for exam, views in by_exam.items()
-            if all(v in views for v in FOUR_VIEWS)}
+    return {
+        exam: [views[v] for v in FOUR_VIEWS] for exam, views in by_exam.items() if all(v in views for v in FOUR_VIEWS)
+    }
 
 
 def exam_label(exam_id: str, index: int) -> str:

@@ -27,8 +27,9 @@ def make_record(**fields) -> ImageRecord:
     boxes = tuple(tuple(int(v) for v in box) for box in fields.pop("finding_boxes", ()))
     masks = tuple(str(path) for path in fields.pop("finding_masks", ()))
     fields.pop("finding_size", None)
-    record = ImageRecord(finding_boxes=boxes, finding_size=max((box_size(b) for b in boxes), default=None),
-                         finding_masks=masks, **fields)
+    record = ImageRecord(
+        finding_boxes=boxes, finding_size=max((box_size(b) for b in boxes), default=None), finding_masks=masks, **fields
+    )
     check_record(record)
     return record
 
@@ -97,27 +98,33 @@ def read_manifest(path: str | Path) -> list[ImageRecord]:
     against the manifest's folder."""
     path = Path(path)
     path = path / MANIFEST_NAME if path.is_dir() else path
-    rows = read_table(path, ("image_id", "path"), "Manifest",
-                      f"write one with `python -m hct data check --write-manifest` or `python -m hct phantom` "
-                      f"(columns: {', '.join(COLUMNS)}).")
+    rows = read_table(
+        path,
+        ("image_id", "path"),
+        "Manifest",
+        f"write one with `python -m hct data check --write-manifest` or `python -m hct phantom` "
+        f"(columns: {', '.join(COLUMNS)}).",
+    )
     records = []
     for line, row in enumerate(rows, start=2):
         try:
             boxes = json.loads(row.get("finding_boxes") or "[]")
             masks = json.loads(row.get("finding_masks") or "[]")
-            records.append(make_record(
-                image_id=row["image_id"],
-                path=_resolved(row["path"], path.parent),
-                patient_id=row.get("patient_id") or "",
-                exam_id=row.get("exam_id") or "",
-                laterality=row.get("laterality") or "",
-                view=row.get("view") or "",
-                label=int(row.get("label") or -1),
-                finding_types=tuple(t for t in (row.get("finding_types") or "").split(";") if t),
-                finding_boxes=boxes,
-                split=row.get("split") or "",
-                finding_masks=[_resolved(m, path.parent) for m in masks],
-            ))
+            records.append(
+                make_record(
+                    image_id=row["image_id"],
+                    path=_resolved(row["path"], path.parent),
+                    patient_id=row.get("patient_id") or "",
+                    exam_id=row.get("exam_id") or "",
+                    laterality=row.get("laterality") or "",
+                    view=row.get("view") or "",
+                    label=int(row.get("label") or -1),
+                    finding_types=tuple(t for t in (row.get("finding_types") or "").split(";") if t),
+                    finding_boxes=boxes,
+                    split=row.get("split") or "",
+                    finding_masks=[_resolved(m, path.parent) for m in masks],
+                )
+            )
         except (ValueError, TypeError) as err:
             raise ConfigError(f"Manifest {path}, line {line}: {err}; fix that row.") from err
     return records

@@ -20,8 +20,13 @@ MALIGNANT_WINDOW_DAYS = 365  # 12 months
 FOLLOW_UP_DAYS = 730  # 24 months
 EVENT_KINDS = ("biopsy", "imaging")
 OUTCOMES = ("malignant", "benign", "normal")
-MARK_TYPES = {"mass": "mass", "calcifications": "calcifications", "suspicious_calcifications": "calcifications",
-              "architectural_distortion": "architectural_distortion", "focal_asymmetry": "focal_asymmetry"}
+MARK_TYPES = {
+    "mass": "mass",
+    "calcifications": "calcifications",
+    "suspicious_calcifications": "calcifications",
+    "architectural_distortion": "architectural_distortion",
+    "focal_asymmetry": "focal_asymmetry",
+}
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,15 @@ class ClinicalEvent:
     def __post_init__(self) -> None:
         # a misspelt kind or outcome would silently change the label: refuse it
         if self.kind not in EVENT_KINDS or self.outcome not in OUTCOMES:
-            raise ConfigError(f"clinical event ({self.kind!r}, {self.outcome!r}): kind must be one of {EVENT_KINDS} "
-                              f"and outcome one of {OUTCOMES}")
+            raise ConfigError(
+                f"clinical event ({self.kind!r}, {self.outcome!r}): kind must be one of {EVENT_KINDS} "
+                f"and outcome one of {OUTCOMES}"
+            )
 
 
 def label_exam(exam_date: datetime.date, events: list[ClinicalEvent]) -> int | None:
     """The paper's label of a breast's screening exam: 1, 0, or None (excluded)."""
+
     def days(event: ClinicalEvent) -> int:
         return (event.date - exam_date).days
 
@@ -73,7 +81,10 @@ def _side_events(client) -> dict[str, list[ClinicalEvent]]:
                 if date is not None and opinion in outcome_of:
                     events[side].append(ClinicalEvent(date, "biopsy", outcome_of[opinion]))
         for screen in episode.events.screening:
-            for side, data, opinion in (("L", screen.left, screen.left_opinion), ("R", screen.right, screen.right_opinion)):
+            for side, data, opinion in (
+                ("L", screen.left, screen.left_opinion),
+                ("R", screen.right, screen.right_opinion),
+            ):
                 date = data.date if data is not None and data.date else (screen.dates[0] if screen.dates else None)
                 if date is not None:
                     outcome = "malignant" if opinion == SideOpinion.OM else "normal"
@@ -118,10 +129,17 @@ def read_optimam(data_dir: str | Path, image_dir: str | Path | None = None) -> l
                         if label is None:
                             continue
                         marks = [_mark_box_and_types(m) for m in image.marks]
-                        records.append(make_record(
-                            image_id=image.id, path=str(image_dir / client.id / study.id / f"{image.id}.dcm"),
-                            patient_id=client.id, exam_id=study.id, laterality=laterality, view=view, label=label,
-                            finding_types=tuple(dict.fromkeys(t for _, types in marks for t in types)),
-                            finding_boxes=[box for box, _ in marks],
-                        ))
+                        records.append(
+                            make_record(
+                                image_id=image.id,
+                                path=str(image_dir / client.id / study.id / f"{image.id}.dcm"),
+                                patient_id=client.id,
+                                exam_id=study.id,
+                                laterality=laterality,
+                                view=view,
+                                label=label,
+                                finding_types=tuple(dict.fromkeys(t for _, types in marks for t in types)),
+                                finding_boxes=[box for box, _ in marks],
+                            )
+                        )
     return records

@@ -40,14 +40,18 @@ class DataReport:
             "label": dict(Counter(LABEL_NAMES[r.label] for r in self.records)),
             "finding type": dict(Counter(t for r in self.records for t in r.finding_types)),
             "split": dict(Counter(r.split or "none" for r in self.records)),
-            "boxes": {"with": sum(bool(r.finding_boxes) for r in self.records),
-                      "without": sum(not r.finding_boxes for r in self.records)},
+            "boxes": {
+                "with": sum(bool(r.finding_boxes) for r in self.records),
+                "without": sum(not r.finding_boxes for r in self.records),
+            },
         }
 
     def summary(self) -> str:
         """One line: usable images of those listed, how many are missing and unreadable."""
-        return (f"{len(self.records):,} usable images ({self._listed()}); missing {self.unit}: {len(self.missing):,}; "
-                f"unreadable images: {len(self.unreadable):,}")
+        return (
+            f"{len(self.records):,} usable images ({self._listed()}); missing {self.unit}: {len(self.missing):,}; "
+            f"unreadable images: {len(self.unreadable):,}"
+        )
 
     def _listed(self) -> str:
         return f"of {self.listed:,} listed" if self.unit == "images" else f"the table lists {self.listed:,} {self.unit}"
@@ -60,8 +64,10 @@ class DataReport:
             lines.append(f"{name}: {len(items):,}" + (f", e.g. {shown}" if items else ""))
         if self.files_indexed:
             cached = self.files_indexed - self.files_read
-            lines.append(f"DICOM headers: {self.files_indexed:,} files in {self.index_seconds:.1f} s"
-                         + (f" ({cached:,} from the index cache)" if cached else ""))
+            lines.append(
+                f"DICOM headers: {self.files_indexed:,} files in {self.index_seconds:.1f} s"
+                + (f" ({cached:,} from the index cache)" if cached else "")
+            )
         for name, counts in self.counts().items():
             if counts:
                 lines.append(f"by {name}: " + ", ".join(f"{key} {value:,}" for key, value in sorted(counts.items())))

@@ -24,9 +24,11 @@ if TYPE_CHECKING:  # the data sets' modules import this one
 ROOTS_ENV = "HCT_DATA_ROOTS"
 REPOSITORY = Path(__file__).resolve().parents[3]
 DEFAULT_FOLDERS = ("data", "runs", "checkpoints")
-_WHERE = ("this server reads only under its data roots (the repository's data/, runs/ and checkpoints/, the "
-          f"built-in samples, and the folders in {ROOTS_ENV}). Put the data there, or ask whoever runs the server "
-          f"to add its folder to {ROOTS_ENV}")
+_WHERE = (
+    "this server reads only under its data roots (the repository's data/, runs/ and checkpoints/, the "
+    f"built-in samples, and the folders in {ROOTS_ENV}). Put the data there, or ask whoever runs the server "
+    f"to add its folder to {ROOTS_ENV}"
+)
 
 
 class OutsideDataRoots(ConfigError):
@@ -64,8 +66,9 @@ def confine(path: str | Path, roots: Sequence[Path] | None = None) -> Path:
     return real
 
 
-def confine_records(records: Sequence[ImageRecord], source: str | Path,
-                    roots: Sequence[Path] | None = None) -> list[ImageRecord]:
+def confine_records(
+    records: Sequence[ImageRecord], source: str | Path, roots: Sequence[Path] | None = None
+) -> list[ImageRecord]:
     """``records`` when every image and mask they name lies under ``roots``; else
     :class:`OutsideDataRoots` naming ``source`` and the first such row (whether or not its file exists)."""
     roots = data_roots() if roots is None else roots
@@ -74,6 +77,7 @@ def confine_records(records: Sequence[ImageRecord], source: str | Path,
             try:
                 confine(path, roots)
             except OutsideDataRoots:
-                raise OutsideDataRoots(f"{source}: image {record.image_id!r} names a file that is not readable "
-                                       f"here: {_WHERE}.") from None
+                raise OutsideDataRoots(
+                    f"{source}: image {record.image_id!r} names a file that is not readable here: {_WHERE}."
+                ) from None
     return list(records)

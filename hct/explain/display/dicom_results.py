@@ -92,20 +92,42 @@ def parametric_map(result: ViewResult, producer: Producer, series_uid: str, inst
     """The view's map as a float Parametric Map on the source image's grid, referencing the source."""
     heat = np.ascontiguousarray(result.heatmap, dtype=np.float32)
     if heat.shape != (result.source.Rows, result.source.Columns):
-        raise ConfigError(f"the map is {heat.shape}, the source image {result.source.Rows}x{result.source.Columns}: "
-                          "give the map on the source's grid")
+        raise ConfigError(
+            f"the map is {heat.shape}, the source image {result.source.Rows}x{result.source.Columns}: "
+            "give the map on the source's grid"
+        )
     low, high = float(heat.min()), float(heat.max())
     mapping = hd.pm.RealWorldValueMapping(
-        lut_label=producer.method[:16], lut_explanation=f"{producer.method} of {producer.model}"[:64],
-        unit=hd.sr.CodedConcept("1", "UCUM", "no units"), value_range=(low, high), slope=1, intercept=0)
-    window = hd.VOILUTTransformation(window_center=(low + high) / 2, window_width=max(high - low, 1e-6),
-                                     window_explanation="the map's range", voi_lut_function="LINEAR_EXACT")
+        lut_label=producer.method[:16],
+        lut_explanation=f"{producer.method} of {producer.model}"[:64],
+        unit=hd.sr.CodedConcept("1", "UCUM", "no units"),
+        value_range=(low, high),
+        slope=1,
+        intercept=0,
+    )
+    window = hd.VOILUTTransformation(
+        window_center=(low + high) / 2,
+        window_width=max(high - low, 1e-6),
+        window_explanation="the map's range",
+        voi_lut_function="LINEAR_EXACT",
+    )
     pm = hd.pm.ParametricMap(
-        [_map_geometry(result.source)], heat, series_uid, SERIES_NUMBERS["map"], generate_uid(), instance_number,
-        manufacturer=MANUFACTURER, manufacturer_model_name=producer.model[:64], software_versions=software_version(),
-        device_serial_number=producer.version[:64], contains_recognizable_visual_features=False,
-        real_world_value_mappings=[mapping], voi_lut_transformations=[window],
-        content_description=f"{producer.method} map"[:64], content_label="MAP")
+        [_map_geometry(result.source)],
+        heat,
+        series_uid,
+        SERIES_NUMBERS["map"],
+        generate_uid(),
+        instance_number,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=producer.model[:64],
+        software_versions=software_version(),
+        device_serial_number=producer.version[:64],
+        contains_recognizable_visual_features=False,
+        real_world_value_mappings=[mapping],
+        voi_lut_transformations=[window],
+        content_description=f"{producer.method} map"[:64],
+        content_label="MAP",
+    )
     pm.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: a model's label may hold any character
     pm.SeriesDescription = f"{MANUFACTURER} {producer.method} maps"[:64]
     pm.Laterality = result.laterality
@@ -146,46 +168,69 @@ _UNIT = hd.sr.CodedConcept("1", "UCUM", "no units")
 
 
 def _probability(value: float, algorithm: hd.sr.AlgorithmIdentification) -> hd.sr.Measurement:
-    return hd.sr.Measurement(name=codes.DCM.ProbabilityOfCancer, value=float(value), unit=_UNIT,
-                             algorithm_id=algorithm)
+    return hd.sr.Measurement(name=codes.DCM.ProbabilityOfCancer, value=float(value), unit=_UNIT, algorithm_id=algorithm)
 
 
-def _view_group(result: ViewResult, algorithm: hd.sr.AlgorithmIdentification, method: str
-                ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations:
+def _view_group(
+    result: ViewResult, algorithm: hd.sr.AlgorithmIdentification, method: str
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations:
     """One view's probability; its region is the top-mass outline on the source image (or, without one,
     the source image is referenced as a whole)."""
     reference = hd.sr.SourceImageForRegion(result.source.SOPClassUID, result.source.SOPInstanceUID)
     site = [hd.sr.FindingSite(codes.SCT.Breast, laterality=_SIDES[result.laterality])]
-    tracking = hd.sr.TrackingIdentifier(identifier=f"{result.laterality}-{result.view or 'view'} {method}"[:64],
-                                        uid=generate_uid())
+    tracking = hd.sr.TrackingIdentifier(
+        identifier=f"{result.laterality}-{result.view or 'view'} {method}"[:64], uid=generate_uid()
+    )
     measurements = [_probability(result.probability, algorithm)]
     if result.outline is None:
         image = hd.sr.SourceImageForMeasurementGroup(result.source.SOPClassUID, result.source.SOPInstanceUID)
         return hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking, algorithm_id=algorithm, finding_sites=site, measurements=measurements, source_images=[image])
+            tracking, algorithm_id=algorithm, finding_sites=site, measurements=measurements, source_images=[image]
+        )
     region = hd.sr.ImageRegion(hd.sr.GraphicTypeValues.POLYLINE, result.outline, reference)
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking, referenced_region=region, algorithm_id=algorithm, finding_sites=site, measurements=measurements)
+        tracking, referenced_region=region, algorithm_id=algorithm, finding_sites=site, measurements=measurements
+    )
 
 
 def measurement_report(results: Sequence[ViewResult], producer: Producer, series_uid: str) -> Dataset:
     """The TID 1500 measurement report of an exam's views: the probability of cancer per view (its region
     the top-mass outline of ``producer.method``'s map) and per breast (the mean over its views)."""
-    algorithm = hd.sr.AlgorithmIdentification(name=producer.model[:64], version=producer.version[:64],
-                                              parameters=[producer.method[:64]])
+    algorithm = hd.sr.AlgorithmIdentification(
+        name=producer.model[:64], version=producer.version[:64], parameters=[producer.method[:64]]
+    )
     groups = [_view_group(r, algorithm, producer.method) for r in results]
     scores = breast_scores({(r.laterality, r.view): r.probability for r in results})
     for side, score in scores.items():
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            hd.sr.TrackingIdentifier(identifier=f"{side} breast", uid=generate_uid()), algorithm_id=algorithm,
-            finding_sites=[hd.sr.FindingSite(codes.SCT.Breast, laterality=_SIDES[side])],
-            measurements=[_probability(score, algorithm)]))
-    device = hd.sr.ObserverContext(codes.DCM.Device, hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=generate_uid(), name=producer.model[:64], manufacturer_name=MANUFACTURER, model_name=producer.model[:64]))
-    report = hd.sr.MeasurementReport(hd.sr.ObservationContext(observer_device_context=device),
-                                     procedure_reported=codes.SCT.Mammography, imaging_measurements=groups)
-    sr = hd.sr.Comprehensive3DSR([_with_study(r.source) for r in results], report, series_uid, SERIES_NUMBERS["report"],
-                                 generate_uid(), 1, manufacturer=MANUFACTURER, is_complete=True)
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                hd.sr.TrackingIdentifier(identifier=f"{side} breast", uid=generate_uid()),
+                algorithm_id=algorithm,
+                finding_sites=[hd.sr.FindingSite(codes.SCT.Breast, laterality=_SIDES[side])],
+                measurements=[_probability(score, algorithm)],
+            )
+        )
+    device = hd.sr.ObserverContext(
+        codes.DCM.Device,
+        hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(), name=producer.model[:64], manufacturer_name=MANUFACTURER, model_name=producer.model[:64]
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        hd.sr.ObservationContext(observer_device_context=device),
+        procedure_reported=codes.SCT.Mammography,
+        imaging_measurements=groups,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        [_with_study(r.source) for r in results],
+        report,
+        series_uid,
+        SERIES_NUMBERS["report"],
+        generate_uid(),
+        1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+    )
     sr.SpecificCharacterSet = "ISO_IR 192"
     sr.SeriesDescription = f"{MANUFACTURER} {producer.model} report"[:64]
     sr.SoftwareVersions = software_version()
@@ -212,11 +257,22 @@ def _objects(results: Sequence[ViewResult], producer: Producer, kinds: Sequence[
     for i, r in enumerate(results, 1):
         if "overlay" in kinds and r.overlay is not None:
             spacing = r.source.get("PixelSpacing") or r.source.get("ImagerPixelSpacing")
-            objects.append(capture_dataset(
-                r.overlay, f"{MANUFACTURER} {producer.method} overlay", study_uid=r.source.StudyInstanceUID,
-                series_uid=series["overlay"], series_number=SERIES_NUMBERS["overlay"], instance_number=i,
-                source=r.source, pixel_spacing=tuple(float(v) for v in spacing) if spacing else None,
-                laterality=r.laterality, view=r.view, model=producer.model, transfer_syntax=JPEGLSLossless))
+            objects.append(
+                capture_dataset(
+                    r.overlay,
+                    f"{MANUFACTURER} {producer.method} overlay",
+                    study_uid=r.source.StudyInstanceUID,
+                    series_uid=series["overlay"],
+                    series_number=SERIES_NUMBERS["overlay"],
+                    instance_number=i,
+                    source=r.source,
+                    pixel_spacing=tuple(float(v) for v in spacing) if spacing else None,
+                    laterality=r.laterality,
+                    view=r.view,
+                    model=producer.model,
+                    transfer_syntax=JPEGLSLossless,
+                )
+            )
         if "map" in kinds:
             objects.append(parametric_map(r, producer, series["map"], i))
     if "report" in kinds:
@@ -224,12 +280,21 @@ def _objects(results: Sequence[ViewResult], producer: Producer, kinds: Sequence[
     return objects
 
 
-def view_result(data: bytes, laterality: str, view: str, pre: Preprocessed, heatmap: np.ndarray, probability: float,
-                region: np.ndarray | None = None, overlay: np.ndarray | None = None) -> ViewResult:
+def view_result(
+    data: bytes,
+    laterality: str,
+    view: str,
+    pre: Preprocessed,
+    heatmap: np.ndarray,
+    probability: float,
+    region: np.ndarray | None = None,
+    overlay: np.ndarray | None = None,
+) -> ViewResult:
     """A view's result from its DICOM file bytes and what the model made of it: ``heatmap`` and the top-mass
     ``region`` at model resolution (``pre``'s), the overlay at the source's size."""
     import pydicom
 
     source = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    return ViewResult(source, laterality, view, float(probability), pre.to_original(heatmap), overlay,
-                      outline_polygon(region, pre))
+    return ViewResult(
+        source, laterality, view, float(probability), pre.to_original(heatmap), overlay, outline_polygon(region, pre)
+    )

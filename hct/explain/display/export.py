@@ -27,15 +27,37 @@ if TYPE_CHECKING:
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 MANUFACTURER = "HCT Explorer"
 # What a file export must never hold: patient identity (module "Patient") and the visit's accession number.
-IDENTITY_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "OtherPatientIDsSequence",
-                     "AccessionNumber", "IssuerOfPatientID", "PatientAddress", "ReferringPhysicianName")
+IDENTITY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "OtherPatientIDsSequence",
+    "AccessionNumber",
+    "IssuerOfPatientID",
+    "PatientAddress",
+    "ReferringPhysicianName",
+)
 SOURCE_UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID")
-PATIENT_STUDY_KEYWORDS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
-                          "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+PATIENT_STUDY_KEYWORDS = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+)
 # PatientOrientation of a mammogram in the standard display (left breast: chest wall on the image's left),
 # one letter a direction as highdicom takes it (an MLO's "FR"/"FL" is written "F").
-MAMMO_ORIENTATION = {("L", "CC"): ("A", "R"), ("R", "CC"): ("P", "L"), ("L", "MLO"): ("A", "F"),
-                     ("R", "MLO"): ("P", "F")}
+MAMMO_ORIENTATION = {
+    ("L", "CC"): ("A", "R"),
+    ("R", "CC"): ("P", "L"),
+    ("L", "MLO"): ("A", "F"),
+    ("R", "MLO"): ("P", "F"),
+}
 
 
 def source_uids(source: str | Path | bytes) -> dict[str, str]:
@@ -43,10 +65,16 @@ def source_uids(source: str | Path | bytes) -> dict[str, str]:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else str(source),
-                             stop_before_pixels=True, force=True, specific_tags=list(SOURCE_UID_KEYWORDS))
+        ds = pydicom.dcmread(
+            io.BytesIO(source) if isinstance(source, bytes) else str(source),
+            stop_before_pixels=True,
+            force=True,
+            specific_tags=list(SOURCE_UID_KEYWORDS),
+        )
     except Exception as err:
-        raise MammogramError(f"the source image is not a readable DICOM file ({err}); export without referencing it") from err
+        raise MammogramError(
+            f"the source image is not a readable DICOM file ({err}); export without referencing it"
+        ) from err
     uids = {key: str(ds.get(key, "") or "") for key in SOURCE_UID_KEYWORDS}
     if not uids["StudyInstanceUID"]:
         raise MammogramError("the source image has no Study Instance UID; export without referencing it")
@@ -64,15 +92,36 @@ def patient_orientation(laterality: str, view: str, source: Dataset | None = Non
 
 def patient_and_study(source: Dataset) -> dict:
     """highdicom's keywords for the source's patient and study (what a derived object in its study repeats)."""
-    names = ("patient_id", "patient_name", "patient_birth_date", "patient_sex", "accession_number", "study_id",
-             "study_date", "study_time", "referring_physician_name")
+    names = (
+        "patient_id",
+        "patient_name",
+        "patient_birth_date",
+        "patient_sex",
+        "accession_number",
+        "study_id",
+        "study_date",
+        "study_time",
+        "referring_physician_name",
+    )
     return {name: (str(source.get(key, "") or "") or None) for name, key in zip(names, PATIENT_STUDY_KEYWORDS)}
 
 
-def capture_dataset(rgb: np.ndarray, description: str, *, study_uid: str, series_uid: str, series_number: int = 1,
-                    instance_number: int = 1, source: Dataset | None = None, references: dict[str, str] | None = None,
-                    pixel_spacing: tuple[float, float] | None = None, laterality: str = "", view: str = "",
-                    model: str = "", transfer_syntax: str = "1.2.840.10008.1.2.1") -> Dataset:
+def capture_dataset(
+    rgb: np.ndarray,
+    description: str,
+    *,
+    study_uid: str,
+    series_uid: str,
+    series_number: int = 1,
+    instance_number: int = 1,
+    source: Dataset | None = None,
+    references: dict[str, str] | None = None,
+    pixel_spacing: tuple[float, float] | None = None,
+    laterality: str = "",
+    view: str = "",
+    model: str = "",
+    transfer_syntax: str = "1.2.840.10008.1.2.1",
+) -> Dataset:
     """A Secondary Capture (RGB, 8 bits) of a ``uint8`` ``(H, W, 3)`` picture in ``study_uid``.
 
     ``source`` (the source image's header) gives it the source's patient and study (for the PACS);
@@ -88,11 +137,22 @@ def capture_dataset(rgb: np.ndarray, description: str, *, study_uid: str, series
         raise ConfigError(f"a Secondary Capture takes a uint8 (H, W, 3) picture, got {rgb.dtype} {rgb.shape}")
     identity = patient_and_study(source) if source is not None else {}
     ds = hd.sc.SCImage(
-        pixel_array=rgb, photometric_interpretation="RGB", bits_allocated=8, coordinate_system="PATIENT",
-        patient_orientation=patient_orientation(laterality, view, source), study_instance_uid=study_uid,
-        series_instance_uid=series_uid, series_number=series_number, sop_instance_uid=generate_uid(),
-        instance_number=instance_number, manufacturer=MANUFACTURER, laterality=laterality or None,
-        pixel_spacing=pixel_spacing, transfer_syntax_uid=transfer_syntax, **identity)
+        pixel_array=rgb,
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        patient_orientation=patient_orientation(laterality, view, source),
+        study_instance_uid=study_uid,
+        series_instance_uid=series_uid,
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=instance_number,
+        manufacturer=MANUFACTURER,
+        laterality=laterality or None,
+        pixel_spacing=pixel_spacing,
+        transfer_syntax_uid=transfer_syntax,
+        **identity,
+    )
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SeriesDescription = ds.DerivationDescription = description[:64]
     ds.ImageType, ds.BurnedInAnnotation = ["DERIVED", "SECONDARY"], "NO"
@@ -117,8 +177,13 @@ def software_version() -> str:
     return f"hct {__version__}"
 
 
-def secondary_capture(rgb: np.ndarray, description: str, reference: dict[str, str] | None = None,
-                      pixel_spacing: tuple[float, float] | None = None, laterality: str = "") -> bytes:
+def secondary_capture(
+    rgb: np.ndarray,
+    description: str,
+    reference: dict[str, str] | None = None,
+    pixel_spacing: tuple[float, float] | None = None,
+    laterality: str = "",
+) -> bytes:
     """A DICOM Secondary Capture file (RGB, 8 bits) of a ``uint8`` ``(H, W, 3)`` picture, without patient identity.
 
     ``description`` becomes the series description and derivation (say what the overlay shows,
@@ -127,7 +192,13 @@ def secondary_capture(rgb: np.ndarray, description: str, reference: dict[str, st
     """
     from pydicom.uid import generate_uid
 
-    ds = capture_dataset(rgb, description, study_uid=reference["StudyInstanceUID"] if reference else generate_uid(),
-                         series_uid=generate_uid(), references=reference, pixel_spacing=pixel_spacing,
-                         laterality=laterality)
+    ds = capture_dataset(
+        rgb,
+        description,
+        study_uid=reference["StudyInstanceUID"] if reference else generate_uid(),
+        series_uid=generate_uid(),
+        references=reference,
+        pixel_spacing=pixel_spacing,
+        laterality=laterality,
+    )
     return write_dataset(ds)

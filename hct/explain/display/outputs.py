@@ -22,22 +22,44 @@ from hct.reports import write_figures_html
 
 def save_map(result: ERFResult, path: Path) -> Path:
     """One ERF's full-resolution map, mask, curves and where it was taken, as ``.npz``."""
-    atomic_write(path, lambda tmp: np.savez_compressed(
-        tmp, map=result.map, sqrt_map=result.sqrt_map, curve_over_columns=result.curve_over_columns,
-        curve_over_rows=result.curve_over_rows, image_curves_over_columns=result.image_curves_over_columns,
-        image_curves_over_rows=result.image_curves_over_rows, position=np.array(result.position),
-        input_centre=np.array(result.input_centre), stride=np.array(result.stride),
-        mask=result.mask if result.mask is not None else np.zeros(0), reduction=result.reduction,
-        n=result.n, stage=-1 if result.stage is None else result.stage))
+    atomic_write(
+        path,
+        lambda tmp: np.savez_compressed(
+            tmp,
+            map=result.map,
+            sqrt_map=result.sqrt_map,
+            curve_over_columns=result.curve_over_columns,
+            curve_over_rows=result.curve_over_rows,
+            image_curves_over_columns=result.image_curves_over_columns,
+            image_curves_over_rows=result.image_curves_over_rows,
+            position=np.array(result.position),
+            input_centre=np.array(result.input_centre),
+            stride=np.array(result.stride),
+            mask=result.mask if result.mask is not None else np.zeros(0),
+            reduction=result.reduction,
+            n=result.n,
+            stage=-1 if result.stage is None else result.stage,
+        ),
+    )
     return path
 
 
 def metrics_frame(results: Sequence[ERFResult]) -> pd.DataFrame:
     """:func:`erf_metrics` of each result, one row each."""
-    return pd.DataFrame([{"model": r.model_name, "subset": r.subset, "n": r.n, "stage": r.stage,
-                          "position": f"{r.position[0]},{r.position[1]}", "reduction": r.reduction,
-                          **r.remember("metrics", lambda r=r: erf_metrics(r))}
-                         for r in results])
+    return pd.DataFrame(
+        [
+            {
+                "model": r.model_name,
+                "subset": r.subset,
+                "n": r.n,
+                "stage": r.stage,
+                "position": f"{r.position[0]},{r.position[1]}",
+                "reduction": r.reduction,
+                **r.remember("metrics", lambda r=r: erf_metrics(r)),
+            }
+            for r in results
+        ]
+    )
 
 
 def write_erf_outputs(results: list[ERFResult], out: Path, view: MapView = MapView(), inputs: str = "") -> list[Path]:
@@ -58,7 +80,9 @@ def write_erf_outputs(results: list[ERFResult], out: Path, view: MapView = MapVi
 
 def _table(frame: pd.DataFrame, title: str) -> go.Figure:
     shown = frame.round(4).astype(object).where(frame.notna(), "")
-    fig = go.Figure(go.Table(header=dict(values=list(shown.columns)), cells=dict(values=[shown[c] for c in shown.columns])))
+    fig = go.Figure(
+        go.Table(header=dict(values=list(shown.columns)), cells=dict(values=[shown[c] for c in shown.columns]))
+    )
     fig.update_layout(title=title, height=60 + 28 * (len(frame) + 1))
     return fig
 
@@ -75,8 +99,16 @@ def write_table1(table: Table1, out: Path, view: MapView = MapView()) -> list[Pa
     atomic_write(out / "table1_images.csv", lambda tmp: table.images_frame().to_csv(tmp, index=False))
     atomic_write(out / "table1_settings.json", json.dumps(table.settings, indent=2, default=str))
     atomic_write(out / "table1.png", lambda tmp: table1_png(results).savefig(tmp, dpi=110))
-    written = [out / name for name in ("table1_metrics.csv", "table1_curves.csv", "table1_images.csv",
-                                       "table1_settings.json", "table1.png")]
+    written = [
+        out / name
+        for name in (
+            "table1_metrics.csv",
+            "table1_curves.csv",
+            "table1_images.csv",
+            "table1_settings.json",
+            "table1.png",
+        )
+    ]
     written += [save_map(r, out / f"erf_{r.model_name}_{r.subset}.npz") for r in results]
     figures = [table1_figure(results)]
     figures += [erf_heatmaps([r for r in results if r.subset == subset], view) for subset in TABLE_SUBSETS]

@@ -57,8 +57,9 @@ def in_original(heatmap: np.ndarray, pre: Preprocessed, long_side: int | None = 
     return _scaled_geometry(pre, long_side).to_original(np.asarray(heatmap, dtype=np.float32))
 
 
-def point_in_original(pre: Preprocessed, point: tuple[float, float], long_side: int | None = DISPLAY_LONG_SIDE
-                      ) -> tuple[float, float]:
+def point_in_original(
+    pre: Preprocessed, point: tuple[float, float], long_side: int | None = DISPLAY_LONG_SIDE
+) -> tuple[float, float]:
     """A model-input ``(row, col)`` in the original image's pixels at display resolution (or full)."""
     geometry = _scaled_geometry(pre, long_side)
     scale_r, scale_c = geometry.scale
@@ -67,8 +68,9 @@ def point_in_original(pre: Preprocessed, point: tuple[float, float], long_side: 
     return row, (geometry.original_shape[1] - col if geometry.flipped else col)
 
 
-def point_in_model(pre: Preprocessed, point: tuple[float, float], long_side: int | None = DISPLAY_LONG_SIDE
-                   ) -> tuple[float, float]:
+def point_in_model(
+    pre: Preprocessed, point: tuple[float, float], long_side: int | None = DISPLAY_LONG_SIDE
+) -> tuple[float, float]:
     """An original ``(row, col)`` at display resolution (or full) in model-input pixels, clamped to the input."""
     geometry = _scaled_geometry(pre, long_side)
     row, col, _, _ = geometry.to_model((point[0], point[1], point[0], point[1]))
@@ -91,8 +93,13 @@ def outline(region: np.ndarray, width: int = 2) -> np.ndarray:
     return region & ~ndimage.binary_erosion(region, iterations=width, border_value=1)
 
 
-def compose(grey_levels: np.ndarray, heat: np.ndarray | None = None, opacity: float = 0.5,
-            region: np.ndarray | None = None, colormap: str = COLORMAP) -> np.ndarray:
+def compose(
+    grey_levels: np.ndarray,
+    heat: np.ndarray | None = None,
+    opacity: float = 0.5,
+    region: np.ndarray | None = None,
+    colormap: str = COLORMAP,
+) -> np.ndarray:
     """``uint8`` RGB: ``heat`` (in [0, 1], same shape) over the grey image, each pixel's alpha
     ``opacity`` times its value, and the outline of ``region`` in white."""
     rgb = np.repeat(grey_levels[..., None], 3, axis=2).astype(np.float32)
@@ -107,8 +114,9 @@ def compose(grey_levels: np.ndarray, heat: np.ndarray | None = None, opacity: fl
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def _heat_in_original(readable_map: ReadableMap | None, pre: Preprocessed, long_side: int | None
-                      ) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _heat_in_original(
+    readable_map: ReadableMap | None, pre: Preprocessed, long_side: int | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     if readable_map is None:
         return None, None
     heat = in_original(readable_map.values, pre, long_side)
@@ -117,22 +125,36 @@ def _heat_in_original(readable_map: ReadableMap | None, pre: Preprocessed, long_
     return heat, in_original(readable_map.region.astype(np.float32), pre, long_side) > 0.5
 
 
-def overlay_picture(pixels: np.ndarray, pre: Preprocessed, readable_map: ReadableMap | None, opacity: float = 0.5,
-                    window: float | None = None, level: float | None = None,
-                    long_side: int | None = DISPLAY_LONG_SIDE) -> np.ndarray:
+def overlay_picture(
+    pixels: np.ndarray,
+    pre: Preprocessed,
+    readable_map: ReadableMap | None,
+    opacity: float = 0.5,
+    window: float | None = None,
+    level: float | None = None,
+    long_side: int | None = DISPLAY_LONG_SIDE,
+) -> np.ndarray:
     """The mammogram as acquired (``pixels``: the original, or already at this resolution) with
     ``readable_map`` over it, at display resolution (``long_side``) or full resolution (``None``)."""
     shown = display_pixels(pixels, long_side)
     heat, region = _heat_in_original(readable_map, pre, long_side)
     if heat is not None and heat.shape != shown.shape:
-        raise ConfigError(f"the map's geometry {heat.shape} is not the image's {shown.shape}: "
-                          "the map was made from another image")
+        raise ConfigError(
+            f"the map's geometry {heat.shape} is not the image's {shown.shape}: the map was made from another image"
+        )
     return compose(grey(shown, window, level), heat, opacity, region)
 
 
-def region_picture(pixels: np.ndarray, pre: Preprocessed, readable_map: ReadableMap | None,
-                   box: tuple[int, int, int, int], opacity: float = 0.5, window: float | None = None,
-                   level: float | None = None, long_side: int | None = DISPLAY_LONG_SIDE) -> np.ndarray:
+def region_picture(
+    pixels: np.ndarray,
+    pre: Preprocessed,
+    readable_map: ReadableMap | None,
+    box: tuple[int, int, int, int],
+    opacity: float = 0.5,
+    window: float | None = None,
+    level: float | None = None,
+    long_side: int | None = DISPLAY_LONG_SIDE,
+) -> np.ndarray:
     """The picture inside ``box`` (original pixels ``(row0, col0, row1, col1)``) at full resolution,
     brought down to ``long_side`` only when the box is larger than that (a zoom)."""
     rows, cols = pixels.shape
@@ -144,8 +166,12 @@ def region_picture(pixels: np.ndarray, pre: Preprocessed, readable_map: Readable
         window, level = high - low, (high + low) / 2
     heat, region = _heat_in_original(readable_map, pre, None)
     crop = np.s_[row0:row1, col0:col1]
-    picture = compose(grey(pixels[crop], window, level), None if heat is None else heat[crop], opacity,
-                      None if region is None else region[crop])
+    picture = compose(
+        grey(pixels[crop], window, level),
+        None if heat is None else heat[crop],
+        opacity,
+        None if region is None else region[crop],
+    )
     shape = display_shape(picture.shape[:2], long_side)
     if shape == picture.shape[:2]:
         return picture
@@ -160,4 +186,3 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(out, format="PNG", compress_level=1)
     return out.getvalue()
-

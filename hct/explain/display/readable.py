@@ -105,16 +105,18 @@ def top_mass_region(heatmap: np.ndarray, share: float, min_area: float = 0.001, 
     return full
 
 
-def model_pixel_spacing(pixel_spacing: tuple[float, float] | None, scale: tuple[float, float]
-                        ) -> tuple[float, float] | None:
+def model_pixel_spacing(
+    pixel_spacing: tuple[float, float] | None, scale: tuple[float, float]
+) -> tuple[float, float] | None:
     """Millimetres per model pixel, from the original's spacing and the model pixels per original pixel."""
     if not pixel_spacing:
         return None
     return pixel_spacing[0] / scale[0], pixel_spacing[1] / scale[1]
 
 
-def readable(heatmap: np.ndarray, options: Readability = Readability(),
-             pixel_spacing: tuple[float, float] | None = None) -> ReadableMap:
+def readable(
+    heatmap: np.ndarray, options: Readability = Readability(), pixel_spacing: tuple[float, float] | None = None
+) -> ReadableMap:
     """``heatmap`` smoothed, robustly scaled to [0, 1], with its top-mass contour level.
 
     ``pixel_spacing`` is the map's own (mm per pixel of ``heatmap``; see :func:`model_pixel_spacing`).

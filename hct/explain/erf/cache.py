@@ -63,8 +63,10 @@ class GradientCache:
     def keys(self, model: nn.Module, images: Sequence, target: str) -> list[str]:
         """The entry name of each image for ``model`` and ``target`` (position and stage, as text)."""
         digest = model_digest(model)
-        return [hashlib.sha256(f"v{CACHE_VERSION}|{digest}|{image}|{target}".encode()).hexdigest()
-                for image in image_keys(images)]
+        return [
+            hashlib.sha256(f"v{CACHE_VERSION}|{digest}|{image}|{target}".encode()).hexdigest()
+            for image in image_keys(images)
+        ]
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npz"
@@ -84,17 +86,30 @@ class GradientCache:
                 if entry["mask"].size:
                     mask = np.unpackbits(entry["mask"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
                 return ImageGradient(
-                    values=entry["values"], offset=tuple(int(v) for v in entry["offset"]), shape=shape,
+                    values=entry["values"],
+                    offset=tuple(int(v) for v in entry["offset"]),
+                    shape=shape,
                     position=tuple(int(v) for v in entry["position"]),
                     feature_shape=tuple(int(v) for v in entry["feature_shape"]),
-                    input_centre=tuple(float(v) for v in entry["input_centre"]), mask=mask)
+                    input_centre=tuple(float(v) for v in entry["input_centre"]),
+                    mask=mask,
+                )
         except (OSError, KeyError, ValueError):
             return None
 
     def save(self, key: str, gradient: ImageGradient) -> None:
         """Write one entry atomically (a reader never sees half of it)."""
         mask = np.packbits(gradient.mask) if gradient.mask is not None else np.zeros(0, np.uint8)
-        atomic_write(self._path(key), lambda tmp: np.savez(
-            tmp, values=gradient.values, offset=np.array(gradient.offset), shape=np.array(gradient.shape),
-            position=np.array(gradient.position), feature_shape=np.array(gradient.feature_shape),
-            input_centre=np.array(gradient.input_centre), mask=mask))
+        atomic_write(
+            self._path(key),
+            lambda tmp: np.savez(
+                tmp,
+                values=gradient.values,
+                offset=np.array(gradient.offset),
+                shape=np.array(gradient.shape),
+                position=np.array(gradient.position),
+                feature_shape=np.array(gradient.feature_shape),
+                input_centre=np.array(gradient.input_centre),
+                mask=mask,
+            ),
+        )

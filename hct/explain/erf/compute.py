@@ -108,8 +108,9 @@ class ERFResult:
         """The output position whose receptive field is centred nearest to input pixel ``(row, col)``
         (for a click on the map)."""
         out = []
-        for value, centre, index, stride, size in zip((row, col), self.input_centre, self.position, self.stride,
-                                                      self.feature_shape):
+        for value, centre, index, stride, size in zip(
+            (row, col), self.input_centre, self.position, self.stride, self.feature_shape
+        ):
             out.append(int(min(max(round(index + (value - centre) / stride), 0), size - 1)))
         return out[0], out[1]
 
@@ -139,8 +140,10 @@ def select_subset(lateralities: Sequence[str] | None, subset: str, count: int) -
     """Indices of the images in ``subset`` (``all``, ``left`` or ``right`` breasts), in order
     (:func:`hct.data.sets.sampling.sample_images`)."""
     if subset_laterality(subset) is not None and (lateralities is None or len(lateralities) != count):
-        raise ConfigError(f"subset {subset!r} needs one laterality ('L'/'R') per image; "
-                          f"got {'none' if lateralities is None else len(lateralities)} for {count} images")
+        raise ConfigError(
+            f"subset {subset!r} needs one laterality ('L'/'R') per image; "
+            f"got {'none' if lateralities is None else len(lateralities)} for {count} images"
+        )
     return sample_images(count, subset=subset, seed=None, side_of=lateralities.__getitem__ if lateralities else None)
 
 
@@ -207,20 +210,36 @@ class _Accumulator:
             for k, (window, values) in enumerate(self.kept):
                 image_maps[k][window] = values
         return ERFResult(
-            map=mean_map, reduction=reduction, curve_over_columns=mean_map.sum(axis=0), curve_over_rows=mean_map.sum(axis=1),
-            image_curves_over_columns=np.stack(over_columns), image_curves_over_rows=np.stack(over_rows),
-            position=first.position, input_centre=first.input_centre,
+            map=mean_map,
+            reduction=reduction,
+            curve_over_columns=mean_map.sum(axis=0),
+            curve_over_rows=mean_map.sum(axis=1),
+            image_curves_over_columns=np.stack(over_columns),
+            image_curves_over_rows=np.stack(over_rows),
+            position=first.position,
+            input_centre=first.input_centre,
             stride=(height / first.feature_shape[0], width / first.feature_shape[1]),
-            feature_shape=tuple(first.feature_shape), model=model,
-            subset=subset, n=n, indices=list(indices), stage=stage,
-            image_thumbnails=np.stack(thumbnails), image_breast_shares=np.array(shares), image_maps=image_maps,
+            feature_shape=tuple(first.feature_shape),
+            model=model,
+            subset=subset,
+            n=n,
+            indices=list(indices),
+            stage=stage,
+            image_thumbnails=np.stack(thumbnails),
+            image_breast_shares=np.array(shares),
+            image_maps=image_maps,
             mask=None if self.mask_sum is None else (self.mask_sum / self.mask_count).astype(np.float32),
         )
 
 
-def reduce_subsets(gradients: Iterable[tuple[int, Sequence[ImageGradient]]], subsets: Mapping[str, Sequence[int]],
-                   reduction: str, models: Sequence[ModelRef], stages: Sequence[int | None],
-                   keep_image_maps: bool = False) -> list[ERFResult]:
+def reduce_subsets(
+    gradients: Iterable[tuple[int, Sequence[ImageGradient]]],
+    subsets: Mapping[str, Sequence[int]],
+    reduction: str,
+    models: Sequence[ModelRef],
+    stages: Sequence[int | None],
+    keep_image_maps: bool = False,
+) -> list[ERFResult]:
     """The ERF of each model and subset (name -> image indices, ascending) from ``(index, one
     gradient per model)`` pairs in ascending index order; each image is reduced once per model
     whatever the subsets it is in. Results are model-major, subsets in ``subsets`` order."""
@@ -232,18 +251,29 @@ def reduce_subsets(gradients: Iterable[tuple[int, Sequence[ImageGradient]]], sub
             for name, chosen in members.items():
                 if index in chosen:
                     by_subset[name].add(image)
-    return [by_subset[name].result(reduction, model, name, list(subsets[name]), stage)
-            for model, stage, by_subset in zip(models, stages, accumulators) for name in subsets]
+    return [
+        by_subset[name].result(reduction, model, name, list(subsets[name]), stage)
+        for model, stage, by_subset in zip(models, stages, accumulators)
+        for name in subsets
+    ]
 
 
-def _erfs(models: Mapping[str, nn.Module], targets: Sequence[Target], images: Sequence,
-          subsets: Mapping[str, Sequence[int]], reduction: str, masks: Sequence[np.ndarray] | None,
-          keep_image_maps: bool, engine: ERFEngine | None) -> list[ERFResult] | None:
+def _erfs(
+    models: Mapping[str, nn.Module],
+    targets: Sequence[Target],
+    images: Sequence,
+    subsets: Mapping[str, Sequence[int]],
+    reduction: str,
+    masks: Sequence[np.ndarray] | None,
+    keep_image_maps: bool,
+    engine: ERFEngine | None,
+) -> list[ERFResult] | None:
     reduce_gradient(np.zeros(1, np.float32), reduction)  # a clear error before any work
     subsets = {name: sorted(set(indices)) for name, indices in subsets.items()}
     if not subsets or not all(subsets.values()):
-        raise ConfigError(f"every ERF subset needs at least one image; got sizes "
-                          f"{ {name: len(v) for name, v in subsets.items()} }")
+        raise ConfigError(
+            f"every ERF subset needs at least one image; got sizes { {name: len(v) for name, v in subsets.items()} }"
+        )
     if masks is not None and len(masks) != len(images):
         raise ConfigError(f"got {len(masks)} masks for {len(images)} images; give one mask per image")
     engine = engine or ERFEngine()
@@ -254,14 +284,21 @@ def _erfs(models: Mapping[str, nn.Module], targets: Sequence[Target], images: Se
             pass
         return None
     refs = [ref_of(model, label) for label, model in models.items()]
-    return reduce_subsets(zip(union, gradients), subsets, reduction, refs, [t.stage for t in targets],
-                          keep_image_maps)
+    return reduce_subsets(zip(union, gradients), subsets, reduction, refs, [t.stage for t in targets], keep_image_maps)
 
 
-def compute_erfs(models: Mapping[str, nn.Module], images: Sequence, subsets: Mapping[str, Sequence[int]], *,
-                 position: str | tuple[int, int] = "centre", reduction: str = DEFAULT_REDUCTION,
-                 stage: int | None = None, masks: Sequence[np.ndarray] | None = None,
-                 keep_image_maps: bool = False, engine: ERFEngine | None = None) -> list[ERFResult] | None:
+def compute_erfs(
+    models: Mapping[str, nn.Module],
+    images: Sequence,
+    subsets: Mapping[str, Sequence[int]],
+    *,
+    position: str | tuple[int, int] = "centre",
+    reduction: str = DEFAULT_REDUCTION,
+    stage: int | None = None,
+    masks: Sequence[np.ndarray] | None = None,
+    keep_image_maps: bool = False,
+    engine: ERFEngine | None = None,
+) -> list[ERFResult] | None:
     """The ERFs of several models (name -> model) over several subsets of ``images`` (name -> image
     indices) at once: every image of the subsets' union is read once and back-propagated once per
     model. Returns one :class:`ERFResult` per model and subset, model-major (rank 0 under torchrun,
@@ -270,11 +307,21 @@ def compute_erfs(models: Mapping[str, nn.Module], images: Sequence, subsets: Map
     return _erfs(models, targets, images, subsets, reduction, masks, keep_image_maps, engine)
 
 
-def compute_erf(model: nn.Module, images: Sequence, *, position: str | tuple[int, int] = "centre",
-                lateralities: Sequence[str] | None = None, subset: str = "all", reduction: str = DEFAULT_REDUCTION,
-                stage: int | None = None, feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                masks: Sequence[np.ndarray] | None = None, keep_image_maps: bool = False,
-                model_name: str | None = None, engine: ERFEngine | None = None) -> ERFResult | None:
+def compute_erf(
+    model: nn.Module,
+    images: Sequence,
+    *,
+    position: str | tuple[int, int] = "centre",
+    lateralities: Sequence[str] | None = None,
+    subset: str = "all",
+    reduction: str = DEFAULT_REDUCTION,
+    stage: int | None = None,
+    feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    masks: Sequence[np.ndarray] | None = None,
+    keep_image_maps: bool = False,
+    model_name: str | None = None,
+    engine: ERFEngine | None = None,
+) -> ERFResult | None:
     """The ERF of ``model`` at output ``position`` over ``images`` (all of one size).
 
     ``images``: a ``(N, C, H, W)`` tensor or a sequence of ``(C, H, W)`` tensors or of objects with
@@ -290,13 +337,28 @@ def compute_erf(model: nn.Module, images: Sequence, *, position: str | tuple[int
     """
     chosen = select_subset(lateralities, subset, len(images))
     name = model_name or ref_of(model).label
-    results = _erfs({name: model}, [Target.of(model, position, stage, feature_fn)], images, {subset: chosen},
-                    reduction, masks, keep_image_maps, engine)
+    results = _erfs(
+        {name: model},
+        [Target.of(model, position, stage, feature_fn)],
+        images,
+        {subset: chosen},
+        reduction,
+        masks,
+        keep_image_maps,
+        engine,
+    )
     return None if results is None else results[0]
 
 
-def curve_band(result: ERFResult, axis: str = "columns", level: float = 0.95, n_boot: int = 1000,
-               sqrt: bool = False, seed: int = 0, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def curve_band(
+    result: ERFResult,
+    axis: str = "columns",
+    level: float = 0.95,
+    n_boot: int = 1000,
+    sqrt: bool = False,
+    seed: int = 0,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile-bootstrap band of the mean curve over images: ``(low, high)``.
 
     ``axis="columns"`` is the curve over columns (``curve_over_columns``), ``"rows"`` the curve
@@ -308,12 +370,15 @@ def curve_band(result: ERFResult, axis: str = "columns", level: float = 0.95, n_
         raise ConfigError(f"axis must be 'columns' or 'rows', got {axis!r}")
     if not 0 < level < 1:
         raise ConfigError(f"level must be in (0, 1), got {level}")
-    return result.remember(("band", axis, level, n_boot, sqrt, seed, scale),
-                           lambda: _bootstrap_band(result, axis, level, n_boot, sqrt, seed, scale))
+    return result.remember(
+        ("band", axis, level, n_boot, sqrt, seed, scale),
+        lambda: _bootstrap_band(result, axis, level, n_boot, sqrt, seed, scale),
+    )
 
 
-def _bootstrap_band(result: ERFResult, axis: str, level: float, n_boot: int, sqrt: bool, seed: int,
-                    scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _bootstrap_band(
+    result: ERFResult, axis: str, level: float, n_boot: int, sqrt: bool, seed: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     curves = (result.image_curves_over_columns if axis == "columns" else result.image_curves_over_rows) / scale
     rng = np.random.default_rng(seed)
     n = curves.shape[0]
@@ -333,11 +398,26 @@ def erf_from_maps(image_maps: np.ndarray, masks: np.ndarray | None = None, **fie
     maps = maps[None] if maps.ndim == 2 else maps
     height, width = maps.shape[1:]
     centre = fields.pop("input_centre", ((height - 1) / 2, (width - 1) / 2))
-    gradients = [ImageGradient(m, (0, 0), (height, width), (0, 0), (height, width), centre,
-                               None if masks is None else np.asarray(masks[k], bool)) for k, m in enumerate(maps)]
-    result = reduce_subsets(((k, [g]) for k, g in enumerate(gradients)), {"all": range(len(maps))}, "mean",
-                            [fields.pop("model", ModelRef.of(""))], [None],
-                            keep_image_maps=True)[0]
+    gradients = [
+        ImageGradient(
+            m,
+            (0, 0),
+            (height, width),
+            (0, 0),
+            (height, width),
+            centre,
+            None if masks is None else np.asarray(masks[k], bool),
+        )
+        for k, m in enumerate(maps)
+    ]
+    result = reduce_subsets(
+        ((k, [g]) for k, g in enumerate(gradients)),
+        {"all": range(len(maps))},
+        "mean",
+        [fields.pop("model", ModelRef.of(""))],
+        [None],
+        keep_image_maps=True,
+    )[0]
     for name, value in fields.items():
         setattr(result, name, value)
     return result
@@ -352,7 +432,18 @@ def curves_frame(results: Sequence[ERFResult], normalisation: str | None = None)
         how = normalisation or default_normalisation(r.reduction)
         for curve, values in (("over_columns", r.curve_over_columns), ("over_rows", r.curve_over_rows)):
             values = values / normaliser(values, how)
-            frames.append(pd.DataFrame({"model": r.model_name, "subset": r.subset, "n": r.n, "curve": curve,
-                                        "normalisation": how, "position": np.arange(values.size), "erf": values,
-                                        "sqrt_erf": np.sqrt(np.abs(values))}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "model": r.model_name,
+                        "subset": r.subset,
+                        "n": r.n,
+                        "curve": curve,
+                        "normalisation": how,
+                        "position": np.arange(values.size),
+                        "erf": values,
+                        "sqrt_erf": np.sqrt(np.abs(values)),
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True)

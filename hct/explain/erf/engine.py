@@ -67,14 +67,18 @@ def output_position(feature_shape: tuple[int, int], position: str | tuple[int, i
         return height // 2, width // 2
     row, col = (int(v) for v in position)
     if not (0 <= row < height and 0 <= col < width):
-        raise ConfigError(f"output position {(row, col)} is outside the {height}x{width} output feature map; "
-                          f"use 0 <= row < {height}, 0 <= col < {width}")
+        raise ConfigError(
+            f"output position {(row, col)} is outside the {height}x{width} output feature map; "
+            f"use 0 <= row < {height}, 0 <= col < {width}"
+        )
     return row, col
 
 
-def input_gradients(feature_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                    position: str | tuple[int, int] = "centre",
-                    ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+def input_gradients(
+    feature_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    position: str | tuple[int, int] = "centre",
+) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
     """Each image's input gradient of the output feature map's ``position`` (all channels summed).
 
     ``x`` is ``(B, C, H, W)``; returns ``((B, C, H, W) gradients, (row, col), feature map (h, w))``.
@@ -106,8 +110,13 @@ class Target:
     geometry: Geometry | None
 
     @classmethod
-    def of(cls, model: nn.Module, position: str | tuple[int, int] = "centre", stage: int | None = None,
-           feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> "Target":
+    def of(
+        cls,
+        model: nn.Module,
+        position: str | tuple[int, int] = "centre",
+        stage: int | None = None,
+        feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> "Target":
         """Stage ``stage`` of a ``HighResNet`` (default the output feature map), or ``feature_fn``."""
         if feature_fn is not None:
             if stage is not None:
@@ -175,8 +184,14 @@ class ERFEngine:
         if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ConfigError(f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}")
 
-    def gradients(self, models: Sequence[nn.Module], targets: Sequence[Target], images: Sequence,
-                  indices: Sequence[int], masks: Sequence[np.ndarray] | None = None) -> Iterator[list[ImageGradient]]:
+    def gradients(
+        self,
+        models: Sequence[nn.Module],
+        targets: Sequence[Target],
+        images: Sequence,
+        indices: Sequence[int],
+        masks: Sequence[np.ndarray] | None = None,
+    ) -> Iterator[list[ImageGradient]]:
         """For each image ``images[i]``, ``i`` in ``indices`` in that order: its gradient under each model
         (with that model's target). Each image is read once for all models, and not at all when the
         cache holds it for every model. Rank 0 receives them all; the other ranks yield nothing.
@@ -229,8 +244,9 @@ class _Reader:
         if self.workers > 0:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            self.pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
-                                                               initializer=torch.set_num_threads, initargs=(1,))
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -254,8 +270,10 @@ class _Reader:
                 mask = np.asarray(self.masks[i], dtype=bool)
             self.shape = self.shape or tuple(tensor.shape)
             if tuple(tensor.shape) != self.shape:
-                raise ConfigError(f"image {i} has shape {tuple(tensor.shape)}, the first {self.shape}; "
-                                  "preprocess all images to one size")
+                raise ConfigError(
+                    f"image {i} has shape {tuple(tensor.shape)}, the first {self.shape}; "
+                    "preprocess all images to one size"
+                )
             self.loaded[i] = (tensor, mask)
 
 
@@ -307,8 +325,10 @@ class _Runner:
             centre = (geometry.centre(position[0]), geometry.centre(position[1]))
         values = grad.sum(dim=1).float().cpu().numpy()
         offset = (rows.start or 0, cols.start or 0)
-        return [ImageGradient(values[b], offset, (height, width), position, feature_shape, centre, masks[b])
-                for b in range(len(x))]
+        return [
+            ImageGradient(values[b], offset, (height, width), position, feature_shape, centre, masks[b])
+            for b in range(len(x))
+        ]
 
     def _window(self, height: int, width: int) -> tuple[slice, slice, str | tuple[int, int], tuple[int, int] | None]:
         """The input window to back-propagate through, the position to ask of it (in its own

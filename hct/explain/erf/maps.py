@@ -55,7 +55,7 @@ def scaled(values: np.ndarray, scale: str, pixels: int = 1) -> np.ndarray:
     elif scale == "log10":
         shown = np.log10(1 + magnitude * pixels)
     elif scale == "power_0.25":
-        shown = magnitude ** 0.25
+        shown = magnitude**0.25
     else:
         raise ConfigError(f"unknown display scale {scale!r}; choose one of {SCALES}")
     return np.sign(values) * shown
@@ -123,8 +123,14 @@ def colour_limit(arrays: Sequence[np.ndarray], clip: float) -> float:
 def display_maps(results: Sequence[ERFResult], view: MapView) -> list[DisplayMap]:
     """Each result's map as ``view`` says: area-averaged to ``view.long_side``, normalised, scaled,
     with one colour range over all of them when ``view.shared``."""
-    shown = [scaled(r.preview(view.long_side) / r.normaliser(view.normalisation_for(r.reduction)), view.scale,
-                    r.shape[0] * r.shape[1]) for r in results]
+    shown = [
+        scaled(
+            r.preview(view.long_side) / r.normaliser(view.normalisation_for(r.reduction)),
+            view.scale,
+            r.shape[0] * r.shape[1],
+        )
+        for r in results
+    ]
     shared = colour_limit(shown, view.clip) if view.shared else None
     out = []
     for z, result in zip(shown, results):

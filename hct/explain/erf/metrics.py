@@ -40,8 +40,14 @@ def gaussian_fit_r2(curve: np.ndarray) -> float:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
-            params, _ = curve_fit(_gaussian, x, y, p0=(y.max(), mu, sigma), maxfev=5000,
-                                  bounds=([0, -y.size, 1e-3], [np.inf, 2 * y.size, 10 * y.size]))
+            params, _ = curve_fit(
+                _gaussian,
+                x,
+                y,
+                p0=(y.max(), mu, sigma),
+                maxfev=5000,
+                bounds=([0, -y.size, 1e-3], [np.inf, 2 * y.size, 10 * y.size]),
+            )
     except (RuntimeError, ValueError):
         return float("nan")
     ss_res = ((y - _gaussian(x, *params)) ** 2).sum()
@@ -56,13 +62,15 @@ def _breast_share(weights: np.ndarray, mask: np.ndarray | None, image_shares: np
         return None
     mask = np.asarray(mask, dtype=np.float64)
     if mask.shape != weights.shape:
-        raise ConfigError(f"mask shape {mask.shape} differs from the ERF's {weights.shape}; give an (H, W) mask "
-                          "at model resolution")
+        raise ConfigError(
+            f"mask shape {mask.shape} differs from the ERF's {weights.shape}; give an (H, W) mask at model resolution"
+        )
     return float((weights * mask).sum() / weights.sum())
 
 
-def erf_metrics(erf: ERFResult | np.ndarray, mask: np.ndarray | None = None,
-                centre: tuple[float, float] | None = None) -> dict[str, float]:
+def erf_metrics(
+    erf: ERFResult | np.ndarray, mask: np.ndarray | None = None, centre: tuple[float, float] | None = None
+) -> dict[str, float]:
     """ERF shape metrics; all weights are ``|ERF|``.
 
     ``area_share_P``: share of the image area holding P% of the total contribution (pixels sorted
@@ -101,10 +109,14 @@ def erf_metrics(erf: ERFResult | np.ndarray, mask: np.ndarray | None = None,
     centroid_row = float((rows * row_mass).sum() / total)
     centroid_col = float((cols * col_mass).sum() / total)
     metrics.update(
-        centroid_row=centroid_row, centroid_col=centroid_col,
-        centre_row=float(centre[0]), centre_col=float(centre[1]),
-        offset_row=centroid_row - centre[0], offset_col=centroid_col - centre[1],
-        offset_row_frac=(centroid_row - centre[0]) / height, offset_col_frac=(centroid_col - centre[1]) / width,
+        centroid_row=centroid_row,
+        centroid_col=centroid_col,
+        centre_row=float(centre[0]),
+        centre_col=float(centre[1]),
+        offset_row=centroid_row - centre[0],
+        offset_col=centroid_col - centre[1],
+        offset_row_frac=(centroid_row - centre[0]) / height,
+        offset_col_frac=(centroid_col - centre[1]) / width,
         offset=float(np.hypot(centroid_row - centre[0], centroid_col - centre[1])),
         spread_rows=float(np.sqrt(((rows - centroid_row) ** 2 * row_mass).sum() / total)),
         spread_cols=float(np.sqrt(((cols - centroid_col) ** 2 * col_mass).sum() / total)),

@@ -79,7 +79,9 @@ class Geometry:
 
 
 def _conv(module: nn.Module) -> Layer:
-    kernel, stride, padding = (v if isinstance(v, int) else v[0] for v in (module.kernel_size, module.stride, module.padding))
+    kernel, stride, padding = (
+        v if isinstance(v, int) else v[0] for v in (module.kernel_size, module.stride, module.padding)
+    )
     return kernel, stride, padding
 
 
@@ -118,7 +120,9 @@ def stage_features(model: nn.Module, stage: int = OUTPUT_STAGE) -> Callable[[tor
 
 def _check_stage(model: nn.Module, stage: int) -> None:
     if not all(hasattr(model, a) for a in ("stem", "pool", "stages", "forward_stem")):
-        raise ConfigError(f"a stage ERF needs a network with stem, pool and stages (hct.models); "
-                          f"{type(model).__name__} has none: pass feature_fn instead")
+        raise ConfigError(
+            f"a stage ERF needs a network with stem, pool and stages (hct.models); "
+            f"{type(model).__name__} has none: pass feature_fn instead"
+        )
     if stage not in STAGES:
         raise ConfigError(f"stage must be one of {STAGES} (5: the output feature map), got {stage!r}")

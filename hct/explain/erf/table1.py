@@ -26,8 +26,19 @@ from hct.explain.erf.metrics import erf_metrics
 
 TABLE_SUBSETS = ("all", "right", "left")
 # Columns of the metrics table, in order (see hct.explain.erf.metrics.erf_metrics).
-METRICS = ("area_share_50", "area_share_99", "spread_rows", "spread_cols", "centroid_row", "centroid_col",
-           "offset_row", "offset_col", "gaussian_r2_over_rows", "gaussian_r2_over_columns", "breast_share")
+METRICS = (
+    "area_share_50",
+    "area_share_99",
+    "spread_rows",
+    "spread_cols",
+    "centroid_row",
+    "centroid_col",
+    "offset_row",
+    "offset_col",
+    "gaussian_r2_over_rows",
+    "gaussian_r2_over_columns",
+    "breast_share",
+)
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,10 @@ def sample_table1(count: int, side_of: Callable[[int], str], n: int, seed: int =
     short = {name: len(rows[name]) for name in TABLE_SUBSETS if len(rows[name]) < n}
     if short:
         found = ", ".join(f"{k} {name} breasts" for name, k in short.items())
-        raise ConfigError(f"N = {n} is more than the images hold: only {found} among the {count} images; "
-                          f"lower N to at most {min(short.values())} or add images")
+        raise ConfigError(
+            f"N = {n} is more than the images hold: only {found} among the {count} images; "
+            f"lower N to at most {min(short.values())} or add images"
+        )
     return Table1Sample(order, rows, seed, n)
 
 
@@ -91,36 +104,71 @@ class Table1:
         for model in self.models:
             found = {s: erf_metrics(self.result(model, s)) for s in TABLE_SUBSETS}
             for subset, metrics in found.items():
-                rows.append({"model": model, "subset": subset, "n": self.result(model, subset).n,
-                             **{k: metrics.get(k, np.nan) for k in METRICS}})
+                rows.append(
+                    {
+                        "model": model,
+                        "subset": subset,
+                        "n": self.result(model, subset).n,
+                        **{k: metrics.get(k, np.nan) for k in METRICS},
+                    }
+                )
             height, width = self.results[0].shape
             shift_row = found["right"]["centroid_row"] - found["left"]["centroid_row"]
             shift_col = found["right"]["centroid_col"] - found["left"]["centroid_col"]
-            rows.append({"model": model, "subset": "right - left", "centroid_row": shift_row, "centroid_col": shift_col,
-                         "centroid_row_frac": shift_row / height, "centroid_col_frac": shift_col / width})
+            rows.append(
+                {
+                    "model": model,
+                    "subset": "right - left",
+                    "centroid_row": shift_row,
+                    "centroid_col": shift_col,
+                    "centroid_row_frac": shift_row / height,
+                    "centroid_col_frac": shift_col / width,
+                }
+            )
         return pd.DataFrame(rows)
 
     def images_frame(self) -> pd.DataFrame:
         """The images used, in order, with the rows each is in and the sampling seed."""
         members = {name: set(positions) for name, positions in self.sample.subsets.items()}
-        return pd.DataFrame({"image_id": self.image_ids,
-                             **{name: [k in members[name] for k in range(len(self.image_ids))] for name in TABLE_SUBSETS},
-                             "seed": self.sample.seed})
+        return pd.DataFrame(
+            {
+                "image_id": self.image_ids,
+                **{name: [k in members[name] for k in range(len(self.image_ids))] for name in TABLE_SUBSETS},
+                "seed": self.sample.seed,
+            }
+        )
 
 
-def compute_table1(models: Mapping[str, nn.Module], images: Sequence, sample: Table1Sample, *,
-                   image_ids: Sequence[str] | None = None, position: str | tuple[int, int] = "centre",
-                   reduction: str = DEFAULT_REDUCTION, stage: int | None = None, engine: ERFEngine | None = None,
-                   settings: dict | None = None) -> Table1 | None:
+def compute_table1(
+    models: Mapping[str, nn.Module],
+    images: Sequence,
+    sample: Table1Sample,
+    *,
+    image_ids: Sequence[str] | None = None,
+    position: str | tuple[int, int] = "centre",
+    reduction: str = DEFAULT_REDUCTION,
+    stage: int | None = None,
+    engine: ERFEngine | None = None,
+    settings: dict | None = None,
+) -> Table1 | None:
     """Table 1 of ``models`` (label -> model): ``images`` are the sample's images in ``sample.order``
     (``images[k]`` is candidate ``sample.order[k]``). Under torchrun, rank 0 gets it, the others ``None``."""
     if len(images) != len(sample.order):
-        raise ConfigError(f"got {len(images)} images for a sample of {len(sample.order)}; pass the images in sample.order")
-    results = compute_erfs(models, images, sample.subsets, position=position, reduction=reduction, stage=stage,
-                           engine=engine)
+        raise ConfigError(
+            f"got {len(images)} images for a sample of {len(sample.order)}; pass the images in sample.order"
+        )
+    results = compute_erfs(
+        models, images, sample.subsets, position=position, reduction=reduction, stage=stage, engine=engine
+    )
     if results is None:
         return None
     ids = list(image_ids) if image_ids is not None else [str(i) for i in sample.order]
-    info = {"n": sample.n, "seed": sample.seed, "reduction": reduction, "position": position,
-            "stage": results[0].stage, **(settings or {})}
+    info = {
+        "n": sample.n,
+        "seed": sample.seed,
+        "reduction": reduction,
+        "position": position,
+        "stage": results[0].stage,
+        **(settings or {}),
+    }
     return Table1(results, sample, ids, info)

@@ -22,7 +22,7 @@ def _with_marker(mammogram):
     pixels = mammogram.pixels.copy()
     mask = breast_mask(pixels)
     rows, cols = pixels.shape
-    side = slice(cols - 700, cols - 300) if mask[:, : cols // 2].sum() > mask[:, cols // 2:].sum() else slice(300, 700)
+    side = slice(cols - 700, cols - 300) if mask[:, : cols // 2].sum() > mask[:, cols // 2 :].sum() else slice(300, 700)
     pixels[200:500, side] = pixels.max()
     return dataclasses.replace(mammogram, pixels=pixels), (200, 500, side.start, side.stop)
 
@@ -97,9 +97,14 @@ def _cropped_breast(rows: int, cols: int, laterality: str, view: str) -> Mammogr
     return Mammogram(pixels, dataclasses.replace(meta, laterality=laterality, view=view, rows=rows, cols=cols))
 
 
-@pytest.mark.parametrize("laterality, view, box", [
-    ("L", "CC", (-460, 0, 2484, 1920)), ("R", "CC", (-460, 0, 2484, 1920)), ("L", "MLO", (0, 0, 2944, 1920)),
-])
+@pytest.mark.parametrize(
+    "laterality, view, box",
+    [
+        ("L", "CC", (-460, 0, 2484, 1920)),
+        ("R", "CC", (-460, 0, 2484, 1920)),
+        ("L", "MLO", (0, 0, 2944, 1920)),
+    ],
+)
 def test_nyu_gmic_window_as_their_loading(laterality, view, box):
     """An image smaller than their window is padded with black: CC centred vertically, MLO from the top,
     columns from the chest wall; a right breast is flipped; standardised with the population std."""
@@ -108,14 +113,16 @@ def test_nyu_gmic_window_as_their_loading(laterality, view, box):
     assert pre.crop_box == box and pre.flipped == (laterality == "R") and pre.size == (2944, 1920)
     oriented = image.pixels[:, ::-1] if pre.flipped else image.pixels
     expected = np.zeros((2944, 1920), np.float32)
-    expected[-box[0]:-box[0] + 2023, :801] = oriented
+    expected[-box[0] : -box[0] + 2023, :801] = oriented
     expected = (expected - expected.mean()) / expected.std()
     assert np.abs(pre.tensor[0].numpy() - expected).max() < 1e-4
     heat = np.zeros((2944, 1920), np.float32)
     heat[-box[0] + 100, 50] = 1  # back on the image as acquired, on the same breast pixel
     restored = pre.to_original(heat)
     assert restored.shape == (2023, 801) and np.unravel_index(restored.argmax(), restored.shape) == (
-        100, 50 if laterality == "L" else 750)
+        100,
+        50 if laterality == "L" else 750,
+    )
 
 
 def test_nyu_gmic_window_on_a_larger_image_ends_at_the_breast():

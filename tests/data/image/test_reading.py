@@ -108,15 +108,18 @@ def _modified_sample(samples, change) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("case, words", [
-    ("empty", "empty"),
-    ("truncated", "truncated"),
-    ("no_pixels", "without pixel data"),
-    ("unknown_syntax", "transfer syntax"),
-    ("text", "neither a DICOM file nor a PNG or TIFF"),
-    ("colour_png", "colour"),
-    ("colour_dicom", "colour"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("empty", "empty"),
+        ("truncated", "truncated"),
+        ("no_pixels", "without pixel data"),
+        ("unknown_syntax", "transfer syntax"),
+        ("text", "neither a DICOM file nor a PNG or TIFF"),
+        ("colour_png", "colour"),
+        ("colour_dicom", "colour"),
+    ],
+)
 def test_bad_input_raises_mammogram_error(samples, case, words):
     def drop_pixels(ds):
         del ds.PixelData
@@ -173,11 +176,16 @@ def test_compressed_dicoms_decode_exactly(syntax):
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width x height`` grey pixels (its data is a few bytes)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [12_000, 40_000])  # PIL warns past the limit and refuses past twice it
@@ -236,11 +244,22 @@ def test_the_read_command_warns_of_another_modality(capsys):
     assert '"modality": "MR"' in out and "warning: Modality is MR, not MG" in err
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("0_L-CC.png", ("L", "CC")), ("0_R-MLO.png", ("R", "MLO")), ("LCC.dcm", ("L", "CC")), ("p1_L_CC.tif", ("L", "CC")),
-    ("Calc-Test_P_00038_LEFT_CC.png", ("L", "CC")), ("RIGHT_MLO.png", ("R", "MLO")), ("exam3-rmlo.png", ("R", "MLO")),
-    ("/data/R CC/scan.png", ("", "")), ("scan.png", ("", "")), ("ACCURATE.png", ("", "")), ("XRCC.png", ("", "")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("0_L-CC.png", ("L", "CC")),
+        ("0_R-MLO.png", ("R", "MLO")),
+        ("LCC.dcm", ("L", "CC")),
+        ("p1_L_CC.tif", ("L", "CC")),
+        ("Calc-Test_P_00038_LEFT_CC.png", ("L", "CC")),
+        ("RIGHT_MLO.png", ("R", "MLO")),
+        ("exam3-rmlo.png", ("R", "MLO")),
+        ("/data/R CC/scan.png", ("", "")),
+        ("scan.png", ("", "")),
+        ("ACCURATE.png", ("", "")),
+        ("XRCC.png", ("", "")),
+    ],
+)
 def test_view_from_file_name(name, expected):
     assert view_from_name(name) == expected
 

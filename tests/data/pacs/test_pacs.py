@@ -54,8 +54,10 @@ def test_retrieve_holds_the_studys_pixels_in_memory(orthanc, exams, tmp_path, mo
     assert "search: 1 studies found (patient id given" in logged and "retrieved study:" in logged
     assert uid not in logged and "HCT-sfm-benign-0" not in logged
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)] and retrieved.skipped == ()
-    originals = {pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID: (record, data)
-                 for record, data in exams["sfm-benign-0"]}
+    originals = {
+        pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID: (record, data)
+        for record, data in exams["sfm-benign-0"]
+    }
     for ref, data in retrieved.instances:
         record, original = originals[ref.sop_uid]
         assert (ref.laterality, ref.view) == (record.laterality, record.view)
@@ -119,8 +121,10 @@ class _Fake(http.server.BaseHTTPRequestHandler):
             time.sleep(3)
             return
         else:
-            body = (b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "0020000E": {"vr": "UI", "Value": ["1.2.3.4"]},'
-                    b' "00080018": {"vr": "UI", "Value": ["1.2.3.4.5"]}, "00080060": {"vr": "CS", "Value": ["MG"]}}]')
+            body = (
+                b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "0020000E": {"vr": "UI", "Value": ["1.2.3.4"]},'
+                b' "00080018": {"vr": "UI", "Value": ["1.2.3.4.5"]}, "00080060": {"vr": "CS", "Value": ["MG"]}}]'
+            )
             kind = "application/dicom+json"
         self.send_response(200)
         self.send_header("Content-Type", kind)
@@ -149,14 +153,18 @@ def test_a_non_dicom_answer_and_a_timeout_are_named(fake):
         with pytest.raises(PacsError, match="not DICOMweb"):
             pacs.search(StudyQuery(patient_id="x"))
     else:
-        with pytest.raises(PacsError, match="retrieving instance 1 of 1 \\(nothing was kept\\).*did not answer within 0.5 s"):
+        with pytest.raises(
+            PacsError, match="retrieving instance 1 of 1 \\(nothing was kept\\).*did not answer within 0.5 s"
+        ):
             pacs.retrieve("1.2.3")
 
 
 def test_configuration_from_a_section_and_the_environment(tmp_path):
     assert pacs_config({}, env={}) is None
-    config = pacs_config({"url": "https://pacs.example.org/dicom-web", "username": "u", "password": "secret"},
-                         env={"HCT_PACS_TIMEOUT": "5"})
+    config = pacs_config(
+        {"url": "https://pacs.example.org/dicom-web", "username": "u", "password": "secret"},
+        env={"HCT_PACS_TIMEOUT": "5"},
+    )
     assert config.timeout == 5 and config.username == "u" and "secret" not in repr(config)
     file = tmp_path / "pacs.toml"
     file.write_text('[pacs]\nurl = "https://pacs.example.org/dicom-web"\ntoken = "t"\n')
@@ -211,8 +219,18 @@ def exam_read(orthanc, exams):
         attribution = attribute(model, pre.tensor, "saliency")
         readable_map = readable(attribution.heatmap)
         overlay = overlay_picture(image.pixels, pre, readable_map, long_side=None)
-        views.append(view_result(data, ref.laterality, ref.view, pre, attribution.heatmap, attribution.probability,
-                                 readable_map.region, overlay))
+        views.append(
+            view_result(
+                data,
+                ref.laterality,
+                ref.view,
+                pre,
+                attribution.heatmap,
+                attribution.probability,
+                readable_map.region,
+                overlay,
+            )
+        )
         shown[ref.sop_uid] = attribution.probability
     producer = Producer(model.ref, "saliency")
     return retrieved, views, shown, producer, result_objects(views, producer)
@@ -259,7 +277,10 @@ def test_results_stored_into_the_study_and_read_back(orthanc, exam_read):
             values = np.frombuffer(ds.FloatPixelData, np.float32).reshape(ds.Rows, ds.Columns)
             np.testing.assert_array_equal(values, view.heatmap)
     kinds = sorted(ds.SOPClassUID.name for ds in back.values())
-    assert kinds == ["Comprehensive 3D SR Storage"] + ["Parametric Map Storage"] * 4 + ["Secondary Capture Image Storage"] * 4
+    assert (
+        kinds
+        == ["Comprehensive 3D SR Storage"] + ["Parametric Map Storage"] * 4 + ["Secondary Capture Image Storage"] * 4
+    )
     report = next(ds for ds in back.values() if ds.Modality == "SR")
     import highdicom as hd
 
@@ -287,10 +308,21 @@ def test_a_refused_store_names_what_was_stored_and_what_was_not(orthanc):
     from hct.data.image.dicom_write import mammogram_dataset
 
     uid = pydicom.uid.generate_uid()  # a study of its own: the sample exams stay as they are
-    kept = mammogram_dataset(np.zeros((32, 32), np.uint16), StudyInstanceUID=uid, PatientID="HCT-refused",
-                             SeriesInstanceUID=pydicom.uid.generate_uid(), SeriesDescription="kept", Laterality="L")
-    other = mammogram_dataset(np.zeros((32, 32), np.uint16), StudyInstanceUID=pydicom.uid.generate_uid(),
-                              SeriesInstanceUID=pydicom.uid.generate_uid(), SeriesDescription="astray", Laterality="R")
+    kept = mammogram_dataset(
+        np.zeros((32, 32), np.uint16),
+        StudyInstanceUID=uid,
+        PatientID="HCT-refused",
+        SeriesInstanceUID=pydicom.uid.generate_uid(),
+        SeriesDescription="kept",
+        Laterality="L",
+    )
+    other = mammogram_dataset(
+        np.zeros((32, 32), np.uint16),
+        StudyInstanceUID=pydicom.uid.generate_uid(),
+        SeriesInstanceUID=pydicom.uid.generate_uid(),
+        SeriesDescription="astray",
+        Laterality="R",
+    )
     with pytest.raises(PacsError, match=r"refused 1 of 2 objects: astray R.*; stored: kept L$"):
         client(orthanc).store([kept, other])
 
@@ -308,8 +340,11 @@ def test_cli_search_and_get(pacs_env, exams, tmp_path, capsys):
 
     assert main(["pacs", "search", "--date-from", "2017-01-01"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split("\t") == [study_uid(exams, "sfm-malign-0"), "20170312", "4", "R-CC, L-CC, R-MLO, L-MLO",
-                                    "MAMMO SCREENING"] and len(lines) == 2
+    assert (
+        lines[1].split("\t")
+        == [study_uid(exams, "sfm-malign-0"), "20170312", "4", "R-CC, L-CC, R-MLO, L-MLO", "MAMMO SCREENING"]
+        and len(lines) == 2
+    )
     assert main(["pacs", "get", study_uid(exams, "sfm-benign-0"), "--out", str(tmp_path / "exam")]) == 0
     written = sorted(p.name for p in (tmp_path / "exam").iterdir())
     assert written == ["1-R-CC.dcm", "2-L-CC.dcm", "3-R-MLO.dcm", "4-L-MLO.dcm"]
@@ -322,18 +357,70 @@ def test_cli_reads_a_pacs_study_as_images_without_writing_it(pacs_env, exams, tm
 
     uid = study_uid(exams, "sfm-benign-0")
     out = tmp_path / "predictions.csv"
-    assert main(["predict", "--checkpoint", "hct_performer_relu", "--data", f"pacs:{uid}", "--size", "64x48",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                "hct_performer_relu",
+                "--data",
+                f"pacs:{uid}",
+                "--size",
+                "64x48",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = out.read_text().splitlines()
     # four views, by study hash
-    assert len(table) == 5 and all(line.split(",")[0].endswith(("R-CC", "L-CC", "R-MLO", "L-MLO")) for line in table[1:])
-    assert main(["explain", "--model", "hct_performer_relu", "--image", f"pacs:{uid}/L-MLO", "--size", "64x48",
-                 "--method", "saliency", "--secondary-capture", "--reference-study", "--out", str(tmp_path / "x")]) == 0
+    assert len(table) == 5 and all(
+        line.split(",")[0].endswith(("R-CC", "L-CC", "R-MLO", "L-MLO")) for line in table[1:]
+    )
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                "hct_performer_relu",
+                "--image",
+                f"pacs:{uid}/L-MLO",
+                "--size",
+                "64x48",
+                "--method",
+                "saliency",
+                "--secondary-capture",
+                "--reference-study",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 0
+    )
     capture = pydicom.dcmread(next((tmp_path / "x").glob("*.dcm")))
     assert capture.StudyInstanceUID == uid and not capture.get("PatientID")
     assert main(["explain", "--model", "hct_performer_relu", "--image", f"pacs:{uid}", "--out", str(tmp_path)]) == 2
     assert "holds 4 images" in capsys.readouterr().err
-    assert main(["erf", "--models", "hct_performer_relu", "--images", f"pacs:{uid}", "--n", "2", "--size", "64x48",
-                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "erf")]) == 0
+    assert (
+        main(
+            [
+                "erf",
+                "--models",
+                "hct_performer_relu",
+                "--images",
+                f"pacs:{uid}",
+                "--n",
+                "2",
+                "--size",
+                "64x48",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--out",
+                str(tmp_path / "erf"),
+            ]
+        )
+        == 0
+    )
     assert not (tmp_path / "cache").exists()  # no gradient of a PACS image kept on disk
     assert [p.name for p in tmp_path.rglob("*.dcm")] == [capture.filename.rsplit("/", 1)[-1]]

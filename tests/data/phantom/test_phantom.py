@@ -34,7 +34,11 @@ def test_phantom_is_deterministic_by_seed(tmp_path):
     again = generate_phantom(8, tmp_path / "a", size=SIZE, seed=7, malignant_fraction=0.5)
     other = generate_phantom(8, tmp_path / "b", size=SIZE, seed=8, malignant_fraction=0.5)
     for first, second in zip(records, again):
-        assert (first.image_id, first.label, first.finding_boxes) == (second.image_id, second.label, second.finding_boxes)
+        assert (first.image_id, first.label, first.finding_boxes) == (
+            second.image_id,
+            second.label,
+            second.finding_boxes,
+        )
         assert filecmp.cmp(first.path, second.path, shallow=False)
     assert not all(filecmp.cmp(a.path, b.path, shallow=False) for a, b in zip(again, other))
 
@@ -146,7 +150,9 @@ def test_phantom_dicoms_are_lossless_rle(tmp_path):
     from pydicom.uid import RLELossless
 
     records = generate_phantom({"train": 4}, tmp_path / "rle", size=SIZE, seed=7, malignant_fraction=0.5)
-    plain = generate_phantom({"train": 4}, tmp_path / "raw", size=SIZE, seed=7, malignant_fraction=0.5, compression="none")
+    plain = generate_phantom(
+        {"train": 4}, tmp_path / "raw", size=SIZE, seed=7, malignant_fraction=0.5, compression="none"
+    )
     for compressed, raw in zip(records, plain):
         ds = pydicom.dcmread(compressed.path)
         assert ds.file_meta.TransferSyntaxUID == RLELossless
@@ -177,7 +183,9 @@ def test_focal_asymmetry_is_drawn_in_fatty_breasts_only():
     from hct.data.phantom.generate import _plan
 
     plans = _plan({"train": 800}, 3, 0.5, 0.0)
-    asymmetric = [p.breast.density for p in plans if p.breast.findings and p.breast.findings[0].kind == "focal_asymmetry"]
+    asymmetric = [
+        p.breast.density for p in plans if p.breast.findings and p.breast.findings[0].kind == "focal_asymmetry"
+    ]
     others = [p.breast.density for p in plans if not p.breast.findings]
     assert asymmetric and max(asymmetric) <= 0.45 and max(others) > 0.9
 
@@ -192,6 +200,11 @@ def test_check_data_and_the_phantom_take_cancel(tmp_path):
     generate_phantom(4, tmp_path / "full", size=(96, 64))
     seen = []
     with pytest.raises(ComputationCancelled, match="cancelled after"):
-        check_data(tmp_path / "full", "manifest", workers=1, progress=lambda done, total: seen.append(done),
-                   cancel=lambda: True)
+        check_data(
+            tmp_path / "full",
+            "manifest",
+            workers=1,
+            progress=lambda done, total: seen.append(done),
+            cancel=lambda: True,
+        )
     assert seen and check_data(tmp_path / "full", "manifest", workers=1, cancel=lambda: False).usable

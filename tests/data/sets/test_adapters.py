@@ -25,26 +25,38 @@ def days(n: int) -> datetime.date:
     return EXAM + datetime.timedelta(days=n)
 
 
-@pytest.mark.parametrize("events, label", [
-    ([ClinicalEvent(days(200), "biopsy", "malignant")], 1),
-    ([ClinicalEvent(days(200), "biopsy", "benign"), ClinicalEvent(days(300), "biopsy", "malignant")], 1),
-    ([ClinicalEvent(days(400), "biopsy", "malignant")], None),  # malignant, but after 12 months
-    ([ClinicalEvent(days(100), "biopsy", "benign")], 0),
-    ([ClinicalEvent(days(740), "imaging", "normal")], 0),
-    ([ClinicalEvent(days(700), "imaging", "normal")], None),  # follow-up under 24 months
-    ([ClinicalEvent(days(500), "biopsy", "malignant"), ClinicalEvent(days(740), "imaging", "normal")], None),
-    ([ClinicalEvent(days(-30), "biopsy", "malignant")], None),  # before the exam
-    ([], None),
-])
+@pytest.mark.parametrize(
+    "events, label",
+    [
+        ([ClinicalEvent(days(200), "biopsy", "malignant")], 1),
+        ([ClinicalEvent(days(200), "biopsy", "benign"), ClinicalEvent(days(300), "biopsy", "malignant")], 1),
+        ([ClinicalEvent(days(400), "biopsy", "malignant")], None),  # malignant, but after 12 months
+        ([ClinicalEvent(days(100), "biopsy", "benign")], 0),
+        ([ClinicalEvent(days(740), "imaging", "normal")], 0),
+        ([ClinicalEvent(days(700), "imaging", "normal")], None),  # follow-up under 24 months
+        ([ClinicalEvent(days(500), "biopsy", "malignant"), ClinicalEvent(days(740), "imaging", "normal")], None),
+        ([ClinicalEvent(days(-30), "biopsy", "malignant")], None),  # before the exam
+        ([], None),
+    ],
+)
 def test_label_exam_follows_the_paper_rule(events, label):
     assert label_exam(EXAM, events) == label
 
 
 def test_manifest_round_trip_with_relative_paths(tmp_path):
     records = [
-        make_record(image_id="a", path=str(tmp_path / "img" / "a.dcm"), patient_id="p1", laterality="L", view="CC",
-                    label=1, finding_types=("mass", "calcifications"), finding_boxes=[(1, 2, 31, 42)], split="train",
-                    finding_masks=[str(tmp_path / "img" / "a-mask.dcm")]),
+        make_record(
+            image_id="a",
+            path=str(tmp_path / "img" / "a.dcm"),
+            patient_id="p1",
+            laterality="L",
+            view="CC",
+            label=1,
+            finding_types=("mass", "calcifications"),
+            finding_boxes=[(1, 2, 31, 42)],
+            split="train",
+            finding_masks=[str(tmp_path / "img" / "a-mask.dcm")],
+        ),
         make_record(image_id="b", path="/elsewhere/b.png", patient_id="p2", label=0),
     ]
     path = write_manifest(records, tmp_path / "manifest.csv")
@@ -80,7 +92,11 @@ def test_optimam_through_omidb():
     # optm1: left breast malignant biopsy 36 days after the 2015 exam; right breast normal 2017 follow-up;
     # the 2017 exam has no follow-up (excluded). optm2: right benign biopsy; left has no follow-up (excluded).
     assert {k: v.label for k, v in records.items()} == {
-        "1.2.826.1.1.1": 1, "1.2.826.1.2.1": 1, "1.2.826.1.3.1": 0, "1.2.826.3.1.1": 0}
+        "1.2.826.1.1.1": 1,
+        "1.2.826.1.2.1": 1,
+        "1.2.826.1.3.1": 0,
+        "1.2.826.3.1.1": 0,
+    }
     marked = records["1.2.826.1.1.1"]
     assert marked.finding_types == ("mass",) and marked.finding_boxes == ((300, 120, 380, 180),)
     assert marked.path == "/omidb/optm1/1.2.826.1/1.2.826.1.1.1.dcm" and marked.patient_id == "optm1"

@@ -56,8 +56,24 @@ def test_data_check_and_predict_on_the_jpeg_release(jpeg_tree, tmp_path, capsys)
     with_box = [r for r in records if r.finding_masks]
     assert with_box and all(m.endswith(".jpg") for r in with_box for m in r.finding_masks)
     predictions = tmp_path / "preds.csv"
-    assert main(["predict", "--checkpoint", "gmic", "--data", str(manifest), "--size", "64x48", "--device", "cpu",
-                 "--out", str(predictions)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                "gmic",
+                "--data",
+                str(manifest),
+                "--size",
+                "64x48",
+                "--device",
+                "cpu",
+                "--out",
+                str(predictions),
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(predictions)) == len(records)
 
 

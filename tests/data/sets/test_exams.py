@@ -18,17 +18,23 @@ def test_the_samples_hold_two_complete_exams_hung_rcc_lcc_rmlo_lmlo():
     exams = complete_exams(builtin_samples())
     assert sorted(exams) == ["sfm-benign-0", "sfm-malign-0"]
     for views in exams.values():
-        assert [(r.laterality, r.view) for r in views] == list(FOUR_VIEWS) == [
-            ("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
+        assert (
+            [(r.laterality, r.view) for r in views]
+            == list(FOUR_VIEWS)
+            == [("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
+        )
 
 
 def test_an_exam_missing_a_view_or_an_id_is_not_complete():
-    records = [make_record(image_id=f"{lat}{view}", path="x", exam_id="e1", laterality=lat, view=view)
-               for lat, view in FOUR_VIEWS[:3]]
+    records = [
+        make_record(image_id=f"{lat}{view}", path="x", exam_id="e1", laterality=lat, view=view)
+        for lat, view in FOUR_VIEWS[:3]
+    ]
     records.append(make_record(image_id="LMLO", path="x", laterality="L", view="MLO"))  # no exam id
     assert complete_exams(records) == {}
-    wrapped = [{"rec": r} for r in records[:3]] + [{"rec": make_record(image_id="LMLO", path="x", exam_id="e1",
-                                                                       laterality="L", view="MLO")}]
+    wrapped = [{"rec": r} for r in records[:3]] + [
+        {"rec": make_record(image_id="LMLO", path="x", exam_id="e1", laterality="L", view="MLO")}
+    ]
     exams = complete_exams(wrapped, record=lambda item: item["rec"])
     assert [item["rec"].image_id for item in exams["e1"]] == ["RCC", "LCC", "RMLO", "LMLO"]
 

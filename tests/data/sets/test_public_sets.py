@@ -73,18 +73,23 @@ def test_cbis_ddsm_records_from_either_tcia_layout(cbis):
     assert "Mass-Training_P_00004_LEFT_CC" not in records
     assert (twice.label, twice.split, twice.finding_types) == (1, "test", ("calcifications",))
     assert twice.finding_boxes == (BOX,) and len(twice.finding_masks) == 1
-    assert any("in both the mass and the calc CSVs" in n and "Calc-Test_P_00004_LEFT_CC = Mass-Training_P_00004_LEFT_CC"
-               in n for n in report.notes)
-    assert any(n.startswith("patients with images in both the training and the test CSVs") and "P_00004" in n
-               for n in report.notes)
+    assert any(
+        "in both the mass and the calc CSVs" in n and "Calc-Test_P_00004_LEFT_CC = Mass-Training_P_00004_LEFT_CC" in n
+        for n in report.notes
+    )
+    assert any(
+        n.startswith("patients with images in both the training and the test CSVs") and "P_00004" in n
+        for n in report.notes
+    )
 
 
 def test_cbis_ddsm_from_any_folder_above_the_images(cbis):
     csvs = sorted(cbis.glob("*.csv"))
     below = by_id(scan_cbis_ddsm(csvs, cbis / "CBIS-DDSM").records)
     above = by_id(scan_cbis_ddsm([str(c) for c in csvs], cbis).records)
-    assert {k: (r.label, r.finding_boxes) for k, r in below.items()} == \
-        {k: (r.label, r.finding_boxes) for k, r in above.items()}
+    assert {k: (r.label, r.finding_boxes) for k, r in below.items()} == {
+        k: (r.label, r.finding_boxes) for k, r in above.items()
+    }
 
 
 def test_cbis_ddsm_after_a_reorganisation(cbis, tmp_path):
@@ -111,7 +116,9 @@ def test_a_table_that_is_missing_or_not_csv_text_is_named(fmt, tmp_path, capsys)
     source = [str(dicom)] if fmt == "manifest" else [str(tmp_path), "--tables", str(dicom)]
     assert main(["data", "check", *source, "--format", fmt]) == 2
     assert "is not a CSV text file" in capsys.readouterr().err
-    source = [str(tmp_path / "gone.csv")] if fmt == "manifest" else [str(tmp_path), "--tables", str(tmp_path / "gone.csv")]
+    source = (
+        [str(tmp_path / "gone.csv")] if fmt == "manifest" else [str(tmp_path), "--tables", str(tmp_path / "gone.csv")]
+    )
     assert main(["data", "check", *source, "--format", fmt]) == 2
     assert "gone.csv does not exist" in capsys.readouterr().err
 
@@ -152,9 +159,11 @@ def test_masks_are_told_by_content_in_any_encoding(tmp_path):
 
     mask = np.zeros((40, 30), np.uint8)
     mask[5:12, 7:20] = 255
-    files = {"mask": trees.write_dicom(tmp_path / "mask.dcm", mask),
-             "image": trees.write_dicom(tmp_path / "image.dcm", trees.breast("L", shape=(40, 30))),
-             "flat": trees.write_dicom(tmp_path / "flat.dcm", np.full((40, 30), 255, np.uint8))}
+    files = {
+        "mask": trees.write_dicom(tmp_path / "mask.dcm", mask),
+        "image": trees.write_dicom(tmp_path / "image.dcm", trees.breast("L", shape=(40, 30))),
+        "flat": trees.write_dicom(tmp_path / "flat.dcm", np.full((40, 30), 255, np.uint8)),
+    }
     inverted = mammogram_dataset(255 - mask, PhotometricInterpretation="MONOCHROME1")  # foreground stored dark
     write_dataset(inverted, files.setdefault("monochrome1", tmp_path / "monochrome1.dcm"))
     compressed = mammogram_dataset(mask.astype(np.uint16) * 4)
@@ -164,15 +173,21 @@ def test_masks_are_told_by_content_in_any_encoding(tmp_path):
     index = index_dicoms(tmp_path)
     boxes = dicom_index.binary_boxes(index, [f.name for f in files.values()])
     found = {name: boxes[file.name] for name, file in files.items()}
-    assert found == {"mask": (5, 7, 12, 20), "monochrome1": (5, 7, 12, 20), "rle": (5, 7, 12, 20),
-                     "image": None, "flat": None, "corrupt": None}
+    assert found == {
+        "mask": (5, 7, 12, 20),
+        "monochrome1": (5, 7, 12, 20),
+        "rle": (5, 7, 12, 20),
+        "image": None,
+        "flat": None,
+        "corrupt": None,
+    }
     assert index_dicoms(tmp_path).table.set_index("path").at["mask.dcm", "binary_box"] == "5 7 12 20"  # kept
 
 
 def test_a_mask_pass_stopped_midway_keeps_what_it_decoded(tmp_path, monkeypatch):
     for i in range(5):
         mask = np.zeros((40, 30), np.uint8)
-        mask[i:i + 10, 5:15] = 255
+        mask[i : i + 10, 5:15] = 255
         trees.write_dicom(tmp_path / f"mask{i}.dcm", mask)
     monkeypatch.setattr(dicom_index, "MASK_BATCH", 2)
     index, paths = index_dicoms(tmp_path), [f"mask{i}.dcm" for i in range(5)]
@@ -207,8 +222,11 @@ def test_index_in_parallel_equals_serial_and_lives_in_a_cache_folder(tmp_path, m
     serial = index_dicoms(tmp_path / "data", cache_dir=tmp_path / "serial", workers=1)
     pools = []
     pool = dicom_index.concurrent.futures.ProcessPoolExecutor
-    monkeypatch.setattr(dicom_index.concurrent.futures, "ProcessPoolExecutor",
-                        lambda *args, **kwargs: pools.append(kwargs["mp_context"]) or pool(*args, **kwargs))
+    monkeypatch.setattr(
+        dicom_index.concurrent.futures,
+        "ProcessPoolExecutor",
+        lambda *args, **kwargs: pools.append(kwargs["mp_context"]) or pool(*args, **kwargs),
+    )
     monkeypatch.setattr(dicom_index.threading, "active_count", lambda: 1)  # as in the CLI: forked workers
     parallel = index_dicoms(tmp_path / "data", cache_dir=tmp_path / "parallel", workers=2)
     assert [c.get_start_method() for c in pools] == ["fork"]
@@ -264,13 +282,19 @@ def test_cmmd_spreadsheet_errors(tmp_path):
 
 
 def test_complete_splits_keeps_test_and_carves_val_by_patient():
-    records = [make_record(image_id=f"{p}{v}", path="x", patient_id=p, label=0, split="test" if p == "t" else "train")
-               for p in "abcdefghijt" for v in "12"]
+    records = [
+        make_record(image_id=f"{p}{v}", path="x", patient_id=p, label=0, split="test" if p == "t" else "train")
+        for p in "abcdefghijt"
+        for v in "12"
+    ]
     splits = {(r.patient_id, r.split) for r in complete_splits(records)}
     assert ("t", "test") in splits and sum(s == "val" for _, s in splits) == 1
     assert len({p for p, _ in splits}) == len(splits)  # no patient in two splits
     assert {r.split for r in complete_splits([r.__class__(**{**r.__dict__, "split": ""}) for r in records])} == {
-        "train", "val", "test"}
+        "train",
+        "val",
+        "test",
+    }
 
 
 def test_write_checked_manifest_leaves_unlabelled_images_out(tmp_path):
@@ -297,8 +321,26 @@ def test_data_check_cli_then_predict_and_eval(cbis, tmp_path, capsys):
     assert {r.split for r in records} == {"train", "val", "test"}
     assert by_id(records)["Mass-Test_P_00016_LEFT_CC"].finding_masks[0].endswith(".dcm")
     predictions = tmp_path / "preds.csv"
-    assert main(["predict", "--checkpoint", "gmic", "--data", str(manifest), "--split", "test", "--size", "128x96",
-                 "--device", "cpu", "--out", str(predictions)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                "gmic",
+                "--data",
+                str(manifest),
+                "--split",
+                "test",
+                "--size",
+                "128x96",
+                "--device",
+                "cpu",
+                "--out",
+                str(predictions),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(predictions)
     assert len(table) == 6 and set(table["label"]) == {0, 1} and table["finding_size"].notna().sum() == 5
     assert main(["eval", "--predictions", str(predictions), "--out", str(tmp_path / "eval"), "--n-boot", "20"]) == 0
@@ -310,8 +352,22 @@ def test_manifest_paths_hold_from_any_working_folder(tmp_path, monkeypatch):
     trees.optimam_images(tmp_path / "images")
     omidb = Path("omidb")
     shutil.copytree(trees.FIXTURES / "omidb" / "data", omidb)
-    assert main(["data", "check", "omidb", "--format", "optimam", "--images", "images", "--write-manifest",
-                 "out/optimam.csv"]) == 0  # relative paths, and a manifest in another folder
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                "omidb",
+                "--format",
+                "optimam",
+                "--images",
+                "images",
+                "--write-manifest",
+                "out/optimam.csv",
+            ]
+        )
+        == 0
+    )  # relative paths, and a manifest in another folder
     assert main(["data", "check", "out/optimam.csv", "--format", "manifest", "--write-manifest", "again/m.csv"]) == 0
     assert all(Path(r.path).is_file() for r in read_manifest("out/optimam.csv") + read_manifest("again/m.csv"))
 
@@ -338,20 +394,48 @@ def test_data_check_predict_and_eval_other_formats(fmt, tmp_path, capsys):
     assert "unreadable images: 0" in capsys.readouterr().out
     assert main(["data", "check", str(manifest), "--format", "manifest"]) == 0
     predictions = tmp_path / "preds.csv"
-    assert main(["predict", "--checkpoint", "gmic", "--data", str(manifest), "--size", "128x96", "--device", "cpu",
-                 "--out", str(predictions)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                "gmic",
+                "--data",
+                str(manifest),
+                "--size",
+                "128x96",
+                "--device",
+                "cpu",
+                "--out",
+                str(predictions),
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(predictions)) == len(read_manifest(manifest))
     assert main(["eval", "--predictions", str(predictions), "--out", str(tmp_path / "eval"), "--n-boot", "20"]) == 0
 
 
 DATA_SETS = {  # format -> (tree under data/ as the README downloads it, data check arguments, configs in order)
-    "cbis-ddsm": (lambda data: trees.cbis_ddsm_tree(data, csvs=("mass_case_description_train_set.csv",)),
-                  ["data"], ["cbis_ddsm_patch", "cbis_ddsm_image"]),
-    "vindr": (trees.vindr_tree, ["data/physionet.org/files/vindr-mammo/1.0.0"], ["vindr_mammo_patch", "vindr_mammo_image"]),
+    "cbis-ddsm": (
+        lambda data: trees.cbis_ddsm_tree(data, csvs=("mass_case_description_train_set.csv",)),
+        ["data"],
+        ["cbis_ddsm_patch", "cbis_ddsm_image"],
+    ),
+    "vindr": (
+        trees.vindr_tree,
+        ["data/physionet.org/files/vindr-mammo/1.0.0"],
+        ["vindr_mammo_patch", "vindr_mammo_image"],
+    ),
     "cmmd": (trees.cmmd_tree, ["data"], ["cmmd_image"]),
-    "optimam": (lambda data: (shutil.copytree(trees.FIXTURES / "omidb" / "data", data / "omidb" / "data"),
-                              trees.optimam_images(data / "omidb" / "images")),
-                ["data/omidb/data", "--images", "data/omidb/images"], ["optimam_patch", "optimam_image"]),
+    "optimam": (
+        lambda data: (
+            shutil.copytree(trees.FIXTURES / "omidb" / "data", data / "omidb" / "data"),
+            trees.optimam_images(data / "omidb" / "images"),
+        ),
+        ["data/omidb/data", "--images", "data/omidb/images"],
+        ["optimam_patch", "optimam_image"],
+    ),
 }
 
 
@@ -367,12 +451,15 @@ def test_the_readme_recipe_trains_both_stages_on_the_checked_manifest(fmt, tmp_p
     for name in configs:
         config = json.loads((REPO / "configs" / f"{name}.json").read_text())
         data_set, stage = name.rsplit("_", 1)
-        assert config["manifest"] == first["manifest"] and (config["stage"], config["out_dir"]) == \
-            (stage, f"runs/{data_set}/{stage}")
+        assert config["manifest"] == first["manifest"] and (config["stage"], config["out_dir"]) == (
+            stage,
+            f"runs/{data_set}/{stage}",
+        )
         if stage == "image" and len(configs) == 2:
             assert config["init_checkpoint"] == f"{first['out_dir']}/best.safetensors"
-        config.update(input_size="128x96", patch_size=32, batch_size=4, micro_batch=2, max_steps=1, device="cpu",
-                      workers=0)
+        config.update(
+            input_size="128x96", patch_size=32, batch_size=4, micro_batch=2, max_steps=1, device="cpu", workers=0
+        )
         Path(f"{name}.json").write_text(json.dumps(config))
         capsys.readouterr()
         assert main(["train", "--config", f"{name}.json", "--no-progress"]) == 0

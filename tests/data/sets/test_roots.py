@@ -28,8 +28,10 @@ def message(err: pytest.ExceptionInfo, path) -> str:
 
 def test_the_defaults_are_the_repository_folders_and_the_samples(monkeypatch, tmp_path):
     monkeypatch.delenv(ROOTS_ENV, raising=False)
-    assert data_roots() == tuple(Path(os.path.realpath(p)) for p in (
-        REPOSITORY / "data", REPOSITORY / "runs", REPOSITORY / "checkpoints", samples_folder()))
+    assert data_roots() == tuple(
+        Path(os.path.realpath(p))
+        for p in (REPOSITORY / "data", REPOSITORY / "runs", REPOSITORY / "checkpoints", samples_folder())
+    )
     monkeypatch.setenv(ROOTS_ENV, f"{tmp_path}{os.pathsep}{tmp_path / 'b'}")
     assert data_roots()[-2:] == (tmp_path.resolve(), (tmp_path / "b").resolve())
 

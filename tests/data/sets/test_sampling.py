@@ -28,8 +28,9 @@ def test_a_subset_keeps_its_side_and_asks_lateralities_only_until_n_are_found():
 
 
 def test_too_few_images_is_a_clear_error_unless_fewer_are_fine():
-    with pytest.raises(ConfigError, match="N = 6 is more than the 5 left breast images among the 10 images; "
-                                          "lower N to at most 5"):
+    with pytest.raises(
+        ConfigError, match="N = 6 is more than the 5 left breast images among the 10 images; lower N to at most 5"
+    ):
         sample_images(10, 6, subset="left", side_of=SIDES.__getitem__)
     assert len(sample_images(10, 6, subset="left", side_of=SIDES.__getitem__, strict=False)) == 5
     with pytest.raises(ConfigError, match="no right breast images among the 2 images"):

@@ -11,24 +11,38 @@ from hct.errors import ConfigError
 from hct.explain.display.dicom_results import Producer, ViewResult, outline_polygon, result_objects
 from hct.models.ref import ModelRef
 
-PRODUCER = Producer(ModelRef.of("hct_performer_relu", "HCT (Performer-RELU) — hct_performer_relu", "ab" * 32),
-                    "Grad-CAM at stages.4")
+PRODUCER = Producer(
+    ModelRef.of("hct_performer_relu", "HCT (Performer-RELU) — hct_performer_relu", "ab" * 32), "Grad-CAM at stages.4"
+)
 
 
 def view(laterality: str, name: str, study: str, shape=(64, 48), outline=None) -> ViewResult:
-    source = mammogram_dataset(np.zeros(shape, np.uint16), StudyInstanceUID=study, SeriesInstanceUID=generate_uid(),
-                               PatientID="P1", PatientName="Doe^Jane", ImageLaterality=laterality, ViewPosition=name)
+    source = mammogram_dataset(
+        np.zeros(shape, np.uint16),
+        StudyInstanceUID=study,
+        SeriesInstanceUID=generate_uid(),
+        PatientID="P1",
+        PatientName="Doe^Jane",
+        ImageLaterality=laterality,
+        ViewPosition=name,
+    )
     heat = np.random.default_rng(0).random(shape, dtype=np.float32)
-    return ViewResult(source, laterality, name, 0.25 if laterality == "R" else 0.75, heat,
-                      np.zeros((*shape, 3), np.uint8), outline)
+    return ViewResult(
+        source, laterality, name, 0.25 if laterality == "R" else 0.75, heat, np.zeros((*shape, 3), np.uint8), outline
+    )
 
 
 def test_each_kind_is_a_new_series_of_the_source_study():
     study = generate_uid()
-    views = [view("R", "CC", study), view("L", "CC", study, outline=np.array([[1, 1], [9, 1], [9, 9], [1, 1]], np.float32))]
+    views = [
+        view("R", "CC", study),
+        view("L", "CC", study, outline=np.array([[1, 1], [9, 1], [9, 9], [1, 1]], np.float32)),
+    ]
     objects = result_objects(views, PRODUCER)
-    assert [o.SOPClassUID.name for o in objects] == ["Secondary Capture Image Storage", "Parametric Map Storage"] * 2 + [
-        "Comprehensive 3D SR Storage"]
+    assert [o.SOPClassUID.name for o in objects] == [
+        "Secondary Capture Image Storage",
+        "Parametric Map Storage",
+    ] * 2 + ["Comprehensive 3D SR Storage"]
     assert {o.StudyInstanceUID for o in objects} == {study} and len({o.SeriesInstanceUID for o in objects}) == 3
     assert all(o.Manufacturer == "HCT Explorer" and o.PatientID == "P1" for o in objects)
     assert objects[0].SourceImageSequence[0].ReferencedSOPInstanceUID == views[0].source.SOPInstanceUID
@@ -60,6 +74,10 @@ def test_the_outline_lies_in_the_source_pixels():
     assert np.array_equal(polygon[0], polygon[-1])  # closed
     back = pre.to_original(region.astype(np.float32)) > 0.5
     rows, cols = np.nonzero(back)
-    assert polygon[:, 1].min() == pytest.approx(rows.min(), abs=8) and polygon[:, 1].max() == pytest.approx(rows.max(), abs=8)
-    assert polygon[:, 0].min() == pytest.approx(cols.min(), abs=8) and polygon[:, 0].max() == pytest.approx(cols.max(), abs=8)
+    assert polygon[:, 1].min() == pytest.approx(rows.min(), abs=8) and polygon[:, 1].max() == pytest.approx(
+        rows.max(), abs=8
+    )
+    assert polygon[:, 0].min() == pytest.approx(cols.min(), abs=8) and polygon[:, 0].max() == pytest.approx(
+        cols.max(), abs=8
+    )
     assert outline_polygon(None, pre) is None and outline_polygon(np.zeros(pre.size, bool), pre) is None

@@ -22,7 +22,9 @@ def source():
 
 def _identity(ds) -> list[str]:
     """Identity tags holding a value (DICOM's type 2 patient attributes are present, empty)."""
-    return [key for key in IDENTITY_KEYWORDS if ds.get(key)] + [str(e.tag) for e in ds if e.tag.group == 0x0010 and e.value]
+    return [key for key in IDENTITY_KEYWORDS if ds.get(key)] + [
+        str(e.tag) for e in ds if e.tag.group == 0x0010 and e.value
+    ]
 
 
 def test_the_capture_opens_as_rgb_and_carries_no_patient_identity(source):

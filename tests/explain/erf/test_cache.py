@@ -68,7 +68,7 @@ def test_cached_files_are_not_even_read(model, tmp_path, monkeypatch):
     rows, cols = np.mgrid[:200, :160]
     paths = []
     for i in range(2):
-        pixels = np.where((rows - 100) ** 2 + (cols - 20 * i) ** 2 < 90 ** 2, 30000, 400).astype(np.uint16)
+        pixels = np.where((rows - 100) ** 2 + (cols - 20 * i) ** 2 < 90**2, 30000, 400).astype(np.uint16)
         Image.fromarray(pixels).save(tmp_path / f"{i}.png")
         paths.append(tmp_path / f"{i}.png")
     images = PreprocessedFiles(paths, (128, 96), mode="acquired")

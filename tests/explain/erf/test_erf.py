@@ -72,7 +72,7 @@ def test_engine_matches_straightforward_backward_and_leaves_model_alone():
     assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
     model.eval()
     for i in range(2):
-        xi = x[i:i + 1].clone().requires_grad_(True)
+        xi = x[i : i + 1].clone().requires_grad_(True)
         model.forward_features(xi)[:, :, 1, 0].sum().backward()
         expected = xi.grad[0, 0].numpy()
         # The engine restrides the input channels-last (other float32 kernels): a ReLU whose input lies
@@ -92,7 +92,7 @@ def test_gmic_at_init_is_centred_and_gaussian():
 def _blob_image(row: int, col: int, seed: int, size: int = 512) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     x = torch.full((1, size, size), -1.0)
-    x[0, row:row + 160, col:col + 160] = 1 + 0.5 * torch.randn(160, 160, generator=g)
+    x[0, row : row + 160, col : col + 160] = 1 + 0.5 * torch.randn(160, 160, generator=g)
     return x
 
 
@@ -154,9 +154,14 @@ def test_cancel_stops_with_a_library_error():
     assert issubclass(ComputationCancelled, HCTError)
 
 
-@pytest.mark.parametrize("lateralities, subset, message", [(None, "left", "needs one laterality"),
-                                                            (["R", "R"], "left", "no left breast"),
-                                                            (["R", "L"], "top", "unknown subset")])
+@pytest.mark.parametrize(
+    "lateralities, subset, message",
+    [
+        (None, "left", "needs one laterality"),
+        (["R", "R"], "left", "no left breast"),
+        (["R", "L"], "top", "unknown subset"),
+    ],
+)
 def test_bad_subsets_are_clear_errors(lateralities, subset, message):
     with pytest.raises(ConfigError, match=message):
         select_subset(lateralities, subset, 2)
@@ -221,8 +226,12 @@ def test_models_and_subsets_computed_together_read_and_back_propagate_each_image
         assert result.n == len(subsets[result.subset]) and result.indices == subsets[result.subset]
         # equal up to MKL's alignment-dependent rounding in HCT's attention (see tests/explain/test_torchrun.py)
         np.testing.assert_allclose(result.map, alone.map, rtol=1e-5, atol=1e-6 * np.abs(alone.map).max())
-        np.testing.assert_allclose(result.image_curves_over_rows, alone.image_curves_over_rows, rtol=1e-5,
-                                   atol=1e-6 * np.abs(alone.image_curves_over_rows).max())
+        np.testing.assert_allclose(
+            result.image_curves_over_rows,
+            alone.image_curves_over_rows,
+            rtol=1e-5,
+            atol=1e-6 * np.abs(alone.image_curves_over_rows).max(),
+        )
 
 
 def test_engine_refuses_a_bad_batch_size():

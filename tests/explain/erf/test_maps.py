@@ -16,7 +16,7 @@ from hct.models.ref import ModelRef
 
 def _bump(height=60, width=40, centre=(30, 20), sigma=3.0, scale=1.0, n=2):
     rows, cols = np.mgrid[:height, :width]
-    bump = scale * np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * sigma ** 2))
+    bump = scale * np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * sigma**2))
     masks = np.zeros((n, height, width), bool)
     masks[:, :, : width // 2] = True
     return np.repeat(bump[None], n, axis=0).astype(np.float32), masks
@@ -50,8 +50,10 @@ def test_area_downsample_keeps_the_mean_and_caps_the_long_side():
 def test_a_shared_colour_range_spans_every_model_and_clipping_lowers_it():
     wide, masks = _bump(sigma=12.0, scale=1.0)
     narrow, _ = _bump(sigma=2.0, scale=5.0)
-    results = [erf_from_maps(np.abs(wide), masks=masks, model=ModelRef("hct", "hct")),
-               erf_from_maps(narrow, model=ModelRef.of("gmic"))]
+    results = [
+        erf_from_maps(np.abs(wide), masks=masks, model=ModelRef("hct", "hct")),
+        erf_from_maps(narrow, model=ModelRef.of("gmic")),
+    ]
     for r in results:
         r.reduction = "mean_abs"
     shared = display_maps(results, MapView(scale="linear", normalisation="none"))
@@ -92,7 +94,10 @@ def test_heatmaps_draw_outline_centre_and_click_points_in_input_pixels():
 def test_curves_are_normalised_per_model():
     wide, _ = _bump(sigma=12.0, scale=100.0)
     narrow, _ = _bump(sigma=2.0)
-    results = [erf_from_maps(np.abs(wide), model=ModelRef("hct", "hct")), erf_from_maps(narrow, model=ModelRef.of("gmic"))]
+    results = [
+        erf_from_maps(np.abs(wide), model=ModelRef("hct", "hct")),
+        erf_from_maps(narrow, model=ModelRef.of("gmic")),
+    ]
     for r in results:
         r.reduction = "mean_abs"
     fig = erf_curves(results, "columns", band=None)

@@ -11,7 +11,7 @@ from hct.explain import area_shares, erf_from_maps, erf_metrics, gaussian_fit_r2
 
 def _gaussian(size=201, sigma=12.0, centre=(100.0, 100.0)):
     rows, cols = np.mgrid[:size, :size]
-    return np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * sigma ** 2))
+    return np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * sigma**2))
 
 
 def test_centred_gaussian():
@@ -22,9 +22,9 @@ def test_centred_gaussian():
     assert metrics["spread_rows"] == pytest.approx(sigma, rel=1e-3)
     for share in (20, 30, 50, 99):
         # An isotropic Gaussian holds share p within radius r: p = 1 - exp(-r^2 / 2 sigma^2).
-        area = -2 * math.pi * sigma ** 2 * math.log(1 - share / 100)
+        area = -2 * math.pi * sigma**2 * math.log(1 - share / 100)
         assert metrics[f"pixels_{share}"] == pytest.approx(area, rel=0.03, abs=3)
-        assert metrics[f"area_share_{share}"] == pytest.approx(metrics[f"pixels_{share}"] / 201 ** 2)
+        assert metrics[f"area_share_{share}"] == pytest.approx(metrics[f"pixels_{share}"] / 201**2)
 
 
 def test_shifted_gaussian_offset_and_fraction():
@@ -44,7 +44,12 @@ def test_point_mass():
 
 def test_area_shares_counts_sorted_mass():
     assert area_shares(np.array([[4.0, 3.0], [2.0, 1.0]]), (0.4, 0.5, 0.7, 0.71, 1.0)) == {
-        0.4: 1, 0.5: 2, 0.7: 2, 0.71: 3, 1.0: 4}
+        0.4: 1,
+        0.5: 2,
+        0.7: 2,
+        0.71: 3,
+        1.0: 4,
+    }
 
 
 def test_flat_curve_is_not_gaussian():

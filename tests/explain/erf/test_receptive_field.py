@@ -14,8 +14,9 @@ def test_gmic_output_field_is_883_pixels_at_stride_64():
     assert (geometry.size, geometry.jump, geometry.bounded) == (883, 64, True)
 
 
-@pytest.mark.parametrize("name, bounded_stages", [("gmic", {1, 2, 3, 4, 5}), ("def_gmic", {1, 2, 3}),
-                                                  ("hct_performer_relu", {1, 2, 3})])
+@pytest.mark.parametrize(
+    "name, bounded_stages", [("gmic", {1, 2, 3, 4, 5}), ("def_gmic", {1, 2, 3}), ("hct_performer_relu", {1, 2, 3})]
+)
 def test_attention_and_deformable_stages_are_unbounded(name, bounded_stages):
     model = create_model(name)
     assert {s for s in range(1, 6) if stage_geometry(model, s).bounded} == bounded_stages
@@ -40,7 +41,9 @@ def test_stage_erf_stays_inside_its_receptive_field():
     for index, found in ((result.position[0], rows), (result.position[1], cols)):
         lo, hi = geometry.window(index, 256)
         assert found.min() >= lo and found.max() < hi
-        assert hi - found.max() <= geometry.jump and found.min() - index * geometry.jump - geometry.span[0] < geometry.jump
+        assert (
+            hi - found.max() <= geometry.jump and found.min() - index * geometry.jump - geometry.span[0] < geometry.jump
+        )
 
 
 def _spied(model):
@@ -62,8 +65,9 @@ def test_windowed_gmic_map_equals_the_full_image_map(position):
     x = torch.randn(1, 1, 1024, 960)
     windowed = compute_erf(model, x, position=position, reduction="mean", keep_image_maps=True)
     assert all(h < 1024 and w < 960 for h, w in shapes), shapes  # it did back-propagate a window
-    full = compute_erf(model, x, position=position, reduction="mean", keep_image_maps=True,
-                       engine=ERFEngine(windowed=False))
+    full = compute_erf(
+        model, x, position=position, reduction="mean", keep_image_maps=True, engine=ERFEngine(windowed=False)
+    )
     assert windowed.position == full.position and windowed.input_centre == full.input_centre
     scale = np.abs(full.image_maps).max()
     assert np.abs(windowed.image_maps - full.image_maps).max() <= 1e-5 * scale

@@ -1,5 +1,5 @@
 """Every ``python -m hct`` command the README shows parses with the real command line (``hct.__main__``),
-so the README cannot drift from the options the commands take."""
+so the README cannot drift from the options the commands take; its Architecture section is the tree."""
 
 import argparse
 import re
@@ -50,3 +50,17 @@ def test_a_readme_command_parses(command):
             assert word in choices, f"README names `python -m hct {command}`, but {word!r} is not a command"
             level = choices[word]
         assert not any(a.startswith("-") for a in argv), f"`python -m hct {command}` does not parse"
+
+
+def test_the_readme_architecture_is_the_tree():
+    """The README's Architecture table lists the layers of ``tests/test_codebase_rules.py`` in their order, and
+    every file or folder of the project the README names exists (``hct/...``, ``app/...``, ``pages/...``)."""
+    from tests.test_codebase_rules import LAYERS
+
+    text = README.read_text()
+    section = text[text.index("## Architecture") :]
+    rows = re.findall(r"^\| ([a-zA-Z ]+) \| `", section, flags=re.MULTILINE)
+    assert rows == [name for name, _ in LAYERS]
+    named = set(re.findall(r"(?<![\w/.])((?:hct|app|pages|tests|bench)/[\w/.]*\w/?)", text))
+    missing = sorted(path for path in named if "*" not in path and not (REPO / path).exists())
+    assert not missing, f"the README names paths that do not exist: {missing}"

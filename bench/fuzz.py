@@ -62,19 +62,7 @@ def _cards(folder: Path) -> list[fuzz.Verdict]:
 
 
 def _configs(folder: Path) -> list[fuzz.Verdict]:
-    manifest = folder / "manifest.csv"
-    manifest.write_text("image_id,path,label,split\n")
-    config = {
-        "manifest": str(manifest),
-        "model": "gmic",
-        "stage": "image",
-        "input_size": [64, 48],
-        "patch_size": 32,
-        "epochs": 1,
-        "batch_size": 2,
-        "out_dir": str(folder / "run"),
-        "device": "cpu",
-    }
+    config = fuzz.valid_config(folder)
     return [fuzz.judge("config", c, lambda c2=changed: fuzz.use_config(c2)) for c, changed in fuzz.config_cases(config)]
 
 

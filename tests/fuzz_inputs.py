@@ -350,6 +350,23 @@ OVERRIDE_FIELDS = (
 )
 
 
+def valid_config(folder: Path) -> dict:
+    """A training config that passes the check (an empty manifest in ``folder``): the base of :func:`config_cases`."""
+    manifest = folder / "manifest.csv"
+    manifest.write_text("image_id,path,label,split\n")
+    return {
+        "manifest": str(manifest),
+        "model": "gmic",
+        "stage": "image",
+        "input_size": [64, 48],
+        "patch_size": 32,
+        "epochs": 1,
+        "batch_size": 2,
+        "out_dir": str(folder / "run"),
+        "device": "cpu",
+    }
+
+
 def config_cases(config: dict) -> Iterator[tuple[str, dict]]:
     """``config`` with each field out of range or of another type, each model override likewise, and
     manifests that are not CSV files."""

@@ -65,20 +65,7 @@ def test_model_cards_with_each_field_changed_read_or_refused(checkpoint):
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("config")
-    manifest = folder / "manifest.csv"
-    manifest.write_text("image_id,path,label,split\n")
-    return {
-        "manifest": str(manifest),
-        "model": "gmic",
-        "stage": "image",
-        "input_size": [64, 48],
-        "patch_size": 32,
-        "epochs": 1,
-        "batch_size": 2,
-        "out_dir": str(folder / "run"),
-        "device": "cpu",
-    }
+    return fuzz.valid_config(tmp_path_factory.mktemp("config"))
 
 
 def test_training_configs_out_of_range_are_refused_before_any_work(config):

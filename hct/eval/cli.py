@@ -98,18 +98,15 @@ def run_predict(args: argparse.Namespace) -> int:
     from hct.data import load_records
     from hct.eval.predictions import write_predictions
     from hct.runtime.devices import resolve_device
-    from hct.runtime.distributed import setup, teardown
+    from hct.runtime.distributed import process_group
 
     records = load_records(args.data)
     if args.split:
         records = [r for r in records if r.split == args.split]
     if not records:
         raise EvaluationError(f"no images in {args.data}" + (f" with split {args.split!r}" if args.split else ""))
-    context = setup(resolve_device(args.device))
-    try:
+    with process_group(resolve_device(args.device)) as context:
         frames = [_predict_checkpoint(spec, records, args, context) for spec in args.checkpoint]
-    finally:
-        teardown(context)
     if not context.is_main:
         return 0
     import pandas as pd

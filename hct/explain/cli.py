@@ -124,11 +124,10 @@ def run_erf(args: argparse.Namespace) -> int:
     from hct.explain.display.outputs import write_erf_outputs
     from hct.explain.erf.compute import compute_erfs
     from hct.runtime.devices import resolve_device
-    from hct.runtime.distributed import setup, teardown
+    from hct.runtime.distributed import process_group
 
     size, position = parse_size(args.size), _position(args.position)
-    context = setup(resolve_device(args.device))
-    try:
+    with process_group(resolve_device(args.device)) as context:
         records = dataset_records(args.images, args.split)
         chosen = sample_images(
             len(records), args.n, subset=args.subset, seed=args.seed, side_of=lambda i: laterality(records[i])
@@ -148,8 +147,6 @@ def run_erf(args: argparse.Namespace) -> int:
             inputs = f"{args.mode}, background {'kept' if args.keep_background else 'cleared'}"
             for path in write_erf_outputs(results, Path(args.out), _view(args), inputs):
                 print(path)
-    finally:
-        teardown(context)
     return 0
 
 
@@ -158,11 +155,10 @@ def run_table1(args: argparse.Namespace) -> int:
     from hct.explain.display.outputs import write_table1
     from hct.explain.erf.table1 import compute_table1, sample_table1
     from hct.runtime.devices import resolve_device
-    from hct.runtime.distributed import setup, teardown
+    from hct.runtime.distributed import process_group
 
     size, position = parse_size(args.size), _position(args.position)
-    context = setup(resolve_device(args.device))
-    try:
+    with process_group(resolve_device(args.device)) as context:
         records = dataset_records(args.images, args.split)
         sample = sample_table1(len(records), lambda i: laterality(records[i]), args.n, args.seed)
         chosen = [records[i] for i in sample.order]
@@ -190,8 +186,6 @@ def run_table1(args: argparse.Namespace) -> int:
         if context.is_main:
             for path in write_table1(table, Path(args.out), _view(args)):
                 print(path)
-    finally:
-        teardown(context)
     return 0
 
 

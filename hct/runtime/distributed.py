@@ -1,15 +1,17 @@
 """Several processes started by ``torchrun``: the process group, and work shared out and gathered.
 
-Generic: training (``hct.runtime.distributed``) and the ERF engine (``hct.explain.erf.engine``) use
-it. Work items are cut into rounds of contiguous ranges, one range per rank in rank order, so that
-rank 0 can put the gathered results back in item order and reduce them exactly as one process does.
+Generic: training (``hct.train.loop``), ``predict`` and the ERF engine (``hct.explain.erf.engine``) use it,
+each inside :func:`process_group`. Work items are cut into rounds of contiguous ranges, one range per rank in
+rank order, so that rank 0 can put the gathered results back in item order and reduce them exactly as one
+process does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,7 +44,7 @@ class DistContext:
         return list(items[self.rank :: self.world])
 
 
-def setup(device: torch.device) -> DistContext:
+def _setup(device: torch.device) -> DistContext:
     """Join the process group when started by torchrun (``WORLD_SIZE`` > 1); NCCL on CUDA, gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -58,9 +60,24 @@ def setup(device: torch.device) -> DistContext:
     return DistContext(rank=rank, world=world, device=device)
 
 
-def teardown(context: DistContext) -> None:
+def _teardown(context: DistContext) -> None:
     if context.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device) -> Iterator[DistContext]:
+    """This process's :class:`DistContext` on ``device``, in torchrun's process group while the block runs
+    (``WORLD_SIZE`` > 1; NCCL on CUDA, gloo on CPU). After a block that ends normally every rank waits for
+    the others before the group is destroyed: gloo aborts a rank that destroys its group while a peer still
+    reads from it (after ``gather_object``, rank 1 died with SIGABRT, "terminate called without an active
+    exception", about once in a CI run). After an error the group is destroyed at once."""
+    context = _setup(device)
+    try:
+        yield context
+        barrier(context)
+    finally:
+        _teardown(context)
 
 
 def broadcast_int(context: DistContext, value: int) -> int:
@@ -90,7 +107,7 @@ def round_ranges(start: int, stop: int, world: int) -> list[range]:
 
 def gather_to_main(context: DistContext, value: T) -> list[T] | None:
     """Every rank's ``value`` on rank 0, in rank order; ``None`` on the other ranks (pickled, so any
-    picklable value; a CUDA run needs ``torch.cuda.set_device``, which :func:`setup` does)."""
+    picklable value; a CUDA run needs ``torch.cuda.set_device``, which :func:`process_group` does)."""
     if not context.distributed:
         return [value]
     gathered: list | None = [None] * context.world if context.is_main else None

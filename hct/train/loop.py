@@ -39,7 +39,7 @@ from hct.io import atomic_write
 from hct.models import HighResNet, create_model
 from hct.models.checkpoints import load_model, save_checkpoint
 from hct.runtime.devices import describe_device
-from hct.runtime.distributed import DistContext, barrier, broadcast_int, setup, teardown
+from hct.runtime.distributed import DistContext, barrier, broadcast_int, process_group
 from hct.train.asam import ASAM, frozen_bn_stats
 from hct.train.config import TrainConfig, load_config
 from hct.train.data import ImageBank, augment, load_bank, random_key
@@ -237,11 +237,8 @@ def train(
         config = load_config(config)
     elif isinstance(config, dict):
         config = TrainConfig.from_dict(config)
-    ctx = setup(config.resolved_device())
-    try:
+    with process_group(config.resolved_device()) as ctx:
         return _train(config, ctx, bank, progress, heartbeat or _silent)
-    finally:
-        teardown(ctx)
 
 
 @dataclass
